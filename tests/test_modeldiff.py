@@ -1,0 +1,140 @@
+"""ModelDiff core: search reproducibility and validity, DDV distances, ranking direction."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from utils.errors import UserError
+from utils_pickaback.modeldiff import (
+    cosine_distance, decision_distance_vector, model_distance, modeldiff, normalised_image_range,
+    rank_candidates, search_profiling_inputs)
+
+VOCAB = 50
+SEARCH = dict(epsilon=0.1, max_iterations=15, progress=False)
+
+
+def small_cnn(seed, num_classes=5):
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 84), nn.ReLU(), nn.Linear(84, num_classes))
+    return model.eval()
+
+
+class BagOfTokens(nn.Module):
+    """Mean of the non-padding token embeddings -> linear head."""
+
+    def __init__(self, seed, num_classes=4):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(VOCAB, 16)
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, tokens):
+        mask = (tokens != 0).unsqueeze(-1).float()
+        pooled = (self.embed(tokens) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+
+def noisy_copy(model, scale, seed):
+    torch.manual_seed(seed)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(scale * p.std() * torch.randn_like(p))
+    return twin
+
+
+def image_seeds(n=20, seed=0):
+    low, high = normalised_image_range((0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
+    unit = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    return low + unit * (high - low), (low, high)
+
+
+def text_seeds(n=20, length=12, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(1, VOCAB, (n, length), generator=gen)
+    lengths = torch.randint(1, length + 1, (n,), generator=gen)
+    tokens[torch.arange(length) >= lengths.unsqueeze(1)] = 0
+    tokens[0] = 0                                  # an all-padding row must survive untouched
+    return tokens
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_model_compared_with_itself_has_distance_zero():
+    model = small_cnn(0)
+    seeds, bounds = image_seeds()
+    inputs = search_profiling_inputs(model, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH)
+    assert model_distance(model, model, inputs) == {"euc": 0.0, "cos": 0.0}
+
+
+def test_noisy_copy_ranks_first_when_similar_and_not_first_when_dissimilar():
+    target = small_cnn(0)
+    candidates = {"twin": noisy_copy(target, 0.05, seed=9)}
+    candidates.update({f"random{i}": small_cnn(100 + i) for i in range(3)})
+    seeds, bounds = image_seeds()
+    distances = {name: modeldiff(target, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH)["euc"]
+                 for name, model in candidates.items()}
+    assert distances["twin"] < min(v for k, v in distances.items() if k != "twin")
+    assert rank_candidates(distances, "similar")[0] == "twin"
+    assert rank_candidates(distances, "dissimilar")[0] != "twin"
+    assert rank_candidates(distances, "dissimilar")[-1] == "twin"
+
+
+def test_same_seed_same_result_and_different_seed_different_inputs():
+    a, b = small_cnn(0), small_cnn(1)
+    seeds, bounds = image_seeds()
+    first = search_profiling_inputs(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
+    again = search_profiling_inputs(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
+    other = search_profiling_inputs(a, b, seeds, generator=gen(8), valid_range=bounds, **SEARCH)
+    assert torch.equal(first, again)
+    assert model_distance(a, b, first) == model_distance(a, b, again)
+    assert not torch.equal(first, other)
+    assert not torch.equal(first, seeds)           # the search actually moved something
+
+
+def test_image_search_stays_in_valid_range_and_changes_by_epsilon_steps():
+    a, b = small_cnn(0), small_cnn(1)
+    seeds, (low, high) = image_seeds()
+    seeds[:, :, :4, :4] = high                     # elements on the boundary must not leave it
+    inputs = search_profiling_inputs(a, b, seeds, generator=gen(3), valid_range=(low, high),
+                                     elements_per_mutation=50, epsilon=0.5, max_iterations=20, progress=False)
+    assert (inputs >= low - 1e-6).all() and (inputs <= high + 1e-6).all()
+    assert inputs.shape == seeds.shape and inputs.dtype == seeds.dtype
+
+
+def test_text_search_keeps_valid_ids_and_padding():
+    a, b = BagOfTokens(0), BagOfTokens(1, num_classes=6)     # different class counts are fine
+    seeds = text_seeds()
+    inputs = search_profiling_inputs(a, b, seeds, generator=gen(5), vocab_size=VOCAB,
+                                     epsilon=0.1, max_iterations=30, progress=False)
+    assert inputs.dtype == torch.int64
+    assert torch.equal(inputs == 0, seeds == 0)            # padding stays padding, tokens stay tokens
+    assert inputs.min() >= 0 and inputs.max() < VOCAB
+    assert not torch.equal(inputs, seeds)
+    assert model_distance(a, a, inputs) == {"euc": 0.0, "cos": 0.0}
+
+
+def test_ddv_pairs_first_half_with_second_half():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0], [0.0, 1.0]])
+    model = lambda x: x                                       # identity: inputs are the logits
+    assert torch.allclose(decision_distance_vector(model, logits, "euc"), torch.tensor([3.0, 1.0]).double())
+    assert torch.allclose(decision_distance_vector(model, logits, "cos"), torch.tensor([0.0, 0.0]).double())
+
+
+def test_cosine_distance_edge_cases_and_ranking_rules():
+    assert cosine_distance(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])) == pytest.approx(0.0, abs=1e-12)
+    assert cosine_distance(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == pytest.approx(1.0)
+    assert cosine_distance(torch.zeros(3), torch.zeros(3)) == 0.0
+    distances = {"a": 0.3, "b": 0.1, "c": float("nan"), "d": 0.9}
+    assert rank_candidates(distances, "similar") == ["b", "a", "d", "c"]
+    assert rank_candidates(distances, "dissimilar") == ["d", "a", "b", "c"]
+    with pytest.raises(UserError):
+        rank_candidates(distances, "closest")
+    with pytest.raises(UserError):
+        search_profiling_inputs(small_cnn(0), small_cnn(0), text_seeds(), epsilon=0.1, max_iterations=1,
+                                generator=gen(0), vocab_size=None, progress=False)

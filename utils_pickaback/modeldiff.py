@@ -1,0 +1,245 @@
+"""ModelDiff: profiling-input search, decision distance vectors (DDVs), model distance, ranking.
+
+Models are plain callables `model(x) -> logits` (B x C, C may differ between the two models), already in
+eval mode and on the device of the inputs. Inputs are one batch tensor: images float32 B x 3 x H x W, or
+text int64 B x T token ids with 0 = padding.
+
+What the original did (reference §5.1) and what changes here:
+* Score of a batch X: chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) - f_j(X0_n)|| (X0 =
+  seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits on X. The
+  original hill-climbs that global score one element of one input per iteration, re-running the whole
+  batch through both models twice per iteration.
+* Here the score is split per input: s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with chg_j,n the change
+  of input n's logits and div_j,n input n's row of the distance matrix (mean distance of its logits to
+  all inputs' logits; the batch mean of the rows is the original div). Every iteration proposes two
+  mutations for EVERY input at once (images: the same random elements moved by +epsilon and by
+  -epsilon, as the original's pair of moves; text: two random token replacements), runs only those
+  proposals through each model in one batch, and keeps the better proposal of input n when it beats
+  s_n with the other inputs held at their current logits. Logits of kept proposals are reused, so
+  unchanged inputs are never re-run.
+* Both models see the same inputs (the caller passes seeds from the target's own training data), and
+  all randomness comes from the caller's torch.Generator, so a search is reproducible.
+* DDV: pairs (k, k + n/2), Euclidean and cosine distance of each pair's logits; model distance =
+  cosine distance between the two models' DDVs (0 = identical decisions). Logits, not softmax.
+"""
+import torch
+from tqdm import tqdm
+
+from utils.errors import UserError
+
+METRICS = ("euc", "cos")
+SELECT_RULES = ("similar", "dissimilar")
+
+
+# ---------------------------------------------------------------------------------------------------
+# profiling-input search
+
+def search_profiling_inputs(model_a, model_b, seeds, *, epsilon, max_iterations, generator,
+                            valid_range=None, vocab_size=None, elements_per_mutation=1,
+                            forward_batch_size=None, progress=True):
+    """Mutate `seeds` (n inputs, same for both models) to maximise the ModelDiff score; returns a new tensor.
+
+    Images: each proposal moves `elements_per_mutation` random elements of an input by +-epsilon, then
+    clips to `valid_range` = (low, high), floats or tensors broadcastable to one input (e.g. 3 x 1 x 1
+    per-channel bounds of normalised images, see `normalised_image_range`); None = no clipping.
+    Text: each proposal replaces one random non-padding token by another id in [1, vocab_size);
+    padding (0) is never touched. `generator` (a CPU torch.Generator) drives every random choice.
+    """
+    if seeds.dim() < 2 or seeds.shape[0] < 2:
+        raise UserError("ModelDiff needs a batch of at least 2 seed inputs.")
+    if max_iterations < 0:
+        raise UserError("max_iterations must be zero or positive.")
+    is_text = not seeds.is_floating_point()
+    if is_text:
+        _check_token_ids(seeds, vocab_size)
+    elif epsilon <= 0:
+        raise UserError("epsilon must be positive for image inputs.")
+
+    inputs = seeds.clone()
+    start_a = _forward(model_a, inputs, forward_batch_size)
+    start_b = _forward(model_b, inputs, forward_batch_size)
+    logits_a, logits_b = start_a.clone(), start_b.clone()
+    for _ in tqdm(range(max_iterations), desc="profiling-input search", leave=False, disable=not progress):
+        if is_text:
+            proposals = _propose_token_replacements(inputs, vocab_size, generator)
+        else:
+            proposals = _propose_pixel_moves(inputs, epsilon, elements_per_mutation, valid_range, generator)
+        n = inputs.shape[0]
+        flat = proposals.flatten(0, 1)                       # (2 n) x ...: both proposals, one batch
+        prop_a = _forward(model_a, flat, forward_batch_size).view(2, n, -1)
+        prop_b = _forward(model_b, flat, forward_batch_size).view(2, n, -1)
+
+        current = _input_scores(logits_a, logits_b, start_a, start_b)
+        scores = torch.stack([
+            _proposal_scores(prop_a[i], prop_b[i], logits_a, logits_b, start_a, start_b) for i in range(2)])
+        best_score, best = scores.max(dim=0)
+        keep = best_score > current                          # strict, as the original: ties keep the input
+        if not keep.any():
+            continue
+        rows = keep.nonzero().squeeze(1)
+        chosen = best[rows]
+        inputs[rows] = proposals[chosen, rows]
+        logits_a[rows] = prop_a[chosen, rows]
+        logits_b[rows] = prop_b[chosen, rows]
+    return inputs
+
+
+def normalised_image_range(mean, std):
+    """(low, high) per-channel bounds (3 x 1 x 1) of images in [0, 1] after (x - mean) / std."""
+    mean = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    return (0.0 - mean) / std, (1.0 - mean) / std
+
+
+def _check_token_ids(tokens, vocab_size):
+    if vocab_size is None or vocab_size < 3:
+        raise UserError("text inputs need vocab_size >= 3 (id 0 is padding) for the ModelDiff search.")
+    if tokens.min() < 0 or tokens.max() >= vocab_size:
+        raise UserError(f"seed token ids must lie in [0, {vocab_size}).")
+
+
+def _propose_pixel_moves(inputs, epsilon, elements_per_mutation, valid_range, generator):
+    """2 x n x ... proposals: the same random elements of each input moved by +epsilon and by -epsilon."""
+    n = inputs.shape[0]
+    size = inputs[0].numel()
+    k = max(1, min(int(elements_per_mutation), size))
+    positions = torch.randint(0, size, (n, k), generator=generator).to(inputs.device)
+    step = torch.zeros(n, size, device=inputs.device, dtype=inputs.dtype)
+    step.scatter_(1, positions, epsilon)
+    step = step.view_as(inputs)
+    proposals = torch.stack([inputs + step, inputs - step])
+    if valid_range is not None:
+        low, high = (torch.as_tensor(b, dtype=inputs.dtype, device=inputs.device) for b in valid_range)
+        proposals = torch.maximum(torch.minimum(proposals, high), low)
+    return proposals
+
+
+def _propose_token_replacements(tokens, vocab_size, generator):
+    """2 x n x T proposals, each replacing one random non-padding token by a different id in [1, vocab)."""
+    proposals = []
+    for _ in range(2):
+        n, length = tokens.shape
+        # a random key per position, -1 on padding, so argmax picks a uniform random real token
+        keys = torch.rand(n, length, generator=generator).to(tokens.device)
+        keys = keys.masked_fill(tokens == 0, -1.0)
+        position = keys.argmax(dim=1)
+        has_tokens = (tokens != 0).any(dim=1)
+        # shift the old id by 1..vocab-2 inside the ring [1, vocab) so the new id always differs
+        shift = torch.randint(1, vocab_size - 1, (n,), generator=generator).to(tokens.device)
+        old = tokens[torch.arange(n), position]
+        new = 1 + (old - 1 + shift) % (vocab_size - 1)
+        proposal = tokens.clone()
+        rows = has_tokens.nonzero().squeeze(1)
+        proposal[rows, position[rows]] = new[rows]
+        proposals.append(proposal)
+    return torch.stack(proposals)
+
+
+def _input_scores(logits_a, logits_b, start_a, start_b):
+    """Per-input score chg_a * chg_b * div_a * div_b of the current inputs."""
+    chg_a = (logits_a - start_a).norm(dim=1)
+    chg_b = (logits_b - start_b).norm(dim=1)
+    div_a = torch.cdist(logits_a, logits_a).mean(dim=1)
+    div_b = torch.cdist(logits_b, logits_b).mean(dim=1)
+    return chg_a * chg_b * div_a * div_b
+
+
+def _proposal_scores(prop_a, prop_b, logits_a, logits_b, start_a, start_b):
+    """Score of each input's proposal as if it replaced that input while the others stay as they are."""
+    chg_a = (prop_a - start_a).norm(dim=1)
+    chg_b = (prop_b - start_b).norm(dim=1)
+    return chg_a * chg_b * _diversity_row(prop_a, logits_a) * _diversity_row(prop_b, logits_b)
+
+
+def _diversity_row(proposal, current):
+    """Mean distance of proposal n to every current output, with its own slot counted as 0 (self)."""
+    distances = torch.cdist(proposal, current)
+    distances.fill_diagonal_(0.0)
+    return distances.mean(dim=1)
+
+
+@torch.no_grad()
+def _forward(model, inputs, batch_size=None):
+    if batch_size is None or batch_size >= inputs.shape[0]:
+        return model(inputs).float()
+    return torch.cat([model(chunk).float() for chunk in inputs.split(batch_size)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# decision distance vectors and model distance
+
+def decision_distance_vectors(logits):
+    """{"euc": DDV, "cos": DDV} of one model's logits (n x C): distances of pairs (k, k + n/2), float64.
+
+    With an odd n the last input has no partner and is left out.
+    """
+    if logits.shape[0] < 2:
+        raise UserError("a decision distance vector needs at least 2 profiling inputs.")
+    half = logits.shape[0] // 2
+    first, second = logits[:half].double(), logits[half:2 * half].double()
+    return {
+        "euc": (first - second).norm(dim=1),
+        "cos": 1.0 - torch.nn.functional.cosine_similarity(first, second, dim=1, eps=1e-12),
+    }
+
+
+def decision_distance_vector(model, inputs, metric="euc", forward_batch_size=None):
+    """DDV of `model` on `inputs` with `metric` "euc" (Euclidean) or "cos" (cosine distance)."""
+    if metric not in METRICS:
+        raise UserError(f"unknown DDV metric {metric!r}; choose one of {', '.join(METRICS)}.")
+    return decision_distance_vectors(_forward(model, inputs, forward_batch_size))[metric]
+
+
+def cosine_distance(u, v):
+    """1 - cosine similarity of two DDVs (scipy's definition), in [0, 2].
+
+    Identical vectors give exactly 0; a zero vector (a model whose decisions never differ) is 0 away
+    from another zero vector and 1 away from anything else, where scipy would return NaN.
+    """
+    u, v = u.double().flatten(), v.double().flatten()
+    if torch.equal(u, v):
+        return 0.0
+    norm_u, norm_v = u.norm(), v.norm()
+    if norm_u == 0 or norm_v == 0:
+        return 0.0 if norm_u == norm_v else 1.0
+    similarity = torch.dot(u, v) / (norm_u * norm_v)
+    return float((1.0 - similarity).clamp(0.0, 2.0))
+
+
+def model_distance(model_a, model_b, inputs, forward_batch_size=None):
+    """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs."""
+    ddvs_a = decision_distance_vectors(_forward(model_a, inputs, forward_batch_size))
+    ddvs_b = decision_distance_vectors(_forward(model_b, inputs, forward_batch_size))
+    return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
+
+
+def modeldiff(target, candidate, seeds, *, epsilon, max_iterations, generator, valid_range=None,
+              vocab_size=None, elements_per_mutation=1, forward_batch_size=None, progress=True):
+    """Search profiling inputs for (target, candidate), then their model distance {"euc", "cos"}.
+
+    For results that do not depend on the order in which candidates are compared, pass a fresh
+    generator seeded the same way for every pair.
+    """
+    inputs = search_profiling_inputs(
+        target, candidate, seeds, epsilon=epsilon, max_iterations=max_iterations, generator=generator,
+        valid_range=valid_range, vocab_size=vocab_size, elements_per_mutation=elements_per_mutation,
+        forward_batch_size=forward_batch_size, progress=progress)
+    return model_distance(target, candidate, inputs, forward_batch_size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# ranking
+
+def rank_candidates(distances, select="similar"):
+    """Candidates ordered best first: "similar" = smallest distance first, "dissimilar" = largest first.
+
+    "dissimilar" is what the original code does (argmax of a distance). Ties keep the dict's order;
+    NaN distances always go last.
+    """
+    if select not in SELECT_RULES:
+        raise UserError(f"unknown selection rule {select!r}; choose one of {', '.join(SELECT_RULES)}.")
+    numbers = [(name, float(value)) for name, value in distances.items()]
+    valid = [(name, value) for name, value in numbers if value == value]
+    invalid = [name for name, value in numbers if value != value]
+    ordered = sorted(valid, key=lambda item: item[1], reverse=(select == "dissimilar"))
+    return [name for name, _ in ordered] + invalid
