@@ -1,0 +1,261 @@
+"""Dataset configs, text encoding, both loader paths and the bad-input messages."""
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS
+from utils.data import (TaskData, load_split, random_crop_flip, split_indices, task_loaders,
+                        train_val_split)
+from utils.dataset_config import (CIFAR100_STD, CONFIG_NAMES, DATA_ROOT_ENV, DEMO_CLASSES,
+                                  DEMO_TASKS, get_config)
+from utils.errors import UserError
+from utils.text import encode_batch, encode_text
+
+REPO = Path(__file__).resolve().parent.parent
+NUM_CLASSES = 5
+
+
+# --------------------------------------------------------------------------- configs
+
+def test_every_config_builds_with_explicit_modalities():
+    assert CONFIG_NAMES == ("demo", "cifar100", "oxford", "cub")
+    for name in CONFIG_NAMES:
+        cfg = get_config(name)
+        assert [t.task_id for t in cfg.tasks] == list(range(1, cfg.num_tasks + 1))
+        assert all(t.modality in ("image", "text") for t in cfg.tasks)
+
+
+def test_config_shapes_match_the_original():
+    cifar = get_config("cifar100")
+    assert cifar.num_tasks == 20 and cifar.task(1).name == "aquatic_mammals"
+    assert cifar.task(14).name == "non-insect_invertebrates" and cifar.task(20).name == "vehicles_2"
+    assert cifar.task("fish").std != CIFAR100_STD and cifar.train_augment == "crop_flip"
+    oxford, cub = get_config("oxford"), get_config("cub")
+    assert [t.modality for t in oxford.tasks] == ["image"] * 6 + ["text"] * 6
+    assert oxford.task(12).name == "group12" and oxford.task(1).num_classes == 4
+    assert cub.num_tasks == 56 and cub.task(28).modality == "image" and cub.task(29).modality == "text"
+    assert cub.image_size == 224 and oxford.image_size == 64
+
+
+def test_demo_related_pairs_share_classes_and_modality():
+    cfg = get_config("demo")
+    assert len(cfg.related) == 12
+    families = {name: (modality, family) for name, modality, family, _ in DEMO_TASKS}
+    for task, other in cfg.related.items():
+        assert other != task and cfg.related[other] == task
+        assert families[task] == families[other]
+    assert cfg.related["shapes_clean"] == "shapes_noisy"
+    assert cfg.related["colours_notes"] == "colours_captions"
+    assert [t.modality for t in cfg.tasks] == ["image"] * 6 + ["text"] * 6
+
+
+def test_data_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert get_config("demo").image_root == tmp_path / "demo" / "images"
+    assert get_config("cifar100").image_root == tmp_path / "cifar100_org"
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    assert get_config("demo").image_root == REPO / "data" / "demo" / "images"
+
+
+def test_task_lookup_by_id_name_and_digit_string():
+    cfg = get_config("demo")
+    assert cfg.task(3) == cfg.task("3") == cfg.task("patterns_clean")
+    assert cfg.task(3).task_id == 3
+
+
+def test_unknown_task_and_config_list_the_valid_ones():
+    with pytest.raises(UserError, match="valid tasks are: 1=shapes_clean.*12=colours_notes"):
+        get_config("demo").task(13)
+    with pytest.raises(UserError, match="valid tasks are"):
+        get_config("demo").task("nope")
+    with pytest.raises(UserError, match="valid configs are: demo, cifar100, oxford, cub"):
+        get_config("imagenet")
+
+
+# --------------------------------------------------------------------------- text
+
+def test_hashed_words_are_crc32_of_lowercased_words():
+    cfg = get_config("demo")
+    ids = encode_text("Red  CIRCLE, red!", cfg)
+    expected = [1 + zlib.crc32(w.encode()) % (cfg.vocab_size - 1) for w in ("red", "circle", "red")]
+    assert ids == expected and ids[0] == ids[2] and all(0 < i < cfg.vocab_size for i in ids)
+
+
+def test_bytes_encoding_and_truncation():
+    from dataclasses import replace
+    cfg = replace(get_config("demo"), text_encoding="bytes", vocab_size=257, max_text_length=4)
+    assert encode_text("aé", cfg) == [ord("a") + 1, 0xC3 + 1, 0xA9 + 1]
+    assert encode_text("abcdefgh", cfg) == [98, 99, 100, 101]
+    batch = encode_batch(["ab", "abcdefgh"], cfg)
+    assert batch.dtype == torch.int64 and batch.tolist() == [[98, 99, 0, 0], [98, 99, 100, 101]]
+
+
+def test_text_encoding_is_stable_across_processes():
+    code = "from utils.dataset_config import get_config; from utils.text import encode_text; " \
+           "print(encode_text('a small ring', get_config('demo')))"
+    runs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2)}
+    assert len(runs) == 1 and runs.pop().startswith("[")
+
+
+# --------------------------------------------------------------------------- loading
+
+def test_load_split_image(demo_cfg):
+    data = load_split(demo_cfg, demo_cfg.task(1), "train")
+    assert data.inputs.dtype == torch.uint8 and data.inputs.shape == (5 * SMALL_TRAIN_PER_CLASS, 3, 32, 32)
+    assert data.labels.dtype == torch.int64 and data.labels.tolist() == sorted(data.labels.tolist())
+    assert set(data.labels.tolist()) == set(range(NUM_CLASSES))
+    assert data.classes == list(DEMO_CLASSES["shapes"]) and data.modality == "image"
+    assert data.inputs.float().std() > 10     # real pictures, not an empty buffer
+
+
+def test_load_split_text(demo_cfg):
+    data = load_split(demo_cfg, demo_cfg.task("colours_notes"), "test")
+    assert data.inputs.dtype == torch.int64 and data.inputs.shape == (5 * SMALL_TEST_PER_CLASS, 32)
+    assert data.inputs.min() >= 0 and data.inputs.max() < demo_cfg.vocab_size
+    assert (data.inputs[:, 0] != 0).all()     # every caption has at least one token
+    assert data.classes == list(DEMO_CLASSES["colours"]) and data.modality == "text"
+
+
+def test_train_val_split_is_seeded_and_stratified():
+    labels = torch.arange(100) % 5
+    data = TaskData(torch.arange(100)[:, None], labels, list("abcde"), "text")
+    train_a, val_a = train_val_split(data, 0.2, seed=0)
+    train_b, val_b = train_val_split(data, 0.2, seed=0)
+    _, val_c = train_val_split(data, 0.2, seed=1)
+    assert torch.equal(val_a.inputs, val_b.inputs) and torch.equal(train_a.inputs, train_b.inputs)
+    assert not torch.equal(val_a.inputs, val_c.inputs)
+    assert len(val_a) == 20 and torch.bincount(val_a.labels).tolist() == [4] * 5
+    assert set(train_a.inputs.flatten().tolist()).isdisjoint(val_a.inputs.flatten().tolist())
+    assert len(train_a) + len(val_a) == 100
+    train_idx, val_idx = split_indices(labels, 0.0, seed=0)
+    assert len(val_idx) == 0 and len(train_idx) == 100
+    _, unstratified = split_indices(labels, 0.2, seed=0, stratify=False)
+    assert len(unstratified) == 20
+
+
+def _collect(loader):
+    xs, ys = zip(*loader)
+    return torch.cat(xs), torch.cat(ys)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_image_loaders_batches(demo_cfg, in_memory):
+    task = demo_cfg.task(2)
+    train, val, test = task_loaders(demo_cfg, task, batch_size=8, val_batch_size=7, val_fraction=0.2,
+                                    in_memory=in_memory)
+    x, y = next(iter(train))
+    assert x.dtype == torch.float32 and x.shape == (8, 3, 32, 32) and y.dtype == torch.int64
+    assert len(train) == 5 and len(val) == 2 and len(test) == 3    # 40 train, 10 val, 20 test
+    vx, vy = _collect(val)
+    assert vx.shape == (10, 3, 32, 32) and torch.bincount(vy).tolist() == [2] * 5
+    tx, ty = _collect(test)
+    assert tx.shape == (20, 3, 32, 32) and ty.min() == 0 and ty.max() == NUM_CLASSES - 1
+    assert abs(tx.mean().item()) < 3 and tx.abs().max() < 5     # normalised, not raw 0..255
+
+
+def test_both_paths_give_the_same_evaluation_batches(demo_cfg):
+    task = demo_cfg.task("patterns_noisy")
+    memory = task_loaders(demo_cfg, task, val_fraction=0.2, seed=3, in_memory=True)
+    folder = task_loaders(demo_cfg, task, val_fraction=0.2, seed=3, in_memory=False)
+    for fast, slow in zip(memory[1:], folder[1:]):
+        (fx, fy), (sx, sy) = _collect(fast), _collect(slow)
+        assert torch.equal(fy, sy) and torch.allclose(fx, sx)
+
+
+def test_train_order_is_seeded(demo_cfg):
+    task = demo_cfg.task(1)
+    labels = lambda seed: _collect(task_loaders(demo_cfg, task, batch_size=8, seed=seed)[0])[1]  # noqa: E731
+    assert torch.equal(labels(0), labels(0)) and not torch.equal(labels(0), labels(1))
+    train = task_loaders(demo_cfg, task, batch_size=8, seed=0)[0]
+    first, second = _collect(train)[1], _collect(train)[1]
+    assert not torch.equal(first, second)      # a new order every epoch
+
+
+def test_val_fraction_zero_means_val_is_test(demo_cfg):
+    train, val, test = task_loaders(demo_cfg, demo_cfg.task(7), val_fraction=0.0)
+    assert val is test and sum(len(y) for _, y in train) == 5 * SMALL_TRAIN_PER_CLASS
+    x, _ = next(iter(train))
+    assert x.dtype == torch.int64 and x.shape[1] == demo_cfg.max_text_length
+
+
+def test_random_crop_flip_shifts_and_mirrors():
+    image = torch.arange(2 * 3 * 6 * 6, dtype=torch.int64).view(2, 3, 6, 6).to(torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    flipped = random_crop_flip(image.repeat(50, 1, 1, 1), generator, crop=False)
+    originals = image.repeat(50, 1, 1, 1)
+    is_flip = (flipped == originals.flip(3)).flatten(1).all(1)
+    assert ((flipped == originals).flatten(1).all(1) | is_flip).all() and 10 < is_flip.sum() < 90
+    ones = torch.ones(200, 3, 8, 8, dtype=torch.uint8)
+    cropped = random_crop_flip(ones, generator, crop=True)
+    assert cropped.shape == ones.shape
+    kept = cropped.flatten(1).float().mean(1)
+    assert (kept == 1).any() and (kept < 1).any() and (kept >= 0.25).all()   # padding 4 of 8
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.fixture
+def writable_demo(small_demo_root, tmp_path):
+    """A private copy of two demo tasks (shapes_clean, shapes_captions) that a test may damage."""
+    for sub in ("images/train/shapes_clean", "images/test/shapes_clean",
+                "text/train/shapes_captions", "text/test/shapes_captions"):
+        shutil.copytree(small_demo_root / "demo" / sub, tmp_path / "demo" / sub)
+    return get_config("demo", data_root_dir=tmp_path)
+
+
+def test_missing_data_root_names_layout_and_command(tmp_path):
+    cfg = get_config("demo", data_root_dir=tmp_path)
+    with pytest.raises(UserError) as err:
+        load_split(cfg, cfg.task(1), "train")
+    message = str(err.value)
+    assert "{train,test}/<task>/<class>/<file>" in message and "python tools/make_demo_data.py" in message
+    cifar = get_config("cifar100", data_root_dir=tmp_path)
+    with pytest.raises(UserError, match="tools/prepare_cifar100.py"):
+        task_loaders(cifar, cifar.task(1))
+
+
+def test_missing_task_folder_is_named(writable_demo):
+    with pytest.raises(UserError, match="patterns_clean is missing"):
+        load_split(writable_demo, writable_demo.task("patterns_clean"), "train")
+
+
+def test_empty_class_folder_is_named(writable_demo):
+    folder = writable_demo.image_root / "train" / "shapes_clean" / "ring"
+    for file in folder.iterdir():
+        file.unlink()
+    with pytest.raises(UserError, match=f"Class folder {folder} has no image files"):
+        load_split(writable_demo, writable_demo.task(1), "train")
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_unreadable_image_is_named(writable_demo, in_memory):
+    bad = writable_demo.image_root / "test" / "shapes_clean" / "cross" / "0001.png"
+    bad.write_bytes(b"this is not a png")
+    with pytest.raises(UserError, match=f"Cannot read image {bad}"):
+        loaders = task_loaders(writable_demo, writable_demo.task(1), in_memory=in_memory)
+        _collect(loaders[2])
+
+
+def test_non_utf8_caption_is_named(writable_demo):
+    bad = writable_demo.text_root / "train" / "shapes_captions" / "square" / "0002.txt"
+    bad.write_bytes("caf\u00e9 square".encode("latin-1"))
+    with pytest.raises(UserError, match=f"Caption file {bad} is not valid UTF-8"):
+        load_split(writable_demo, writable_demo.task("shapes_captions"), "train")
+
+
+def test_task_info_cli(small_demo_root):
+    run = lambda *args: subprocess.run([sys.executable, "tools/task_info.py", *args], cwd=REPO,  # noqa: E731
+                                       capture_output=True, text=True)
+    assert run("demo", "7", "--field", "modality").stdout == "text\n"
+    assert run("demo", "2").stdout == "shapes_noisy\n"
+    assert run("cifar100", "--list").stdout.split() == [str(i) for i in range(1, 21)]
+    for bad in (("demo", "13"), ("imagenet", "1")):
+        result = run(*bad)
+        assert result.returncode != 0 and result.stderr.startswith("error: ")
+        assert "Traceback" not in result.stderr and "valid" in result.stderr

@@ -1,0 +1,236 @@
+"""Generate the demo config's data: 12 small tasks of 5 classes, deterministic from a seed.
+
+Tasks 1-6 are 32x32 RGB PNG images, tasks 7-12 one-caption .txt files (the task list, families and
+related pairs are defined once, in utils/dataset_config.py). Two tasks of one family share their
+classes and differ in domain (image: clean vs noisy rendering; text: caption vs note templates),
+so each task has a right answer for backbone selection. Written to <out>/{images,text}/{train,test}/
+<task>/<class>/; a marker file is written last, so a half-written folder is regenerated.
+
+    python tools/make_demo_data.py [--seed 0] [--out data/demo] [--force]
+"""
+import argparse
+import colorsys
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from utils.dataset_config import DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_TASKS, data_root  # noqa: E402
+from utils.errors import UserError, run_main  # noqa: E402
+
+FORMAT_VERSION = 1
+MARKER = ".complete"
+SIZE = DEMO_IMAGE_SIZE
+HUES = {"red": 0.0, "yellow": 55.0, "green": 120.0, "blue": 225.0, "purple": 280.0}
+
+# --------------------------------------------------------------------------- images
+
+_YY, _XX = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+
+
+def shape_mask(name, cy, cx, r):
+    dy, dx = _YY - cy, _XX - cx
+    dist = np.sqrt(dy ** 2 + dx ** 2)
+    if name == "circle":
+        return dist <= r
+    if name == "ring":
+        return (dist <= r) & (dist >= 0.55 * r)
+    if name == "square":
+        return np.maximum(np.abs(dy), np.abs(dx)) <= 0.8 * r
+    if name == "cross":
+        arm = r / 3
+        return ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
+    if name == "triangle":  # apex up: symmetric under the horizontal flip used in training
+        return (dy >= -r) & (dy <= 0.7 * r) & (np.abs(dx) <= (dy + r) * 0.6)
+    raise ValueError(name)
+
+
+def pattern_mask(name, period, rng):
+    """Values in [0, 1]; every pattern keeps its class under a horizontal flip."""
+    py, px = rng.uniform(0, period, 2)
+    half = period / 2
+    if name == "horizontal_stripes":
+        return ((_YY + py) // half % 2).astype(np.float32)
+    if name == "vertical_stripes":
+        return ((_XX + px) // half % 2).astype(np.float32)
+    if name == "checkerboard":
+        return (((_YY + py) // half + (_XX + px) // half) % 2).astype(np.float32)
+    if name == "dots":
+        dy, dx = (_YY + py) % period - half, (_XX + px) % period - half
+        return (dy ** 2 + dx ** 2 <= (period / 3.2) ** 2).astype(np.float32)
+    if name == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = np.cos(angle) * _XX + np.sin(angle) * _YY
+        return (ramp - ramp.min()) / (ramp.max() - ramp.min())
+    raise ValueError(name)
+
+
+def hue_colour(name, rng):
+    hue = (HUES[name] + rng.uniform(-18, 18)) % 360 / 360
+    rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0))
+    return np.array(rgb, dtype=np.float32) * 255
+
+
+def background_and_foreground(domain, rng):
+    """Clean: dark background, bright object. Noisy (with more pixel noise): bright background, dark object."""
+    if domain == "clean":
+        return rng.uniform(0, 70, 3), rng.uniform(150, 255, 3)
+    background = rng.uniform(130, 240, 3)
+    return background, np.clip(background - rng.uniform(80, 130, 3), 0, 255)
+
+
+def render_image(family, domain, label, rng) -> np.ndarray:
+    """One H x W x 3 uint8 image of class `label`."""
+    noisy = domain == "noisy"
+    background, foreground = background_and_foreground(domain, rng)
+    if family == "shapes":
+        r = rng.uniform(8, 12) if noisy else rng.uniform(9, 14)
+        cy, cx = rng.uniform(r, SIZE - 1 - r, 2)
+        mask = shape_mask(label, cy, cx, r).astype(np.float32)
+    elif family == "patterns":
+        mask = pattern_mask(label, rng.uniform(5, 9) if noisy else rng.uniform(6, 11), rng)
+    else:  # colours: the object's hue is the class, its shape and the background are not
+        r = rng.uniform(5, 9) if noisy else rng.uniform(7, 12)
+        cy, cx = rng.uniform(r, SIZE - 1 - r, 2)
+        mask = shape_mask(rng.choice(["circle", "square"]), cy, cx, r).astype(np.float32)
+        grey = rng.uniform(40, 200)
+        background = rng.uniform(grey - 25, grey + 25, 3) if noisy else np.full(3, grey)
+        foreground = hue_colour(label, rng)
+    image = background * (1 - mask[..., None]) + foreground * mask[..., None]
+    image += rng.normal(0, 22 if noisy else 8, image.shape)
+    return np.clip(image, 0, 255).round().astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- captions
+# Per class: (keywords of the "captions" style, keywords of the "notes" style). The first keyword
+# is shared by both styles, the others are the style's own, so related text tasks overlap but differ.
+KEYWORDS = {
+    "circle": (["circle", "disc", "round shape"], ["circle", "round disk", "full moon outline"]),
+    "cross": (["cross", "plus sign", "crossing bars"], ["cross", "plus mark", "intersecting strokes"]),
+    "ring": (["ring", "hoop", "hollow loop"], ["ring", "donut", "annulus"]),
+    "square": (["square", "box", "block"], ["square", "tile", "four sided panel"]),
+    "triangle": (["triangle", "wedge", "three sided shape"], ["triangle", "pyramid outline", "tent"]),
+    "checkerboard": (["checkerboard", "checked pattern", "chess grid"],
+                     ["checkerboard", "checks", "alternating squares"]),
+    "dots": (["dots", "polka dots", "spotted pattern"], ["dots", "speckles", "grid of spots"]),
+    "gradient": (["gradient", "smooth fade", "colour ramp"], ["gradient", "soft blend", "shading"]),
+    "horizontal_stripes": (["horizontal stripes", "horizontal bands", "lying lines"],
+                           ["horizontal stripes", "flat bars", "sideways lines"]),
+    "vertical_stripes": (["vertical stripes", "vertical bands", "standing lines"],
+                         ["vertical stripes", "upright bars", "pillar lines"]),
+    "blue": (["blue", "azure", "navy"], ["blue", "sky tinted", "cobalt"]),
+    "green": (["green", "emerald", "leafy"], ["green", "grass tinted", "lime"]),
+    "purple": (["purple", "violet", "lilac"], ["purple", "plum tinted", "mauve"]),
+    "red": (["red", "crimson", "scarlet"], ["red", "cherry tinted", "ruby"]),
+    "yellow": (["yellow", "golden", "lemon"], ["yellow", "sunflower tinted", "amber"]),
+}
+STYLES = {
+    "captions": dict(
+        templates=["a photo of a {size} {kw} {place}.", "this image shows a {kw} {place}, {mood}.",
+                   "in the picture there is a {size} {kw}.", "a {mood} little {kw} {place}."],
+        distractor=" unlike the {other} next to it.",
+        fillers=dict(size=["small", "large", "tiny", "big", "medium sized"],
+                     place=["in the corner", "near the centre", "on the left", "at the top", "on a table"],
+                     mood=["bright", "faded", "sharp", "blurry", "simple"])),
+    "notes": dict(
+        templates=["note {n}: {kw}; {size}, {place}.", "sketch #{n} - {kw} drawn {place}",
+                   "{place} we find one {kw} ({size})", "label? {kw}. quality: {mood}"],
+        distractor=" (no {other} here)",
+        fillers=dict(size=["about 3 cm", "quite wide", "narrow", "huge", "compact"],
+                     place=["top left", "middle", "lower half", "right side", "edge"],
+                     mood=["good", "poor", "ok", "excellent", "unclear"])),
+}
+DISTRACTOR_PROBABILITY = 0.3   # a mention of another class caps bag-of-words accuracy below 100%
+
+
+def render_caption(family, style, label, rng) -> str:
+    which = 0 if style == "captions" else 1
+    spec = STYLES[style]
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    words = {slot: pick(options) for slot, options in spec["fillers"].items()}
+    text = pick(spec["templates"]).format(kw=pick(KEYWORDS[label][which]), n=rng.integers(1, 1000), **words)
+    if rng.random() < DISTRACTOR_PROBABILITY:
+        other = pick([c for c in DEMO_CLASSES[family] if c != label])
+        text += spec["distractor"].format(other=pick(KEYWORDS[other][which]))
+    return text
+
+
+# --------------------------------------------------------------------------- writing
+
+def write_task_split(out, task_index, split, count, seed):
+    name, modality, family, domain = DEMO_TASKS[task_index - 1]
+    rng = np.random.default_rng([seed, task_index, 0 if split == "train" else 1])
+    folder = out / ("images" if modality == "image" else "text") / split / name
+    for label in DEMO_CLASSES[family]:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for n in range(count):
+            if modality == "image":
+                Image.fromarray(render_image(family, domain, label, rng)).save(folder / label / f"{n:04d}.png")
+            else:
+                text = render_caption(family, domain, label, rng)
+                (folder / label / f"{n:04d}.txt").write_text(text + "\n", encoding="utf-8", newline="\n")
+            yield
+
+
+def is_complete(out: Path, settings: dict) -> bool:
+    marker = out / MARKER
+    try:
+        return json.loads(marker.read_text()) == settings
+    except (OSError, ValueError):
+        return False
+
+
+def generate_demo_data(out, seed=0, train_per_class=50, test_per_class=12, force=False) -> bool:
+    """Write the demo data into `out`; False when a complete copy with these settings is there."""
+    out = Path(out)
+    settings = dict(version=FORMAT_VERSION, seed=seed, train_per_class=train_per_class,
+                    test_per_class=test_per_class)
+    if not force and is_complete(out, settings):
+        return False
+    # Remove only what this tool writes, never anything else the user keeps in `out`.
+    (out / MARKER).unlink(missing_ok=True)
+    for sub in ("images", "text"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    counts = {"train": train_per_class, "test": test_per_class}
+    total = sum(len(DEMO_CLASSES[t[2]]) for t in DEMO_TASKS) * (train_per_class + test_per_class)
+    with tqdm(total=total, desc="demo data", unit="file") as bar:
+        for task_index in range(1, len(DEMO_TASKS) + 1):
+            for split, count in counts.items():
+                for _ in write_task_split(out, task_index, split, count, seed):
+                    bar.update()
+    (out / MARKER).write_text(json.dumps(settings))
+    return True
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/demo")
+    parser.add_argument("--force", action="store_true", help="regenerate even when complete")
+    parser.add_argument("--train-per-class", type=int, default=50)
+    parser.add_argument("--test-per-class", type=int, default=12)
+    return parser
+
+
+def main():
+    args = get_args_parser().parse_args()
+    if args.train_per_class < 2 or args.test_per_class < 1:
+        raise UserError("--train-per-class must be at least 2 and --test-per-class at least 1.")
+    out = args.out if args.out is not None else data_root() / "demo"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder.")
+    if generate_demo_data(out, args.seed, args.train_per_class, args.test_per_class, args.force):
+        print(f"demo data written to {out}")
+    else:
+        print(f"demo data already complete in {out} (use --force to regenerate)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

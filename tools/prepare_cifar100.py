@@ -1,0 +1,147 @@
+"""Turn the standard CIFAR-100 python archive into the folder layout the cifar100 config reads.
+
+    python tools/prepare_cifar100.py --archive cifar-100-python.tar.gz [--out data/cifar100_org]
+
+Writes <out>/{train,test}/<superclass>/<class>/<index>.png, names taken from the archive's own
+`meta` file (coarse_label_names, fine_label_names); <index> is the image's position in its split.
+`--archive` may also be the extracted `cifar-100-python` folder. The archive's pickles are read
+with an unpickler that only builds plain containers and numpy arrays, so a tampered file cannot
+run code.
+"""
+import argparse
+import io
+import json
+import pickle
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from utils.dataset_config import data_root  # noqa: E402
+from utils.errors import UserError, run_main  # noqa: E402
+
+MEMBERS = ("train", "test", "meta")
+MARKER = ".complete"
+_SAFE_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+
+
+def _unpickle(raw: bytes, label: str) -> dict:
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as err:  # any failure means "not a CIFAR pickle"
+        raise UserError(f"{label} is not a CIFAR-100 python pickle ({err}).") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{label} is not a CIFAR-100 python pickle (expected a dict).")
+    # The official files have bytes keys; accept str keys too.
+    return {key.decode() if isinstance(key, bytes) else key: value for key, value in obj.items()}
+
+
+def read_members(archive: Path) -> dict[str, bytes]:
+    """The raw bytes of train, test and meta from a .tar.gz or an extracted folder."""
+    if not archive.exists():
+        raise UserError(f"--archive {archive} does not exist; download cifar-100-python.tar.gz "
+                        "from https://www.cs.toronto.edu/~kriz/cifar.html.")
+    if archive.is_dir():
+        folder = archive / "cifar-100-python" if (archive / "cifar-100-python").is_dir() else archive
+        missing = [m for m in MEMBERS if not (folder / m).is_file()]
+        if missing:
+            raise UserError(f"{folder} is not an extracted CIFAR-100 python archive: "
+                            f"missing {', '.join(missing)}.")
+        return {m: (folder / m).read_bytes() for m in MEMBERS}
+    try:
+        with tarfile.open(archive) as tar:
+            found = {Path(member.name).name: member for member in tar.getmembers()
+                     if member.isfile() and Path(member.name).name in MEMBERS}
+            missing = [m for m in MEMBERS if m not in found]
+            if missing:
+                raise UserError(f"{archive} is not the CIFAR-100 python archive: it has no "
+                                f"{', '.join(missing)} file (did you download the CIFAR-10 or binary version?).")
+            return {m: tar.extractfile(found[m]).read() for m in MEMBERS}
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise UserError(f"{archive} is not a readable .tar.gz archive ({err}).") from None
+
+
+def _names(meta: dict, key: str, count: int) -> list[str]:
+    names = meta.get(key)
+    if not isinstance(names, list) or len(names) != count:
+        raise UserError(f"The archive's meta file has no {count} {key}; is it CIFAR-100?")
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def split_arrays(split: dict, label: str):
+    """(images N x 32 x 32 x 3 uint8, fine labels, coarse labels) of one split pickle."""
+    missing = [k for k in ("data", "fine_labels", "coarse_labels") if k not in split]
+    if missing:
+        raise UserError(f"{label} lacks {', '.join(missing)}; is the archive CIFAR-100 (not CIFAR-10)?")
+    data = np.asarray(split["data"])
+    fine, coarse = np.asarray(split["fine_labels"]), np.asarray(split["coarse_labels"])
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or not len(data) == len(fine) == len(coarse):
+        raise UserError(f"{label} has data of shape {data.shape}; expected N x 3072 with one label each.")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8), fine, coarse
+
+
+def prepare(archive: Path, out: Path, force: bool = False) -> bool:
+    """Write the folder layout; False when `out` is already complete."""
+    if not force and (out / MARKER).is_file():
+        return False
+    members = read_members(archive)
+    meta = _unpickle(members["meta"], f"{archive}: meta")
+    fine_names = _names(meta, "fine_label_names", 100)
+    coarse_names = _names(meta, "coarse_label_names", 20)
+    arrays = {s: split_arrays(_unpickle(members[s], f"{archive}: {s}"), f"{archive}: {s}") for s in ("train", "test")}
+    for s, (_, fine, coarse) in arrays.items():
+        if fine.min() < 0 or fine.max() >= 100 or coarse.min() < 0 or coarse.max() >= 20:
+            raise UserError(f"{archive}: {s} has labels outside 0-99 / 0-19; is it CIFAR-100?")
+    (out / MARKER).unlink(missing_ok=True)
+    for s in arrays:
+        shutil.rmtree(out / s, ignore_errors=True)
+    total = sum(len(images) for images, _, _ in arrays.values())
+    with tqdm(total=total, desc="cifar100", unit="img") as bar:
+        for s, (images, fine, coarse) in arrays.items():
+            for index, (image, f, c) in enumerate(zip(images, fine, coarse)):
+                folder = out / s / coarse_names[c] / fine_names[f]
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(folder / f"{index}.png")
+                bar.update()
+    (out / MARKER).write_text(json.dumps({"source": archive.name}))
+    return True
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archive", type=Path, required=True,
+                        help="cifar-100-python.tar.gz or its extracted folder")
+    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/cifar100_org")
+    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    return parser
+
+
+def main():
+    args = get_args_parser().parse_args()
+    out = args.out if args.out is not None else data_root() / "cifar100_org"
+    if prepare(args.archive, out, args.force):
+        print(f"CIFAR-100 written to {out}")
+    else:
+        print(f"{out} is already complete (use --force to rewrite)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

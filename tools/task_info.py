@@ -1,0 +1,42 @@
+"""Map a config's task ids to names and modalities, for the bash scripts.
+
+    python tools/task_info.py demo 3                    # -> patterns_clean
+    python tools/task_info.py demo 7 --field modality   # -> text
+    python tools/task_info.py demo --list               # -> 1 2 ... 12, one per line
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
+from utils.errors import UserError, run_main  # noqa: E402
+
+FIELDS = ("name", "modality", "num_classes", "task_id", "related")
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help=f"dataset config: {', '.join(CONFIG_NAMES)}")
+    parser.add_argument("task", nargs="?", help="1-based task id or task name")
+    parser.add_argument("--field", choices=FIELDS, default="name")
+    parser.add_argument("--list", action="store_true", help="print every task id, one per line")
+    return parser
+
+
+def main():
+    args = get_args_parser().parse_args()
+    cfg = get_config(args.config)
+    if args.list:
+        print("\n".join(str(task.task_id) for task in cfg.tasks))
+        return 0
+    if args.task is None:
+        raise UserError("Give a task id or name, or --list.")
+    task = cfg.task(args.task)
+    print(cfg.related.get(task.name, "") if args.field == "related" else getattr(task, args.field))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,277 @@
+"""Task data: read one task's split from the folder layout and iterate it in batches.
+
+Two paths with the same batch semantics (x normalised float32 B x 3 x H x W or int64 B x T, y int64,
+both on `device`): a task that fits in memory is decoded once into a uint8 tensor and augmented
+with tensor ops (fast, airbench style); a larger image task is read per epoch by a DataLoader over
+torchvision's ImageFolder.
+"""
+import math
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+from tqdm import tqdm
+
+from utils.errors import UserError
+from utils.text import encode_batch
+
+IN_MEMORY_LIMIT_BYTES = 2 * 1024 ** 3   # decoded size above which the DataLoader path is used
+CROP_PADDING = 4
+SPLITS = ("train", "test")
+
+
+@dataclass
+class TaskData:
+    """One split of one task, fully in memory."""
+    inputs: Tensor           # image: uint8 N x 3 x H x W ; text: int64 N x T (0-padded)
+    labels: Tensor           # int64 N
+    classes: list[str]
+    modality: str
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, indices: Tensor) -> "TaskData":
+        return TaskData(self.inputs[indices], self.labels[indices], self.classes, self.modality)
+
+
+# --------------------------------------------------------------------------- reading the layout
+
+def task_folder(cfg, task, split: str) -> Path:
+    """<root>/<split>/<task>, with a UserError naming the layout when it is not there."""
+    if split not in SPLITS:
+        raise UserError(f"Unknown split {split!r}; use 'train' or 'test'.")
+    root = cfg.root_of(task)
+    layout = f"{root}/{{train,test}}/<task>/<class>/<file>"
+    hint = f" (run `{cfg.prepare_command}`)" if cfg.prepare_command else ""
+    if not (root / split).is_dir():
+        raise UserError(f"Data of config '{cfg.name}' not found: expected the layout {layout}{hint}.")
+    folder = root / split / task.name
+    if not folder.is_dir():
+        raise UserError(f"Task folder {folder} is missing: expected the layout {layout}{hint}.")
+    return folder
+
+
+def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """(file, label) pairs in ImageFolder order (sorted classes, sorted files) and the class names."""
+    folder = task_folder(cfg, task, split)
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    if not classes:
+        raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
+    extensions = IMG_EXTENSIONS if task.modality == "image" else (".txt",)
+    samples = make_dataset(str(folder), {c: i for i, c in enumerate(classes)},
+                           extensions=extensions, allow_empty=True)
+    counts = np.bincount([label for _, label in samples], minlength=len(classes))
+    for name, count in zip(classes, counts):
+        if count == 0:
+            kind = "image" if task.modality == "image" else ".txt caption"
+            raise UserError(f"Class folder {folder / name} has no {kind} files.")
+    return samples, classes
+
+
+def read_image(path: str, size: int) -> Image.Image:
+    """An RGB image of size x size (resized when the file differs); UserError naming a bad file."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"Cannot read image {path} ({type(err).__name__}); replace or delete it.") from None
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return img
+
+
+def read_caption(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise UserError(f"Caption file {path} is not valid UTF-8; re-save it as UTF-8.") from None
+
+
+def estimated_bytes(cfg, task, num_samples: int) -> int:
+    """Size of the split once decoded into memory."""
+    if task.modality == "image":
+        return num_samples * 3 * cfg.image_size ** 2
+    return num_samples * cfg.max_text_length * 8
+
+
+def load_split(cfg, task, split: str) -> TaskData:
+    """Decode a whole split into memory: images uint8 N x 3 x S x S, text int64 N x T."""
+    samples, classes = scan_samples(cfg, task, split)
+    labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    files = [path for path, _ in samples]
+    bar = dict(desc=f"read {task.name}/{split}", leave=False, delay=1.0)
+    if task.modality == "image":
+        size = cfg.image_size
+        inputs = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
+        for i, path in enumerate(tqdm(files, **bar)):
+            inputs[i] = torch.from_numpy(np.array(read_image(path, size))).permute(2, 0, 1)
+    else:
+        inputs = encode_batch([read_caption(path) for path in tqdm(files, **bar)], cfg)
+    return TaskData(inputs, labels, classes, task.modality)
+
+
+# --------------------------------------------------------------------------- validation split
+
+def split_indices(labels: Tensor, val_fraction: float, seed: int, stratify: bool = True):
+    """Seeded (train, val) index tensors, each sorted; stratified keeps class proportions."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    generator = torch.Generator().manual_seed(seed)
+    groups = [torch.nonzero(labels == c).flatten() for c in labels.unique()] if stratify \
+        else [torch.arange(len(labels))]
+    val = []
+    for group in groups:
+        num_val = min(len(group) - 1, max(1, round(len(group) * val_fraction))) if val_fraction > 0 else 0
+        val.append(group[torch.randperm(len(group), generator=generator)[:num_val]])
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[torch.cat(val)] = True
+    return torch.nonzero(~is_val).flatten(), torch.nonzero(is_val).flatten()
+
+
+def train_val_split(data: TaskData, val_fraction: float, seed: int, stratify: bool = True):
+    """(train, val) carved from `data`; the same seed always gives the same split."""
+    train_idx, val_idx = split_indices(data.labels, val_fraction, seed, stratify)
+    return data.subset(train_idx), data.subset(val_idx)
+
+
+# --------------------------------------------------------------------------- batches
+
+def _normalise(x: Tensor, task, device) -> Tensor:
+    mean = torch.tensor(task.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(task.std, device=device).view(1, 3, 1, 1)
+    return (x.float() / 255.0 - mean) / std
+
+
+def random_crop_flip(x: Tensor, generator, crop: bool) -> Tensor:
+    """Per-sample random crop (zero padding 4, as torchvision's RandomCrop) and horizontal flip."""
+    b, _, h, w = x.shape
+    if crop:
+        padded = torch.nn.functional.pad(x, (CROP_PADDING,) * 4)
+        dy = torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]   # b 1 h 1
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]   # b 1 1 w
+        batch = torch.arange(b, device=x.device)[:, None, None, None]
+        chan = torch.arange(3, device=x.device)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+class TaskLoader:
+    """In-memory batches of one split: seeded shuffling and tensor-op augmentation."""
+
+    def __init__(self, data: TaskData, task, cfg, batch_size, shuffle, augment, device, seed):
+        self.device = torch.device(device)
+        self.inputs = data.inputs.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.data, self.task, self.cfg = data, task, cfg
+        self.batch_size, self.shuffle, self.augment, self.seed = batch_size, shuffle, augment, seed
+        self.epoch = 0      # each pass draws a new, reproducible order and augmentation
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        n = len(self.labels)
+        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size].to(self.device)
+            yield self._inputs(self.inputs[idx], generator), self.labels[idx]
+
+    def _inputs(self, x, generator):
+        if self.task.modality != "image":
+            return x
+        if self.augment:
+            x = random_crop_flip(x, generator, crop=self.cfg.train_augment == "crop_flip")
+        return _normalise(x, self.task, self.device)
+
+
+class _CheckedImageFolder(ImageFolder):
+    """ImageFolder restricted to a subset, resizing to the config size, naming unreadable files."""
+
+    def __init__(self, folder, size, indices, transform):
+        super().__init__(str(folder), transform=transform, loader=partial(read_image, size=size))
+        self.samples = [self.samples[i] for i in indices.tolist()]
+        self.targets = [label for _, label in self.samples]
+
+
+class FolderTaskLoader:
+    """DataLoader path for image tasks too large for memory; batches as TaskLoader's."""
+
+    def __init__(self, cfg, task, split, indices, batch_size, shuffle, augment, device, seed,
+                 num_workers=None):
+        steps = []
+        if augment and cfg.train_augment == "crop_flip":
+            steps.append(transforms.RandomCrop(cfg.image_size, padding=CROP_PADDING))
+        if augment:
+            steps.append(transforms.RandomHorizontalFlip())
+        steps.append(transforms.PILToTensor())      # uint8; normalised on the device, per batch
+        folder = task_folder(cfg, task, split)
+        self.dataset = _CheckedImageFolder(folder, cfg.image_size, indices, transforms.Compose(steps))
+        self.device, self.task, self.seed, self.epoch = torch.device(device), task, seed, 0
+        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+        self.loader_args = dict(batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                                pin_memory=self.device.type == "cuda",
+                                persistent_workers=False)
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.loader_args["batch_size"])
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        loader = torch.utils.data.DataLoader(self.dataset, generator=generator, **self.loader_args)
+        try:
+            for x, y in loader:
+                yield _normalise(x.to(self.device, non_blocking=True), self.task, self.device), \
+                    y.to(self.device)
+        except UserError as err:
+            # A worker's UserError comes back wrapped with its traceback; keep the one sentence.
+            raise UserError(str(err).strip().splitlines()[-1].split("UserError: ")[-1]) from None
+
+
+def fits_in_memory(cfg, task, num_samples: int) -> bool:
+    return task.modality != "image" or estimated_bytes(cfg, task, num_samples) < IN_MEMORY_LIMIT_BYTES
+
+
+def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=0.1, seed=0,
+                 device="cpu", in_memory=None, stratify=True):
+    """(train, val, test) loaders; train shuffled + augmented, val carved from train (seeded).
+
+    val_fraction 0 means val is the test split (the original's behaviour). `in_memory` None picks
+    the path by the decoded size of the train split; True/False forces one (benchmarks, tests).
+    """
+    train_samples, _ = scan_samples(cfg, task, "train")
+    test_samples, _ = scan_samples(cfg, task, "test")
+    if in_memory is None:
+        in_memory = fits_in_memory(cfg, task, len(train_samples) + len(test_samples))
+    train_labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
+    train_idx, val_idx = split_indices(train_labels, val_fraction, seed, stratify)
+    evaluation = dict(shuffle=False, augment=False, device=device, seed=seed)
+    if in_memory or task.modality != "image":
+        full_train = load_split(cfg, task, "train")
+        train = TaskLoader(full_train.subset(train_idx), task, cfg, batch_size, shuffle=True,
+                           augment=True, device=device, seed=seed)
+        test = TaskLoader(load_split(cfg, task, "test"), task, cfg, val_batch_size, **evaluation)
+        val = TaskLoader(full_train.subset(val_idx), task, cfg, val_batch_size, **evaluation) \
+            if val_fraction > 0 else test
+    else:
+        train = FolderTaskLoader(cfg, task, "train", train_idx, batch_size, shuffle=True, augment=True,
+                                 device=device, seed=seed)
+        test = FolderTaskLoader(cfg, task, "test", torch.arange(len(test_samples)), val_batch_size,
+                                **evaluation)
+        val = FolderTaskLoader(cfg, task, "train", val_idx, val_batch_size, **evaluation) \
+            if val_fraction > 0 else test
+    return train, val, test
