@@ -1,0 +1,140 @@
+"""CPG weight ownership, written once for every maskable weight (nn.Linear, nn.Conv2d, the latent array).
+
+A maskable weight is any >= 2-D `weight` of the shared body; the architectures only say *which*
+modules carry one (`maskable_modules`). `TaskMask` is registered on it with
+`torch.nn.utils.parametrize`, so the layers stay the stock PyTorch / perceiver-pytorch modules and
+`module.weight` becomes the weight the active task sees:
+
+* `owner` (int16, shape of the weight): 0 = free, t = owned by task t (1-based).
+* `piggymasks[str(t)]` for every task t >= 2: real-valued, initialised to 0.01; binarised with
+  threshold 5e-3 (1 above, 0 at or below) and a straight-through gradient.
+* Effective weight for active task t:
+      W * (owner == t)  +  W.detach() * (0 < owner < t) * binarise(piggy_t)
+  Free entries and entries of later tasks never act. Because earlier tasks' entries enter
+  detached, the raw weight only receives gradient on the active task's own entries, and the
+  piggymask only on earlier tasks' entries (CPG's freezing, reference §3.3-3.4), with no extra
+  work in `backward`.
+
+The fused autograd function computes the weight with one `torch.where` (exact +0 elsewhere, so a
+baked task view is the same tensor whichever later task touched the zeros) and keeps the
+backward to two masked products; the boolean masks are cached per active task, so a training
+step costs a handful of element-wise passes per weight.
+
+Shapes may hold fused blocks along dim 0 (perceiver-pytorch's `to_kv` rows are [k | v], GEGLU's
+first layer rows are [x | gates]); `block_index` maps a narrow tensor's rows/columns into a wide
+one block by block, and is what growing (old entries to the top-left of each block) and task
+views (slicing a wide weight back to a task's own width) both use.
+"""
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+PIGGYMASK_INIT = 0.01
+PIGGYMASK_THRESHOLD = 5e-3
+OWNER_DTYPE = torch.int16
+
+
+class _EffectiveWeight(torch.autograd.Function):
+    """W on own entries, W * binarise(piggy) (W detached) on earlier tasks' entries, 0 elsewhere."""
+
+    @staticmethod
+    def forward(ctx, weight, piggy, own, earlier):
+        selected = own | (earlier & (piggy > PIGGYMASK_THRESHOLD))
+        ctx.save_for_backward(weight, own, earlier)
+        return torch.where(selected, weight, 0.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, own, earlier = ctx.saved_tensors
+        grad_weight = torch.where(own, grad, 0.0) if ctx.needs_input_grad[0] else None
+        # straight-through binariser: d binarise(p) / dp = 1, and only earlier tasks' entries see p
+        grad_piggy = torch.where(earlier, grad * weight, 0.0) if ctx.needs_input_grad[1] else None
+        return grad_weight, grad_piggy, None, None
+
+
+class TaskMask(nn.Module):
+    """Parametrization holding one weight's owner map and piggymasks; forward = effective weight."""
+
+    def __init__(self, shape, dim0_blocks=1):
+        super().__init__()
+        self.register_buffer("owner", torch.zeros(shape, dtype=OWNER_DTYPE))
+        self.piggymasks = nn.ParameterDict()
+        self.dim0_blocks = dim0_blocks
+        self.task = 1
+        self._cache = None
+
+    def invalidate(self):
+        self._cache = None
+
+    def active_masks(self):
+        """(own, earlier) boolean maps for the active task, cached until owners or the task change."""
+        owner = self.owner
+        if self._cache is None or self._cache[0] != (self.task, owner.device):
+            own = owner == self.task
+            earlier = (owner > 0) & (owner < self.task)
+            self._cache = ((self.task, owner.device), own, earlier)
+        return self._cache[1], self._cache[2]
+
+    def forward(self, weight):
+        own, earlier = self.active_masks()
+        piggy = self.piggymasks[str(self.task)] if str(self.task) in self.piggymasks else None
+        if piggy is None:
+            return torch.where(own, weight, 0.0)
+        return _EffectiveWeight.apply(weight, piggy, own, earlier)
+
+    @torch.no_grad()
+    def effective_for(self, weight, task):
+        """The weight task `task` sees (no autograd), without changing the active task."""
+        owner = self.owner
+        selected = owner == task
+        piggy = self.piggymasks[str(task)] if str(task) in self.piggymasks else None
+        if piggy is not None:
+            selected |= (owner > 0) & (owner < task) & (piggy > PIGGYMASK_THRESHOLD)
+        return torch.where(selected, weight, 0.0)
+
+
+def attach_masks(modules_by_name, dim0_blocks_of):
+    """Register a TaskMask on `weight` of every named module; returns {name: TaskMask}."""
+    masks = {}
+    for name, module in modules_by_name.items():
+        mask = TaskMask(module.weight.shape, dim0_blocks_of(name))
+        parametrize.register_parametrization(module, "weight", mask)
+        masks[name] = mask
+    return masks
+
+
+def raw_weight(module):
+    """The stored (unmasked) weight of a parametrised module."""
+    return module.parametrizations.weight.original
+
+
+def block_index(small, big, blocks=1, device=None):
+    """Positions in a size-`big` dim that hold a size-`small` dim's entries, block by block.
+
+    With blocks=2 and sizes 3 -> 5: [0, 1, 2, 5, 6, 7] of 10 (each half keeps its old rows on top).
+    """
+    small_block, big_block = small // blocks, big // blocks
+    return torch.cat([torch.arange(small_block, device=device) + b * big_block for b in range(blocks)])
+
+
+def _grid(small_shape, big_shape, dim0_blocks, device):
+    axes = [block_index(s, b, dim0_blocks if d == 0 else 1, device)
+            for d, (s, b) in enumerate(zip(small_shape, big_shape))]
+    return torch.meshgrid(*axes, indexing="ij") if axes else ()
+
+
+def shrink(big, small_shape, dim0_blocks=1):
+    """The entries of `big` that a tensor of `small_shape` owns (top-left of each block)."""
+    if tuple(big.shape) == tuple(small_shape):
+        return big.clone()
+    return big[_grid(small_shape, big.shape, dim0_blocks, big.device)].clone()
+
+
+def place(small, big, dim0_blocks=1):
+    """Copy of `big` with `small` written into its top-left of each block."""
+    out = big.clone()
+    if tuple(big.shape) == tuple(small.shape):
+        out.copy_(small)
+        return out
+    out[_grid(small.shape, big.shape, dim0_blocks, big.device)] = small.to(out.dtype)
+    return out

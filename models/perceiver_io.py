@@ -1,0 +1,217 @@
+"""Multimodal Perceiver IO for CPG, assembled from perceiver-pytorch's blocks (DESIGN §5, reference §1.4).
+
+    input adapter (per task) -> [k ; v] context
+    latents (learned array, N x D) -> ONE cross-attention PreNorm(Attention) + PreNorm(FeedForward)
+    -> `depth` x (PreNorm latent self-Attention + PreNorm FeedForward), residuals throughout
+    -> mean over latents -> per-task head (LayerNorm(D) + Linear(D, num_classes))
+
+Input adapters (ModuleDict by task name, private to the task, never masked):
+* image: pixels (B x 3 x H x W -> B x HW x 3) concatenated with Fourier position features
+  (`fourier_encode` per axis over linspace(-1, 1), 6 bands, max_freq 10: 2*(2*6+1) = 26 channels),
+  29 context channels in all;
+* text: nn.Embedding(vocab_size, text_dim, padding_idx=0) + learned positions
+  (nn.Embedding(max_text_length, text_dim)); the padding mask (tokens != 0) goes to the
+  cross-attention's `mask=`;
+* both then LayerNorm(context) and the task's key/value projection Linear(context -> 2 * cross
+  inner, no bias), rows [k | v]. The cross `Attention`'s own `to_kv` is therefore nn.Identity and its
+  PreNorm has no context norm: the adapter already normalised and projected the context. This is
+  what lets a text task run on an image task's backbone (step 4 hands over the adapter).
+
+Profiles (`PROFILES`): `paper` = the original's sizes (256 latents x 512, depth 3, cross 1 head x 64,
+latent 8 heads x 64, feed-forward mult 4, dropout 0.1); the original fed 768-d BERT embeddings,
+we embed hashed words ourselves and choose text_dim 256 (a learned table of vocab x 768 would be
+most of the model). `demo` = 32 latents x 64, depth 2, cross 1 head x 32, latent 4 heads x 16,
+FF mult 2, dropout 0, text_dim 32: a 32x32 image is 1024 context tokens, so the cost is in the
+adapter projection and the 32 x 1024 cross-attention, both small.
+
+Width multiplier m (CPG growing) scales by floor(base * sqrt(m)) the latent self-attention heads
+(dim_head fixed) and every feed-forward hidden width (cross and latent). Cross-attention heads,
+latent count and latent_dim never change (LayerNorms normalise over latent_dim, and the adapters'
+projections of earlier tasks keep their shape). perceiver-pytorch's FeedForward only takes an
+integer `mult`, so its two Linear layers are re-sized in place (`feed_forward`).
+
+Maskable (owned, shared) weights: the latent array and every Linear weight of the cross and latent
+blocks. Private per task: adapters, heads, LayerNorms and biases.
+Init: xavier-uniform Linear weights and zero biases (as the original), latents N(0, 1), heads
+N(0, 0.01) with bias 0.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange, repeat
+from perceiver_pytorch.perceiver_pytorch import Attention, FeedForward, PreNorm, fourier_encode
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PerceiverProfile:
+    num_latents: int
+    latent_dim: int
+    depth: int
+    cross_heads: int
+    cross_dim_head: int
+    latent_heads: int
+    latent_dim_head: int
+    ff_mult: int
+    dropout: float
+    text_dim: int
+    num_freq_bands: int = 6
+    max_freq: float = 10.0
+
+
+PROFILES = {
+    "paper": PerceiverProfile(num_latents=256, latent_dim=512, depth=3, cross_heads=1, cross_dim_head=64,
+                              latent_heads=8, latent_dim_head=64, ff_mult=4, dropout=0.1, text_dim=256),
+    "demo": PerceiverProfile(num_latents=32, latent_dim=64, depth=2, cross_heads=1, cross_dim_head=32,
+                             latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32),
+}
+
+
+def perceiver_widths(profile: PerceiverProfile, width_mult):
+    scale = math.sqrt(width_mult)
+    return {"latent_heads": int(math.floor(profile.latent_heads * scale)),
+            "ff_hidden": int(math.floor(profile.latent_dim * profile.ff_mult * scale))}
+
+
+def feed_forward(dim, hidden, dropout):
+    """perceiver-pytorch FeedForward with an arbitrary hidden width (GEGLU: first layer is 2*hidden)."""
+    ff = FeedForward(dim, mult=1, dropout=dropout)
+    ff.net[0] = nn.Linear(dim, 2 * hidden)
+    ff.net[2] = nn.Linear(hidden, dim)
+    return ff
+
+
+class LatentArray(nn.Module):
+    """The learned latent array as a module with a `weight`, so it is masked like any Linear."""
+
+    def __init__(self, num_latents, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_latents, dim))
+
+    def forward(self, batch_size):
+        return repeat(self.weight, "n d -> b n d", b=batch_size)
+
+
+class ImageAdapter(nn.Module):
+    """Pixels + Fourier position features -> LayerNorm -> this task's [k ; v] projection."""
+
+    def __init__(self, kv_dim, num_freq_bands, max_freq):
+        super().__init__()
+        self.num_freq_bands, self.max_freq = num_freq_bands, max_freq
+        context_dim = 3 + 2 * (2 * num_freq_bands + 1)
+        self.norm = nn.LayerNorm(context_dim)
+        self.to_kv = nn.Linear(context_dim, kv_dim, bias=False)
+        self._positions = {}
+
+    def positions(self, height, width, device, dtype):
+        key = (height, width, device, dtype)
+        if key not in self._positions:   # the grid depends on the image size only: build it once
+            axes = [torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) for n in (height, width)]
+            grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+            enc = fourier_encode(grid, self.max_freq, self.num_freq_bands)
+            self._positions[key] = rearrange(enc, "h w a f -> (h w) (a f)")
+        return self._positions[key]
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        pixels = rearrange(x, "b c h w -> b (h w) c")
+        pos = repeat(self.positions(h, w, x.device, x.dtype), "n f -> b n f", b=b)
+        return self.to_kv(self.norm(torch.cat((pixels, pos), dim=-1))), None
+
+
+class TextAdapter(nn.Module):
+    """Token embedding + learned positions -> LayerNorm -> this task's [k ; v] projection; mask = tokens != 0."""
+
+    def __init__(self, kv_dim, vocab_size, max_length, dim):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.positions = nn.Embedding(max_length, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.to_kv = nn.Linear(dim, kv_dim, bias=False)
+
+    def forward(self, x):
+        mask = x != 0
+        pos = self.positions(torch.arange(x.shape[1], device=x.device))
+        return self.to_kv(self.norm(self.tokens(x) + pos)), mask
+
+
+class PerceiverIO(nn.Module):
+    modalities = ("image", "text")
+
+    def __init__(self, profile="demo", width_mult=1.0):
+        super().__init__()
+        p = PROFILES[profile]
+        self.profile, self.width_mult, self.p = profile, width_mult, p
+        self.widths = perceiver_widths(p, width_mult)
+        heads, hidden = self.widths["latent_heads"], self.widths["ff_hidden"]
+        self.latents = LatentArray(p.num_latents, p.latent_dim)
+        cross = Attention(p.latent_dim, heads=p.cross_heads, dim_head=p.cross_dim_head, dropout=p.dropout)
+        cross.to_kv = nn.Identity()   # the task's adapter produces [k ; v]
+        self.cross_attn = PreNorm(p.latent_dim, cross)
+        self.cross_ff = PreNorm(p.latent_dim, feed_forward(p.latent_dim, hidden, p.dropout))
+        self.layers = nn.ModuleList([
+            nn.ModuleList([
+                PreNorm(p.latent_dim, Attention(p.latent_dim, heads=heads, dim_head=p.latent_dim_head,
+                                                dropout=p.dropout)),
+                PreNorm(p.latent_dim, feed_forward(p.latent_dim, hidden, p.dropout)),
+            ]) for _ in range(p.depth)])
+        self.adapters = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        self._init_linears(self)
+
+    @staticmethod
+    def _init_linears(module):
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @property
+    def cross_kv_dim(self):
+        return 2 * self.p.cross_heads * self.p.cross_dim_head
+
+    def maskable_modules(self):
+        names = ["latents", "cross_attn.fn.to_q", "cross_attn.fn.to_out",
+                 "cross_ff.fn.net.0", "cross_ff.fn.net.2"]
+        for i in range(self.p.depth):
+            names += [f"layers.{i}.0.fn.{n}" for n in ("to_q", "to_kv", "to_out")]
+            names += [f"layers.{i}.1.fn.net.{n}" for n in (0, 2)]
+        return {name: self.get_submodule(name) for name in names}
+
+    @staticmethod
+    def dim0_blocks(module_name):
+        """Fused rows: latent to_kv is [k | v], the GEGLU first layer is [x | gates]."""
+        return 2 if module_name.endswith(("to_kv", "net.0")) else 1
+
+    def add_task_modules(self, name, modality, num_classes, adapter_config, width_mult):
+        """The task's adapter and head (neither depends on the width multiplier)."""
+        p = self.p
+        if modality == "image":
+            adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq)
+        elif modality == "text":
+            adapter = TextAdapter(self.cross_kv_dim, adapter_config["vocab_size"],
+                                  adapter_config["max_text_length"], p.text_dim)
+        else:
+            raise ValueError(f"unknown modality {modality!r} for task {name!r}")
+        self._init_linears(adapter)
+        head = nn.Sequential(nn.LayerNorm(p.latent_dim), nn.Linear(p.latent_dim, num_classes))
+        nn.init.normal_(head[1].weight, 0.0, 0.01)
+        nn.init.zeros_(head[1].bias)
+        self.adapters[name] = adapter
+        self.heads[name] = head
+
+    def task_modules(self, name):
+        """The task's private sub-modules (state-dict prefix -> module)."""
+        return {"adapters": self.adapters[name], "heads": self.heads[name]}
+
+    def forward(self, x, task):
+        context, mask = self.adapters[task](x)
+        z = self.latents(x.shape[0])
+        z = self.cross_attn(z, context=context, mask=mask) + z
+        z = self.cross_ff(z) + z
+        for attn, ff in self.layers:
+            z = attn(z) + z
+            z = ff(z) + z
+        return self.heads[task](z.mean(dim=1))

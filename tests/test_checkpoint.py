@@ -1,0 +1,142 @@
+"""Checkpoint files: exact round trip, atomic write, and refusal of corrupt, unsafe or mismatched files."""
+import pytest
+import torch
+
+from models.cpg import CPGModel
+from tests.test_cpg import text_batch, train_steps
+from tests.test_models import CFG, images, spec
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.errors import UserError
+
+
+def trained_model():
+    torch.manual_seed(0)
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "img"), CFG)
+    train_steps(model, images())
+    model.prune_active_task(0.5)
+    model = model.grown(1.5)
+    model.add_task(spec(2, "txt", "text", 3), CFG)
+    train_steps(model, text_batch())
+    return model
+
+
+def payload(model, **extra):
+    return {"arch": model.arch, "profile": model.profile, "config": "demo", "model": model.checkpoint_state(),
+            "epoch": 3, "accuracy": 0.5, "test_accuracy": 0.4, "args": {"lr": 0.1}, **extra}
+
+
+def assert_same(a, b):
+    if torch.is_tensor(a):
+        assert torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert a == b
+
+
+def test_round_trip_is_exact(tmp_path):
+    model = trained_model()
+    path = tmp_path / "run" / "checkpoint-3.pth.tar"
+    save_checkpoint(path, payload(model))
+    assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temp file left behind
+    loaded = load_checkpoint(path, expect_arch="perceiver_io", expect_config="demo")
+    rebuilt = CPGModel.from_checkpoint_state(loaded["model"])
+    assert_same(rebuilt.checkpoint_state(), model.checkpoint_state())
+    assert rebuilt.task_names == ["img", "txt"] and rebuilt.active_task == "txt"
+    model.eval(), rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(text_batch()), model(text_batch()))
+        assert torch.equal(rebuilt.task_view("img")(images()), model.task_view("img")(images()))
+    assert loaded["epoch"] == 3 and loaded["args"] == {"lr": 0.1}
+
+
+def test_round_trip_of_lenet_with_batchnorm_state(tmp_path):
+    torch.manual_seed(0)
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    train_steps(model, images())
+    model.add_task(spec(2, "b"), CFG)
+    train_steps(model, images(seed=2))
+    save_checkpoint(tmp_path / "c.pth.tar", payload(model))
+    rebuilt = CPGModel.from_checkpoint_state(load_checkpoint(tmp_path / "c.pth.tar")["model"])
+    rebuilt.set_active_task("a"), model.set_active_task("a")
+    rebuilt.eval(), model.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(images()), model(images()))
+
+
+class Trap:
+    """Unpickling this object would create `marker` (any code a malicious checkpoint could run)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickled_objects_are_refused_without_running_them(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth.tar"
+    torch.save({"format": "mmpab-checkpoint-1", "arch": "lenet5", "profile": "demo", "model": Trap(str(marker))}, path)
+    with pytest.raises(UserError, match="evil.pth.tar"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_corrupt_missing_and_foreign_files_are_user_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.pth.tar"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="corrupt.pth.tar"):
+        load_checkpoint(corrupt)
+    with pytest.raises(UserError, match="missing.pth.tar"):
+        load_checkpoint(tmp_path / "missing.pth.tar")
+    foreign = tmp_path / "foreign.pth.tar"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(UserError, match="foreign.pth.tar"):
+        load_checkpoint(foreign)
+
+
+def test_truncated_file_is_a_user_error(tmp_path):
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    path = tmp_path / "cut.pth.tar"
+    save_checkpoint(path, payload(model))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UserError, match="cut.pth.tar"):
+        load_checkpoint(path)
+
+
+def test_arch_and_config_mismatch_are_user_errors(tmp_path):
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    path = tmp_path / "c.pth.tar"
+    save_checkpoint(path, payload(model))
+    with pytest.raises(UserError, match="c.pth.tar"):
+        load_checkpoint(path, expect_arch="perceiver_io")
+    with pytest.raises(UserError, match="c.pth.tar"):
+        load_checkpoint(path, expect_config="cifar100")
+
+
+def test_model_state_that_does_not_fit_is_a_user_error():
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    state = model.checkpoint_state()
+    state["width_mult"] = 2.0     # widths no longer match the saved tensors
+    with pytest.raises(UserError):
+        CPGModel.from_checkpoint_state(state)
+    state = model.checkpoint_state()
+    state["weights"]["fc1"] = torch.zeros(3, 3)
+    with pytest.raises(UserError):
+        CPGModel.from_checkpoint_state(state)
+    state = model.checkpoint_state()
+    del state["owners"]
+    with pytest.raises(UserError):
+        CPGModel.from_checkpoint_state(state)

@@ -1,0 +1,115 @@
+"""Architectures: shapes, widths under growth, fused-block placement, adapters and text masking."""
+import pytest
+import torch
+
+from models.cpg import CPGModel
+from models.lenet import lenet_widths
+from models.masking import block_index, place, raw_weight, shrink
+from models.perceiver_io import PROFILES, perceiver_widths
+from utils.dataset_config import DatasetConfig, TaskSpec
+from utils.errors import UserError
+
+CFG = DatasetConfig(name="t", image_root=None, text_root=None, tasks=(), image_size=32,
+                    train_augment="crop_flip", text_encoding="hashed_words", vocab_size=50, max_text_length=12)
+
+
+def spec(task_id, name, modality="image", num_classes=5):
+    return TaskSpec(task_id, name, modality, num_classes, (0.5,) * 3, (0.25,) * 3)
+
+
+def images(n=4, seed=0):
+    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_lenet_widths_match_the_original():
+    assert lenet_widths(1.0) == {"conv1": 6, "conv2": 16, "fc1": 120, "fc2": 84}
+    assert lenet_widths(2.0) == {"conv1": 8, "conv2": 22, "fc1": 169, "fc2": 118}
+
+
+def test_perceiver_widths_grow_heads_and_feed_forward_only():
+    paper = PROFILES["paper"]
+    assert perceiver_widths(paper, 1.0) == {"latent_heads": 8, "ff_hidden": 2048}
+    assert perceiver_widths(paper, 2.0) == {"latent_heads": 11, "ff_hidden": 2896}
+    model = CPGModel.create("perceiver_io", "demo", 2.0)
+    assert raw_weight(model.body.latents).shape == (32, 64)
+    assert model.body.cross_attn.fn.heads == 1
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "perceiver_io"])
+def test_forward_shapes(arch):
+    model = CPGModel.create(arch, "demo")
+    model.add_task(spec(1, "a", num_classes=7), CFG)
+    assert model(images()).shape == (4, 7)
+    assert model.task_view("a")(images()).shape == (4, 7)
+
+
+def test_lenet_refuses_text_tasks():
+    model = CPGModel.create("lenet5", "demo")
+    with pytest.raises(UserError):
+        model.add_task(spec(1, "t", "text"), CFG)
+
+
+def test_unknown_arch_and_profile_are_user_errors():
+    with pytest.raises(UserError):
+        CPGModel.create("resnet", "demo")
+    with pytest.raises(UserError):
+        CPGModel.create("perceiver_io", "huge")
+
+
+def test_block_index_keeps_each_half_on_top():
+    assert block_index(6, 10, 2).tolist() == [0, 1, 2, 5, 6, 7]
+    small = torch.arange(6.0).view(6, 1)
+    big = place(small, torch.full((10, 1), -1.0), dim0_blocks=2)
+    assert big.view(-1).tolist() == [0, 1, 2, -1, -1, 3, 4, 5, -1, -1]
+    assert torch.equal(shrink(big, (6, 1), 2), small)
+
+
+def test_growing_places_fused_kv_and_geglu_halves():
+    model = CPGModel.create("perceiver_io", "demo", 1.0)
+    model.add_task(spec(1, "a"), CFG)
+    wide = model.grown(2.0)
+    inner, inner2 = 4 * 16, 5 * 16
+    old_kv, new_kv = raw_weight(model.body.layers[0][0].fn.to_kv), raw_weight(wide.body.layers[0][0].fn.to_kv)
+    assert torch.equal(new_kv[:inner], old_kv[:inner])
+    assert torch.equal(new_kv[inner2:inner2 + inner], old_kv[inner:])
+    hidden, hidden2 = 128, 181
+    old_ff, new_ff = model.body.layers[1][1].fn.net[0], wide.body.layers[1][1].fn.net[0]
+    assert torch.equal(raw_weight(new_ff)[hidden2:hidden2 + hidden], raw_weight(old_ff)[hidden:])
+    assert torch.equal(new_ff.bias[hidden2:hidden2 + hidden], old_ff.bias[hidden:])
+    owner = wide._masks["layers.0.0.fn.to_kv"].owner
+    assert (owner[:inner] == 1).all() and (owner[inner:inner2] == 0).all()
+    # new entries are freshly initialised (random), not zero
+    assert raw_weight(new_ff)[hidden:hidden2].abs().sum() > 0
+
+
+def test_growing_lenet_keeps_old_block_top_left():
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    wide = model.grown(2.0)
+    assert raw_weight(wide.body.fc1).shape == (169, 550)
+    assert torch.equal(raw_weight(wide.body.fc1)[:120, :400], raw_weight(model.body.fc1))
+    assert (wide._masks["conv2"].owner[16:] == 0).all()
+    assert wide.body.heads["a"].in_features == 84
+
+
+def test_text_padding_is_masked_out():
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "t", "text"), CFG)
+    model.eval()
+    tokens = torch.randint(1, 50, (3, 12))
+    tokens[:, 6:] = 0
+    # padding positions differ only through the position table: unless the cross-attention masks
+    # them out, editing their rows changes the logits
+    with torch.no_grad():
+        before = model(tokens)
+        model.body.adapters["t"].positions.weight[6:] += 5.0
+        after = model(tokens)
+    assert torch.equal(before, after)
+
+
+def test_image_and_text_tasks_share_the_latent_stack():
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "img"), CFG)
+    model.add_task(spec(2, "txt", "text", 3), CFG)
+    assert set(model.body.adapters) == {"img", "txt"}
+    assert model(torch.randint(0, 50, (2, 12))).shape == (2, 3)

@@ -1,0 +1,108 @@
+"""Train-step throughput of the CPG models, masked vs plain (the cost of CPG's ownership masks).
+
+For each arch (lenet5, perceiver_io) and profile (demo, paper), on 32x32 images with batch 32:
+* masked: a CPGModel whose task 1 is pruned to 50% and whose active task 2 trains with its
+  piggymask (SGD + Adam, mask_gradients every step), i.e. the full CPG training step;
+* plain: the same architecture at the same width with no parametrisation, SGD over everything.
+Steps of the two alternate and the fastest step of each is reported: on a shared machine other
+processes only ever add time, so the minimum is the least disturbed estimate. Prints a table, then, as the last line, a JSON list of
+{"arch", "profile", "masked_samples_per_s", "plain_samples_per_s", "overhead"} (overhead =
+plain / masked throughput - 1).
+
+    .venv/bin/python tools/bench_model.py [--steps-paper 5] [--steps-demo 15]
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from models.cpg import CPGModel, build_body  # noqa: E402
+
+BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
+CFG = SimpleNamespace(image_size=IMAGE_SIZE, vocab_size=1000, max_text_length=32)
+
+
+def task(name):
+    return SimpleNamespace(name=name, modality="image", num_classes=CLASSES)
+
+
+def masked_stepper(arch, profile):
+    model = CPGModel.create(arch, profile)
+    model.add_task(task("first"), CFG)
+    model.prune_active_task(0.5)
+    model.add_task(task("second"), CFG)
+    model.train()
+    groups = model.parameter_groups(lr=0.01, lr_mask=1e-4, weight_decay=5e-4)
+    sgd = torch.optim.SGD([g for g in groups if g["name"] != "piggymask"], lr=0.01, momentum=0.9, nesterov=True)
+    adam = torch.optim.Adam([g for g in groups if g["name"] == "piggymask"], lr=1e-4)
+
+    def step(x, y):
+        sgd.zero_grad(set_to_none=True)
+        adam.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        model.mask_gradients(5e-4)
+        sgd.step()
+        adam.step()
+    return step
+
+
+def plain_stepper(arch, profile):
+    body = build_body(arch, profile, 1.0)
+    body.add_task_modules("second", "image", CLASSES, {}, 1.0)
+    body.train()
+    sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    def step(x, y):
+        sgd.zero_grad(set_to_none=True)
+        F.cross_entropy(body(x, "second"), y).backward()
+        sgd.step()
+    return step
+
+
+def bench(arch, profile, steps):
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE)
+    y = torch.randint(0, CLASSES, (BATCH,))
+    steppers = {"masked": masked_stepper(arch, profile), "plain": plain_stepper(arch, profile)}
+    for step in steppers.values():   # warm-up: allocator, kernels, optimiser state
+        step(x, y)
+    times = {name: [] for name in steppers}
+    for _ in tqdm(range(steps), desc=f"{arch}/{profile}", leave=False):
+        for name, step in steppers.items():
+            start = time.perf_counter()
+            step(x, y)
+            times[name].append(time.perf_counter() - start)
+    masked = BATCH / min(times["masked"])
+    plain = BATCH / min(times["plain"])
+    return {"arch": arch, "profile": profile, "masked_samples_per_s": round(masked, 1),
+            "plain_samples_per_s": round(plain, 1), "overhead": round(plain / masked - 1.0, 4)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps-paper", type=int, default=5, help="timed steps per model at the paper profile")
+    parser.add_argument("--steps-demo", type=int, default=15, help="timed steps per model at the demo profile")
+    parser.add_argument("--archs", nargs="+", default=["lenet5", "perceiver_io"])
+    parser.add_argument("--profiles", nargs="+", default=["demo", "paper"])
+    args = parser.parse_args()
+    rows = [bench(arch, profile, args.steps_paper if profile == "paper" else args.steps_demo)
+            for arch in args.archs for profile in args.profiles]
+    print(f"{'arch':<14}{'profile':<8}{'masked samples/s':>18}{'plain samples/s':>17}{'overhead':>10}")
+    for r in rows:
+        print(f"{r['arch']:<14}{r['profile']:<8}{r['masked_samples_per_s']:>18.1f}"
+              f"{r['plain_samples_per_s']:>17.1f}{r['overhead']:>10.1%}")
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    from utils.errors import run_main
+    run_main(main)

@@ -1,0 +1,68 @@
+"""Checkpoint files: one plain dict, written atomically, read as untrusted input (DESIGN §8).
+
+Payload keys: "format" (FORMAT), "arch", "profile", "config" (dataset config name), "model"
+(= CPGModel.checkpoint_state()), "epoch", "accuracy" (val), "test_accuracy", "args" (plain values).
+Only tensors, str, int, float, bool, None, list and dict go inside, so `torch.load(weights_only=True)`
+can read it: a peer's checkpoint that carries a pickled object is refused before any of its code runs.
+Writes go to a temporary file in the same folder, then `os.replace`, so a crash never leaves a
+half-written checkpoint under the real name.
+"""
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from utils.errors import UserError
+
+FORMAT = "mmpab-checkpoint-1"
+
+
+def save_checkpoint(path, payload: dict) -> None:
+    """Write `payload` to `path` atomically (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
+    """Read a checkpoint on CPU; UserError (naming the file) if missing, corrupt, unsafe or mismatched."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Checkpoint {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(f"Checkpoint {path} holds objects other than tensors and plain values, "
+                        f"so it was not loaded ({_first_line(err)}).") from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise UserError(f"Checkpoint {path} is corrupt or not a checkpoint ({_first_line(err)}).") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"Checkpoint {path} is not an MM-Pick-a-back checkpoint (format {FORMAT} expected).")
+    for key in ("arch", "profile", "model"):
+        if key not in payload:
+            raise UserError(f"Checkpoint {path} lacks the entry '{key}'.")
+    if expect_arch is not None and payload["arch"] != expect_arch:
+        raise UserError(f"Checkpoint {path} holds a {payload['arch']} model, not the expected {expect_arch}.")
+    if expect_config is not None and payload.get("config") != expect_config:
+        raise UserError(f"Checkpoint {path} was trained on dataset config '{payload.get('config')}', "
+                        f"not '{expect_config}'.")
+    return payload
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
