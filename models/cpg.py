@@ -132,6 +132,28 @@ class CPGModel(nn.Module):
         self.tasks[info.name] = info
         self.task_names.append(info.name)
 
+    @torch.no_grad()
+    def claim_free_weights(self) -> None:
+        """The active task (the newest) takes every free weight, e.g. the new entries after growing."""
+        t = self.task_index(self.active_task)
+        if t != len(self.task_names):
+            raise UserError(f"Only the newest task ({self.task_names[-1]}) can claim free weights.")
+        for mask in self._masks.values():
+            mask.owner[mask.owner == 0] = t
+            mask.invalidate()
+
+    @torch.no_grad()
+    def install_adapter(self, name, source, source_task) -> None:
+        """Copy `source_task`'s input adapter (key/value projection, text embeddings) of model `source` into task `name`."""
+        mine, theirs = self.body.task_modules(name).get("adapters"), source.body.task_modules(source_task).get("adapters")
+        if mine is None or theirs is None:
+            raise UserError(f"Architecture {self.arch} has no input adapter to transfer.")
+        try:
+            mine.load_state_dict(theirs.state_dict(), strict=True)
+        except RuntimeError as err:
+            raise UserError(f"The input adapter of {source_task} does not fit task {name} of this model "
+                            f"({str(err).splitlines()[0]}).") from err
+
     # ----- active task and private state -------------------------------------------------------
     def task_index(self, name):
         return self.task_names.index(name) + 1

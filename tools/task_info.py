@@ -3,6 +3,7 @@
     python tools/task_info.py demo 3                    # -> patterns_clean
     python tools/task_info.py demo 7 --field modality   # -> text
     python tools/task_info.py demo --list               # -> 1 2 ... 12, one per line
+    python tools/task_info.py demo --list --modality image
 """
 import argparse
 import sys
@@ -22,6 +23,7 @@ def get_args_parser():
     parser.add_argument("task", nargs="?", help="1-based task id or task name")
     parser.add_argument("--field", choices=FIELDS, default="name")
     parser.add_argument("--list", action="store_true", help="print every task id, one per line")
+    parser.add_argument("--modality", choices=("image", "text"), help="with --list: only tasks of this modality")
     return parser
 
 
@@ -29,7 +31,8 @@ def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.config)
     if args.list:
-        print("\n".join(str(task.task_id) for task in cfg.tasks))
+        print("\n".join(str(task.task_id) for task in cfg.tasks
+                        if args.modality in (None, task.modality)))
         return 0
     if args.task is None:
         raise UserError("Give a task id or name, or --list.")

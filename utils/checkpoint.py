@@ -66,3 +66,20 @@ def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
 def _first_line(err):
     text = str(err).strip()
     return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def save_model(path, model, config_name, **extra) -> None:
+    """Save a CPGModel with its dataset config name and plain-valued extras (epoch, accuracy, args...)."""
+    save_checkpoint(path, {"arch": model.arch, "profile": model.profile, "config": config_name,
+                           "model": model.checkpoint_state(), **extra})
+
+
+def load_model(path, *, expect_arch=None, expect_config=None):
+    """(CPGModel, payload) from a checkpoint file, validated; every failure is one sentence naming the file."""
+    from models.cpg import CPGModel  # models import utils; import here to keep utils importable alone
+
+    payload = load_checkpoint(path, expect_arch=expect_arch, expect_config=expect_config)
+    try:
+        return CPGModel.from_checkpoint_state(payload["model"]), payload
+    except UserError as err:
+        raise UserError(f"Checkpoint {path}: {err}") from err

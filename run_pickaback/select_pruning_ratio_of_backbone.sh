@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# STEP 2-2) For every task, choose the largest pruning ratio that keeps the baseline accuracy;
+# its checkpoint becomes the task's backbone model. Usage: bash run_pickaback/select_pruning_ratio_of_backbone.sh [cfg]
+source "$(dirname "$0")/common.sh"
+
+for id in $(task_ids); do
+  task=$(task_name "$id")
+  R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${task}"
+  echo "=== task ${id} (${task})"
+  "$PY" tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py \
+    --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \
+    --allow_acc_loss 0.001 --dataset "$task" --log_path "$R/train.log"
+done

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# STEP 3-2) Train every target of pickaback_<cfg>_result.csv on its selected backbone with CPG,
+# growing the network (1.0 -> 1.5 -> 2.0) while it stays under its baseline.
+# Usage: bash run_pickaback/w_backbone.sh [cfg]
+source "$(dirname "$0")/common.sh"
+
+result="$OUT/pickaback_${CFG}_result.csv"
+if [ ! -f "$result" ]; then
+  echo "error: ${result} is missing; run run_pickaback/find_backbone.sh ${CFG} first." >&2
+  exit 1
+fi
+max_width=${MAX_WIDTH:-2.0}
+wanted=" $(task_ids) "
+
+mapfile -t rows < <(tail -n +2 "$result" | tr -d '\r"')
+for row in "${rows[@]}"; do
+  IFS=, read -r target_id task_id <<< "$row"
+  [[ "$wanted" == *" ${target_id} "* ]] || continue
+  target=$(task_name "$target_id"); backbone=$(task_name "$task_id")
+  B="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${backbone}/gradual_prune"
+  T="$OUT/checkpoints_${ARCH}/CPG_fromsingle_scratch_woexp_target/${ARCH}/${CFG}/${backbone}/${target}"
+  if [ "$ARCH" = perceiver_io ]; then
+    start=(--load_checkpoint "$(ls "$B"/checkpoint-*_kv_transfer_"${target_id}".pth.tar 2>/dev/null | head -n 1)")
+    [ -n "${start[1]}" ] || { echo "error: no key/value transfer for target ${target_id} in ${B}; run run_pickaback/transfer_kv.sh ${CFG} first." >&2; exit 1; }
+  else
+    start=(--load_folder "$B")
+  fi
+  echo "=== target ${target_id} (${target}) on backbone ${task_id} (${backbone})"
+  width=1.0
+  while true; do
+    run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" --mode finetune "${start[@]}" \
+      --save_folder "$T/scratch" --epochs "$EPOCHS" --lr 1e-2 --lr_mask 1e-4 --weight_decay 4e-5 \
+      --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width" \
+      --pruning_ratio_to_acc_record_file "$T/gradual_prune/record.txt" --log_path "$T/train.log" \
+      --jsonfile "$BASELINE_FILE" --total_num_tasks 5 $FORCE_FLAG
+    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
+      width=$(awk -v w="$width" 'BEGIN { print w + 0.5 }')
+      echo "New network_width_multiplier: ${width}"
+      continue
+    fi
+    break
+  done
+  case "$status" in
+    0|2|5) ;;
+    *) echo "Step 3-2 stopped at target ${target} (exit ${status})." >&2; exit "$status" ;;
+  esac
+done

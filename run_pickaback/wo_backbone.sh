@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# STEP 2-1) Train every task alone with CPG and prune it gradually; each task's pruned model is a
+# candidate backbone for later targets. Usage: bash run_pickaback/wo_backbone.sh [cfg]
+source "$(dirname "$0")/common.sh"
+
+max_width=${MAX_WIDTH:-1.0}
+for id in $(task_ids); do
+  task=$(task_name "$id")
+  R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${task}"
+  CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
+       --weight_decay 4e-5 --max_allowed_network_width_multiplier "$max_width" --total_num_tasks 5
+       --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log" $FORCE_FLAG)
+  echo "=== task ${id} (${task}): finetune"
+  width=1.0
+  while true; do
+    run_status "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" --lr 1e-2 \
+      --lr_mask 1e-4 --network_width_multiplier "$width"
+    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
+      width=$(awk -v w="$width" 'BEGIN { print w + 0.5 }')
+      echo "New network_width_multiplier: ${width}"
+      continue
+    fi
+    break
+  done
+  case "$status" in
+    0|2) ;;
+    5) echo "Task ${task} owns no free weights: skipping its pruning."; continue ;;
+    *) echo "Step 2-1 stopped at task ${task} (exit ${status})." >&2; exit "$status" ;;
+  esac
+
+  initial=0.0
+  for target in $PRUNE_STAGES; do
+    load="$R/gradual_prune"; [ "$initial" = 0.0 ] && load="$R/scratch"
+    echo "=== task ${id} (${task}): prune ${initial} -> ${target}"
+    run_status "${CPG[@]}" --mode prune --load_folder "$load" --save_folder "$R/gradual_prune" \
+      --epochs "$PRUNE_EPOCHS" --lr 1e-3 --lr_mask 0.0 --network_width_multiplier "$width" \
+      --initial_sparsity "$initial" --target_sparsity "$target" \
+      --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY"
+    case "$status" in
+      0) initial=$target ;;
+      5|6) break ;;
+      *) echo "Step 2-1 stopped at task ${task}, pruning stage ${target} (exit ${status})." >&2; exit "$status" ;;
+    esac
+  done
+done

@@ -1,0 +1,80 @@
+"""Step 2-2: the pruning-ratio choice and how the chosen checkpoint is installed."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles import choose_ratio
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py"
+
+# The original's committed record of food_containers (reference §8.1), baseline 0.718.
+ORIGINAL_RECORD = {"0.0": 0.742, "0.1": 0.738, "0.2": 0.742, "0.3": 0.74, "0.4": 0.746, "0.5": 0.736,
+                   "0.6": 0.744, "0.7": 0.726, "0.8": 0.732, "0.9": 0.694, "0.95": 0.67}
+
+
+def test_original_record_chooses_0_8():
+    assert choose_ratio(ORIGINAL_RECORD, 0.718, 0.001) == 0.8
+
+
+def test_ratios_compare_as_numbers_not_insertion_order():
+    shuffled = {"0.0": 0.8, "0.95": 0.5, "0.1": 0.8, "0.9": 0.79, "0.5": 0.8}
+    assert choose_ratio(shuffled, 0.8, 0.0) == 0.5
+    assert choose_ratio(shuffled, 0.8, 0.01) == 0.9
+
+
+def test_no_ratio_reaches_baseline_falls_back_to_unpruned():
+    assert choose_ratio({"0.0": 0.5, "0.1": 0.4, "0.2": 0.3}, 0.6, 0.001) is None
+
+
+def make_task_dir(tmp_path, record):
+    task_dir = tmp_path / "food_containers"
+    (task_dir / "scratch").mkdir(parents=True)
+    (task_dir / "scratch" / "checkpoint-100.pth.tar").write_bytes(b"scratch")
+    for ratio in record:
+        if ratio != "0.0":
+            (task_dir / "gradual_prune" / ratio).mkdir(parents=True)
+            (task_dir / "gradual_prune" / ratio / "checkpoint-20.pth.tar").write_bytes(ratio.encode())
+    (task_dir / "gradual_prune" / "record.txt").write_text(json.dumps(record))
+    baseline = tmp_path / "baseline.txt"
+    baseline.write_text(json.dumps({"food_containers": "0.7180"}))
+    return task_dir, baseline
+
+
+def run_tool(task_dir, baseline):
+    return subprocess.run([sys.executable, str(TOOL), "--pruning_ratio_to_acc_record_file",
+                           str(task_dir / "gradual_prune" / "record.txt"), "--baseline_acc_file", str(baseline),
+                           "--dataset", "food_containers", "--allow_acc_loss", "0.001"],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_tool_installs_the_chosen_checkpoint_and_says_so(tmp_path):
+    task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
+    result = run_tool(task_dir, baseline)
+    assert result.returncode == 0, result.stderr
+    assert "We choose pruning ratio 0.8" in result.stdout
+    chosen = json.loads((task_dir / "gradual_prune" / "chosen.json").read_text())
+    assert chosen["ratio"] == 0.8 and chosen["checkpoint"] == "checkpoint-20.pth.tar"
+    assert (task_dir / "gradual_prune" / "checkpoint-20.pth.tar").read_bytes() == b"0.8"
+
+
+def test_tool_fallback_replaces_an_earlier_choice(tmp_path):
+    task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
+    assert run_tool(task_dir, baseline).returncode == 0
+    failing = {key: 0.5 for key in ORIGINAL_RECORD}
+    (task_dir / "gradual_prune" / "record.txt").write_text(json.dumps(failing))
+    result = run_tool(task_dir, baseline)
+    assert result.returncode == 0, result.stderr
+    assert "We select scratch" in result.stdout and "We choose pruning ratio 0.0" in result.stdout
+    prune_dir = task_dir / "gradual_prune"
+    assert sorted(p.name for p in prune_dir.glob("checkpoint-*.pth.tar")) == ["checkpoint-100.pth.tar"]
+    assert json.loads((prune_dir / "chosen.json").read_text())["checkpoint"] == "checkpoint-100.pth.tar"
+
+
+def test_missing_baseline_entry_is_one_sentence(tmp_path):
+    task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
+    baseline.write_text("{}")
+    result = run_tool(task_dir, baseline)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr

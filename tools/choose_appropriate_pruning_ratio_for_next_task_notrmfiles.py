@@ -1,0 +1,91 @@
+"""Step 2-2: choose the largest pruning ratio whose accuracy still reaches the baseline.
+
+The chosen stage's checkpoint is copied into `gradual_prune/` and named in `gradual_prune/chosen.json`,
+which is what step 3-2 loads: no guessing by "the highest epoch number in the folder".
+Falls back to the unpruned model (`scratch/`) when no ratio qualifies. Imports no torch: it only
+reads JSON and copies files.
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from utils.errors import UserError, run_main  # noqa: E402
+from utils.logs import setup_logging  # noqa: E402
+from utils.records import read_json_record, write_json_atomic  # noqa: E402
+
+CHOSEN_FILE = "chosen.json"
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")
+    p.add_argument("--pruning_ratio_to_acc_record_file", required=True, help="<task dir>/gradual_prune/record.txt")
+    p.add_argument("--baseline_acc_file", required=True, help="logs_<arch>/baseline_<cfg>_acc.txt")
+    p.add_argument("--dataset", required=True, help="task name (key of the baseline file)")
+    p.add_argument("--allow_acc_loss", type=float, default=0.0, help="accuracy a ratio may lose below the baseline")
+    p.add_argument("--log_path", help="train.log of the task")
+    return p
+
+
+def choose_ratio(record, baseline, allow_acc_loss):
+    """The largest ratio (as a number) with accuracy + allowance >= baseline, or None for the unpruned model."""
+    ratios = sorted((float(key), acc) for key, acc in record.items() if float(key) > 0)
+    for ratio, acc in reversed(ratios):
+        if float(acc) + allow_acc_loss >= baseline:
+            return ratio
+    return None
+
+
+def only_checkpoint(folder):
+    found = sorted(Path(folder).glob("checkpoint-*.pth.tar"))
+    if len(found) != 1:
+        raise UserError(f"Expected exactly one checkpoint in {folder}, found {len(found)}; re-run "
+                        f"run_pickaback/wo_backbone.sh for this task.")
+    return found[0]
+
+
+def install_chosen(prune_dir, source, ratio, accuracy):
+    """Copy `source` into gradual_prune/ (atomically) and record the choice, removing an earlier choice."""
+    chosen_json = prune_dir / CHOSEN_FILE
+    if chosen_json.exists():
+        previous = prune_dir / json.loads(chosen_json.read_text())["checkpoint"]
+        if previous.name != source.name:
+            previous.unlink(missing_ok=True)
+    target = prune_dir / source.name
+    tmp = prune_dir / f".{source.name}.tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    write_json_atomic(chosen_json, {"ratio": ratio, "accuracy": accuracy, "checkpoint": target.name,
+                                    "source": str(source.relative_to(prune_dir.parent))})
+    return target
+
+
+def main():
+    args = get_args_parser().parse_args()
+    setup_logging(args.log_path)
+    baselines = read_json_record(args.baseline_acc_file)
+    if args.dataset not in baselines:
+        raise UserError(f"{args.baseline_acc_file} has no baseline for {args.dataset}; run run_pickaback/baseline.sh first.")
+    record = read_json_record(args.pruning_ratio_to_acc_record_file)
+    if "0.0" not in record:
+        raise UserError(f"{args.pruning_ratio_to_acc_record_file} has no unpruned accuracy (key \"0.0\"); "
+                        f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
+    prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
+    ratio = choose_ratio(record, float(baselines[args.dataset]), args.allow_acc_loss)
+    if ratio is None:
+        logging.info("We select scratch")
+        source, ratio, accuracy = only_checkpoint(prune_dir.parent / "scratch"), 0.0, record["0.0"]
+    else:
+        source, accuracy = only_checkpoint(prune_dir / str(ratio)), record[str(ratio)]
+    install_chosen(prune_dir, source, ratio, accuracy)
+    logging.info(f"We choose pruning ratio {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

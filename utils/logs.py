@@ -1,0 +1,70 @@
+"""The original's log formats: `train.log` lines through the root logger, `train.csv` rows."""
+import csv
+import logging
+import sys
+from pathlib import Path
+
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+def setup_logging(log_path=None):
+    """Log INFO lines to stdout and, when given, appended to `log_path` (parents created)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.INFO)
+    handlers = [logging.StreamHandler(sys.stdout)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="a", encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    return root
+
+
+def train_line(epoch, loss, accuracy, lr, sparsity, mpl):
+    return (f"In train()-> Train Ep. #{epoch} loss: {loss:.3f}, accuracy: {accuracy * 100:.2f}, "
+            f"lr: {lr}, sparsity: {sparsity:.3f}, network_width_mpl: {mpl}")
+
+
+def validate_line(epoch, loss, accuracy, stats):
+    """`stats` is CPGModel.stats(): sparsity, task ratio of the active task, zero ratio, mpl, shared ratio."""
+    line = (f"In validate()-> Val Ep. #{epoch} loss: {loss:.3f}, accuracy: {accuracy * 100:.2f}, "
+            f"sparsity: {stats['sparsity']:.3f}, task{stats['task_index']} ratio: {stats['task_ratio']:.3f}, "
+            f"zero ratio: {stats['zero_ratio']:.3f}, mpl: {stats['mpl']}")
+    if stats["task_index"] > 1:  # task 1 shares nothing: the original printed no shared_ratio for it
+        line += f", shared_ratio: {stats['shared_ratio']:.3f}"
+    return line
+
+
+class TrainCsv:
+    """`train.csv` rows `epoch_idx,val_acc,train_acc,stage`.
+
+    The original appended every run's rows, so a re-run duplicated them; here the rows of a stage
+    are replaced when that stage runs again.
+    """
+
+    def __init__(self, path, stage):
+        self.path = Path(path)
+        self.stage = stage
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [row for row in self._rows() if row[3:4] != [stage]]
+        self._write(kept)
+
+    def _rows(self):
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.reader(f) if row]
+
+    def _write(self, rows):
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+        tmp.replace(self.path)
+
+    def append(self, epoch_idx, val_acc, train_acc):
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerow([epoch_idx, val_acc, train_acc, self.stage])

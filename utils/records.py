@@ -1,0 +1,53 @@
+"""JSON record files (baseline accuracies, pruning ratio -> accuracy): atomic, lock-protected updates."""
+import fcntl
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from utils.errors import UserError
+
+
+def read_json_record(path):
+    """The record as a dict; {} when the file does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not valid JSON; fix or delete it and re-run the step that writes it.")
+    if not isinstance(record, dict):
+        raise UserError(f"{path} should hold one JSON object; fix or delete it and re-run the step that writes it.")
+    return record
+
+
+@contextmanager
+def _locked(path):
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_json_atomic(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def update_json_record(path, key, value):
+    """Set one key under a file lock, so concurrent writers (two tasks finishing at once) keep each other's keys."""
+    with _locked(path):
+        record = read_json_record(path)
+        record[str(key)] = value
+        write_json_atomic(path, record)
+    return record
