@@ -9,7 +9,6 @@ network and retry, 3 baseline missing, 5 the task owns no free capacity, 6 a pru
 its accuracy goal.
 """
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -22,13 +21,11 @@ from utils.cli import add_common_args, resolve_task
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
+from utils.paths import folder_checkpoint
 from utils.logs import TrainCsv, setup_logging, train_line, validate_line
 from utils.pruner import GradualPruner
 from utils.records import read_json_record, update_json_record
 from utils.train import build_optimizers, evaluate, resolve_device, seed_everything, set_lr, step_decay_factor, train_one_epoch
-
-CHOSEN_FILE = "chosen.json"  # written by step 2-2: which checkpoint of gradual_prune/ is the backbone
-
 
 def get_args_parser():
     p = argparse.ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
@@ -56,22 +53,6 @@ def get_args_parser():
 
 # ---------------------------------------------------------------- loading and saving
 
-def find_checkpoint(folder):
-    """The checkpoint a folder offers: the one step 2-2 chose, else its only checkpoint (never a guess)."""
-    folder = Path(folder)
-    chosen = folder / CHOSEN_FILE
-    if chosen.exists():
-        return folder / json.loads(chosen.read_text())["checkpoint"]
-    found = sorted(folder.glob("checkpoint-*.pth.tar"))
-    found = [f for f in found if "_kv_transfer_" not in f.name]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UserError(f"No checkpoint in {folder}; run the step that writes it first.")
-    raise UserError(f"{folder} holds {len(found)} checkpoints and no {CHOSEN_FILE}; "
-                    f"run run_pickaback/select_pruning_ratio_of_backbone.sh to choose one.")
-
-
 def save_run(path, model, cfg, *, epoch, accuracy, test_accuracy, status, args):
     save_model(path, model, cfg.name, epoch=epoch, accuracy=accuracy, test_accuracy=test_accuracy,
                status=int(status), args=args)
@@ -83,7 +64,7 @@ def prepare_model(args, cfg, task):
     if args.load_checkpoint:
         model, _ = load_model(args.load_checkpoint, expect_arch=args.arch, expect_config=cfg.name)
     elif args.load_folder:
-        model, _ = load_model(find_checkpoint(args.load_folder), expect_arch=args.arch, expect_config=cfg.name)
+        model, _ = load_model(folder_checkpoint(args.load_folder), expect_arch=args.arch, expect_config=cfg.name)
     else:
         model = CPGModel.create(args.arch, args.profile, width)
     if model.width_mult < width:
@@ -226,7 +207,7 @@ def prepare_model_for_pruning(args, cfg, task):
     folder = Path(args.load_folder)
     if args.initial_sparsity != 0:
         folder = folder / str(args.initial_sparsity)
-    model, _ = load_model(find_checkpoint(folder), expect_arch=args.arch, expect_config=cfg.name)
+    model, _ = load_model(folder_checkpoint(folder), expect_arch=args.arch, expect_config=cfg.name)
     if task.name not in model.task_names or model.task_names[-1] != task.name:
         raise UserError(f"The checkpoint in {folder} was not trained last on task {task.name}; "
                         f"only the newest task of a checkpoint can be pruned.")
@@ -235,7 +216,7 @@ def prepare_model_for_pruning(args, cfg, task):
 
 
 def inference(args, cfg, task, device, loaders):
-    source = Path(args.load_checkpoint) if args.load_checkpoint else find_checkpoint(args.load_folder or args.save_folder)
+    source = Path(args.load_checkpoint) if args.load_checkpoint else folder_checkpoint(args.load_folder or args.save_folder)
     model, _ = load_model(source, expect_arch=args.arch, expect_config=cfg.name)
     if task.name not in model.task_names:
         raise UserError(f"{source} holds no task {task.name}; it holds {', '.join(model.task_names)}.")

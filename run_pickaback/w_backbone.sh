@@ -34,7 +34,7 @@ for row in "${rows[@]}"; do
       --pruning_ratio_to_acc_record_file "$T/gradual_prune/record.txt" --log_path "$T/train.log" \
       --jsonfile "$BASELINE_FILE" --total_num_tasks 5 $FORCE_FLAG
     if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" 'BEGIN { print w + 0.5 }')
+      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
       echo "New network_width_multiplier: ${width}"
       continue
     fi

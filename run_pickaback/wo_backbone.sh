@@ -16,7 +16,7 @@ for id in $(task_ids); do
     run_status "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" --lr 1e-2 \
       --lr_mask 1e-4 --network_width_multiplier "$width"
     if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" 'BEGIN { print w + 0.5 }')
+      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
       echo "New network_width_multiplier: ${width}"
       continue
     fi

@@ -17,10 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.logs import setup_logging  # noqa: E402
+from utils.paths import CHOSEN_FILE  # noqa: E402
 from utils.records import read_json_record, write_json_atomic  # noqa: E402
-
-CHOSEN_FILE = "chosen.json"
-
 
 def get_args_parser():
     p = argparse.ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")

@@ -1,0 +1,82 @@
+"""Step 4: hand each target's key/value input projection to its selected backbone.
+
+    python transfer_kv_perceiver_io.py --dataset_config demo
+
+For every row (target_id, task_id) of pickaback_<cfg>_result.csv: load the backbone task's chosen
+checkpoint (step 2-2), register the target as a new task in it and install the target's input
+adapter (its key/value input projection and, for text, its token and position embeddings) from the
+target's baseline as that task's private adapter. Saved beside the chosen checkpoint as
+checkpoint-<E>_kv_transfer_<target_id>.pth.tar; the backbone's own checkpoint is never written. Nothing
+else is copied: the target's head starts fresh and its body weights are the free weights it claims.
+"""
+import argparse
+import csv
+from pathlib import Path
+
+from packnet_models_pickaback.compare import load_task_model
+from utils import paths
+from utils.checkpoint import load_model, save_model
+from utils.dataset_config import CONFIG_NAMES, get_config
+from utils.errors import UserError, run_main
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(description="Install each target's key/value projection into its backbone.")
+    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io"])
+    p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
+    p.add_argument("--csv_path", help="default: pickaback_<cfg>_result.csv")
+    p.add_argument("--target_id", nargs="+", default=["all"], help="targets to transfer, or 'all'")
+    p.add_argument("--force", action="store_true", help="accepted for symmetry with the other steps: "
+                                                        "the transfer is cheap and always redone")
+    return p
+
+
+def read_pairs(path):
+    """(target_id, task_id) rows of the step 3-1 result file."""
+    if not path.exists():
+        raise UserError(f"{path} is missing; run run_pickaback/find_backbone.sh first.")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][:2] != ["target_id", "task_id"]:
+        raise UserError(f"{path} does not start with the header target_id,task_id.")
+    try:
+        return [(int(r[0]), int(r[1])) for r in rows[1:] if r]
+    except (ValueError, IndexError):
+        raise UserError(f"{path} has a row that is not two task ids.")
+
+
+def transfer(cfg, arch, target, backbone):
+    """Write the backbone's chosen checkpoint + the target task with its own adapter; returns the path."""
+    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name) / "gradual_prune")
+    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
+    if model.task_names[-1] != backbone.name:
+        raise UserError(f"{chosen} is not a backbone checkpoint of {backbone.name}.")
+    if target.name in model.task_names:
+        raise UserError(f"{chosen} already holds task {target.name}; it cannot be its own backbone.")
+    target_model = load_task_model(cfg, target, arch)
+    model.add_task(target, cfg)
+    model.install_adapter(target.name, target_model, target.name)
+    out = paths.kv_transfer_checkpoint(chosen, target.task_id)
+    save_model(out, model, cfg.name, epoch=payload.get("epoch", 0), source=str(chosen),
+               backbone=backbone.name, target=target.name)
+    return out
+
+
+def main():
+    args = get_args_parser().parse_args()
+    cfg = get_config(args.dataset_config)
+    csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name)
+    wanted = None if args.target_id == ["all"] else {cfg.task(int(k) if k.isdigit() else k).task_id
+                                                     for k in args.target_id}
+    for target_id, task_id in read_pairs(csv_path):
+        if wanted is not None and target_id not in wanted:
+            continue
+        target, backbone = cfg.task(target_id), cfg.task(task_id)
+        out = transfer(cfg, args.arch, target, backbone)
+        print(f"Target {target_id} ({target.name}, {target.modality}) -> backbone {task_id} "
+              f"({backbone.name}, {backbone.modality}): {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
