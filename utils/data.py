@@ -8,21 +8,20 @@ torchvision's ImageFolder.
 import math
 import os
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torchvision import transforms
-from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.text import encode_batch
 
+# torchvision's image extensions (its ImageFolder reads the same files); torchvision itself is only
+# imported by the DataLoader path (utils/folder_loader.py): it costs ~1 s at every process start.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IN_MEMORY_LIMIT_BYTES = 2 * 1024 ** 3   # decoded size above which the DataLoader path is used
 CROP_PADDING = 4
 SPLITS = ("train", "test")
@@ -66,9 +65,10 @@ def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str
     classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
     if not classes:
         raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
-    extensions = IMG_EXTENSIONS if task.modality == "image" else (".txt",)
-    samples = make_dataset(str(folder), {c: i for i, c in enumerate(classes)},
-                           extensions=extensions, allow_empty=True)
+    extensions = IMAGE_EXTENSIONS if task.modality == "image" else (".txt",)
+    samples = [(str(path), label) for label, name in enumerate(classes)
+               for path in sorted((folder / name).rglob("*"))
+               if path.suffix.lower() in extensions and path.is_file()]
     counts = np.bincount([label for _, label in samples], minlength=len(classes))
     for name, count in zip(classes, counts):
         if count == 0:
@@ -198,50 +198,6 @@ class TaskLoader:
         return _normalise(x, self.task, self.device)
 
 
-class _CheckedImageFolder(ImageFolder):
-    """ImageFolder restricted to a subset, resizing to the config size, naming unreadable files."""
-
-    def __init__(self, folder, size, indices, transform):
-        super().__init__(str(folder), transform=transform, loader=partial(read_image, size=size))
-        self.samples = [self.samples[i] for i in indices.tolist()]
-        self.targets = [label for _, label in self.samples]
-
-
-class FolderTaskLoader:
-    """DataLoader path for image tasks too large for memory; batches as TaskLoader's."""
-
-    def __init__(self, cfg, task, split, indices, batch_size, shuffle, augment, device, seed,
-                 num_workers=None):
-        steps = []
-        if augment and cfg.train_augment == "crop_flip":
-            steps.append(transforms.RandomCrop(cfg.image_size, padding=CROP_PADDING))
-        if augment:
-            steps.append(transforms.RandomHorizontalFlip())
-        steps.append(transforms.PILToTensor())      # uint8; normalised on the device, per batch
-        folder = task_folder(cfg, task, split)
-        self.dataset = _CheckedImageFolder(folder, cfg.image_size, indices, transforms.Compose(steps))
-        self.device, self.task, self.seed, self.epoch = torch.device(device), task, seed, 0
-        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-        self.loader_args = dict(batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                                pin_memory=self.device.type == "cuda",
-                                persistent_workers=False)
-
-    def __len__(self):
-        return math.ceil(len(self.dataset) / self.loader_args["batch_size"])
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        self.epoch += 1
-        loader = torch.utils.data.DataLoader(self.dataset, generator=generator, **self.loader_args)
-        try:
-            for x, y in loader:
-                yield _normalise(x.to(self.device, non_blocking=True), self.task, self.device), \
-                    y.to(self.device)
-        except UserError as err:
-            # A worker's UserError comes back wrapped with its traceback; keep the one sentence.
-            raise UserError(str(err).strip().splitlines()[-1].split("UserError: ")[-1]) from None
-
-
 def fits_in_memory(cfg, task, num_samples: int) -> bool:
     return task.modality != "image" or estimated_bytes(cfg, task, num_samples) < IN_MEMORY_LIMIT_BYTES
 
@@ -268,6 +224,7 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=0
         val = TaskLoader(full_train.subset(val_idx), task, cfg, val_batch_size, **evaluation) \
             if val_fraction > 0 else test
     else:
+        from utils.folder_loader import FolderTaskLoader
         train = FolderTaskLoader(cfg, task, "train", train_idx, batch_size, shuffle=True, augment=True,
                                  device=device, seed=seed)
         test = FolderTaskLoader(cfg, task, "test", torch.arange(len(test_samples)), val_batch_size,
