@@ -287,7 +287,7 @@ def plot_similarity(run, path):
     for (t, c), distance in run.distances.items():
         grid[row_of[t], col_of[c]] = distance
 
-    fig, ax = plt.subplots(figsize=(2.8 + 0.55 * len(candidates), 1.9 + 0.45 * len(targets)),
+    fig, ax = plt.subplots(figsize=(max(5.5, 2.8 + 0.55 * len(candidates)), max(3.6, 1.9 + 0.45 * len(targets))),
                            layout="constrained")
     # dark = close: the selected backbone should sit on a dark cell
     cmap = plt.get_cmap("Blues_r").with_extremes(bad="#e6e6e6")  # light grey: pairs never compared
@@ -327,7 +327,7 @@ def plot_pruning(run, path):
     tasks = [t for t in run.cfg.tasks if t.name in run.records]
     ncols = min(4, len(tasks))
     nrows = -(-len(tasks) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 2.5 * nrows), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.1 * ncols, 6.5), 2.5 * nrows), sharex=True, squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         record = run.records[task.name]
         ax.plot(list(record), list(record.values()), marker="o", markersize=3.5, color="tab:blue",
