@@ -20,3 +20,34 @@ def small_demo_root(tmp_path_factory):
 @pytest.fixture
 def demo_cfg(small_demo_root):
     return get_config("demo", data_root_dir=small_demo_root)
+
+
+# ---------------------------------------------------------------- training entry points (step 1 outputs)
+BASELINE_EPOCHS = 2
+BASELINE_TASK_IDS = ("1", "2", "7")   # two image tasks, one text task of the demo config
+
+
+def script_env(output_root, data_root):
+    """Environment for running a pipeline script as a subprocess with redirected outputs and data."""
+    import os
+    env = dict(os.environ)
+    env.update(MMPAB_OUTPUT_ROOT=str(output_root), MMPAB_DATA_ROOT=str(data_root),
+               PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def baseline_outputs(tmp_path_factory, small_demo_root):
+    """An output root holding step 1's outputs for demo tasks 1, 2 (image) and 7 (text), 2 epochs each.
+
+    Shared by the training-entry-point tests; treat as read-only (copy it before changing anything).
+    """
+    import subprocess
+    import sys
+    from utils.dataset_config import REPO_ROOT
+    out = tmp_path_factory.mktemp("baseline_out")
+    proc = subprocess.run([sys.executable, "packnet_cifar100_main_normal.py", "--dataset", *BASELINE_TASK_IDS,
+                           "--epochs", str(BASELINE_EPOCHS), "--device", "cpu", "--profile", "demo"],
+                          cwd=REPO_ROOT, env=script_env(out, small_demo_root), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out

@@ -1,0 +1,120 @@
+"""Step 1 (packnet_cifar100_main_normal.py) run as a subprocess on the reduced demo data."""
+import json
+import multiprocessing
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import BASELINE_EPOCHS, script_env
+from utils import paths
+from utils.checkpoint import load_model
+from utils.data import task_loaders
+from utils.dataset_config import REPO_ROOT
+from utils.records import read_json_record, update_json_record
+from utils.train import evaluate
+
+SCRIPT = "packnet_cifar100_main_normal.py"
+
+
+def run(out, data_root, *args):
+    return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO_ROOT, env=script_env(out, data_root),
+                          capture_output=True, text=True, timeout=300)
+
+
+def baseline_ckpt(out, task_name, epochs=BASELINE_EPOCHS):
+    return (out / "checkpoints_perceiver_io" / "baseline_scratch" / "perceiver_io" / "demo" / task_name
+            / f"checkpoint-{epochs}.pth.tar")
+
+
+@pytest.mark.parametrize("task_id", [1, 7])   # an image task and a text task
+def test_checkpoint_and_accuracy_entry_reproduce(baseline_outputs, demo_cfg, monkeypatch, task_id):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(baseline_outputs))
+    task = demo_cfg.task(task_id)
+    ckpt = baseline_ckpt(baseline_outputs, task.name)
+    assert ckpt.is_file()
+    assert ckpt == paths.checkpoint_file(paths.baseline_dir("perceiver_io", "demo", task.name), BASELINE_EPOCHS)
+    acc_file = baseline_outputs / "logs_perceiver_io" / "baseline_demo_acc.txt"
+    record = json.loads(acc_file.read_text())
+    assert re.fullmatch(r"0\.\d{4}|1\.0000", record[task.name]), record
+    model, payload = load_model(ckpt, expect_arch="perceiver_io", expect_config="demo")
+    assert model.task_names == [task.name]
+    assert payload["epoch"] == BASELINE_EPOCHS
+    _, val_loader, _ = task_loaders(demo_cfg, task, batch_size=32, val_batch_size=100, val_fraction=0.1,
+                                    seed=2, device="cpu")
+    _, acc = evaluate(model.task_view(task.name), val_loader, torch.device("cpu"))
+    assert f"{acc:.4f}" == record[task.name]
+
+
+def test_second_run_skips_and_force_retrains(baseline_outputs, small_demo_root, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(baseline_outputs, out)
+    ckpt = baseline_ckpt(out, "shapes_clean")
+    before = ckpt.stat().st_mtime_ns
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", str(BASELINE_EPOCHS), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "already done" in proc.stdout
+    assert ckpt.stat().st_mtime_ns == before
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", str(BASELINE_EPOCHS), "--device", "cpu",
+               "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert "already done" not in proc.stdout
+    assert ckpt.stat().st_mtime_ns != before
+    assert "shapes_clean" in read_json_record(out / "logs_perceiver_io" / "baseline_demo_acc.txt")
+
+
+def _writer(path, prefix, n):
+    for i in range(n):
+        update_json_record(path, f"{prefix}{i}", f"0.{i:04d}")
+
+
+def test_concurrent_writers_keep_every_key(tmp_path):
+    path = tmp_path / "logs" / "baseline_demo_acc.txt"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(path, prefix, 60)) for prefix in ("a", "b", "c")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    record = read_json_record(path)
+    assert set(record) == {f"{prefix}{i}" for prefix in "abc" for i in range(60)}
+
+
+def assert_one_error_line(proc):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_missing_data_root_is_one_sentence(tmp_path):
+    line = assert_one_error_line(run(tmp_path / "out", tmp_path / "no_data", "--dataset", "1", "--epochs", "1",
+                                     "--device", "cpu"))
+    assert "{train,test}/<task>/<class>/<file>" in line
+    assert "make_demo_data.py" in line
+    assert not (tmp_path / "out" / "logs_perceiver_io" / "baseline_demo_acc.txt").exists()
+
+
+def test_unknown_task_lists_valid_names(tmp_path, small_demo_root):
+    line = assert_one_error_line(run(tmp_path, small_demo_root, "--dataset", "no_such_task", "--epochs", "1",
+                                     "--device", "cpu"))
+    assert "no_such_task" in line
+    for name in ("shapes_clean", "colours_notes"):
+        assert name in line
+
+
+def test_modality_contradicting_config(tmp_path, small_demo_root):
+    line = assert_one_error_line(run(tmp_path, small_demo_root, "--dataset", "7", "--modality", "image",
+                                     "--epochs", "1", "--device", "cpu"))
+    assert "--modality image" in line and "shapes_captions" in line and "text" in line
+
+
+def test_lenet5_on_text_task(tmp_path, small_demo_root):
+    line = assert_one_error_line(run(tmp_path, small_demo_root, "--arch", "lenet5", "--dataset", "shapes_captions",
+                                     "--epochs", "1", "--device", "cpu"))
+    assert "lenet5" in line and "text" in line

@@ -1,0 +1,152 @@
+"""Step 4 (transfer_kv_perceiver_io.py) between step 2-2's chosen checkpoint and step 3-2."""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import script_env
+from utils import paths
+from utils.checkpoint import load_model
+from utils.dataset_config import REPO_ROOT
+
+BACKBONE, IMAGE_TARGET, TEXT_TARGET = "shapes_clean", "shapes_noisy", "shapes_captions"   # ids 1, 2, 7
+ARCH = "perceiver_io"
+
+
+def run(env, *args):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+COMMON = ("--device", "cpu", "--profile", "demo", "--dataset_config", "demo", "--seed", "2")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, baseline_outputs, small_demo_root):
+    root = tmp_path_factory.mktemp("transfer")
+    out = root / "out"
+    shutil.copytree(baseline_outputs, out)
+    env = script_env(out, small_demo_root)
+    base0 = root / "base0.json"
+    base0.write_text(json.dumps({BACKBONE: "0.0000", IMAGE_TARGET: "0.0000", TEXT_TARGET: "0.0000"}))
+    bdir = paths.checkpoints_dir(ARCH).relative_to(paths.output_root())  # layout relative to the output root
+    bdir = out / bdir / "CPG_single_scratch_woexp" / ARCH / "demo" / BACKBONE
+    record = bdir / "gradual_prune" / "record.txt"
+    cpg = ("CPG_MM_main_normal.py", *COMMON, "--dataset", BACKBONE, "--jsonfile", base0, "--epochs", 1,
+           "--pruning_ratio_to_acc_record_file", record, "--log_path", bdir / "train.log")
+    ok(run(env, *cpg, "--mode", "finetune", "--save_folder", bdir / "scratch"))
+    ok(run(env, *cpg, "--mode", "prune", "--load_folder", bdir / "scratch", "--save_folder", bdir / "gradual_prune",
+           "--lr", "1e-3", "--initial_sparsity", "0.0", "--target_sparsity", "0.5", "--pruning_interval", 1,
+           "--pruning_frequency", 1))
+    ok(run(env, "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py",
+           "--pruning_ratio_to_acc_record_file", record, "--baseline_acc_file", base0, "--dataset", BACKBONE))
+    chosen = bdir / "gradual_prune" / json.loads((bdir / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
+    hashes = {"before": sha(chosen)}
+    (out / "pickaback_demo_result.csv").write_text("target_id,task_id\n2,1\n7,1\n")
+    transfer_proc = ok(run(env, "transfer_kv_perceiver_io.py", "--dataset_config", "demo"))
+    hashes["after_transfer"] = sha(chosen)
+    # step 3-2: the text target trains on the image backbone from its transfer checkpoint
+    tdir = out / paths.target_dir(ARCH, "demo", BACKBONE, TEXT_TARGET).relative_to(paths.output_root())
+    kv7 = chosen.with_name(chosen.name.replace(".pth.tar", "_kv_transfer_7.pth.tar"))
+    finetune_proc = run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "finetune",
+                        "--load_checkpoint", kv7, "--save_folder", tdir / "scratch", "--epochs", 1,
+                        "--jsonfile", base0, "--network_width_multiplier", "1.0",
+                        "--max_allowed_network_width_multiplier", "2.0",
+                        "--pruning_ratio_to_acc_record_file", tdir / "gradual_prune" / "record.txt",
+                        "--log_path", tdir / "train.log")
+    hashes["after_step_3_2"] = sha(chosen)
+    return dict(out=out, env=env, chosen=chosen, hashes=hashes, transfer_proc=transfer_proc,
+                finetune_proc=finetune_proc, tdir=tdir)
+
+
+def kv_path(pipeline, target_id):
+    chosen = pipeline["chosen"]
+    return chosen.with_name(chosen.name.replace(".pth.tar", f"_kv_transfer_{target_id}.pth.tar"))
+
+
+def baseline_model(pipeline, task):
+    folder = pipeline["out"] / "checkpoints_perceiver_io" / "baseline_scratch" / ARCH / "demo" / task
+    (ckpt,) = folder.glob("checkpoint-*.pth.tar")
+    return load_model(ckpt)[0]
+
+
+def test_output_checkpoint_lies_beside_the_chosen_one(pipeline):
+    chosen = pipeline["chosen"]
+    assert re.fullmatch(r"checkpoint-\d+\.pth\.tar", chosen.name)
+    for target_id in (2, 7):
+        out = kv_path(pipeline, target_id)
+        assert out.is_file()
+        assert out.parent == chosen.parent
+        assert str(out) in pipeline["transfer_proc"].stdout
+
+
+@pytest.mark.parametrize("target_id,target", [(2, IMAGE_TARGET), (7, TEXT_TARGET)])
+def test_backbone_task_unchanged(pipeline, target_id, target):
+    backbone, _ = load_model(pipeline["chosen"])
+    moved, _ = load_model(kv_path(pipeline, target_id))
+    assert moved.task_names == [BACKBONE, target]
+    old, new = backbone.checkpoint_state(), moved.checkpoint_state()
+    for layer, weight in old["weights"].items():
+        assert torch.equal(weight, new["weights"][layer]), layer
+        assert torch.equal(old["owners"][layer] == 1, new["owners"][layer] == 1), layer
+    for key, value in old["task_modules"][BACKBONE].items():
+        assert torch.equal(value, new["task_modules"][BACKBONE][key]), key
+    for key, value in old["private"][BACKBONE].items():
+        assert torch.equal(value, new["private"][BACKBONE][key]), key
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(backbone.task_view(BACKBONE)(x), moved.task_view(BACKBONE)(x))
+
+
+@pytest.mark.parametrize("target_id,target", [(2, IMAGE_TARGET), (7, TEXT_TARGET)])
+def test_target_gets_its_baseline_adapter_and_nothing_else(pipeline, target_id, target):
+    moved, _ = load_model(kv_path(pipeline, target_id))
+    base = baseline_model(pipeline, target)
+    mine = moved.body.task_modules(target)["adapters"].state_dict()
+    theirs = base.body.adapters[target].state_dict()
+    assert mine.keys() == theirs.keys() and mine
+    for key in theirs:
+        assert torch.equal(mine[key], theirs[key]), key
+    head, base_head = moved.body.heads[target].state_dict(), base.body.heads[target].state_dict()
+    assert head.keys() == base_head.keys()
+    assert not all(torch.equal(head[k], base_head[k]) for k in head), "the target's head was copied from its baseline"
+
+
+def test_backbone_checkpoint_bytes_never_change(pipeline):
+    hashes = pipeline["hashes"]
+    assert hashes["before"] == hashes["after_transfer"] == hashes["after_step_3_2"]
+
+
+def test_text_target_on_image_backbone_trains_and_infers(pipeline):
+    ok(pipeline["finetune_proc"])
+    ckpt = pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar"
+    model, _ = load_model(ckpt)
+    assert model.task_names == [BACKBONE, TEXT_TARGET]
+    proc = ok(run(pipeline["env"], "CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "inference",
+                  "--load_folder", pipeline["tdir"] / "scratch", "--save_folder", pipeline["tdir"] / "scratch",
+                  "--log_path", pipeline["tdir"] / "inference.log"))
+    assert re.search(r"In validate\(\)-> Val Ep\. #\d+ loss: [\d.]+, accuracy: [\d.]+, .*task2 ratio: ", proc.stdout)
+    assert f"Test accuracy of {TEXT_TARGET}" in proc.stdout
+
+
+def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
+    proc = run(script_env(tmp_path, small_demo_root), "transfer_kv_perceiver_io.py", "--dataset_config", "demo")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "pickaback_demo_result.csv" in lines[0]
+    assert "find_backbone.sh" in lines[0]
