@@ -68,7 +68,8 @@ def run_task(args, cfg, task):
     """Train and record one task; returns its summary row."""
     save_folder = Path(args.save_folder) if args.save_folder else paths.baseline_dir(args.arch, cfg.name, task.name)
     logfile = Path(args.logfile) if args.logfile else paths.baseline_acc_file(args.arch, cfg.name)
-    test_logfile = logfile.with_name(logfile.name.replace("_acc", "_test_acc"))
+    test_logfile = (logfile.with_name(logfile.name.replace("_acc", "_test_acc")) if args.logfile
+                    else paths.baseline_test_acc_file(args.arch, cfg.name))
     checkpoint = paths.checkpoint_file(save_folder, args.epochs)
     if not args.force and is_done(checkpoint, logfile, task):
         print(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain.")

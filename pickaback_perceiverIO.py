@@ -35,6 +35,8 @@ def get_args_parser():
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
                    help="similar: smallest distance (default); dissimilar: largest, as the original code")
     p.add_argument("--candidates", default="all", choices=["all", "same-modality"])
+    p.add_argument("--candidate_ids", nargs="+", default=["all"],
+                   help="the peers whose models may be picked (ids or names), or 'all'")
     p.add_argument("--profile_source", default="target", choices=["target", "both"],
                    help="profiling inputs from the target's training data only, or half from the candidate's "
                         "(the original; same-modality candidates only)")
@@ -48,7 +50,8 @@ def get_args_parser():
     return p
 
 
-def select_targets(cfg, keys, arch):
+def select_tasks(cfg, keys, arch):
+    """The tasks named by `keys` (ids or names, or 'all': every task `arch` can read)."""
     usable = [t for t in cfg.tasks if arch != "lenet5" or t.modality == "image"]
     if keys == ["all"]:
         return usable
@@ -59,8 +62,8 @@ def select_targets(cfg, keys, arch):
     return tasks
 
 
-def candidates_for(cfg, target, rule, arch):
-    pool = [t for t in cfg.tasks if t.name != target.name and (arch != "lenet5" or t.modality == "image")]
+def candidates_for(peers, target, rule):
+    pool = [t for t in peers if t.name != target.name]
     if rule == "same-modality":
         pool = [t for t in pool if t.modality == target.modality]
     return pool
@@ -141,11 +144,12 @@ def main():
     cfg = get_config(args.dataset_config)
     seed_everything(args.seed)
     device = resolve_device(args.device)
-    targets = select_targets(cfg, args.target_id, args.arch)
+    targets = select_tasks(cfg, args.target_id, args.arch)
+    peers = select_tasks(cfg, args.candidate_ids, args.arch)
     models = {}
     selections, table, cache = {}, [], {}
     for target in targets:
-        pool = candidates_for(cfg, target, args.candidates, args.arch)
+        pool = candidates_for(peers, target, args.candidates)
         if not pool:
             raise UserError(f"Target {target.name} has no candidate backbone under --candidates {args.candidates}.")
         for task in [target, *pool]:

@@ -283,6 +283,12 @@ class CPGModel(nn.Module):
             mask.invalidate()
 
     @torch.no_grad()
+    def zero_free_weights(self) -> None:
+        """Set every free weight to 0: SGD momentum would otherwise keep moving weights pruned mid-run."""
+        for layer, module in self._maskable.items():
+            raw_weight(module).masked_fill_(self._masks[layer].owner == 0, 0.0)
+
+    @torch.no_grad()
     def mask_gradients(self, weight_decay: float) -> None:
         """After backward: L2 decay on the active task's own weights; every other entry's grad = 0."""
         for layer, module in self._maskable.items():

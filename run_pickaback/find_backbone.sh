@@ -4,6 +4,9 @@
 # Usage: bash run_pickaback/find_backbone.sh [cfg]     (SELECT=dissimilar reproduces the original code)
 source "$(dirname "$0")/common.sh"
 
-# shellcheck disable=SC2046
+# TASKS narrows both the targets and their peers (a peer must have gone through steps 1 and 2-1).
+tasks=$(task_ids)
+# shellcheck disable=SC2086
 "$PY" pickaback_perceiverIO.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE" \
-  --target_id $(task_ids) --select "${SELECT:-similar}" --candidates "${CANDIDATES:-all}"
+  --target_id $tasks --candidate_ids $tasks --select "${SELECT:-similar}" --candidates "${CANDIDATES:-all}" \
+  --max_iterations "$MODELDIFF_ITERATIONS"

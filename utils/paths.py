@@ -34,7 +34,13 @@ def baseline_dir(arch, cfg_name, task_name):
 
 
 def baseline_acc_file(arch, cfg_name):
+    """Validation accuracy of every task trained alone: the criterion of every later decision."""
     return logs_dir(arch) / f"baseline_{cfg_name}_acc.txt"
+
+
+def baseline_test_acc_file(arch, cfg_name):
+    """Test accuracy of the same models, for reporting only."""
+    return logs_dir(arch) / f"baseline_{cfg_name}_test_acc.txt"
 
 
 def backbone_dir(arch, cfg_name, task_name):

@@ -30,8 +30,11 @@ class GradualPruner:
         if self.begin < self.step <= self.end and due:
             self.model.prune_active_task(cubic_sparsity(self.step, self.begin, self.end, self.initial, self.target))
             self.last_update = self.step
+        # the optimizer's momentum still moves weights pruned earlier in this run
+        self.model.zero_free_weights()
 
     def finish(self):
         """Reach the target even when the ramp was longer than the steps that ran."""
         if self.step < self.end:
             self.model.prune_active_task(self.target)
+        self.model.zero_free_weights()

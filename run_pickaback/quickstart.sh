@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's main command: set up .venv (first run only), then run the whole pipeline on the demo
+# config (steps 1 -> 2-1 -> 2-2 -> 3-1 -> 4 -> 3-2) and print one summary table. Re-running resumes:
+# finished work is skipped (FORCE=1 redoes it). Another config: bash run_pickaback/quickstart.sh cifar100
+set -euo pipefail
+source "$(dirname "$0")/../tools/setup_venv.sh"
+cfg=${1:-demo}
+started=$(date +%s)
+for step in baseline wo_backbone select_pruning_ratio_of_backbone find_backbone transfer_kv w_backbone; do
+  echo
+  echo "##### run_pickaback/${step}.sh ${cfg}"
+  bash "run_pickaback/${step}.sh" "$cfg"
+done
+"$PY" tools/summarize_pipeline.py "$cfg" --arch "${ARCH:-perceiver_io}"
+echo
+echo "Pipeline finished in $(( $(date +%s) - started ))s."
+echo "Plots and tables of these results: $PY tools/report.py $cfg"

@@ -1,0 +1,91 @@
+"""The bash steps end to end on a reduced demo config (4 tasks, 1-2 epochs), as a user runs them."""
+import csv
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
+
+
+def run_step(name, env):
+    result = subprocess.run(["bash", f"run_pickaback/{name}.sh", "demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pipeline(small_demo_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
+               TASKS=" ".join(map(str, TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
+               MODELDIFF_ITERATIONS="2", DEVICE="cpu", PYTHON=str(ROOT / ".venv/bin/python")
+               if (ROOT / ".venv/bin/python").exists() else "python3")
+    logs = {}
+    for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
+        logs[step] = run_step(step, env)
+    backbones = out / "checkpoints_perceiver_io" / "CPG_single_scratch_woexp" / "perceiver_io" / "demo"
+    chosen = {name: backbones / name / "gradual_prune" /
+              json.loads((backbones / name / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
+              for name in TASKS.values()}
+    hashes_before = {name: sha256(path) for name, path in chosen.items()}
+    for step in ("transfer_kv", "w_backbone"):
+        logs[step] = run_step(step, env)
+    return {"out": out, "env": env, "logs": logs, "chosen": chosen, "hashes_before": hashes_before}
+
+
+def test_every_task_has_a_baseline_and_a_backbone(pipeline):
+    out = pipeline["out"]
+    baselines = json.loads((out / "logs_perceiver_io" / "baseline_demo_acc.txt").read_text())
+    assert set(baselines) == set(TASKS.values())
+    for name, path in pipeline["chosen"].items():
+        record = json.loads((path.parent / "record.txt").read_text())
+        assert "0.0" in record and path.exists()
+
+
+def test_each_target_gets_one_backbone_among_its_peers(pipeline):
+    with open(pipeline["out"] / "pickaback_demo_result.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["target_id", "task_id"]
+    picks = {int(t): int(c) for t, c in rows[1:]}
+    assert set(picks) == set(TASKS)
+    assert all(c in TASKS and c != t for t, c in picks.items())
+    assert "Selected backbone for target 7 = (euc)" in pipeline["logs"]["find_backbone"]
+
+
+def test_targets_train_on_their_backbones_and_log_the_final_line(pipeline):
+    out = pipeline["out"]
+    with open(out / "pickaback_demo_result.csv", newline="") as f:
+        picks = [(int(t), int(c)) for t, c in list(csv.reader(f))[1:]]
+    targets = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+    for target_id, task_id in picks:
+        log = (targets / TASKS[task_id] / TASKS[target_id] / "train.log").read_text().splitlines()
+        last = [line for line in log if "In validate()-> Val Ep." in line][-1]
+        assert "task2 ratio:" in last and "shared_ratio:" in last and "mpl:" in last
+
+
+def test_backbone_checkpoints_are_untouched_by_steps_4_and_3_2(pipeline):
+    assert {name: sha256(p) for name, p in pipeline["chosen"].items()} == pipeline["hashes_before"]
+
+
+def test_summary_shows_backbones_bit_identical(pipeline):
+    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/summarize_pipeline.py", "demo"], cwd=ROOT,
+                            env=pipeline["env"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "bit-identical" in result.stdout and "CHANGED" not in result.stdout
+
+
+def test_rerunning_a_step_skips_finished_work(pipeline):
+    stdout = run_step("baseline", pipeline["env"])
+    assert stdout.count("already done") == len(TASKS)
+    stdout = run_step("w_backbone", pipeline["env"])
+    assert "is already done" in stdout and "Train Ep." not in stdout
