@@ -43,8 +43,8 @@ def get_args_parser():
     p.add_argument("--n_inputs", type=int, default=100)
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--max_iterations", type=int, default=100)
-    p.add_argument("--val_fraction", type=float, default=0.1, help="as in step 1: profiling inputs come "
-                                                                   "from the train part only")
+    p.add_argument("--val_fraction", type=float, default=None,
+                   help="as in step 1 (default: the config's): profiling inputs come from the train part only")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return p
@@ -71,7 +71,8 @@ def candidates_for(peers, target, rule):
 
 def profiling_seeds(cfg, task, n, args, device):
     """n inputs drawn (seeded) from the train part of `task`, as the model sees them."""
-    train, _ = train_val_split(load_split(cfg, task, "train"), args.val_fraction, args.seed)
+    val_fraction = cfg.val_fraction if args.val_fraction is None else args.val_fraction
+    train, _ = train_val_split(load_split(cfg, task, "train"), val_fraction, args.seed)
     if len(train) < 2:
         raise UserError(f"Task {task.name} has fewer than 2 training samples to profile with.")
     picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))[:n]

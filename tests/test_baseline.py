@@ -43,7 +43,7 @@ def test_checkpoint_and_accuracy_entry_reproduce(baseline_outputs, demo_cfg, mon
     model, payload = load_model(ckpt, expect_arch="perceiver_io", expect_config="demo")
     assert model.task_names == [task.name]
     assert payload["epoch"] == BASELINE_EPOCHS
-    _, val_loader, _ = task_loaders(demo_cfg, task, batch_size=32, val_batch_size=100, val_fraction=0.1,
+    _, val_loader, _ = task_loaders(demo_cfg, task, batch_size=32, val_batch_size=100, val_fraction=demo_cfg.val_fraction,
                                     seed=2, device="cpu")
     _, acc = evaluate(model.task_view(task.name), val_loader, torch.device("cpu"))
     assert f"{acc:.4f}" == record[task.name]

@@ -242,6 +242,6 @@ def test_inference_prints_validate_line_for_a_task_of_a_checkpoint(work, second_
     assert match, proc.stdout[-2000:]
     model, _ = load_model(second_task / "scratch" / "checkpoint-1.pth.tar")
     _, val_loader, _ = task_loaders(demo_cfg, demo_cfg.task(TASK1), batch_size=32, val_batch_size=100,
-                                    val_fraction=0.1, seed=2, device=torch.device("cpu"))
+                                    val_fraction=demo_cfg.val_fraction, seed=2, device=torch.device("cpu"))
     _, acc = evaluate(model.task_view(TASK1), val_loader, torch.device("cpu"))
     assert match.group(1) == f"{acc * 100:.2f}"

@@ -14,8 +14,9 @@ def add_common_args(p):
     p.add_argument("--val_batch_size", type=int, default=100)
     p.add_argument("--weight_decay", type=float, default=4e-5)
     p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--val_fraction", type=float, default=0.1,
-                   help="validation split carved from train for decisions; 0 = use test (the original)")
+    p.add_argument("--val_fraction", type=float, default=None,
+                   help="validation split carved from train for decisions (default: the config's, 0.1 "
+                        "for real data); 0 = use test (the original)")
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="redo work whose result exists")

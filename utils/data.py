@@ -202,13 +202,15 @@ def fits_in_memory(cfg, task, num_samples: int) -> bool:
     return task.modality != "image" or estimated_bytes(cfg, task, num_samples) < IN_MEMORY_LIMIT_BYTES
 
 
-def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=0.1, seed=0,
+def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=None, seed=0,
                  device="cpu", in_memory=None, stratify=True):
     """(train, val, test) loaders; train shuffled + augmented, val carved from train (seeded).
 
-    val_fraction 0 means val is the test split (the original's behaviour). `in_memory` None picks
-    the path by the decoded size of the train split; True/False forces one (benchmarks, tests).
+    val_fraction None means the config's; 0 means val is the test split (the original's behaviour).
+    `in_memory` None picks the path by the decoded size of the train split; True/False forces one
+    (benchmarks, tests).
     """
+    val_fraction = cfg.val_fraction if val_fraction is None else val_fraction
     train_samples, _ = scan_samples(cfg, task, "train")
     test_samples, _ = scan_samples(cfg, task, "test")
     if in_memory is None:

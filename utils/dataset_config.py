@@ -41,6 +41,7 @@ class DatasetConfig:
     max_text_length: int
     related: dict[str, str] = field(default_factory=dict)  # task -> its designed related task
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
+    val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
 
     @property
     def num_tasks(self) -> int:
@@ -118,7 +119,8 @@ def _demo(root: Path) -> DatasetConfig:
         name="demo", image_root=root / "demo" / "images", text_root=root / "demo" / "text",
         tasks=tasks, image_size=DEMO_IMAGE_SIZE, train_augment="crop_flip",
         text_encoding="hashed_words", vocab_size=4096, max_text_length=32,
-        related=demo_related(), prepare_command="python tools/make_demo_data.py")
+        related=demo_related(), prepare_command="python tools/make_demo_data.py",
+        val_fraction=0.2)   # 50 of 250 samples: 10% would make decisions on 25 samples
 
 
 # ---------------------------------------------------------------------------------------------
