@@ -3,11 +3,10 @@
 It is the same `CPGModel` every step uses (defined once in `models/`), holding one task that owns
 every weight, so a baseline checkpoint can be compared (step 3-1) or transferred (step 4) directly.
 """
-from pathlib import Path
-
 from models.cpg import CPGModel
 from utils.checkpoint import load_model
 from utils.errors import UserError
+from utils.paths import folder_checkpoint
 
 
 def build_baseline(arch, profile, cfg, task):
@@ -16,18 +15,9 @@ def build_baseline(arch, profile, cfg, task):
     return model
 
 
-def baseline_checkpoint(folder):
-    """The one checkpoint of a baseline folder (step 1 keeps exactly one)."""
-    found = sorted(Path(folder).glob("checkpoint-*.pth.tar"))
-    if len(found) != 1:
-        raise UserError(f"Expected one baseline checkpoint in {folder}, found {len(found)}; "
-                        f"run run_pickaback/baseline.sh (FORCE=1 to retrain) for this task.")
-    return found[0]
-
-
 def load_baseline(folder, cfg, task, arch=None):
     """The saved baseline of `task`, validated against the config (refused with one sentence otherwise)."""
-    path = baseline_checkpoint(folder)
+    path = folder_checkpoint(folder)   # step 1 keeps exactly one checkpoint per task
     model, payload = load_model(path, expect_arch=arch, expect_config=cfg.name)
     if model.task_names != [task.name]:
         raise UserError(f"{path} is the baseline of {', '.join(model.task_names)}, not of {task.name}.")

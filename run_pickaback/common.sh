@@ -54,6 +54,23 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 # Run a command and put its exit status in $status without tripping `set -e`.
 run_status() { status=0; "$@" || status=$?; }
 
+# The grow loop of steps 2-1 and 3-2: run a finetune command at width 1.0, 1.5, ... while it exits 2
+# (under its baseline) and the width is below $1. Leaves the last exit status in $status and the
+# last width in $width.
+finetune_growing() {
+  local max_width=$1; shift
+  width=1.0
+  while true; do
+    run_status "$@" --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width"
+    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
+      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
+      echo "New network_width_multiplier: ${width}"
+      continue
+    fi
+    break
+  done
+}
+
 # Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set (as in utils/paths.py).
 OUT=${MMPAB_OUTPUT_ROOT:-.}
 BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG}_acc.txt"

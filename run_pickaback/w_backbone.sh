@@ -26,20 +26,10 @@ for row in "${rows[@]}"; do
     start=(--load_folder "$B")
   fi
   echo "=== target ${target_id} (${target}) on backbone ${task_id} (${backbone})"
-  width=1.0
-  while true; do
-    run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" --mode finetune "${start[@]}" \
-      --save_folder "$T/scratch" --epochs "$EPOCHS" --lr 1e-2 --lr_mask 1e-4 --weight_decay 4e-5 \
-      --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width" \
-      --pruning_ratio_to_acc_record_file "$T/gradual_prune/record.txt" --log_path "$T/train.log" \
-      --jsonfile "$BASELINE_FILE" --total_num_tasks 5 $FORCE_FLAG
-    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
-      echo "New network_width_multiplier: ${width}"
-      continue
-    fi
-    break
-  done
+  finetune_growing "$max_width" "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" \
+    --mode finetune "${start[@]}" --save_folder "$T/scratch" --epochs "$EPOCHS" --lr 1e-2 --lr_mask 1e-4 \
+    --weight_decay 4e-5 --pruning_ratio_to_acc_record_file "$T/gradual_prune/record.txt" \
+    --log_path "$T/train.log" --jsonfile "$BASELINE_FILE" --total_num_tasks 5 $FORCE_FLAG
   case "$status" in
     0|2|5) ;;
     *) echo "Step 3-2 stopped at target ${target} (exit ${status})." >&2; exit "$status" ;;

@@ -8,20 +8,11 @@ for id in $(task_ids); do
   task=$(task_name "$id")
   R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${task}"
   CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
-       --weight_decay 4e-5 --max_allowed_network_width_multiplier "$max_width" --total_num_tasks 5
+       --weight_decay 4e-5 --total_num_tasks 5
        --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log" $FORCE_FLAG)
   echo "=== task ${id} (${task}): finetune"
-  width=1.0
-  while true; do
-    run_status "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" --lr 1e-2 \
-      --lr_mask 1e-4 --network_width_multiplier "$width"
-    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
-      echo "New network_width_multiplier: ${width}"
-      continue
-    fi
-    break
-  done
+  finetune_growing "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
+    --lr 1e-2 --lr_mask 1e-4
   case "$status" in
     0|2) ;;
     5) echo "Task ${task} owns no free weights: skipping its pruning."; continue ;;
@@ -34,6 +25,7 @@ for id in $(task_ids); do
     echo "=== task ${id} (${task}): prune ${initial} -> ${target}"
     run_status "${CPG[@]}" --mode prune --load_folder "$load" --save_folder "$R/gradual_prune" \
       --epochs "$PRUNE_EPOCHS" --lr 1e-3 --lr_mask 0.0 --network_width_multiplier "$width" \
+      --max_allowed_network_width_multiplier "$max_width" \
       --initial_sparsity "$initial" --target_sparsity "$target" \
       --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY"
     case "$status" in

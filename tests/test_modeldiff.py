@@ -8,7 +8,7 @@ from torch import nn
 from utils.errors import UserError
 from utils_pickaback.modeldiff import (
     cosine_distance, decision_distance_vector, model_distance, modeldiff, normalised_image_range,
-    rank_candidates, search_profiling_inputs)
+    rank_candidates, search_profiling_inputs, search_single_moves)
 
 VOCAB = 50
 SEARCH = dict(epsilon=0.1, max_iterations=15, progress=False)
@@ -64,6 +64,97 @@ def text_seeds(n=20, length=12, seed=0):
 def gen(seed):
     return torch.Generator().manual_seed(seed)
 
+
+# ---------------------------------------------------------------------------------------------------
+# the original's search recomputed from scratch, with search_single_moves's order of random draws
+
+@torch.no_grad()
+def reference_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, generator, valid_range=None,
+                           vocab_size=None):
+    """Every iteration builds the two whole proposed batches, runs them through both models and scores
+    them with the global objective from scratch (reference §5.1), as the original does."""
+    start_a, start_b = model_a(seeds).double(), model_b(seeds).double()
+
+    def score(batch):
+        out_a, out_b = model_a(batch).double(), model_b(batch).double()
+        chg_a, chg_b = (out_a - start_a).norm(dim=1).mean(), (out_b - start_b).norm(dim=1).mean()
+        div_a = torch.cdist(out_a, out_a, compute_mode="donot_use_mm_for_euclid_dist").mean()
+        div_b = torch.cdist(out_b, out_b, compute_mode="donot_use_mm_for_euclid_dist").mean()
+        return float(chg_a) * float(chg_b) * float(div_a) * float(div_b)
+
+    inputs = seeds.clone()
+    current = score(inputs)
+    for _ in range(max_iterations):
+        n = int(torch.randint(0, inputs.shape[0], (1,), generator=generator))
+        if vocab_size is not None:                                 # text
+            real = (inputs[n] != 0).nonzero().squeeze(1)
+            if real.numel() == 0:
+                continue
+            batches = []
+            for _ in range(2):
+                k = real[int(torch.randint(0, real.numel(), (1,), generator=generator))]
+                s = int(torch.randint(1, vocab_size - 1, (1,), generator=generator))
+                batch = inputs.clone()
+                batch[n, k] = 1 + (batch[n, k] - 1 + s) % (vocab_size - 1)
+                batches.append(batch)
+        else:
+            e = int(torch.randint(0, inputs[0].numel(), (1,), generator=generator))
+            step = torch.zeros_like(inputs)
+            step[n].view(-1)[e] = epsilon
+            batches = [inputs + step, inputs - step]
+            if valid_range is not None:
+                batches = [torch.maximum(torch.minimum(b, valid_range[1]), valid_range[0]) for b in batches]
+        right, left = score(batches[0]), score(batches[1])
+        if right <= current and left <= current:
+            continue
+        inputs, current = (batches[1], left) if left > right else (batches[0], right)
+    return inputs
+
+
+def test_single_moves_match_the_from_scratch_original_on_images():
+    a, b = small_cnn(0), small_cnn(1)
+    seeds, bounds = image_seeds(n=12)
+    seeds[:, :, :8, :8] = bounds[1]                 # boundary elements: the +epsilon move clips to a no-op
+    settings = dict(epsilon=0.1, max_iterations=60, valid_range=bounds)
+    fast = search_single_moves(a, b, seeds, generator=gen(4), progress=False, **settings)
+    slow = reference_single_moves(a, b, seeds, generator=gen(4), **settings)
+    assert torch.equal(fast, slow)
+    moved = (fast != seeds).flatten(1).sum(1)
+    assert 10 < int(moved.sum()) <= 60              # many moves kept, at most one element per iteration
+    assert (fast >= bounds[0]).all() and (fast <= bounds[1]).all()
+
+
+def test_single_moves_match_the_from_scratch_original_on_text():
+    a, b = BagOfTokens(0), BagOfTokens(1, num_classes=6)
+    seeds = text_seeds(n=12)
+    fast = search_single_moves(a, b, seeds, epsilon=0.1, max_iterations=60, generator=gen(6),
+                               vocab_size=VOCAB, progress=False)
+    slow = reference_single_moves(a, b, seeds, epsilon=0.1, max_iterations=60, generator=gen(6),
+                                  vocab_size=VOCAB)
+    assert torch.equal(fast, slow)
+    assert not torch.equal(fast, seeds)
+    assert torch.equal(fast == 0, seeds == 0)       # padding untouched, real tokens stay real
+    assert fast.min() >= 0 and fast.max() < VOCAB
+
+
+def test_single_moves_same_seed_same_result_and_errors():
+    a, b = small_cnn(0), small_cnn(1)
+    seeds, bounds = image_seeds()
+    first = search_single_moves(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
+    again = search_single_moves(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
+    other = search_single_moves(a, b, seeds, generator=gen(8), valid_range=bounds, **SEARCH)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert torch.equal(seeds, image_seeds()[0])    # the seeds are not modified in place
+    with pytest.raises(UserError):
+        search_single_moves(a, b, seeds[:1], generator=gen(0), **SEARCH)
+    with pytest.raises(UserError):
+        search_single_moves(a, b, seeds, epsilon=0.0, max_iterations=1, generator=gen(0), progress=False)
+    with pytest.raises(UserError):
+        search_single_moves(BagOfTokens(0), BagOfTokens(1), text_seeds(), epsilon=0.1, max_iterations=1,
+                            generator=gen(0), vocab_size=None, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------
 
 def test_model_compared_with_itself_has_distance_zero():
     model = small_cnn(0)

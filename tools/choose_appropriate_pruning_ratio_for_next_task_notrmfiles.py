@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.logs import setup_logging  # noqa: E402
-from utils.paths import CHOSEN_FILE  # noqa: E402
+from utils.paths import CHOSEN_FILE, folder_checkpoint  # noqa: E402
 from utils.records import read_json_record, write_json_atomic  # noqa: E402
 
 def get_args_parser():
@@ -37,14 +37,6 @@ def choose_ratio(record, baseline, allow_acc_loss):
         if float(acc) + allow_acc_loss >= baseline:
             return ratio
     return None
-
-
-def only_checkpoint(folder):
-    found = sorted(Path(folder).glob("checkpoint-*.pth.tar"))
-    if len(found) != 1:
-        raise UserError(f"Expected exactly one checkpoint in {folder}, found {len(found)}; re-run "
-                        f"run_pickaback/wo_backbone.sh for this task.")
-    return found[0]
 
 
 def install_chosen(prune_dir, source, ratio, accuracy):
@@ -77,9 +69,9 @@ def main():
     ratio = choose_ratio(record, float(baselines[args.dataset]), args.allow_acc_loss)
     if ratio is None:
         logging.info("We select scratch")
-        source, ratio, accuracy = only_checkpoint(prune_dir.parent / "scratch"), 0.0, record["0.0"]
+        source, ratio, accuracy = folder_checkpoint(prune_dir.parent / "scratch"), 0.0, record["0.0"]
     else:
-        source, accuracy = only_checkpoint(prune_dir / str(ratio)), record[str(ratio)]
+        source, accuracy = folder_checkpoint(prune_dir / str(ratio)), record[str(ratio)]
     install_chosen(prune_dir, source, ratio, accuracy)
     logging.info(f"We choose pruning ratio {ratio}")
     return 0

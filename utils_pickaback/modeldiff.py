@@ -4,12 +4,25 @@ Models are plain callables `model(x) -> logits` (B x C, C may differ between the
 eval mode and on the device of the inputs. Inputs are one batch tensor: images float32 B x 3 x H x W, or
 text int64 B x T token ids with 0 = padding.
 
-What the original did (reference §5.1) and what changes here:
-* Score of a batch X: chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) - f_j(X0_n)|| (X0 =
-  seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits on X. The
-  original hill-climbs that global score one element of one input per iteration, re-running the whole
-  batch through both models twice per iteration.
-* Here the score is split per input: s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with chg_j,n the change
+Score of a batch X (reference §5.1): chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) -
+f_j(X0_n)|| (X0 = seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits
+on X. The original hill-climbs that global score one element of one input per iteration, re-running the
+whole batch through both models twice per iteration. Two searches are offered:
+
+* `search_single_moves` -- the original's search, move for move: one random input and one random element
+  (image) or token (text) per iteration, kept only if it strictly beats the global score. It is
+  incremental: only the two proposals for that input go through each model; the other inputs' logits,
+  their changes and the distance matrix are cached and row/column n is replaced, so the global score is
+  the same number the original would compute. Same trajectory for the same random draws, at the cost of
+  2 forwards of ONE input per model per iteration instead of 2 forwards of the whole batch. Use it to
+  reproduce the original's results (same budget of 100 moves, same objective).
+* `search_profiling_inputs` -- batched: every iteration proposes a move for EVERY input, so one
+  iteration costs about one iteration of the original but makes up to n moves. Use it when the goal is
+  the strongest profiling inputs per second (it reaches the original's final score in a few iterations);
+  its trajectory differs from the original's.
+
+Batched search details:
+* The score is split per input: s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with chg_j,n the change
   of input n's logits and div_j,n input n's row of the distance matrix (mean distance of its logits to
   all inputs' logits; the batch mean of the rows is the original div). Every iteration proposes two
   mutations for EVERY input at once (images: the same random elements moved by +epsilon and by
@@ -45,16 +58,7 @@ def search_profiling_inputs(model_a, model_b, seeds, *, epsilon, max_iterations,
     Text: each proposal replaces one random non-padding token by another id in [1, vocab_size);
     padding (0) is never touched. `generator` (a CPU torch.Generator) drives every random choice.
     """
-    if seeds.dim() < 2 or seeds.shape[0] < 2:
-        raise UserError("ModelDiff needs a batch of at least 2 seed inputs.")
-    if max_iterations < 0:
-        raise UserError("max_iterations must be zero or positive.")
-    is_text = not seeds.is_floating_point()
-    if is_text:
-        _check_token_ids(seeds, vocab_size)
-    elif epsilon <= 0:
-        raise UserError("epsilon must be positive for image inputs.")
-
+    is_text = _check_search_arguments(seeds, epsilon, max_iterations, vocab_size)
     inputs = seeds.clone()
     start_a = _forward(model_a, inputs, forward_batch_size)
     start_b = _forward(model_b, inputs, forward_batch_size)
@@ -84,11 +88,150 @@ def search_profiling_inputs(model_a, model_b, seeds, *, epsilon, max_iterations,
     return inputs
 
 
+def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, generator, valid_range=None,
+                        vocab_size=None, progress=True):
+    """The original's hill climb (one move of one input per iteration) on the global score, incrementally.
+
+    Per iteration, with all draws from `generator` in this order:
+    * n = randint(0, batch): the input to move;
+    * images: e = randint(0, elements of one input); proposals X_n + epsilon*e and X_n - epsilon*e, each
+      clipped to `valid_range` (as in `search_profiling_inputs`);
+    * text: if input n is all padding, nothing more is drawn and the iteration is skipped; otherwise,
+      twice (one per proposal): k = randint(0, number of real tokens of X_n), s = randint(1, vocab - 1);
+      the k-th real token t becomes 1 + (t - 1 + s) mod (vocab - 1), a different id in [1, vocab).
+    The better proposal replaces X_n if its global score strictly beats the current one (a proposal equal
+    to X_n never does), else the iteration is skipped. Only the 2 proposals are run through each model.
+    """
+    is_text = _check_search_arguments(seeds, epsilon, max_iterations, vocab_size)
+    if not is_text and valid_range is not None:
+        valid_range = tuple(torch.as_tensor(b, dtype=seeds.dtype, device=seeds.device) for b in valid_range)
+
+    inputs = seeds.clone()
+    caches = [_SearchCache(_forward_in_pairs(model, inputs)) for model in (model_a, model_b)]
+    current = 0.0                                             # chg = 0 at the seeds
+    n_inputs, size = inputs.shape[0], inputs[0].numel()
+    for _ in tqdm(range(max_iterations), desc="profiling-input search", leave=False, disable=not progress):
+        n = int(torch.randint(0, n_inputs, (1,), generator=generator))
+        if is_text:
+            proposals = _single_token_replacements(inputs[n], vocab_size, generator)
+            if proposals is None:
+                continue
+        else:
+            proposals = _single_pixel_moves(inputs[n], size, epsilon, valid_range, generator)
+        fresh = [not torch.equal(p, inputs[n]) for p in proposals]
+        if not any(fresh):
+            continue
+        logits = [_forward_in_pairs(model, proposals) for model in (model_a, model_b)]
+        updates = [[cache.propose(n, out[i]) for cache, out in zip(caches, logits)] for i in range(2)]
+        scores = [_global_score(update) if fresh[i] else current for i, update in enumerate(updates)]
+        best = 1 if scores[1] > scores[0] else 0              # ties go to +epsilon, as the original
+        if not scores[best] > current:
+            continue
+        inputs[n] = proposals[best]
+        for cache, update in zip(caches, updates[best]):
+            cache.accept(update)
+        current = scores[best]
+    return inputs
+
+
+class _SearchCache:
+    """One model's logits on the current inputs, each input's change from the seeds, and the distance matrix."""
+
+    def __init__(self, logits):
+        self.start = logits
+        self.logits = logits.clone()
+        self.change = torch.zeros(logits.shape[0], dtype=logits.dtype, device=logits.device)
+        self.distances = _pairwise_distances(logits, logits)
+
+    def propose(self, n, out):
+        """(n, logits, change vector, distance matrix) with input n's logits replaced by `out` (C)."""
+        logits = self.logits.clone()
+        logits[n] = out
+        change = self.change.clone()
+        change[n] = (out - self.start[n]).norm()
+        row = _pairwise_distances(out.unsqueeze(0), logits)[0]
+        distances = self.distances.clone()
+        distances[n, :] = row
+        distances[:, n] = row
+        return logits, change, distances
+
+    def accept(self, update):
+        self.logits, self.change, self.distances = update
+
+
+@torch.no_grad()
+def _forward_in_pairs(model, inputs):
+    """float64 logits, always computed in batches of exactly 2 (an odd tail padded with a copy).
+
+    Kernels round differently for different batch sizes; with one batch size an input's logits do not
+    depend on which batch computed them, so a move the model cannot see gives exactly the cached logits
+    and, as in the original, is no improvement.
+    """
+    odd = inputs.shape[0] % 2
+    if odd:
+        inputs = torch.cat([inputs, inputs[-1:]])
+    logits = torch.cat([model(pair).double() for pair in inputs.split(2)])
+    return logits[:-1] if odd else logits
+
+
+def _global_score(updates):
+    """chg_a * chg_b * div_a * div_b from the two models' proposed (logits, change, distances)."""
+    score = 1.0
+    for _, change, distances in updates:
+        score *= float(change.mean()) * float(distances.mean())
+    return score
+
+
+def _pairwise_distances(x, y):
+    # direct differences, not the matmul shortcut, so an entry depends only on its two rows: a replaced
+    # row gives bit-for-bit the entries a full recomputation would, and the diagonal is exactly 0
+    return torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _single_pixel_moves(image, size, epsilon, valid_range, generator):
+    """2 x ... : `image` with one random element moved by +epsilon and by -epsilon, clipped."""
+    element = int(torch.randint(0, size, (1,), generator=generator))
+    proposals = torch.stack([image, image])
+    proposals[0].view(-1)[element] += epsilon
+    proposals[1].view(-1)[element] -= epsilon
+    if valid_range is not None:
+        low, high = valid_range
+        proposals = torch.maximum(torch.minimum(proposals, high), low)
+    return proposals
+
+
+def _single_token_replacements(tokens, vocab_size, generator):
+    """2 x T: `tokens` with one random real token replaced (independently per proposal); None if all padding."""
+    real = (tokens != 0).nonzero().squeeze(1)
+    if real.numel() == 0:
+        return None
+    proposals = torch.stack([tokens, tokens])
+    for proposal in proposals:
+        position = real[int(torch.randint(0, real.numel(), (1,), generator=generator))]
+        shift = int(torch.randint(1, vocab_size - 1, (1,), generator=generator))
+        proposal[position] = 1 + (proposal[position] - 1 + shift) % (vocab_size - 1)
+    return proposals
+
+
 def normalised_image_range(mean, std):
     """(low, high) per-channel bounds (3 x 1 x 1) of images in [0, 1] after (x - mean) / std."""
     mean = torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
     return (0.0 - mean) / std, (1.0 - mean) / std
+
+
+def _check_search_arguments(seeds, epsilon, max_iterations, vocab_size):
+    """Raise UserError on unusable search settings; True for text seeds, False for images."""
+    if seeds.dim() < 2 or seeds.shape[0] < 2:
+        raise UserError("ModelDiff needs a batch of at least 2 seed inputs.")
+    if max_iterations < 0:
+        raise UserError("max_iterations must be zero or positive.")
+    is_text = not seeds.is_floating_point()
+    if is_text:
+        _check_token_ids(seeds, vocab_size)
+    elif epsilon <= 0:
+        raise UserError("epsilon must be positive for image inputs.")
+    return is_text
 
 
 def _check_token_ids(tokens, vocab_size):
