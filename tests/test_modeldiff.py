@@ -111,25 +111,29 @@ def reference_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, 
     return inputs
 
 
+# float64 models: kernels round differently for a batch of 2 and a whole batch, and in float32 that noise
+# (~1e-4 of a one-pixel change of these untrained models' logits) can flip a near-tie between X+e and X-e.
+
 def test_single_moves_match_the_from_scratch_original_on_images():
-    a, b = small_cnn(0), small_cnn(1)
-    seeds, bounds = image_seeds(n=12)
+    a, b = small_cnn(0).double(), small_cnn(1).double()
+    seeds, bounds = image_seeds(n=21)               # odd: the last pair is padded
     seeds[:, :, :8, :8] = bounds[1]                 # boundary elements: the +epsilon move clips to a no-op
-    settings = dict(epsilon=0.1, max_iterations=60, valid_range=bounds)
+    seeds, bounds = seeds.double(), tuple(bound.double() for bound in bounds)
+    settings = dict(epsilon=0.1, max_iterations=200, valid_range=bounds)
     fast = search_single_moves(a, b, seeds, generator=gen(4), progress=False, **settings)
     slow = reference_single_moves(a, b, seeds, generator=gen(4), **settings)
     assert torch.equal(fast, slow)
     moved = (fast != seeds).flatten(1).sum(1)
-    assert 10 < int(moved.sum()) <= 60              # many moves kept, at most one element per iteration
+    assert 50 < int(moved.sum()) <= 200             # many moves kept, at most one element per iteration
     assert (fast >= bounds[0]).all() and (fast <= bounds[1]).all()
 
 
 def test_single_moves_match_the_from_scratch_original_on_text():
-    a, b = BagOfTokens(0), BagOfTokens(1, num_classes=6)
-    seeds = text_seeds(n=12)
-    fast = search_single_moves(a, b, seeds, epsilon=0.1, max_iterations=60, generator=gen(6),
+    a, b = BagOfTokens(0).double(), BagOfTokens(1, num_classes=6).double()
+    seeds = text_seeds(n=12)                        # row 0 is all padding: those iterations are skipped
+    fast = search_single_moves(a, b, seeds, epsilon=0.1, max_iterations=200, generator=gen(6),
                                vocab_size=VOCAB, progress=False)
-    slow = reference_single_moves(a, b, seeds, epsilon=0.1, max_iterations=60, generator=gen(6),
+    slow = reference_single_moves(a, b, seeds, epsilon=0.1, max_iterations=200, generator=gen(6),
                                   vocab_size=VOCAB)
     assert torch.equal(fast, slow)
     assert not torch.equal(fast, seeds)

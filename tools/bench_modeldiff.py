@@ -1,13 +1,16 @@
-"""Seconds per (target, candidate) pair of the ModelDiff search: batched (ours) vs the original's loop.
+"""Seconds per (target, candidate) pair of the ModelDiff searches: the original's loop, single-move, batched.
 
 Settings are the original's (reference §5.1): 100 profiling inputs, 100 iterations, epsilon 0.1,
 32 x 32 images, 5 classes. Two architectures, built here from torch.nn / perceiver-pytorch so the bench
-does not depend on models/: a LeNet-5-sized CNN and a small Perceiver. The "original" search below
-re-implements the original's hill climbing as §5.1 describes it: one random element of one random
-input per iteration, the whole batch re-run through both models for X + eps*e and X - eps*e, global
-score chg_a * chg_b * div_a * div_b on numpy/scipy. Per iteration both versions forward 2 x 100 inputs
-per model; the batched one proposes a move for EVERY input, the original for one, so the bench also
-reports the cost at an equal number of proposed moves (original iterations x n, extrapolated).
+does not depend on models/: a LeNet-5-sized CNN and a small Perceiver. Three searches:
+* original: re-implements the original's hill climbing as §5.1 describes it: one random element of one
+  random input per iteration, the whole batch re-run through both models for X + eps*e and X - eps*e,
+  global score chg_a * chg_b * div_a * div_b on numpy/scipy;
+* single (`search_single_moves`): the same algorithm and number of moves, incremental (only the 2
+  proposals for the moved input are run through each model);
+* batched (`search_profiling_inputs`): per iteration both models forward 2 x 100 inputs, as the
+  original, but a move is proposed for EVERY input, so the bench also reports the cost at an equal
+  number of proposed moves (original iterations x n, extrapolated) and at an equal final score.
 
 Usage: .venv/bin/python tools/bench_modeldiff.py [--original-iterations N] [--archs lenet5 perceiver]
 The last output line is one JSON object, per architecture.
@@ -26,7 +29,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
 
 from utils.errors import run_main  # noqa: E402
-from utils_pickaback.modeldiff import model_distance, search_profiling_inputs  # noqa: E402
+from utils_pickaback.modeldiff import (  # noqa: E402
+    model_distance, search_profiling_inputs, search_single_moves)
 
 NUM_INPUTS = 100
 ITERATIONS = 100
@@ -124,6 +128,13 @@ def batched_search(iterations):
     return search
 
 
+def single_search(iterations):
+    def search(a, b, x):
+        return search_single_moves(a, b, x, epsilon=EPSILON, max_iterations=iterations,
+                                   generator=torch.Generator().manual_seed(1), progress=False)
+    return search
+
+
 def iterations_to_reach(score, target_score, model_a, model_b, seeds):
     """Fewest batched iterations among 1, 2, 4, ..., 100 whose inputs score at least `target_score` (same
     generator, so a run of k iterations is the prefix of a longer one), and the seconds of that run;
@@ -145,27 +156,35 @@ def bench_arch(name, original_iterations):
 
     time_pair(lambda a, b, x: x, target, candidate, seeds)          # warm-up (allocator, threads)
     batched_s, batched_inputs = time_pair(batched_search(ITERATIONS), target, candidate, seeds)
+    single_s, single_inputs = time_pair(single_search(ITERATIONS), target, candidate, seeds)
     measured_s, original_inputs = time_pair(original, target, candidate, seeds)
     score = original_scorer(target, candidate, seeds)
     original_score, batched_score = score(original_inputs), score(batched_inputs)
+    single_score = score(single_inputs)
     needed, needed_s = iterations_to_reach(score, original_score, target, candidate, seeds)
     original_s = measured_s * ITERATIONS / original_iterations
     equal_moves_s = original_s * NUM_INPUTS                          # n times the iterations, linear
-    print(f"{name}: batched {batched_s:.3f} s/pair; original {measured_s:.3f} s for {original_iterations} "
-          f"iterations" + (f" -> {original_s:.3f} s/pair at {ITERATIONS} (linear extrapolation)"
-                           if original_iterations != ITERATIONS else " (measured, not extrapolated)"))
-    print(f"{name}: speed-up at equal iterations {original_s / batched_s:.2f}x; at an equal number of "
+    print(f"{name}: original {measured_s:.3f} s for {original_iterations} iterations"
+          + (f" -> {original_s:.3f} s/pair at {ITERATIONS} (linear extrapolation)"
+             if original_iterations != ITERATIONS else " (measured, not extrapolated)")
+          + f"; single-move {single_s:.3f} s/pair; batched {batched_s:.3f} s/pair")
+    print(f"{name}: single-move (same algorithm, same {ITERATIONS} moves) speed-up {original_s / single_s:.1f}x")
+    print(f"{name}: batched speed-up at equal iterations {original_s / batched_s:.2f}x; at an equal number of "
           f"proposed moves ({NUM_INPUTS * ITERATIONS} original iterations, extrapolated) "
           f"{equal_moves_s / batched_s:.0f}x")
     print(f"{name}: original objective after the search: original {original_score:.4g} "
-          f"({original_iterations} iterations), batched {batched_score:.4g} ({ITERATIONS} iterations); "
+          f"({original_iterations} iterations), single-move {single_score:.4g}, batched {batched_score:.4g} "
+          f"({ITERATIONS} iterations each); "
           f"batched reaches the original's score within {needed} iteration(s) (probing 1, 2, 4, ...) in "
           + (f"{needed_s:.3f} s -> speed-up at equal score {measured_s / needed_s:.0f}x" if needed else "-"))
-    return {"original_s_per_pair": round(original_s, 4), "batched_s_per_pair": round(batched_s, 4),
-            "speedup": round(original_s / batched_s, 2),
+    return {"original_s_per_pair": round(original_s, 4), "single_s_per_pair": round(single_s, 4),
+            "batched_s_per_pair": round(batched_s, 4),
+            "speedup_single": round(original_s / single_s, 1), "speedup": round(original_s / batched_s, 2),
             "speedup_equal_proposed_moves": round(equal_moves_s / batched_s, 1),
             "speedup_equal_score": round(measured_s / needed_s, 1) if needed else None,
-            "original_iterations_timed": original_iterations}
+            "original_iterations_timed": original_iterations,
+            "score_original": float(original_score), "score_single": float(single_score),
+            "score_batched": float(batched_score)}
 
 
 def main():

@@ -11,25 +11,25 @@ whole batch through both models twice per iteration. Two searches are offered:
 
 * `search_single_moves` -- the original's search, move for move: one random input and one random element
   (image) or token (text) per iteration, kept only if it strictly beats the global score. It is
-  incremental: only the two proposals for that input go through each model; the other inputs' logits,
-  their changes and the distance matrix are cached and row/column n is replaced, so the global score is
-  the same number the original would compute. Same trajectory for the same random draws, at the cost of
-  2 forwards of ONE input per model per iteration instead of 2 forwards of the whole batch. Use it to
-  reproduce the original's results (same budget of 100 moves, same objective).
-* `search_profiling_inputs` -- batched: every iteration proposes a move for EVERY input, so one
-  iteration costs about one iteration of the original but makes up to n moves. Use it when the goal is
-  the strongest profiling inputs per second (it reaches the original's final score in a few iterations);
-  its trajectory differs from the original's.
-
-Batched search details:
-* The score is split per input: s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with chg_j,n the change
-  of input n's logits and div_j,n input n's row of the distance matrix (mean distance of its logits to
-  all inputs' logits; the batch mean of the rows is the original div). Every iteration proposes two
-  mutations for EVERY input at once (images: the same random elements moved by +epsilon and by
+  incremental: only the two proposals for that input go through each model (one batch of 2); the other
+  inputs' logits, their changes and the distance matrix are cached and row/column n is replaced, so the
+  score is the number a full recomputation gives. Same trajectory for the same random draws (tested
+  against a from-scratch re-implementation), ~7x (LeNet-5) to ~25x (Perceiver) faster per pair
+  (tools/bench_modeldiff.py). Use it to reproduce the original's behaviour: same objective, same budget
+  of 100 single moves.
+* `search_profiling_inputs` -- batched: every iteration proposes a move for EVERY input, so an
+  iteration costs about one iteration of the original but makes up to n moves; it reaches the original's
+  final score in about one iteration (~50x faster at equal score) and ends orders of magnitude higher.
+  Use it when the goal is the strongest profiling inputs per second; its trajectory is not the
+  original's. In detail: the score is split per input, s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with
+  chg_j,n the change of input n's logits and div_j,n input n's row of the distance matrix (mean
+  distance of its logits to all inputs' logits; the batch mean of the rows is the original div). Every
+  iteration proposes two mutations per input (images: the same random elements moved by +epsilon and by
   -epsilon, as the original's pair of moves; text: two random token replacements), runs only those
-  proposals through each model in one batch, and keeps the better proposal of input n when it beats
-  s_n with the other inputs held at their current logits. Logits of kept proposals are reused, so
-  unchanged inputs are never re-run.
+  proposals through each model, and keeps the better proposal of input n when it beats s_n with the
+  other inputs held at their current logits.
+
+Common to both:
 * Both models see the same inputs (the caller passes seeds from the target's own training data), and
   all randomness comes from the caller's torch.Generator, so a search is reproducible.
 * DDV: pairs (k, k + n/2), Euclidean and cosine distance of each pair's logits; model distance =
