@@ -22,7 +22,8 @@ from utils.data import TaskLoader, load_split, train_val_split
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
 from utils.train import resolve_device, seed_everything
-from utils_pickaback.modeldiff import modeldiff, normalised_image_range, rank_candidates
+from utils_pickaback.modeldiff import (model_distance, normalised_image_range, rank_candidates,
+                                       search_profiling_inputs, search_single_moves)
 
 TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc"]
 
@@ -40,6 +41,9 @@ def get_args_parser():
     p.add_argument("--profile_source", default="target", choices=["target", "both"],
                    help="profiling inputs from the target's training data only, or half from the candidate's "
                         "(the original; same-modality candidates only)")
+    p.add_argument("--search", default="single", choices=["single", "batched"],
+                   help="single: the original's search (one move per iteration), computed incrementally; "
+                        "batched: every input moved at each iteration (far more moves per second)")
     p.add_argument("--n_inputs", type=int, default=100)
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--max_iterations", type=int, default=100)
@@ -106,7 +110,8 @@ def compare(cfg, target, candidate, target_model, models, args, device, cache):
         search["valid_range"] = tuple(bound.to(device) for bound in normalised_image_range(target.mean, target.std))
     else:
         search["vocab_size"] = cfg.vocab_size
-    return modeldiff(view_t, view_c, seeds, **search)
+    search_inputs = search_profiling_inputs if args.search == "batched" else search_single_moves
+    return model_distance(view_t, view_c, search_inputs(view_t, view_c, seeds, **search))
 
 
 def write_csv_atomic(path, header, rows):

@@ -18,17 +18,15 @@ if [ "$PROFILE" = paper ]; then
   PRUNE_STAGES=${PRUNE_STAGES:-"0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 0.95"}
   PRUNING_INTERVAL=${PRUNING_INTERVAL:-4}    # epochs over which a stage's sparsity ramps up
   PRUNING_FREQUENCY=${PRUNING_FREQUENCY:-10} # optimizer steps between mask updates
-  MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-100}
 else
   EPOCHS=${EPOCHS:-30}
   PRUNE_EPOCHS=${PRUNE_EPOCHS:-3}
   PRUNE_STAGES=${PRUNE_STAGES:-"0.3 0.6 0.9"}
   PRUNING_INTERVAL=${PRUNING_INTERVAL:-1}
   PRUNING_FREQUENCY=${PRUNING_FREQUENCY:-2}
-  # The batched search mutates every input at each iteration (the original: one element of one
-  # input), so 10 iterations already search far more than the original's 100.
-  MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-10}
 fi
+MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-100}   # the original's profiling-input search length
+MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
 

@@ -89,3 +89,38 @@ def test_rerunning_a_step_skips_finished_work(pipeline):
     assert stdout.count("already done") == len(TASKS)
     stdout = run_step("w_backbone", pipeline["env"])
     assert "is already done" in stdout and "Train Ep." not in stdout
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_table_ranks_every_peer_of_both_modalities_and_never_the_target(pipeline):
+    rows = read_csv(pipeline["out"] / "pickaback_demo_table.csv")
+    assert rows[0] == ["target_id", "task_id", "ddv_cos", "ddv_euc"]
+    pairs = {(int(t), int(c)) for t, c, *_ in rows[1:]}
+    assert pairs == {(t, c) for t in TASKS for c in TASKS if c != t}   # image targets rank text peers too
+
+
+def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
+    out, env = pipeline["out"], pipeline["env"]
+    table = read_csv(out / "pickaback_demo_table.csv")
+    euc = {(int(t), int(c)): float(d) for t, c, _, d in table[1:]}
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
+    run_step("find_backbone", env)
+    assert read_csv(out / "pickaback_demo_table.csv") == table          # same seed, same numbers
+    assert len(read_csv(out / "pickaback_demo_result.csv")) == len(TASKS) + 1   # one row per target
+
+
+def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
+    env = dict(pipeline["env"], SELECT="dissimilar")
+    run_step("find_backbone", env)
+    out = pipeline["out"]
+    euc = {(int(t), int(c)): float(d) for t, c, _, d in read_csv(out / "pickaback_demo_table.csv")[1:]}
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
+    run_step("find_backbone", pipeline["env"])    # leave the default selection for later tests
