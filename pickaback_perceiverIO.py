@@ -51,6 +51,7 @@ def get_args_parser():
                    help="as in step 1 (default: the config's): profiling inputs come from the train part only")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="redo targets whose selection is already saved")
     return p
 
 
@@ -114,6 +115,22 @@ def compare(cfg, target, candidate, target_model, models, args, device, cache):
     return model_distance(view_t, view_c, search_inputs(view_t, view_c, seeds, **search))
 
 
+def target_distances(cfg, target, pool, args, device, models, cache):
+    """{candidate id: {"cos", "euc"}}: from the table when already computed (unless --force), else ModelDiff.
+
+    The selection itself is always re-ranked, so changing --select needs no recomputation.
+    """
+    saved = None if args.force else saved_distances(cfg, target, pool)
+    if saved is not None:
+        print(f"Distances of target {target.task_id} already computed; pass --force to recompute them.")
+        return saved
+    for task in [target, *pool]:
+        if task.name not in models:
+            models[task.name] = load_task_model(cfg, task, args.arch).to(device)
+    bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True)
+    return {c.task_id: compare(cfg, target, c, models[target.name], models, args, device, cache) for c in bar}
+
+
 def write_csv_atomic(path, header, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -129,6 +146,15 @@ def read_rows(path):
         return []
     with open(path, newline="") as f:
         return list(csv.reader(f))[1:]
+
+
+def saved_distances(cfg, target, pool):
+    """{candidate id: (cos, euc)} from the table when it holds every pair of the target's pool, else None."""
+    rows = {(row[0], row[1]): row for row in read_rows(paths.pickaback_table_csv(cfg.name)) if row}
+    keys = [(str(target.task_id), str(c.task_id)) for c in pool]
+    if not all(key in rows for key in keys):
+        return None
+    return {int(c): {"cos": float(rows[(t, c)][2]), "euc": float(rows[(t, c)][3])} for t, c in keys}
 
 
 def save_results(cfg, selections, table):
@@ -152,18 +178,16 @@ def main():
     device = resolve_device(args.device)
     targets = select_tasks(cfg, args.target_id, args.arch)
     peers = select_tasks(cfg, args.candidate_ids, args.arch)
-    models = {}
-    selections, table, cache = {}, [], {}
+    models, cache = {}, {}
+    selections, table = {}, []
     for target in targets:
         pool = candidates_for(peers, target, args.candidates)
         if not pool:
             raise UserError(f"Target {target.name} has no candidate backbone under --candidates {args.candidates}.")
-        for task in [target, *pool]:
-            if task.name not in models:
-                models[task.name] = load_task_model(cfg, task, args.arch).to(device)
+        pair_distances = target_distances(cfg, target, pool, args, device, models, cache)
         distances = {}
-        for candidate in tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True):
-            d = compare(cfg, target, candidate, models[target.name], models, args, device, cache)
+        for candidate in pool:
+            d = pair_distances[candidate.task_id]
             print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {d['cos']:.5f}")
             print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {d['euc']:.5f}")
             distances[candidate.task_id] = d["euc"]

@@ -9,4 +9,4 @@ tasks=$(task_ids)
 # shellcheck disable=SC2086
 "$PY" pickaback_perceiverIO.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE" \
   --target_id $tasks --candidate_ids $tasks --select "${SELECT:-similar}" --candidates "${CANDIDATES:-all}" \
-  --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS"
+  --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS" $FORCE_FLAG

@@ -14,4 +14,5 @@ done
 "$PY" tools/summarize_pipeline.py "$cfg" --arch "${ARCH:-perceiver_io}"
 echo
 echo "Pipeline finished in $(( $(date +%s) - started ))s."
-echo "Plots and tables of these results: $PY tools/report.py $cfg"
+echo
+"$PY" tools/report.py "$cfg" --arch "${ARCH:-perceiver_io}"

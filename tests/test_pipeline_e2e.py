@@ -110,7 +110,8 @@ def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
-    run_step("find_backbone", env)
+    assert "already computed" in run_step("find_backbone", env)                 # resumes
+    run_step("find_backbone", dict(env, FORCE="1"))                               # recomputes
     assert read_csv(out / "pickaback_demo_table.csv") == table          # same seed, same numbers
     assert len(read_csv(out / "pickaback_demo_result.csv")) == len(TASKS) + 1   # one row per target
 
@@ -123,4 +124,7 @@ def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
-    run_step("find_backbone", pipeline["env"])    # leave the default selection for later tests
+    run_step("find_backbone", pipeline["env"])    # back to the default rule, re-ranked from the table
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
