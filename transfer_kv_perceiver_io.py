@@ -18,6 +18,7 @@ from utils import paths
 from utils.checkpoint import load_model, save_model
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
+from utils.train import seed_everything
 
 
 def get_args_parser():
@@ -26,6 +27,7 @@ def get_args_parser():
     p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--csv_path", help="default: pickaback_<cfg>_result.csv")
     p.add_argument("--target_id", nargs="+", default=["all"], help="targets to transfer, or 'all'")
+    p.add_argument("--seed", type=int, default=2, help="seeds the target's fresh head")
     p.add_argument("--force", action="store_true", help="accepted for symmetry with the other steps: "
                                                         "the transfer is cheap and always redone")
     return p
@@ -45,7 +47,7 @@ def read_pairs(path):
         raise UserError(f"{path} has a row that is not two task ids.")
 
 
-def transfer(cfg, arch, target, backbone):
+def transfer(cfg, arch, target, backbone, seed):
     """Write the backbone's chosen checkpoint + the target task with its own adapter; returns the path."""
     chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name) / "gradual_prune")
     model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
@@ -54,10 +56,11 @@ def transfer(cfg, arch, target, backbone):
     if target.name in model.task_names:
         raise UserError(f"{chosen} already holds task {target.name}; it cannot be its own backbone.")
     target_model = load_task_model(cfg, target, arch)
+    seed_everything(seed)   # the target's new head: the same checkpoint on every run, in any order
     model.add_task(target, cfg)
     model.install_adapter(target.name, target_model, target.name)
     out = paths.kv_transfer_checkpoint(chosen, target.task_id)
-    save_model(out, model, cfg.name, epoch=payload.get("epoch", 0), source=str(chosen),
+    save_model(out, model, cfg.name, epoch=payload.get("epoch", 0), source=chosen.name,
                backbone=backbone.name, target=target.name)
     return out
 
@@ -72,7 +75,7 @@ def main():
         if wanted is not None and target_id not in wanted:
             continue
         target, backbone = cfg.task(target_id), cfg.task(task_id)
-        out = transfer(cfg, args.arch, target, backbone)
+        out = transfer(cfg, args.arch, target, backbone, args.seed)
         print(f"Target {target_id} ({target.name}, {target.modality}) -> backbone {task_id} "
               f"({backbone.name}, {backbone.modality}): {out}")
     return 0

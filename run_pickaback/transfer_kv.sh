@@ -9,4 +9,4 @@ if [ "$ARCH" != perceiver_io ]; then
   exit 0
 fi
 # shellcheck disable=SC2046
-"$PY" transfer_kv_perceiver_io.py --arch "$ARCH" --dataset_config "$CFG" --target_id $(task_ids) $FORCE_FLAG
+"$PY" transfer_kv_perceiver_io.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --target_id $(task_ids) $FORCE_FLAG

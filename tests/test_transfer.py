@@ -150,3 +150,19 @@ def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "pickaback_demo_result.csv" in lines[0]
     assert "find_backbone.sh" in lines[0]
+
+
+def test_transfer_is_reproducible(pipeline):
+    """The target's fresh head is seeded: re-running step 4 writes the same checkpoint, tensor for tensor."""
+    before = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
+    ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2"))
+    after = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
+    flat_before, flat_after = flatten(before), flatten(after)
+    assert flat_before.keys() == flat_after.keys()
+    assert all(torch.equal(flat_before[k], flat_after[k]) for k in flat_before if torch.is_tensor(flat_before[k]))
+
+
+def flatten(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}/{key}").items()}
+    return {prefix: tree}
