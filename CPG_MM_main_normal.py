@@ -70,9 +70,12 @@ def prepare_model(args, cfg, task):
     if model.width_mult < width:
         model = model.grown(width)
     if task.name in model.task_names:
+        if model.task_names[-1] != task.name:
+            raise UserError(f"Task {task.name} is an earlier task of the starting checkpoint (its tasks: "
+                            f"{', '.join(model.task_names)}); only the newest task can train, or later tasks "
+                            f"would change.")
         model.set_active_task(task.name)
-        if model.task_names[-1] == task.name:
-            model.claim_free_weights()
+        model.claim_free_weights()
     else:
         model.add_task(task, cfg)
     return model

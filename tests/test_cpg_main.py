@@ -245,3 +245,13 @@ def test_inference_prints_validate_line_for_a_task_of_a_checkpoint(work, second_
                                     val_fraction=demo_cfg.val_fraction, seed=2, device=torch.device("cpu"))
     _, acc = evaluate(model.task_view(TASK1), val_loader, torch.device("cpu"))
     assert match.group(1) == f"{acc * 100:.2f}"
+
+
+def test_an_earlier_task_of_the_checkpoint_cannot_train(work, second_task, tmp_path):
+    """Training task 1 again on a checkpoint where task 2 came after it would change task 2: refused."""
+    proc = cpg(work.env, "--dataset", TASK1, "--mode", "finetune", "--load_folder", second_task / "scratch",
+               "--save_folder", tmp_path / "scratch", "--epochs", 1, "--jsonfile", work.base0,
+               "--log_path", tmp_path / "train.log")
+    assert proc.returncode == 1
+    assert "only the newest task can train" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "scratch").exists()
