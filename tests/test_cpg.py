@@ -130,33 +130,45 @@ def test_parameter_groups_hold_only_the_active_tasks_private_modules():
 
 @pytest.mark.parametrize("arch", ["lenet5", "perceiver_io"])
 @pytest.mark.parametrize("sparsity", [0.3, 0.75])
-def test_prune_hits_the_per_layer_target_within_one_weight(arch, sparsity):
+def test_prune_frees_exactly_the_smallest_own_weights_per_layer(arch, sparsity):
     torch.manual_seed(0)
     model = CPGModel.create(arch, "demo")
     model.add_task(spec(1, "a"), CFG)
+    original = {k: raw_weight(m).detach().clone() for k, m in model._maskable.items()}
     model.prune_active_task(0.1)    # gradual schedule: earlier stage, then the target
     model.prune_active_task(sparsity)
     for layer, mask in model._masks.items():
         pool = mask.owner.numel()
         free = int((mask.owner == 0).sum())
-        assert abs(free - sparsity * pool) <= 1, layer
+        assert free == round(sparsity * pool), layer
         w = raw_weight(model._maskable[layer])
         assert (w[mask.owner == 0] == 0).all()
-        kept = w[mask.owner == 1].abs()
-        assert kept.min() >= w.new_tensor(0) and kept.numel() == pool - free
+        kept = mask.owner == 1
+        assert torch.equal(w[kept], original[layer][kept]), layer     # kept weights keep their values
+        assert original[layer][kept].abs().min() >= original[layer][~kept].abs().max(), layer
 
 
 def test_prune_never_touches_earlier_tasks():
+    torch.manual_seed(0)
     model = CPGModel.create("lenet5", "demo")
     model.add_task(spec(1, "a"), CFG)
     model.prune_active_task(0.5)
     model.add_task(spec(2, "b"), CFG)
+    with torch.no_grad():   # b's entries were zeroed when a freed them: give them magnitudes to rank
+        for layer, mask in model._masks.items():
+            w = raw_weight(model._maskable[layer])
+            w[mask.owner == 2] = torch.randn(int((mask.owner == 2).sum())) * 0.01   # smaller than most of a's
     owners = {k: m.owner.clone() for k, m in model._masks.items()}
+    original = {k: raw_weight(m).detach().clone() for k, m in model._maskable.items()}
     model.prune_active_task(0.9)
     for layer, mask in model._masks.items():
-        assert torch.equal(mask.owner == 1, owners[layer] == 1)
-        own_pool = int((owners[layer] == 2).sum())
-        assert abs(int((mask.owner == 0).sum()) - 0.9 * own_pool) <= 1
+        w, before = raw_weight(model._maskable[layer]), owners[layer]
+        assert torch.equal(mask.owner == 1, before == 1), layer
+        assert torch.equal(w[before == 1], original[layer][before == 1]), layer
+        own_pool = int((before == 2).sum())
+        assert int((mask.owner == 0).sum()) == round(0.9 * own_pool), layer
+        kept, pruned = mask.owner == 2, (before == 2) & (mask.owner == 0)
+        assert original[layer][kept].abs().min() >= original[layer][pruned].abs().max(), layer
 
 
 def test_stats_follow_the_original_definitions():
@@ -191,3 +203,84 @@ def test_piggymask_below_threshold_switches_earlier_weights_off():
         off = model(images())
     assert not torch.equal(on, off)
     assert torch.equal(model._masks["fc1"].owner.unique(), torch.tensor([1], dtype=torch.int16))
+
+
+def three_owner_model():
+    """lenet5 whose active task 2 ("b") has own (2), earlier (1) and free (0) entries in every layer,
+    all with random non-zero raw weights."""
+    torch.manual_seed(0)
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    model.prune_active_task(0.5)
+    model.add_task(spec(2, "b"), CFG)
+    model.prune_active_task(0.5)
+    with torch.no_grad():
+        for module in model._maskable.values():
+            raw_weight(module).copy_(torch.randn_like(raw_weight(module)))
+    for layer, mask in model._masks.items():
+        assert {0, 1, 2} <= set(mask.owner.unique().tolist()), layer
+    return model
+
+
+@pytest.mark.parametrize("value,selected", [(0.006, True), (0.01, True), (0.005, False), (0.004, False)])
+def test_piggymask_selects_an_earlier_weight_only_strictly_above_5e_3(value, selected):
+    model = three_owner_model()
+    model.eval()
+    mask, module = model._masks["fc1"], model._maskable["fc1"]
+    earlier, w = mask.owner == 1, raw_weight(module).detach()
+    with torch.no_grad():
+        for m in model._masks.values():
+            m.piggymasks["2"].fill_(value)
+        live = module.weight                       # the parametrised (effective) weight
+        baked = mask.effective_for(w, 2)           # the task-view path
+    for effective in (live, baked):
+        expected = w[earlier] if selected else torch.zeros_like(w[earlier])
+        assert torch.equal(effective[earlier], expected)
+        assert torch.equal(effective[mask.owner == 2], w[mask.owner == 2])     # own: always
+        assert (effective[mask.owner == 0] == 0).all()                          # free: never
+    assert model.stats()["shared_ratio"] == (1.0 if selected else 0.0)
+
+
+def test_piggymask_gradient_is_straight_through_on_earlier_entries_only():
+    """d L / d piggy = dL/dW_eff * W on earlier entries (selected or not), 0 elsewhere;
+    d L / d W = dL/dW_eff on own entries only (before mask_gradients)."""
+    model = three_owner_model()
+    model.train()
+    for layer, mask in model._masks.items():   # half the earlier entries switched off
+        with torch.no_grad():
+            piggy = mask.piggymasks["2"]
+            piggy.copy_(torch.where(torch.rand_like(piggy) < 0.5, 0.004, 0.01))
+    for layer, module in model._maskable.items():
+        mask, w = model._masks[layer], raw_weight(module)
+        piggy = mask.piggymasks["2"]
+        w.grad = piggy.grad = None
+        upstream = torch.randn_like(w)
+        (module.weight * upstream).sum().backward()
+        own, earlier = mask.owner == 2, mask.owner == 1
+        assert torch.equal(piggy.grad, torch.where(earlier, upstream * w.detach(), 0.0)), layer
+        assert torch.equal(w.grad, torch.where(own, upstream, 0.0)), layer
+        assert (piggy.grad[earlier & (piggy <= 5e-3)] != 0).any(), layer   # unselected entries still learn
+
+
+def test_piggymask_adam_is_built_at_lr_mask_only_for_later_tasks():
+    from utils.train import build_optimizers
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    assert build_optimizers(model, 0.1, 1e-4, 5e-4)[1] is None
+    model.add_task(spec(2, "b"), CFG)
+    sgd, adam = build_optimizers(model, 0.1, 1e-4, 5e-4)
+    assert isinstance(adam, torch.optim.Adam) and [g["lr"] for g in adam.param_groups] == [1e-4]
+    piggies = {id(m.piggymasks["2"]) for m in model._masks.values()}
+    assert {id(p) for p in adam.param_groups[0]["params"]} == piggies
+    assert not piggies & {id(p) for g in sgd.param_groups for p in g["params"]}
+    assert build_optimizers(model, 0.1, 0.0, 5e-4)[1] is None
+
+
+@pytest.mark.parametrize("epochs", [10, 20])
+def test_mask_lr_factor_drops_at_50_and_freezes_at_70_percent_when_the_task_owns_weights(epochs):
+    from CPG_MM_main_normal import mask_lr_factor
+    half, freeze = epochs // 2, epochs * 7 // 10
+    owns = [mask_lr_factor(e, epochs, True) for e in range(epochs)]
+    assert owns == [1.0] * half + [0.2] * (freeze - half) + [0.0] * (epochs - freeze)
+    owns_nothing = [mask_lr_factor(e, epochs, False) for e in range(epochs)]
+    assert owns_nothing == [1.0] * half + [0.2] * (epochs - half)
