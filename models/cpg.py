@@ -134,13 +134,33 @@ class CPGModel(nn.Module):
 
     @torch.no_grad()
     def claim_free_weights(self) -> None:
-        """The active task (the newest) takes every free weight, e.g. the new entries after growing."""
+        """The active task (the newest) takes every free weight, e.g. the new entries after growing.
+
+        It then owns entries beyond the width it was registered at, so it takes the model's width:
+        its views, snapshots and checkpoints must keep the units it grew.
+        """
         t = self.task_index(self.active_task)
         if t != len(self.task_names):
             raise UserError(f"Only the newest task ({self.task_names[-1]}) can claim free weights.")
         for mask in self._masks.values():
             mask.owner[mask.owner == 0] = t
             mask.invalidate()
+        self._widen_task(self.active_task)
+
+    @torch.no_grad()
+    def _widen_task(self, name):
+        """Rebuild task `name`'s head and adapter at the model's width, old entries in place (no output changes)."""
+        info = self.tasks[name]
+        if info.width_mult == self.width_mult:
+            return
+        old = {prefix: module.state_dict() for prefix, module in self.body.task_modules(name).items()}
+        info.width_mult = self.width_mult
+        self.body.add_task_modules(name, info.modality, info.num_classes, info.adapter_config, info.width_mult)
+        for prefix, module in self.body.task_modules(name).items():
+            module.to(self._device())
+            for key, value in module.state_dict().items():
+                value.copy_(place(old[prefix][key], torch.zeros_like(value)))
+            module.requires_grad_(name == self.active_task)
 
     @torch.no_grad()
     def install_adapter(self, name, source, source_task) -> None:
