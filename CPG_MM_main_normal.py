@@ -11,60 +11,88 @@ its accuracy goal.
 import argparse
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from models.cpg import CPGModel
+from utils import paths
+from utils.baseline import ACC_TOLERANCE, reaches_baseline, read_baseline
 from utils.checkpoint import load_checkpoint, load_model, save_model
-from utils.cli import add_common_args, resolve_task
+from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, positive_float,
+                       positive_int, resolve_task)
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
-from utils.logs import TrainCsv, setup_logging, train_line, validate_line
+from utils.logs import TrainCsv, read_train_csv, setup_logging, train_line, validate_line
+from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
-from utils.records import read_json_record, update_json_record
-from utils.train import build_optimizers, evaluate, resolve_device, seed_everything, set_lr, step_decay_factor, train_one_epoch
+from utils.records import read_json_record, update_json_record, write_json_atomic
+from utils.train import (SAME_RUN_SETTINGS, build_optimizers, evaluate, resolve_device, seed_everything, set_lr,
+                         step_decay_factor, train_one_epoch)
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
+    p = ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
     add_common_args(p)
     p.add_argument("--dataset", required=True, help="task name or 1-based task id")
     p.add_argument("--mode", required=True, choices=["finetune", "prune", "inference"])
-    p.add_argument("--lr_mask", type=float, default=1e-4, help="Adam lr of the piggyback mask")
+    p.add_argument("--lr_mask", type=non_negative_float, default=1e-4, help="Adam lr of the piggyback mask")
     p.add_argument("--save_folder", required=True)
     p.add_argument("--load_folder", default="", help="start from the checkpoint in this folder")
     p.add_argument("--load_checkpoint", default="", help="start from this checkpoint file (step 4's output)")
     p.add_argument("--jsonfile", help="baseline accuracy JSON (step 1)")
-    p.add_argument("--network_width_multiplier", type=float, default=1.0)
-    p.add_argument("--max_allowed_network_width_multiplier", type=float, default=1.0)
+    p.add_argument("--network_width_multiplier", type=positive_float, default=1.0)
+    p.add_argument("--max_allowed_network_width_multiplier", type=positive_float, default=1.0)
     p.add_argument("--pruning_ratio_to_acc_record_file", help="record.txt: ratio -> accuracy")
     p.add_argument("--log_path", help="train.log (train.csv is written beside it)")
-    p.add_argument("--total_num_tasks", type=int, default=5)
-    p.add_argument("--initial_sparsity", type=float, default=0.0)
-    p.add_argument("--target_sparsity", type=float, default=0.1)
-    p.add_argument("--pruning_interval", type=int, default=4, help="epochs over which the sparsity ramps")
-    p.add_argument("--pruning_frequency", type=int, default=10, help="optimizer steps between mask updates")
+    p.add_argument("--total_num_tasks", type=positive_int, default=5)
+    p.add_argument("--initial_sparsity", type=fraction, default=0.0)
+    p.add_argument("--target_sparsity", type=fraction, default=0.1)
+    p.add_argument("--pruning_interval", type=positive_int, default=4, help="epochs over which the sparsity ramps")
+    p.add_argument("--pruning_frequency", type=positive_int, default=10, help="optimizer steps between mask updates")
     p.add_argument("--train_acc_gate", action="store_true",
                    help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
+    p.add_argument("--allow_acc_loss", type=non_negative_float, default=ACC_TOLERANCE,
+                   help="accuracy a run may fall short of its baseline and still count as reaching it "
+                        "(growing and pruning; step 2-2 uses the same)")
     return p
+
+
+def check_args(args):
+    """Checks between arguments (each one's own range is checked while parsing): one sentence, exit 1."""
+    if args.network_width_multiplier > args.max_allowed_network_width_multiplier:
+        raise UserError(f"--network_width_multiplier {args.network_width_multiplier} exceeds "
+                        f"--max_allowed_network_width_multiplier {args.max_allowed_network_width_multiplier}.")
+    if args.mode == "prune" and args.target_sparsity <= args.initial_sparsity:
+        raise UserError(f"--target_sparsity {args.target_sparsity} must be greater than --initial_sparsity "
+                        f"{args.initial_sparsity} with --mode prune.")
 
 
 # ---------------------------------------------------------------- loading and saving
 
-def save_run(path, model, cfg, *, epoch, accuracy, test_accuracy, status, args):
-    save_model(path, model, cfg.name, epoch=epoch, accuracy=accuracy, test_accuracy=test_accuracy,
-               status=int(status), args=args)
+def save_run(path, model, cfg, run, *, accuracy, test_accuracy, status):
+    """The stage's checkpoint, with what produced it (settings, inputs' fingerprints, start file)."""
+    save_model(path, model, cfg.name, epoch=run.args.epochs, accuracy=accuracy, test_accuracy=test_accuracy,
+               status=int(status), args=settings_of(run.args), provenance=run.provenance,
+               started_from=str(run.start) if run.start else None)
 
 
-def prepare_model(args, cfg, task):
+def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
+    """`outcome.json` beside the checkpoint: the stage's result for readers without torch (the bash summary)."""
+    write_json_atomic(Path(folder) / "outcome.json", {
+        "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
+        "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
+        "reached_baseline": reaches_baseline(accuracy, run.baseline, run.args.allow_acc_loss),
+        "status": int(status)})
+
+
+def prepare_model(args, cfg, task, start):
     """The model to train: the start checkpoint (or a fresh model), at the asked width, with the task active."""
     width = args.network_width_multiplier
-    if args.load_checkpoint:
-        model, _ = load_model(args.load_checkpoint, expect_arch=args.arch, expect_config=cfg.name)
-    elif args.load_folder:
-        model, _ = load_model(folder_checkpoint(args.load_folder), expect_arch=args.arch, expect_config=cfg.name)
+    if start:
+        model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg.name)
     else:
         model = CPGModel.create(args.arch, args.profile, width)
     if model.width_mult < width:
@@ -83,25 +111,14 @@ def prepare_model(args, cfg, task):
 
 # ---------------------------------------------------------------- decisions
 
-def read_baseline(jsonfile, task):
-    if not jsonfile or not Path(jsonfile).is_file():
-        raise UserError(f"You should provide the baseline accuracy file ({jsonfile or '--jsonfile'}) as the "
-                        f"criterion to decide whether the capacity of the network is enough for a new task; "
-                        f"run run_pickaback/baseline.sh first.", exit_code=ExitStatus.NO_BASELINE)
-    record = read_json_record(jsonfile)
-    if task.name not in record:
-        raise UserError(f"{jsonfile} has no baseline accuracy for task {task.name}; run run_pickaback/baseline.sh "
-                        f"for it first.", exit_code=ExitStatus.NO_BASELINE)
-    return float(record[task.name])
-
-
 def owns_weights(model):
     return model.stats()["task_ratio"] > 0
 
 
 def finetune_decision(args, model, val_acc, train_acc, baseline):
     """The original's end-of-finetune rule, with growth decided by validation accuracy vs baseline."""
-    good_enough = val_acc >= baseline and (train_acc > 0.95 or not args.train_acc_gate)
+    good_enough = (reaches_baseline(val_acc, baseline, args.allow_acc_loss)
+                   and (train_acc > 0.95 or not args.train_acc_gate))
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
     if good_enough or at_max_width:
         if not owns_weights(model):
@@ -165,25 +182,41 @@ def run_epochs(args, model, loaders, device, csv_log, *, lr, lr_mask, decay_lr, 
     return val_acc, train_acc
 
 
-def finetune(args, cfg, task, device, loaders, csv_log):
-    baseline = read_baseline(args.jsonfile, task)
-    model = prepare_model(args, cfg, task).to(device)
-    logging.info("Finetune stage...")
-    val_acc, train_acc = run_epochs(args, model, loaders, device, csv_log, lr=args.lr, lr_mask=args.lr_mask,
-                                    decay_lr=True)
+def reuse_baseline(run, model, loaders, device, csv_log):
+    """Step 1's run of this task, taken as this finetune's result; returns (val acc, train acc)."""
+    payload = load_checkpoint(run.reuse)
+    logging.info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
+                 f"checkpoint {run.reuse} is taken instead of training again.")
+    baseline_csv = run.reuse.parent / "train.csv"
+    for epoch, val_acc, train_acc, *_ in read_train_csv(baseline_csv):
+        csv_log.append(epoch, val_acc, train_acc)
+    val_acc = log_validation(model, loaders[1], device, run.args.epochs)
+    return val_acc, float(payload["train_accuracy"])
+
+
+def finetune(run, cfg, task, device, loaders, csv_log):
+    args = run.args
+    if run.reuse:
+        model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg.name)[0].to(device)
+        val_acc, train_acc = reuse_baseline(run, model, loaders, device, csv_log)
+    else:
+        model = prepare_model(args, cfg, task, run.start).to(device)
+        logging.info("Finetune stage...")
+        val_acc, train_acc = run_epochs(args, model, loaders, device, csv_log, lr=args.lr, lr_mask=args.lr_mask,
+                                        decay_lr=True)
     if args.pruning_ratio_to_acc_record_file:
         update_json_record(args.pruning_ratio_to_acc_record_file, "0.0", round(val_acc, 4))
-    return model, val_acc, finetune_decision(args, model, val_acc, train_acc, baseline)
+    return model, val_acc, finetune_decision(args, model, val_acc, train_acc, run.baseline)
 
 
-def prune(args, cfg, task, device, loaders, csv_log):
+def prune(run, cfg, task, device, loaders, csv_log):
+    args, baseline = run.args, run.baseline
     if not args.pruning_ratio_to_acc_record_file:
         raise UserError("--mode prune needs --pruning_ratio_to_acc_record_file (the record.txt of the task).")
-    baseline = read_baseline(args.jsonfile, task)
     record = read_json_record(args.pruning_ratio_to_acc_record_file)
-    model = prepare_model_for_pruning(args, cfg, task).to(device)
+    model = prepare_model_for_pruning(args, task, run.start, cfg).to(device)
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
-    if at_max_width and float(record.get("0.0", 1.0)) < baseline:
+    if at_max_width and not reaches_baseline(record.get("0.0", 1.0), baseline, args.allow_acc_loss):
         if args.initial_sparsity >= must_prune_ratio(args, model):
             return model, None, ExitStatus.PRUNE_FAILED
     if not owns_weights(model):
@@ -199,20 +232,17 @@ def prune(args, cfg, task, device, loaders, csv_log):
     val_acc, _ = run_epochs(args, model, loaders, device, csv_log, lr=args.lr, lr_mask=0.0, decay_lr=False,
                             pruner=pruner)
     update_json_record(args.pruning_ratio_to_acc_record_file, str(args.target_sparsity), round(val_acc, 4))
-    if val_acc < baseline:
+    if not reaches_baseline(val_acc, baseline, args.allow_acc_loss):
         logging.info(f"Pruning to {args.target_sparsity} left accuracy {val_acc:.4f} under the baseline "
                      f"{baseline:.4f}; the pruning loop stops here.")
         return model, val_acc, ExitStatus.PRUNE_FAILED
     return model, val_acc, ExitStatus.DONE
 
 
-def prepare_model_for_pruning(args, cfg, task):
-    folder = Path(args.load_folder)
-    if args.initial_sparsity != 0:
-        folder = folder / str(args.initial_sparsity)
-    model, _ = load_model(folder_checkpoint(folder), expect_arch=args.arch, expect_config=cfg.name)
+def prepare_model_for_pruning(args, task, start, cfg):
+    model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg.name)
     if task.name not in model.task_names or model.task_names[-1] != task.name:
-        raise UserError(f"The checkpoint in {folder} was not trained last on task {task.name}; "
+        raise UserError(f"The checkpoint {start} was not trained last on task {task.name}; "
                         f"only the newest task of a checkpoint can be pruned.")
     model.set_active_task(task.name)
     return model
@@ -232,7 +262,51 @@ def inference(args, cfg, task, device, loaders):
     return ExitStatus.DONE
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- what a run reads, and resume
+
+@dataclass
+class Run:
+    """One finetune or prune stage: its arguments, the baseline it must reach, the files it reads."""
+    args: argparse.Namespace
+    baseline: float
+    start: Path | None        # the checkpoint it starts from (None: a fresh model)
+    reuse: Path | None        # step 1's checkpoint when this finetune is the very same run
+    provenance: dict
+
+
+def start_checkpoint(args):
+    if args.load_checkpoint:
+        return Path(args.load_checkpoint)
+    if args.mode == "prune":
+        folder = Path(args.load_folder)
+        return folder_checkpoint(folder if args.initial_sparsity == 0 else folder / str(args.initial_sparsity))
+    return folder_checkpoint(args.load_folder) if args.load_folder else None
+
+
+def same_run_baseline(args, cfg, task, settings):
+    """Step 1's checkpoint of `task` when this finetune would repeat that run (task alone, width 1.0,
+    the same training settings); None otherwise. Both runs are seeded alike, so the result is the same."""
+    if args.mode != "finetune" or args.load_checkpoint or args.load_folder or args.network_width_multiplier != 1.0:
+        return None
+    path = paths.checkpoint_file(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed), args.epochs)
+    if not path.is_file():
+        return None
+    payload = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg.name)
+    made_by = payload.get("provenance", {}).get("settings", {})
+    if "train_accuracy" not in payload or any(made_by.get(k) != settings[k] for k in SAME_RUN_SETTINGS):
+        return None
+    return path
+
+
+def plan_run(args, cfg, task):
+    baseline = read_baseline(args.jsonfile, task.name)
+    settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline,
+                           val_fraction=cfg.val_fraction if args.val_fraction is None else args.val_fraction)
+    start = start_checkpoint(args)
+    reuse = same_run_baseline(args, cfg, task, settings)
+    inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
+    return Run(args, baseline, start, reuse, provenance(settings, inputs))
+
 
 def output_checkpoint(args):
     folder = Path(args.save_folder)
@@ -241,14 +315,24 @@ def output_checkpoint(args):
     return folder / f"checkpoint-{args.epochs}.pth.tar"
 
 
-def finished_status(args, checkpoint):
-    """The stored exit status when this run already finished (so a re-run resumes), else None."""
+def finished_status(run, checkpoint):
+    """The stored exit status when this very run already finished (so a re-run resumes), else None.
+
+    A grow loop re-run fast-forwards: a finetune already saved at a wider width (same settings
+    otherwise) answers "grow" for the narrower widths it went through.
+    """
+    args = run.args
     if args.force or not checkpoint.exists():
         return None
     payload = load_checkpoint(checkpoint)
-    saved_width = payload["model"]["width_mult"]
+    saved = payload.get("provenance")
+    reason = why_stale(saved, run.provenance, ignore=("network_width_multiplier",))
+    if reason is not None:
+        logging.info(f"Redoing {checkpoint}: {reason}.")
+        return None
+    saved_width = saved["settings"]["network_width_multiplier"]
     if args.mode == "finetune" and saved_width > args.network_width_multiplier:
-        return ExitStatus.GROW  # an earlier run already grew past this width: fast-forward the bash loop
+        return ExitStatus.GROW
     if saved_width == args.network_width_multiplier:
         return ExitStatus(payload.get("status", 0))
     return None
@@ -256,34 +340,43 @@ def finished_status(args, checkpoint):
 
 def main():
     args = get_args_parser().parse_args()
+    check_args(args)
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
     log_path = Path(args.log_path) if args.log_path else Path(args.save_folder).parent / "train.log"
     setup_logging(log_path)
-    checkpoint = output_checkpoint(args)
-    if args.mode != "inference":
-        status = finished_status(args, checkpoint)
-        if status is not None:
-            logging.info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
-            return status
-    seed_everything(args.seed)
     device = resolve_device(args.device)
-    loaders = task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
-                           val_fraction=args.val_fraction, seed=args.seed, device=device)
     if args.mode == "inference":
-        return inference(args, cfg, task, device, loaders)
+        seed_everything(args.seed)
+        return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device))
 
+    run = plan_run(args, cfg, task)
+    checkpoint = output_checkpoint(args)
+    status = finished_status(run, checkpoint)
+    if status is not None:
+        logging.info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
+        return status
+    seed_everything(args.seed)
+    loaders = task_loaders_of(args, cfg, task, device)
     stage = f"{args.mode}@{args.network_width_multiplier}" if args.mode == "finetune" else f"prune{args.target_sparsity}"
     csv_log = TrainCsv(log_path.with_suffix(".csv"), stage=stage)
     step = finetune if args.mode == "finetune" else prune
-    model, val_acc, status = step(args, cfg, task, device, loaders, csv_log)
+    model, val_acc, status = step(run, cfg, task, device, loaders, csv_log)
     if val_acc is not None:
         _, test_acc = evaluate(model, loaders[2], device)
-        save_run(checkpoint, model.cpu(), cfg, epoch=args.epochs, accuracy=val_acc, test_accuracy=test_acc,
-                 status=status, args=vars(args))
+        save_run(checkpoint, model.cpu(), cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, args.allow_acc_loss):
+            print(f"{task.name} stayed under its baseline ({val_acc:.4f} < {run.baseline:.4f}) at the widest "
+                  f"network allowed ({args.network_width_multiplier}); kept as it is.")
     if status != ExitStatus.DONE:
         print(STATUS_SENTENCES[status].format(task=task.name))
     return status
+
+
+def task_loaders_of(args, cfg, task, device):
+    return task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
+                        val_fraction=args.val_fraction, seed=args.seed, device=device)
 
 
 STATUS_SENTENCES = {

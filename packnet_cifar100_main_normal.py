@@ -2,7 +2,6 @@
 
     python packnet_cifar100_main_normal.py --arch perceiver_io --dataset_config demo --dataset 1
 """
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -12,17 +11,18 @@ from tqdm import tqdm
 from packnet_models.baseline import build_baseline
 from utils import paths
 from utils.data import task_loaders
-from utils.checkpoint import save_model
-from utils.cli import add_common_args, resolve_task
+from utils.checkpoint import load_checkpoint, save_model
+from utils.cli import ArgumentParser, add_common_args, resolve_task
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.logs import TrainCsv, setup_logging, train_line, validate_line
+from utils.provenance import provenance, settings_of, why_stale
 from utils.records import read_json_record, update_json_record
 from utils.train import build_optimizers, evaluate, resolve_device, seed_everything, set_lr, step_decay_factor, train_one_epoch
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Train task(s) from scratch (baseline).")
+    p = ArgumentParser(description="Train task(s) from scratch (baseline).")
     add_common_args(p)
     p.add_argument("--dataset", required=True, nargs="+",
                    help="task name(s) or 1-based id(s); several are trained one after the other")
@@ -39,8 +39,17 @@ def remove_stale_checkpoints(folder, keep):
             old.unlink()
 
 
-def is_done(checkpoint, logfile, task):
-    return checkpoint.exists() and task.name in read_json_record(logfile)
+def run_provenance(args, cfg, task):
+    """What shapes this task's baseline: the settings (one task, the config's validation share resolved)."""
+    val_fraction = cfg.val_fraction if args.val_fraction is None else args.val_fraction
+    return provenance(settings_of(args, dataset=task.name, val_fraction=val_fraction), inputs={})
+
+
+def why_redo(checkpoint, logfile, task, wanted):
+    """None when this task's baseline is done with the same settings, else the reason to train it."""
+    if not checkpoint.exists() or task.name not in read_json_record(logfile):
+        return "not trained yet"
+    return why_stale(load_checkpoint(checkpoint).get("provenance"), wanted)
 
 
 def train(args, cfg, task, model, device, save_folder):
@@ -61,28 +70,33 @@ def train(args, cfg, task, model, device, save_folder):
         logging.info(validate_line(epoch + 1, val_loss, val_acc, stats))
         csv_log.append(epoch, val_acc, train_acc)
     _, test_acc = evaluate(model, test_loader, device)
-    return val_acc, test_acc
+    return val_acc, train_acc, test_acc
 
 
 def run_task(args, cfg, task):
     """Train and record one task; returns its summary row."""
-    save_folder = Path(args.save_folder) if args.save_folder else paths.baseline_dir(args.arch, cfg.name, task.name)
-    logfile = Path(args.logfile) if args.logfile else paths.baseline_acc_file(args.arch, cfg.name)
+    save_folder = (Path(args.save_folder) if args.save_folder
+                   else paths.baseline_dir(args.arch, cfg.name, task.name, args.seed))
+    logfile = Path(args.logfile) if args.logfile else paths.baseline_acc_file(args.arch, cfg.name, args.seed)
     test_logfile = (logfile.with_name(logfile.name.replace("_acc", "_test_acc")) if args.logfile
-                    else paths.baseline_test_acc_file(args.arch, cfg.name))
+                    else paths.baseline_test_acc_file(args.arch, cfg.name, args.seed))
     checkpoint = paths.checkpoint_file(save_folder, args.epochs)
-    if not args.force and is_done(checkpoint, logfile, task):
+    wanted = run_provenance(args, cfg, task)
+    reason = "--force" if args.force else why_redo(checkpoint, logfile, task, wanted)
+    if reason is None:
         print(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain.")
         return task, read_json_record(logfile)[task.name], read_json_record(test_logfile).get(task.name, "-"), "skipped"
 
     setup_logging(save_folder / "train.log")
+    if reason != "not trained yet":
+        logging.info(f"Retraining the baseline of {task.name}: {reason}.")
     seed_everything(args.seed)
     device = resolve_device(args.device)
     model = build_baseline(args.arch, args.profile, cfg, task).to(device)
     started = time.time()
-    val_acc, test_acc = train(args, cfg, task, model, device, save_folder)
-    save_model(checkpoint, model.cpu(), cfg.name, epoch=args.epochs, accuracy=val_acc,
-               test_accuracy=test_acc, args=vars(args))
+    val_acc, train_acc, test_acc = train(args, cfg, task, model, device, save_folder)
+    save_model(checkpoint, model.cpu(), cfg.name, epoch=args.epochs, accuracy=val_acc, train_accuracy=train_acc,
+               test_accuracy=test_acc, args=settings_of(args), provenance=wanted)
     remove_stale_checkpoints(save_folder, keep=checkpoint)
     update_json_record(logfile, task.name, f"{val_acc:.4f}")
     update_json_record(test_logfile, task.name, f"{test_acc:.4f}")

@@ -8,28 +8,30 @@ adapter (its key/value input projection and, for text, its token and position em
 target's baseline as that task's private adapter. Saved beside the chosen checkpoint as
 checkpoint-<E>_kv_transfer_<target_id>.pth.tar; the backbone's own checkpoint is never written. Nothing
 else is copied: the target's head starts fresh and its body weights are the free weights it claims.
+A re-run keeps a transfer whose inputs (the two checkpoints) and seed are unchanged.
 """
-import argparse
 import csv
 from pathlib import Path
 
 from packnet_models_pickaback.compare import load_task_model
 from utils import paths
-from utils.checkpoint import load_model, save_model
+from utils.checkpoint import load_checkpoint, load_model, save_model
+from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
+from utils.provenance import provenance, why_stale
 from utils.train import seed_everything
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Install each target's key/value projection into its backbone.")
+    p = ArgumentParser(description="Install each target's key/value projection into its backbone.")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io"])
     p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--csv_path", help="default: pickaback_<cfg>_result.csv")
     p.add_argument("--target_id", nargs="+", default=["all"], help="targets to transfer, or 'all'")
-    p.add_argument("--seed", type=int, default=2, help="seeds the target's fresh head")
-    p.add_argument("--force", action="store_true", help="accepted for symmetry with the other steps: "
-                                                        "the transfer is cheap and always redone")
+    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED,
+                   help="the run's seed: where its outputs are (seed<S>/ unless 2) and the target's fresh head")
+    p.add_argument("--force", action="store_true", help="redo transfers whose inputs are unchanged")
     return p
 
 
@@ -47,37 +49,54 @@ def read_pairs(path):
         raise UserError(f"{path} has a row that is not two task ids.")
 
 
-def transfer(cfg, arch, target, backbone, seed):
-    """Write the backbone's chosen checkpoint + the target task with its own adapter; returns the path."""
-    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name) / "gradual_prune")
+def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
+    target_baseline = paths.folder_checkpoint(paths.baseline_dir(arch, cfg.name, target.name, seed))
+    settings = {"arch": arch, "dataset_config": cfg.name, "target": target.name, "backbone": backbone.name,
+                "seed": seed}
+    return provenance(settings, {"backbone": chosen, "target baseline": target_baseline})
+
+
+def why_redo(out, wanted):
+    if not out.exists():
+        return "not made yet"
+    return why_stale(load_checkpoint(out).get("provenance"), wanted)
+
+
+def transfer(cfg, arch, target, backbone, seed, force=False):
+    """Write the backbone's chosen checkpoint + the target task with its own adapter; returns (path, what was done)."""
+    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    out = paths.kv_transfer_checkpoint(chosen, target.task_id)
+    wanted = transfer_provenance(cfg, arch, target, backbone, seed, chosen)
+    reason = "--force" if force else why_redo(out, wanted)
+    if reason is None:
+        return out, "unchanged, kept"
     model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
     if model.task_names[-1] != backbone.name:
         raise UserError(f"{chosen} is not a backbone checkpoint of {backbone.name}.")
     if target.name in model.task_names:
         raise UserError(f"{chosen} already holds task {target.name}; it cannot be its own backbone.")
-    target_model = load_task_model(cfg, target, arch)
+    target_model = load_task_model(cfg, target, arch, seed)
     seed_everything(seed)   # the target's new head: the same checkpoint on every run, in any order
     model.add_task(target, cfg)
     model.install_adapter(target.name, target_model, target.name)
-    out = paths.kv_transfer_checkpoint(chosen, target.task_id)
     save_model(out, model, cfg.name, epoch=payload.get("epoch", 0), source=chosen.name,
-               backbone=backbone.name, target=target.name)
-    return out
+               backbone=backbone.name, target=target.name, provenance=wanted)
+    return out, f"written ({reason})"
 
 
 def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.dataset_config)
-    csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name)
+    csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
     wanted = None if args.target_id == ["all"] else {cfg.task(int(k) if k.isdigit() else k).task_id
                                                      for k in args.target_id}
     for target_id, task_id in read_pairs(csv_path):
         if wanted is not None and target_id not in wanted:
             continue
         target, backbone = cfg.task(target_id), cfg.task(task_id)
-        out = transfer(cfg, args.arch, target, backbone, args.seed)
+        out, done = transfer(cfg, args.arch, target, backbone, args.seed, args.force)
         print(f"Target {target_id} ({target.name}, {target.modality}) -> backbone {task_id} "
-              f"({backbone.name}, {backbone.modality}): {out}")
+              f"({backbone.name}, {backbone.modality}): {out} {done}")
     return 0
 
 

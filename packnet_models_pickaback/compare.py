@@ -8,9 +8,9 @@ from packnet_models.baseline import load_baseline
 from utils import paths
 
 
-def load_task_model(cfg, task, arch):
-    """The baseline of `task` as a CPGModel (validated against the config and the task)."""
-    model, _ = load_baseline(paths.baseline_dir(arch, cfg.name, task.name), cfg, task, arch=arch)
+def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
+    """The baseline of `task` (the run of `seed`) as a CPGModel (validated against the config and the task)."""
+    model, _ = load_baseline(paths.baseline_dir(arch, cfg.name, task.name, seed), cfg, task, arch=arch)
     return model
 
 

@@ -61,7 +61,7 @@ finetune_growing() {
   while true; do
     run_status "$@" --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width"
     if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" 'BEGIN { printf "%.1f", w + 0.5 }')
+      width=$(awk -v w="$width" -v m="$max_width" 'BEGIN { w += 0.5; if (w > m) w = m; printf "%g", w }')
       echo "New network_width_multiplier: ${width}"
       continue
     fi
@@ -69,6 +69,11 @@ finetune_growing() {
   done
 }
 
-# Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set (as in utils/paths.py).
+# Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set; a seed other than the
+# default writes the same layout under seed<S>/, so seeds live side by side (as in utils/paths.py).
 OUT=${MMPAB_OUTPUT_ROOT:-.}
+if [ "$SEED" != 2 ]; then OUT="$OUT/seed$SEED"; fi
+# One tolerance for every "reached its baseline?" decision (steps 2-1, 2-2, 3-2); the Python default otherwise.
+ACC_ARGS=()
+if [ -n "${ALLOW_ACC_LOSS:-}" ]; then ACC_ARGS=(--allow_acc_loss "$ALLOW_ACC_LOSS"); fi
 BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG}_acc.txt"

@@ -11,8 +11,8 @@ for step in baseline wo_backbone select_pruning_ratio_of_backbone find_backbone 
   echo "##### run_pickaback/${step}.sh ${cfg}"
   bash "run_pickaback/${step}.sh" "$cfg"
 done
-"$PY" tools/summarize_pipeline.py "$cfg" --arch "${ARCH:-perceiver_io}"
+"$PY" tools/summarize_pipeline.py "$cfg" --arch "${ARCH:-perceiver_io}" --seed "${SEED:-2}"
 echo
 echo "Pipeline finished in $(( $(date +%s) - started ))s."
 echo
-"$PY" tools/report.py "$cfg" --arch "${ARCH:-perceiver_io}"
+"$PY" tools/report.py "$cfg" --arch "${ARCH:-perceiver_io}" --seed "${SEED:-2}"

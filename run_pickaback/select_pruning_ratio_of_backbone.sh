@@ -9,5 +9,5 @@ for id in $(task_ids); do
   echo "=== task ${id} (${task})"
   "$PY" tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py \
     --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \
-    --allow_acc_loss 0.001 --dataset "$task" --log_path "$R/train.log"
+    --dataset "$task" --log_path "$R/train.log" "${ACC_ARGS[@]}"
 done

@@ -9,12 +9,13 @@ for id in $(task_ids); do
   R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${task}"
   CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
        --weight_decay 4e-5 --total_num_tasks 5
-       --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log" $FORCE_FLAG)
+       --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
+       "${ACC_ARGS[@]}" $FORCE_FLAG)
   echo "=== task ${id} (${task}): finetune"
   finetune_growing "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
     --lr 1e-2 --lr_mask 1e-4
   case "$status" in
-    0|2) ;;
+    0) ;;
     5) echo "Task ${task} owns no free weights: skipping its pruning."; continue ;;
     *) echo "Step 2-1 stopped at task ${task} (exit ${status})." >&2; exit "$status" ;;
   esac

@@ -107,7 +107,8 @@ def reference_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, 
         right, left = score(batches[0]), score(batches[1])
         if right <= current and left <= current:
             continue
-        inputs, current = (batches[1], left) if left > right else (batches[0], right)
+        # the original keeps X+e only when it strictly beats X-e: ties go to X-e
+        inputs, current = (batches[0], right) if right > left else (batches[1], left)
     return inputs
 
 
@@ -156,6 +157,32 @@ def test_single_moves_same_seed_same_result_and_errors():
     with pytest.raises(UserError):
         search_single_moves(BagOfTokens(0), BagOfTokens(1), text_seeds(), epsilon=0.1, max_iterations=1,
                             generator=gen(0), vocab_size=None, progress=False)
+
+
+class SignBlind(nn.Module):
+    """A linear model of |x|: moving an element from 0 by +epsilon or by -epsilon gives the same logits."""
+
+    def __init__(self, seed, size, num_classes=5):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.head = nn.Linear(size, num_classes).double()
+
+    def forward(self, x):
+        return self.head(x.abs().flatten(1))
+
+
+def test_ties_between_plus_and_minus_epsilon_go_to_minus_epsilon():
+    """From all-zero seeds, every first move of an element is an exact tie between X+e and X-e: the
+    original keeps X+e only when it scores strictly higher, so no element may ever become positive."""
+    seeds = torch.zeros(6, 3, 4, 4, dtype=torch.float64)
+    a, b = SignBlind(0, seeds[0].numel()), SignBlind(1, seeds[0].numel())
+    settings = dict(epsilon=0.1, max_iterations=30)
+    single = search_single_moves(a, b, seeds, generator=gen(2), progress=False, **settings)
+    assert torch.equal(single, reference_single_moves(a, b, seeds, generator=gen(2), **settings))
+    batched = search_profiling_inputs(a, b, seeds, generator=gen(2), progress=False, **settings)
+    for inputs in (single, batched):
+        assert (inputs < 0).any()                   # moves were kept ...
+        assert not (inputs > 0).any()               # ... and every tie went to -epsilon
 
 
 # ---------------------------------------------------------------------------------------------------

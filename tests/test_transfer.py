@@ -11,7 +11,8 @@ import torch
 
 from conftest import script_env
 from utils import paths
-from utils.checkpoint import load_model
+from utils.checkpoint import load_checkpoint, load_model, save_model
+from utils.provenance import fingerprint
 from utils.dataset_config import REPO_ROOT
 
 BACKBONE, IMAGE_TARGET, TEXT_TARGET = "shapes_clean", "shapes_noisy", "shapes_captions"   # ids 1, 2, 7
@@ -155,7 +156,7 @@ def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
 def test_transfer_is_reproducible(pipeline):
     """The target's fresh head is seeded: re-running step 4 writes the same checkpoint, tensor for tensor."""
     before = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
-    ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2"))
+    ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2", "--force"))
     after = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
     flat_before, flat_after = flatten(before), flatten(after)
     assert flat_before.keys() == flat_after.keys()
@@ -166,3 +167,69 @@ def flatten(tree, prefix=""):
     if isinstance(tree, dict):
         return {k: v for key, sub in tree.items() for k, v in flatten(sub, f"{prefix}/{key}").items()}
     return {prefix: tree}
+
+
+def test_rerun_keeps_an_unchanged_transfer(pipeline):
+    before = kv_path(pipeline, 7).stat().st_mtime_ns
+    proc = ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7"))
+    assert "unchanged, kept" in proc.stdout
+    assert kv_path(pipeline, 7).stat().st_mtime_ns == before
+
+
+def test_a_changed_backbone_redoes_its_transfer(pipeline, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    chosen = out / pipeline["chosen"].relative_to(pipeline["out"])
+    model, payload = load_model(chosen)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_model(chosen, model, "demo", **{k: v for k, v in payload.items() if k not in ("model", "arch", "profile",
+                                                                                  "config", "format")})
+    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "transfer_kv_perceiver_io.py",
+                  "--dataset_config", "demo", "--target_id", "7"))
+    assert "written (its input 'backbone' changed)" in proc.stdout
+
+
+def test_step_3_2_starts_from_the_transfer_step_4_named(pipeline, tmp_path):
+    """A stale transfer of an earlier choice (checkpoint-30_... sorts before checkpoint-1_...) is never taken."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    prune_dir = out / pipeline["chosen"].parent.relative_to(pipeline["out"])
+    named = prune_dir / kv_path(pipeline, 7).name
+    stale = prune_dir / "checkpoint-0_kv_transfer_7.pth.tar"
+    shutil.copyfile(named, stale)
+    assert sorted(prune_dir.glob("checkpoint-*_kv_transfer_7.pth.tar"))[0] == stale
+    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "tools/task_info.py", "demo", "7",
+                  "--transfer_on", "1"))
+    assert proc.stdout.strip() == str(named)
+
+
+def test_step_3_2_records_the_file_it_started_from(pipeline):
+    ok(pipeline["finetune_proc"])
+    payload = load_checkpoint(pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar")
+    assert payload["started_from"] == str(kv_path(pipeline, 7))
+    assert payload["provenance"]["inputs"]["start"] == fingerprint(kv_path(pipeline, 7))
+
+
+def test_target_grown_in_step_3_2_evaluates_the_same_after_reload(pipeline, tmp_path):
+    """Step 4 registers the target at width 1.0; under an unreachable baseline step 3-2 grows it to 2.0.
+    Reloaded, `--mode inference` must give exactly the validation accuracy training logged."""
+    base1 = tmp_path / "base1.json"
+    base1.write_text(json.dumps({IMAGE_TARGET: "1.0000"}))
+    tdir = tmp_path / "target"
+    args = ("CPG_MM_main_normal.py", *COMMON, "--dataset", IMAGE_TARGET, "--mode", "finetune",
+            "--load_checkpoint", kv_path(pipeline, 2), "--save_folder", tdir / "scratch", "--epochs", 2,
+            "--jsonfile", base1, "--max_allowed_network_width_multiplier", "2.0",
+            "--pruning_ratio_to_acc_record_file", tdir / "gradual_prune" / "record.txt", "--log_path", tdir / "train.log")
+    for width, status in (("1.0", 2), ("1.5", 2), ("2.0", 0)):
+        proc = run(pipeline["env"], *args, "--network_width_multiplier", width)
+        assert proc.returncode == status, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "stayed under its baseline" in proc.stdout
+    trained = re.findall(r"Val Ep\. #\d+ loss: [\d.]+, accuracy: ([\d.]+)", (tdir / "train.log").read_text())[-1]
+    model, _ = load_model(tdir / "scratch" / "checkpoint-2.pth.tar")
+    assert model.tasks[IMAGE_TARGET].width_mult == 2.0
+    proc = ok(run(pipeline["env"], "CPG_MM_main_normal.py", *COMMON, "--dataset", IMAGE_TARGET, "--mode", "inference",
+                  "--load_folder", tdir / "scratch", "--save_folder", tdir / "scratch",
+                  "--log_path", tdir / "inference.log"))
+    inferred = re.findall(r"Val Ep\. #\d+ loss: [\d.]+, accuracy: ([\d.]+)", proc.stdout)[-1]
+    assert inferred == trained

@@ -6,7 +6,6 @@ Counts training samples per second (shuffled, augmented, normalised batches on t
 excluding the one-off setup (the in-memory path's decoding is reported separately). The last line
 is one JSON object.
 """
-import argparse
 import json
 import sys
 import time
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils.cli import ArgumentParser, positive_int  # noqa: E402
 from utils.data import task_loaders  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
@@ -35,13 +35,13 @@ def samples_per_second(loader, epochs: int, label: str, min_seconds: float = 2.0
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="demo")
     parser.add_argument("--task", default="1", help="id or name of an image task")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's)")
     return parser
 
 

@@ -11,7 +11,6 @@ plain / masked throughput - 1).
 
     .venv/bin/python tools/bench_model.py [--steps-paper 5] [--steps-demo 15]
 """
-import argparse
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.cpg import CPGModel, build_body  # noqa: E402
+from utils.cli import ArgumentParser, positive_int  # noqa: E402
 
 BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
 CFG = SimpleNamespace(image_size=IMAGE_SIZE, vocab_size=1000, max_text_length=32)
@@ -87,9 +87,9 @@ def bench(arch, profile, steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps-paper", type=int, default=5, help="timed steps per model at the paper profile")
-    parser.add_argument("--steps-demo", type=int, default=15, help="timed steps per model at the demo profile")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps-paper", type=positive_int, default=5, help="timed steps per model at the paper profile")
+    parser.add_argument("--steps-demo", type=positive_int, default=15, help="timed steps per model at the demo profile")
     parser.add_argument("--archs", nargs="+", default=["lenet5", "perceiver_io"])
     parser.add_argument("--profiles", nargs="+", default=["demo", "paper"])
     args = parser.parse_args()

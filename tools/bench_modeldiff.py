@@ -15,7 +15,6 @@ does not depend on models/: a LeNet-5-sized CNN and a small Perceiver. Three sea
 Usage: .venv/bin/python tools/bench_modeldiff.py [--original-iterations N] [--archs lenet5 perceiver]
 The last output line is one JSON object, per architecture.
 """
-import argparse
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
 
+from utils.cli import ArgumentParser, positive_int  # noqa: E402
 from utils.errors import run_main  # noqa: E402
 from utils_pickaback.modeldiff import (  # noqa: E402
     model_distance, search_profiling_inputs, search_single_moves)
@@ -188,8 +188,8 @@ def bench_arch(name, original_iterations):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--original-iterations", type=int, default=ITERATIONS,
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--original-iterations", type=positive_int, default=ITERATIONS,
                         help="iterations of the slow original search actually timed (extrapolated to 100)")
     parser.add_argument("--archs", nargs="+", choices=sorted(ARCHS), default=["lenet5", "perceiver"])
     args = parser.parse_args()

@@ -5,7 +5,6 @@ which is what step 3-2 loads: no guessing by "the highest epoch number in the fo
 Falls back to the unpruned model (`scratch/`) when no ratio qualifies. Imports no torch: it only
 reads JSON and copies files.
 """
-import argparse
 import json
 import logging
 import os
@@ -15,35 +14,43 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from utils.cli import ArgumentParser, fraction  # noqa: E402
+from utils.baseline import ACC_TOLERANCE, reaches_baseline  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.logs import setup_logging  # noqa: E402
 from utils.paths import CHOSEN_FILE, folder_checkpoint  # noqa: E402
+from utils.provenance import fingerprint  # noqa: E402
 from utils.records import read_json_record, write_json_atomic  # noqa: E402
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")
+    p = ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")
     p.add_argument("--pruning_ratio_to_acc_record_file", required=True, help="<task dir>/gradual_prune/record.txt")
     p.add_argument("--baseline_acc_file", required=True, help="logs_<arch>/baseline_<cfg>_acc.txt")
     p.add_argument("--dataset", required=True, help="task name (key of the baseline file)")
-    p.add_argument("--allow_acc_loss", type=float, default=0.0, help="accuracy a ratio may lose below the baseline")
+    p.add_argument("--allow_acc_loss", type=fraction, default=ACC_TOLERANCE,
+                   help="accuracy a ratio may lose below the baseline (the same rule as step 2-1's pruning loop)")
     p.add_argument("--log_path", help="train.log of the task")
     return p
 
 
 def choose_ratio(record, baseline, allow_acc_loss):
-    """The largest ratio (as a number) with accuracy + allowance >= baseline, or None for the unpruned model."""
+    """The largest ratio (as a number) that reaches the baseline, or None for the unpruned model."""
     ratios = sorted((float(key), acc) for key, acc in record.items() if float(key) > 0)
     for ratio, acc in reversed(ratios):
-        if float(acc) + allow_acc_loss >= baseline:
+        if reaches_baseline(acc, baseline, allow_acc_loss):
             return ratio
     return None
 
 
 def install_chosen(prune_dir, source, ratio, accuracy):
-    """Copy `source` into gradual_prune/ (atomically) and record the choice, removing an earlier choice."""
+    """Copy `source` into gradual_prune/ (atomically) and record the choice, removing an earlier, different
+    choice and the key/value transfers (step 4) made from it: they would hand targets a stale backbone."""
     chosen_json = prune_dir / CHOSEN_FILE
     if chosen_json.exists():
         previous = prune_dir / json.loads(chosen_json.read_text())["checkpoint"]
+        if previous.exists() and fingerprint(previous) != fingerprint(source):
+            for stale in prune_dir.glob(previous.name.replace(".pth.tar", "_kv_transfer_*.pth.tar")):
+                stale.unlink()
         if previous.name != source.name:
             previous.unlink(missing_ok=True)
     target = prune_dir / source.name

@@ -8,7 +8,6 @@ so each task has a right answer for backbone selection. Written to <out>/{images
 
     python tools/make_demo_data.py [--seed 0] [--out data/demo] [--force]
 """
-import argparse
 import colorsys
 import json
 import shutil
@@ -21,6 +20,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils.cli import ArgumentParser, positive_int, seed_int  # noqa: E402
 from utils.dataset_config import DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_TASKS, data_root  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 
@@ -209,12 +209,12 @@ def generate_demo_data(out, seed=0, train_per_class=50, test_per_class=12, force
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="default: <data root>/demo")
     parser.add_argument("--force", action="store_true", help="regenerate even when complete")
-    parser.add_argument("--train-per-class", type=int, default=50)
-    parser.add_argument("--test-per-class", type=int, default=12)
+    parser.add_argument("--train-per-class", type=positive_int, default=50)
+    parser.add_argument("--test-per-class", type=positive_int, default=12)
     return parser
 
 

@@ -8,7 +8,6 @@ Writes <out>/{train,test}/<superclass>/<class>/<index>.png, names taken from the
 with an unpickler that only builds plain containers and numpy arrays, so a tampered file cannot
 run code.
 """
-import argparse
 import io
 import json
 import pickle
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils.cli import ArgumentParser  # noqa: E402
 from utils.dataset_config import data_root  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 
@@ -125,7 +125,7 @@ def prepare(archive: Path, out: Path, force: bool = False) -> bool:
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True,
                         help="cifar-100-python.tar.gz or its extracted folder")
     parser.add_argument("--out", type=Path, default=None, help="default: <data root>/cifar100_org")

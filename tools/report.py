@@ -13,7 +13,6 @@ Every accuracy is a validation accuracy (the one every pipeline decision uses). 
 files the steps write (no checkpoint, no torch), so it runs on partial results: a step that has not
 run is said in report.md and its figure is skipped.
 """
-import argparse
 import csv
 import re
 import sys
@@ -31,6 +30,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from utils import paths  # noqa: E402
+from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import read_json_record  # noqa: E402
@@ -45,9 +45,10 @@ PNG_METADATA = {"Software": None}
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Plot and tabulate the results of a pipeline run.")
+    p = ArgumentParser(description="Plot and tabulate the results of a pipeline run.")
     p.add_argument("config", nargs="?", default="demo", help="dataset config name")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed) to report")
     return p
 
 
@@ -155,22 +156,22 @@ class Run:
         return not (self.baselines or self.records or self.chosen or self.selections or self.distances)
 
 
-def load_run(cfg, arch):
+def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run = Run(cfg, arch)
-    run.baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name))
+    run.baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     for task in cfg.tasks:
-        prune_dir = paths.backbone_dir(arch, cfg.name, task.name) / "gradual_prune"
+        prune_dir = paths.backbone_dir(arch, cfg.name, task.name, seed) / "gradual_prune"
         record = read_prune_record(prune_dir / "record.txt")
         if record:
             run.records[task.name] = record
         chosen = read_chosen(prune_dir / paths.CHOSEN_FILE)
         if chosen:
             run.chosen[task.name] = chosen
-    run.selections = read_selections(paths.pickaback_result_csv(cfg.name))
-    run.distances = read_distances(paths.pickaback_table_csv(cfg.name))
+    run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    run.distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
     for target_id, backbone_id in run.selections.items():
         target, backbone = cfg.task(target_id), cfg.task(backbone_id)
-        result = read_target_result(paths.target_dir(arch, cfg.name, backbone.name, target.name))
+        result = read_target_result(paths.target_dir(arch, cfg.name, backbone.name, target.name, seed))
         if result is not None:
             run.targets[target_id] = result
     return run
@@ -473,13 +474,13 @@ def write_figures(run, t_rows, folder):
     return written, skipped
 
 
-def write_report(cfg, arch):
+def write_report(cfg, arch, seed=paths.DEFAULT_SEED):
     """Write the report folder; (folder, target rows, written figures, skipped figures, run)."""
-    run = load_run(cfg, arch)
+    run = load_run(cfg, arch, seed)
     if run.is_empty():
-        raise UserError(f"No pipeline results for config '{cfg.name}' (arch {arch}) under {paths.output_root()}; "
-                        f"run the pipeline first (bash run_pickaback/quickstart.sh).")
-    folder = paths.logs_dir(arch) / f"report_{cfg.name}"
+        raise UserError(f"No pipeline results for config '{cfg.name}' (arch {arch}) under "
+                        f"{paths.output_root(seed)}; run the pipeline first (bash run_pickaback/quickstart.sh).")
+    folder = paths.logs_dir(arch, seed) / f"report_{cfg.name}"
     folder.mkdir(parents=True, exist_ok=True)
     t_rows, k_rows = target_rows(run), task_rows(run)
     written, skipped = write_figures(run, t_rows, folder)
@@ -489,7 +490,7 @@ def write_report(cfg, arch):
 
 def main():
     args = get_args_parser().parse_args()
-    folder, run, t_rows, written, skipped = write_report(get_config(args.config), args.arch)
+    folder, run, t_rows, written, skipped = write_report(get_config(args.config), args.arch, args.seed)
     print(f"Report written to {folder}")
     for sentence in step_status(run):
         print(f"  {sentence}")

@@ -8,7 +8,6 @@ Per backbone: its test accuracy before any target trained on it (its chosen chec
 (inside each target's final checkpoint, evaluated at its own width); CPG promises they are equal, and
 the outputs are compared bit for bit. Exits 1 if a backbone changed.
 """
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils import paths  # noqa: E402
 from utils.checkpoint import load_model  # noqa: E402
+from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.data import task_loaders  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
@@ -26,15 +26,16 @@ from utils.records import read_json_record  # noqa: E402
 
 
 def get_args_parser():
-    p = argparse.ArgumentParser(description="Summarise a finished pipeline run.")
+    p = ArgumentParser(description="Summarise a finished pipeline run.")
     p.add_argument("config", nargs="?", default="demo")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
-    p.add_argument("--seed", type=int, default=2, help="the pipeline's seed (the validation split)")
+    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED,
+                   help="the pipeline's seed (which run's outputs, and the validation split)")
     return p
 
 
-def read_selections(cfg):
-    path = paths.pickaback_result_csv(cfg.name)
+def read_selections(cfg, seed):
+    path = paths.pickaback_result_csv(cfg.name, seed)
     if not path.exists():
         raise UserError(f"{path} is missing; run the pipeline (run_pickaback/quickstart.sh) first.")
     with open(path, newline="") as f:
@@ -51,8 +52,8 @@ def test_outputs(model, task, cfg, seed):
     return (logits.argmax(1) == labels).float().mean().item(), logits
 
 
-def target_row(cfg, arch, target, backbone, baselines):
-    folder = paths.target_dir(arch, cfg.name, backbone.name, target.name) / "scratch"
+def target_row(cfg, arch, target, backbone, baselines, seed):
+    folder = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
     model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
     model.set_active_task(target.name)
     related = cfg.related.get(target.name)
@@ -78,15 +79,16 @@ def print_table(rows):
 def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.config)
-    baselines = read_json_record(paths.baseline_test_acc_file(args.arch, cfg.name))
+    baselines = read_json_record(paths.baseline_test_acc_file(args.arch, cfg.name, args.seed))
     targets, finals = [], {}
-    for target, backbone in read_selections(cfg):
-        model, row = target_row(cfg, args.arch, target, backbone, baselines)
+    for target, backbone in read_selections(cfg, args.seed):
+        model, row = target_row(cfg, args.arch, target, backbone, baselines, args.seed)
         targets.append(row)
         finals.setdefault(backbone.name, (backbone, []))[1].append((target, model))
     backbones, changed = [], False
     for backbone, trained in finals.values():
-        chosen = paths.folder_checkpoint(paths.backbone_dir(args.arch, cfg.name, backbone.name) / "gradual_prune")
+        chosen = paths.folder_checkpoint(paths.backbone_dir(args.arch, cfg.name, backbone.name, args.seed)
+                                         / "gradual_prune")
         before_acc, before = test_outputs(load_model(chosen)[0], backbone, cfg, args.seed)
         after = [test_outputs(model, backbone, cfg, args.seed) for _, model in trained]
         same = all(torch.equal(before, logits) for _, logits in after)

@@ -4,26 +4,32 @@
     python tools/task_info.py demo 7 --field modality   # -> text
     python tools/task_info.py demo --list               # -> 1 2 ... 12, one per line
     python tools/task_info.py demo --list --modality image
+    python tools/task_info.py demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils import paths  # noqa: E402
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help=f"dataset config: {', '.join(CONFIG_NAMES)}")
     parser.add_argument("task", nargs="?", help="1-based task id or task name")
     parser.add_argument("--field", choices=FIELDS, default="name")
     parser.add_argument("--list", action="store_true", help="print every task id, one per line")
     parser.add_argument("--modality", choices=("image", "text"), help="with --list: only tasks of this modality")
+    parser.add_argument("--transfer_on", metavar="BACKBONE",
+                        help="print the key/value transfer checkpoint step 4 wrote for this target on that backbone")
+    parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on")
+    parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="with --transfer_on")
     return parser
 
 
@@ -37,8 +43,21 @@ def main():
     if args.task is None:
         raise UserError("Give a task id or name, or --list.")
     task = cfg.task(args.task)
+    if args.transfer_on:
+        print(transfer_checkpoint(cfg, task, cfg.task(args.transfer_on), args.arch, args.seed))
+        return 0
     print(cfg.related.get(task.name, "") if args.field == "related" else getattr(task, args.field))
     return 0
+
+
+def transfer_checkpoint(cfg, target, backbone, arch, seed):
+    """Step 4's output for `target` beside `backbone`'s chosen checkpoint (named by step 2-2's chosen.json)."""
+    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    path = paths.kv_transfer_checkpoint(chosen, target.task_id)
+    if not path.is_file():
+        raise UserError(f"No key/value transfer of target {target.task_id} onto {chosen}; "
+                        f"run run_pickaback/transfer_kv.sh {cfg.name} first.")
+    return path
 
 
 if __name__ == "__main__":

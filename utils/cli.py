@@ -1,6 +1,102 @@
-"""Command-line pieces shared by the training entry points (steps 1, 2-1, 3-2)."""
+"""Command-line pieces shared by the entry points: the parser class, typed arguments, common flags.
+
+Every entry point builds its parser with `ArgumentParser` from here, so a usage error exits 1
+(never 2, which the bash grow loop reads as "grow the network and retry"; see utils/errors.py).
+The `type=` functions below check a number's range while parsing: a bad value is one sentence
+naming the flag and exit 1, before anything is trained or recorded. Imports no torch.
+"""
+import argparse
+import math
+import sys
+
 from utils.dataset_config import CONFIG_NAMES
 from utils.errors import UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with exit status 1 on a usage error (2 is the grow loop's "grow"), reported as one line,
+    `error: <message> (see --help).`, like every other error a user can cause."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help).", file=sys.stderr)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- typed arguments (argparse `type=`)
+# argparse reports an ArgumentTypeError as "argument --flag: <message>" through parser.error (exit 1).
+
+def _whole_number(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text):
+    """A whole number >= 1 (epochs, batch sizes, intervals, counts)."""
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """A whole number >= 0 (iteration budgets that may be zero)."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {value}")
+    return value
+
+
+def seed_int(text):
+    """A random seed: a whole number in [0, 2**32 - 1] (numpy's range)."""
+    value = _whole_number(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2 ** 32 - 1}, got {value}")
+    return value
+
+
+def positive_even_int(text):
+    """An even whole number >= 2 (ModelDiff pairs input k with input k + n/2)."""
+    value = _whole_number(text)
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"must be an even whole number of at least 2 (inputs are paired "
+                                         f"k, k + n/2), got {value}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0 (learning rate, width multiplier, epsilon)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    """A finite number >= 0 (weight decay, mask learning rate)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
+def fraction(text):
+    """A number in [0, 1) (sparsities, validation share, allowed accuracy loss)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 up to (not including) 1, got {text}")
+    return value
 
 
 def add_common_args(p):
@@ -9,15 +105,15 @@ def add_common_args(p):
     p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--num_classes", type=int, default=-1, help="-1: from the dataset config")
     p.add_argument("--modality", choices=["image", "text"], help="checked against the config")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--val_batch_size", type=int, default=100)
-    p.add_argument("--weight_decay", type=float, default=4e-5)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--val_fraction", type=float, default=None,
+    p.add_argument("--lr", type=positive_float, default=1e-2)
+    p.add_argument("--batch_size", type=positive_int, default=32)
+    p.add_argument("--val_batch_size", type=positive_int, default=100)
+    p.add_argument("--weight_decay", type=non_negative_float, default=4e-5)
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--val_fraction", type=fraction, default=None,
                    help="validation split carved from train for decisions (default: the config's, 0.1 "
                         "for real data); 0 = use test (the original)")
-    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--seed", type=seed_int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="redo work whose result exists")
     return p

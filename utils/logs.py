@@ -39,6 +39,14 @@ def validate_line(epoch, loss, accuracy, stats):
     return line
 
 
+def read_train_csv(path):
+    """The rows of a `train.csv` ([] when it does not exist yet)."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return [row for row in csv.reader(f) if row]
+
+
 class TrainCsv:
     """`train.csv` rows `epoch_idx,val_acc,train_acc,stage`.
 
@@ -54,10 +62,7 @@ class TrainCsv:
         self._write(kept)
 
     def _rows(self):
-        if not self.path.exists():
-            return []
-        with open(self.path, newline="", encoding="utf-8") as f:
-            return [row for row in csv.reader(f) if row]
+        return read_train_csv(self.path)
 
     def _write(self, rows):
         tmp = self.path.with_suffix(".csv.tmp")

@@ -1,7 +1,9 @@
 """Where every step reads and writes (DESIGN §3): the one definition of the output layout.
 
 Outputs live under the repository root, or under `$MMPAB_OUTPUT_ROOT` when it is set (tests use
-it to run the pipeline in a temporary folder).
+it to run the pipeline in a temporary folder). The default seed's outputs stay where the original
+put them; every other seed S gets the same layout under `seed<S>/`, so runs of several seeds live
+side by side and never resume from one another.
 """
 import json
 import os
@@ -11,55 +13,57 @@ from utils.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHOSEN_FILE = "chosen.json"   # step 2-2's choice: which checkpoint of gradual_prune/ is the backbone
+DEFAULT_SEED = 2
 
 
-def output_root():
-    return Path(os.environ.get("MMPAB_OUTPUT_ROOT", REPO_ROOT))
+def output_root(seed=DEFAULT_SEED):
+    root = Path(os.environ.get("MMPAB_OUTPUT_ROOT", REPO_ROOT))
+    return root if seed == DEFAULT_SEED else root / f"seed{seed}"
 
 
-def checkpoints_dir(arch):
-    return output_root() / f"checkpoints_{arch}"
+def checkpoints_dir(arch, seed=DEFAULT_SEED):
+    return output_root(seed) / f"checkpoints_{arch}"
 
 
-def logs_dir(arch):
-    return output_root() / f"logs_{arch}"
+def logs_dir(arch, seed=DEFAULT_SEED):
+    return output_root(seed) / f"logs_{arch}"
 
 
 def checkpoint_file(folder, epoch):
     return Path(folder) / f"checkpoint-{epoch}.pth.tar"
 
 
-def baseline_dir(arch, cfg_name, task_name):
-    return checkpoints_dir(arch) / "baseline_scratch" / arch / cfg_name / task_name
+def baseline_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
+    return checkpoints_dir(arch, seed) / "baseline_scratch" / arch / cfg_name / task_name
 
 
-def baseline_acc_file(arch, cfg_name):
+def baseline_acc_file(arch, cfg_name, seed=DEFAULT_SEED):
     """Validation accuracy of every task trained alone: the criterion of every later decision."""
-    return logs_dir(arch) / f"baseline_{cfg_name}_acc.txt"
+    return logs_dir(arch, seed) / f"baseline_{cfg_name}_acc.txt"
 
 
-def baseline_test_acc_file(arch, cfg_name):
+def baseline_test_acc_file(arch, cfg_name, seed=DEFAULT_SEED):
     """Test accuracy of the same models, for reporting only."""
-    return logs_dir(arch) / f"baseline_{cfg_name}_test_acc.txt"
+    return logs_dir(arch, seed) / f"baseline_{cfg_name}_test_acc.txt"
 
 
-def backbone_dir(arch, cfg_name, task_name):
+def backbone_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     """Step 2-1 output of one task: `scratch/`, `gradual_prune/<ratio>/`, `train.log`, `train.csv`."""
-    return checkpoints_dir(arch) / "CPG_single_scratch_woexp" / arch / cfg_name / task_name
+    return checkpoints_dir(arch, seed) / "CPG_single_scratch_woexp" / arch / cfg_name / task_name
 
 
-def target_dir(arch, cfg_name, backbone_name, target_name):
+def target_dir(arch, cfg_name, backbone_name, target_name, seed=DEFAULT_SEED):
     """Step 3-2 output of one target trained on one backbone."""
-    return (checkpoints_dir(arch) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
+    return (checkpoints_dir(arch, seed) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
             / backbone_name / target_name)
 
 
-def pickaback_result_csv(cfg_name):
-    return output_root() / f"pickaback_{cfg_name}_result.csv"
+def pickaback_result_csv(cfg_name, seed=DEFAULT_SEED):
+    return output_root(seed) / f"pickaback_{cfg_name}_result.csv"
 
 
-def pickaback_table_csv(cfg_name):
-    return output_root() / f"pickaback_{cfg_name}_table.csv"
+def pickaback_table_csv(cfg_name, seed=DEFAULT_SEED):
+    return output_root(seed) / f"pickaback_{cfg_name}_table.csv"
 
 
 def folder_checkpoint(folder):

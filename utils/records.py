@@ -24,7 +24,8 @@ def read_json_record(path):
 
 
 @contextmanager
-def _locked(path):
+def locked(path):
+    """An exclusive lock on `path`.lock while the body runs (concurrent writers of one file wait in turn)."""
     lock_path = Path(f"{path}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
@@ -46,7 +47,7 @@ def write_json_atomic(path, obj):
 
 def update_json_record(path, key, value):
     """Set one key under a file lock, so concurrent writers (two tasks finishing at once) keep each other's keys."""
-    with _locked(path):
+    with locked(path):
         record = read_json_record(path)
         record[str(key)] = value
         write_json_atomic(path, record)

@@ -9,6 +9,11 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 
+# The settings that make two from-scratch runs of one task the same run (step 1 and step 2-1's finetune
+# of a task alone at width 1.0 share these; the piggymask lr does not matter for a first task).
+SAME_RUN_SETTINGS = ("arch", "profile", "dataset_config", "dataset", "epochs", "lr", "weight_decay", "batch_size",
+                     "seed", "val_fraction")
+
 
 def resolve_device(name):
     if name == "auto":

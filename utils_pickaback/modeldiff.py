@@ -27,7 +27,8 @@ whole batch through both models twice per iteration. Two searches are offered:
   iteration proposes two mutations per input (images: the same random elements moved by +epsilon and by
   -epsilon, as the original's pair of moves; text: two random token replacements), runs only those
   proposals through each model, and keeps the better proposal of input n when it beats s_n with the
-  other inputs held at their current logits.
+  other inputs held at their current logits (on a tie between the two proposals, the second: -epsilon
+  for images, as in the original).
 
 Common to both:
 * Both models see the same inputs (the caller passes seeds from the target's own training data), and
@@ -76,7 +77,10 @@ def search_profiling_inputs(model_a, model_b, seeds, *, epsilon, max_iterations,
         current = _input_scores(logits_a, logits_b, start_a, start_b)
         scores = torch.stack([
             _proposal_scores(prop_a[i], prop_b[i], logits_a, logits_b, start_a, start_b) for i in range(2)])
-        best_score, best = scores.max(dim=0)
+        # the -epsilon proposal (index 1) unless +epsilon is strictly better: ties go to -epsilon, as the
+        # original (which keeps X+e only when its score strictly beats X-e's)
+        best = (scores[0] <= scores[1]).long()
+        best_score = scores.max(dim=0).values
         keep = best_score > current                          # strict, as the original: ties keep the input
         if not keep.any():
             continue
@@ -100,7 +104,9 @@ def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, gen
       twice (one per proposal): k = randint(0, number of real tokens of X_n), s = randint(1, vocab - 1);
       the k-th real token t becomes 1 + (t - 1 + s) mod (vocab - 1), a different id in [1, vocab).
     The better proposal replaces X_n if its global score strictly beats the current one (a proposal equal
-    to X_n never does), else the iteration is skipped. Only the 2 proposals are run through each model.
+    to X_n never does), else the iteration is skipped; the first proposal (+epsilon) is the better one
+    only when its score is strictly greater, so ties go to the second (-epsilon), as in the original.
+    Only the 2 proposals are run through each model.
     """
     is_text = _check_search_arguments(seeds, epsilon, max_iterations, vocab_size)
     if not is_text and valid_range is not None:
@@ -124,7 +130,7 @@ def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, gen
         logits = [_forward_in_pairs(model, proposals) for model in (model_a, model_b)]
         updates = [[cache.propose(n, out[i]) for cache, out in zip(caches, logits)] for i in range(2)]
         scores = [_global_score(update) if fresh[i] else current for i, update in enumerate(updates)]
-        best = 1 if scores[1] > scores[0] else 0              # ties go to +epsilon, as the original
+        best = 0 if scores[0] > scores[1] else 1              # ties go to -epsilon, as the original
         if not scores[best] > current:
             continue
         inputs[n] = proposals[best]

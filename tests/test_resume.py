@@ -1,0 +1,138 @@
+"""Resume redoes an output only when what produced it changed; step 2-1 takes step 1's run instead of repeating it."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import BASELINE_EPOCHS, script_env
+from utils import paths
+from utils.checkpoint import load_checkpoint, load_model
+from utils.dataset_config import REPO_ROOT
+
+TASK = "shapes_clean"     # demo task 1, trained by the baseline_outputs fixture
+COMMON = ("--device", "cpu", "--profile", "demo", "--dataset_config", "demo")
+
+
+def run(env, *args):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+@pytest.fixture
+def out(tmp_path, baseline_outputs):
+    copy = tmp_path / "out"
+    shutil.copytree(baseline_outputs, copy)
+    return copy
+
+
+def baseline_checkpoint(out, seed=paths.DEFAULT_SEED):
+    rel = paths.baseline_dir("perceiver_io", "demo", TASK, seed).relative_to(paths.output_root())
+    return out / rel / f"checkpoint-{BASELINE_EPOCHS}.pth.tar"
+
+
+def step1(env, *extra):
+    return ok(run(env, "packnet_cifar100_main_normal.py", *COMMON, "--dataset", TASK, "--epochs", BASELINE_EPOCHS,
+                  *extra))
+
+
+def finetune(env, folder, *extra):
+    folder.mkdir(parents=True, exist_ok=True)
+    baselines = folder / "base0.json"
+    baselines.write_text(json.dumps({TASK: "0.0000"}))
+    return ok(run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "finetune",
+                  "--save_folder", folder / "scratch", "--epochs", BASELINE_EPOCHS, "--jsonfile", baselines,
+                  "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+                  "--log_path", folder / "train.log", *extra))
+
+
+# ---------------------------------------------------------------- step 1
+
+def test_step_1_skips_a_baseline_made_with_the_same_settings(out, small_demo_root):
+    before = baseline_checkpoint(out).read_bytes()
+    proc = step1(script_env(out, small_demo_root))
+    assert "already done" in proc.stdout
+    assert baseline_checkpoint(out).read_bytes() == before
+
+
+def test_step_1_retrains_when_the_lr_changed(out, small_demo_root):
+    proc = step1(script_env(out, small_demo_root), "--lr", "0.05")
+    assert "Retraining the baseline of shapes_clean: lr changed (0.01 -> 0.05)." in proc.stdout
+    assert load_checkpoint(baseline_checkpoint(out))["provenance"]["settings"]["lr"] == 0.05
+
+
+def test_another_seed_writes_beside_the_default_seed(out, small_demo_root):
+    before = baseline_checkpoint(out).read_bytes()
+    proc = step1(script_env(out, small_demo_root), "--seed", "3")
+    assert "already done" not in proc.stdout
+    assert baseline_checkpoint(out, seed=3).is_file() and baseline_checkpoint(out, seed=3).parts[-7] == "seed3"
+    assert baseline_checkpoint(out).read_bytes() == before
+    acc = json.loads((out / "seed3" / "logs_perceiver_io" / "baseline_demo_acc.txt").read_text())
+    assert set(acc) == {TASK}
+
+
+# ---------------------------------------------------------------- step 2-1 reuses step 1
+
+def test_step_2_1_takes_step_1s_run_and_it_is_the_same_model(out, small_demo_root, tmp_path):
+    reused = finetune(script_env(out, small_demo_root), tmp_path / "reused")
+    assert "the same run as step 1" in reused.stdout and "Train Ep." not in reused.stdout
+    trained = finetune(script_env(tmp_path / "no_baseline", small_demo_root), tmp_path / "trained")
+    assert "Train Ep." in trained.stdout
+    a = load_model(tmp_path / "reused" / "scratch" / f"checkpoint-{BASELINE_EPOCHS}.pth.tar")[0].task_view(TASK)
+    b = load_model(tmp_path / "trained" / "scratch" / f"checkpoint-{BASELINE_EPOCHS}.pth.tar")[0].task_view(TASK)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    record = lambda name: json.loads((tmp_path / name / "gradual_prune" / "record.txt").read_text())  # noqa: E731
+    assert record("reused") == record("trained")
+
+
+def test_step_2_1_trains_when_its_settings_differ_from_step_1(out, small_demo_root, tmp_path):
+    proc = finetune(script_env(out, small_demo_root), tmp_path / "t", "--lr", "0.05")
+    assert "the same run as step 1" not in proc.stdout and "Train Ep." in proc.stdout
+
+
+# ---------------------------------------------------------------- steps 2-1 / 3-2 resume
+
+def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_path):
+    env = script_env(tmp_path / "empty", small_demo_root)
+    finetune(env, tmp_path / "t", "--epochs", 1)
+    assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1).stdout
+    proc = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05")
+    assert "lr changed (0.01 -> 0.05)" in proc.stdout and "Train Ep." in proc.stdout
+    proc = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05", "--seed", "3")
+    assert "seed changed (2 -> 3)" in proc.stdout and "Train Ep." in proc.stdout
+
+
+# ---------------------------------------------------------------- one rule against the baseline
+
+def prune(env, folder, baselines, *extra):
+    return run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "prune", "--epochs", 1,
+               "--load_folder", folder / "scratch", "--save_folder", folder / "gradual_prune", "--lr", "1e-3",
+               "--jsonfile", baselines, "--initial_sparsity", "0.0", "--target_sparsity", "0.5",
+               "--pruning_interval", 1, "--pruning_frequency", 1, "--log_path", folder / "train.log",
+               "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--force", *extra)
+
+
+def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_path):
+    """A stage 0.0005 under its baseline passes (and step 2-2 chooses it); 0.002 under stops the loop (exit 6)."""
+    env = script_env(tmp_path / "empty", small_demo_root)
+    folder = tmp_path / "t"
+    finetune(env, folder, "--epochs", 1)
+    ok(prune(env, folder, folder / "base0.json"))
+    accuracy = json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
+    close = tmp_path / "close.json"
+    close.write_text(json.dumps({TASK: f"{accuracy + 0.0005:.4f}"}))
+    ok(prune(env, folder, close))
+    ok(run(env, "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py", "--dataset", TASK,
+           "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--baseline_acc_file", close))
+    assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
+    assert prune(env, folder, far).returncode == 6

@@ -1,0 +1,182 @@
+"""Step 3-1 resuming: saved distances are reused only with the same settings and models, and saved per target."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import script_env
+from utils import paths
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.dataset_config import REPO_ROOT, get_config
+from utils.errors import UserError
+
+ARCH = "perceiver_io"
+NAMES = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions"}   # the tasks of `baseline_outputs`
+FAST = ["--max_iterations", "2", "--n_inputs", "10", "--device", "cpu"]
+REUSED = "Distances of target {} already computed"
+RECOMPUTED = "Distances of target {} recomputed: {}"
+
+
+def select(out, data_root, *extra, targets=("1", "7"), candidates=("1", "2", "7"), check=True):
+    proc = subprocess.run([sys.executable, "pickaback_perceiverIO.py", "--dataset_config", "demo",
+                           "--target_id", *targets, "--candidate_ids", *candidates, *FAST, *extra],
+                          cwd=REPO_ROOT, env=script_env(out, data_root), capture_output=True, text=True,
+                          timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def outputs(out, seed=paths.DEFAULT_SEED):
+    """(result CSV text, table CSV text, sidecar dict) under the output root `out`."""
+    root = out if seed == paths.DEFAULT_SEED else out / f"seed{seed}"
+    result, table = root / "pickaback_demo_result.csv", root / "pickaback_demo_table.csv"
+    sidecar = root / "pickaback_demo_table.json"
+    return (result.read_text() if result.exists() else None, table.read_text() if table.exists() else None,
+            json.loads(sidecar.read_text()) if sidecar.exists() else None)
+
+
+def rows(text):
+    return list(csv.reader(text.splitlines()))[1:]
+
+
+def baseline_checkpoint(out, task_id, seed=paths.DEFAULT_SEED):
+    folder = out / ("" if seed == paths.DEFAULT_SEED else f"seed{seed}") / f"checkpoints_{ARCH}" / \
+        "baseline_scratch" / ARCH / "demo" / NAMES[task_id]
+    found = sorted(folder.glob("checkpoint-*.pth.tar"))
+    assert len(found) == 1
+    return found[0]
+
+
+def perturb_a_weight(path):
+    """Rewrite a checkpoint with one weight changed (still a valid checkpoint of the same model)."""
+    payload = load_checkpoint(path)
+
+    def bump(node, key=""):
+        if isinstance(node, dict):
+            return any(bump(value, f"{key}.{name}") for name, value in node.items())
+        if isinstance(node, torch.Tensor) and node.is_floating_point() and node.numel() and "weight" in key:
+            node.view(-1)[0] += 0.5
+            return True
+        return False
+
+    assert bump(payload["model"])
+    save_checkpoint(path, {k: v for k, v in payload.items() if k != "format"})
+
+
+@pytest.fixture(scope="module")
+def computed(baseline_outputs, small_demo_root, tmp_path_factory):
+    """Step 1's outputs plus one step 3-1 run of targets 1 and 7 against all peers; copy before changing."""
+    out = tmp_path_factory.mktemp("selected") / "out"
+    shutil.copytree(baseline_outputs, out)
+    proc = select(out, small_demo_root)
+    return out, proc.stdout
+
+
+@pytest.fixture
+def work(computed, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(computed[0], out)
+    return out
+
+
+def test_every_pair_is_saved_with_its_provenance(computed):
+    out, stdout = computed
+    result, table, sidecar = outputs(out)
+    assert "already computed" not in stdout and "recomputed" not in stdout      # nothing saved before
+    assert [r[:2] for r in rows(table)] == [["1", "2"], ["1", "7"], ["7", "1"], ["7", "2"]]
+    assert [r[0] for r in rows(result)] == ["1", "7"]
+    assert list(sidecar) == ["1,2", "1,7", "7,1", "7,2"]
+    record = sidecar["1,7"]
+    assert set(record["inputs"]) == {"target 1", "candidate 7"}
+    settings = record["settings"]
+    assert settings["max_iterations"] == 2 and settings["n_inputs"] == 10 and settings["epsilon"] == 0.1
+    assert settings["seed"] == paths.DEFAULT_SEED
+    assert settings["val_fraction"] == get_config("demo").val_fraction        # resolved, not None
+    assert not {"target_id", "candidate_ids", "candidates", "select", "force", "device"} & set(settings)
+
+
+def test_unchanged_rerun_reuses_and_select_only_reranks(work, small_demo_root):
+    before = outputs(work)
+    stdout = select(work, small_demo_root).stdout
+    assert REUSED.format(1) in stdout and REUSED.format(7) in stdout and "recomputed" not in stdout
+    assert outputs(work) == before
+
+    stdout = select(work, small_demo_root, "--select", "dissimilar").stdout
+    assert REUSED.format(1) in stdout and REUSED.format(7) in stdout and "recomputed" not in stdout
+    result, table, sidecar = outputs(work)
+    assert (table, sidecar) == before[1:]
+    euc = {(t, c): float(d) for t, c, _, d in rows(table)}
+    for t, c in rows(result):
+        assert euc[(t, c)] == max(d for (tt, _), d in euc.items() if tt == t)
+    assert len(rows(result)) == 2                                              # one row per target
+
+    stdout = select(work, small_demo_root, "--force").stdout
+    assert "already computed" not in stdout
+    assert outputs(work) == before                                             # same settings, same numbers
+
+
+def test_changed_setting_recomputes_and_says_why(work, small_demo_root):
+    stdout = select(work, small_demo_root, "--max_iterations", "1").stdout
+    assert RECOMPUTED.format(1, "max_iterations changed (2 -> 1)") in stdout
+    assert RECOMPUTED.format(7, "max_iterations changed (2 -> 1)") in stdout
+    assert outputs(work)[2]["7,2"]["settings"]["max_iterations"] == 1
+
+    stdout = select(work, small_demo_root, "--max_iterations", "1", "--epsilon", "0.3", targets=["1"]).stdout
+    assert RECOMPUTED.format(1, "epsilon changed (0.1 -> 0.3)") in stdout
+    sidecar = outputs(work)[2]
+    assert sidecar["1,2"]["settings"]["epsilon"] == 0.3 and sidecar["7,2"]["settings"]["epsilon"] == 0.1
+
+    (work / "pickaback_demo_table.json").unlink()                               # a table from before provenance
+    stdout = select(work, small_demo_root, "--max_iterations", "1", "--epsilon", "0.3", targets=["1"]).stdout
+    assert RECOMPUTED.format(1, "it records no settings") in stdout
+
+
+def test_changed_checkpoint_recomputes_and_says_why(work, small_demo_root):
+    before = outputs(work)[2]
+    perturb_a_weight(baseline_checkpoint(work, 1))
+    stdout = select(work, small_demo_root).stdout
+    assert RECOMPUTED.format(1, "its input 'target 1' changed") in stdout
+    assert RECOMPUTED.format(7, "its input 'candidate 1' changed") in stdout
+    after = outputs(work)[2]
+    assert after["1,2"]["inputs"]["target 1"] != before["1,2"]["inputs"]["target 1"]
+    assert after["7,1"]["inputs"]["candidate 1"] == after["1,2"]["inputs"]["target 1"]
+    assert after["7,2"]["inputs"] == before["7,2"]["inputs"]                   # task 2 and 7 unchanged
+
+
+def test_each_target_is_saved_as_soon_as_it_is_done(baseline_outputs, small_demo_root, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(baseline_outputs, out)
+    baseline_checkpoint(out, 7).unlink()                   # target 7 fails, after target 1 is done
+    proc = select(out, small_demo_root, targets=["1", "7"], candidates=["1", "2"], check=False)
+    assert proc.returncode != 0 and "No checkpoint" in proc.stderr
+    result, table, sidecar = outputs(out)
+    assert rows(result) == [["1", "2"]]
+    assert [r[:2] for r in rows(table)] == [["1", "2"]]
+    assert list(sidecar) == ["1,2"]
+    stdout = select(out, small_demo_root, targets=["1"], candidates=["1", "2"]).stdout
+    assert REUSED.format(1) in stdout                     # and the next run resumes from it
+
+
+def test_seed_defaults_to_the_pipeline_seed_and_selects_its_outputs(baseline_outputs, small_demo_root, tmp_path,
+                                                                    monkeypatch):
+    import pickaback_perceiverIO
+    from packnet_models_pickaback.compare import load_task_model
+    assert pickaback_perceiverIO.get_args_parser().parse_args([]).seed == paths.DEFAULT_SEED
+
+    out = tmp_path / "out"
+    shutil.copytree(baseline_outputs / f"checkpoints_{ARCH}", out / "seed5" / f"checkpoints_{ARCH}")
+    select(out, small_demo_root, "--seed", "5", targets=["1"], candidates=["1", "2"])
+    assert outputs(out) == (None, None, None)             # the default seed's outputs are not touched
+    result, table, sidecar = outputs(out, seed=5)
+    assert rows(result) == [["1", "2"]] and sidecar["1,2"]["settings"]["seed"] == 5
+
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(out))
+    cfg = get_config("demo", data_root_dir=small_demo_root)
+    with pytest.raises(UserError, match="No checkpoint"):
+        load_task_model(cfg, cfg.task(1), ARCH)           # the default seed's baseline is not there
+    assert load_task_model(cfg, cfg.task(1), ARCH, seed=5).task_names == [NAMES[1]]

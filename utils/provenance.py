@@ -1,0 +1,70 @@
+"""What produced an output: the settings of the run and a fingerprint of every file it read.
+
+Each finished output stores its provenance (inside the checkpoint, or beside a CSV row), and a
+re-run skips it only when the provenance it would have now is the same: a changed seed, lr,
+epoch count or search setting, or a changed input checkpoint, redoes the work, and `why_stale`
+gives the one-line reason the step prints.
+"""
+import hashlib
+from pathlib import Path
+
+# Arguments that say where to read or write, or how to run, but not what the result is: paths of
+# inputs are replaced by their fingerprints, and an output's own path is where it is stored.
+NOT_SETTINGS = frozenset({
+    "force", "device", "verbose", "save_folder", "load_folder", "load_checkpoint", "jsonfile", "logfile",
+    "log_path", "pruning_ratio_to_acc_record_file", "csv_path", "baseline_acc_file",
+})
+
+
+def fingerprint(path) -> str:
+    """sha256 of the file's bytes (hex, first 16 digits): a rewritten but identical file keeps it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def plain(value):
+    """A value as JSON and torch's weights-only loader both keep it (paths and tuples become str/list)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def settings_of(args, **overrides) -> dict:
+    """The arguments that shape the result (every flag but NOT_SETTINGS), with `overrides` applied."""
+    settings = {k: plain(v) for k, v in vars(args).items() if k not in NOT_SETTINGS}
+    settings.update({k: plain(v) for k, v in overrides.items()})
+    return dict(sorted(settings.items()))
+
+
+def provenance(settings: dict, inputs: dict) -> dict:
+    """{"settings": ..., "inputs": {name: fingerprint}} for the files in `inputs` (name -> path)."""
+    return {"settings": plain(settings), "inputs": {name: fingerprint(path) for name, path in sorted(inputs.items())}}
+
+
+def why_stale(saved, wanted, ignore=()) -> str | None:
+    """None when `saved` (an output's stored provenance) matches `wanted`, else the reason, in words.
+
+    Settings named in `ignore` are not compared (e.g. the width while a grow loop fast-forwards).
+    """
+    if not isinstance(saved, dict) or "settings" not in saved:
+        return "it records no settings (it was made by an older version)"
+    old, new = saved["settings"], wanted["settings"]
+    for key in sorted(set(old) | set(new)):
+        if key not in ignore and old.get(key) != new.get(key):
+            return f"{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
+    old_inputs, new_inputs = saved.get("inputs", {}), wanted["inputs"]
+    for name in sorted(set(old_inputs) | set(new_inputs)):
+        if old_inputs.get(name) != new_inputs.get(name):
+            return f"its input '{name}' changed"
+    return None
+
+
+def _shown(settings, key):
+    return repr(settings[key]) if key in settings else "unset"
