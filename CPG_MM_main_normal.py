@@ -57,6 +57,9 @@ def get_args_parser():
     p.add_argument("--allow_acc_loss", type=non_negative_float, default=ACC_TOLERANCE,
                    help="accuracy a run may fall short of its baseline and still count as reaching it "
                         "(growing and pruning; step 2-2 uses the same)")
+    p.add_argument("--untrained_backbone", action="store_true",
+                   help="re-initialise the start checkpoint's earlier tasks' weights before training (the "
+                        "transfer control's untrained backbone: same structure and recipe, no knowledge)")
     return p
 
 
@@ -106,6 +109,8 @@ def prepare_model(args, cfg, task, start):
         model.claim_free_weights()
     else:
         model.add_task(task, cfg)
+    if args.untrained_backbone:
+        model.reinitialise_earlier_tasks()
     return model
 
 

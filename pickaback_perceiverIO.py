@@ -20,8 +20,6 @@ why in one line (e.g. "max_iterations changed (100 -> 50)", "its input 'candidat
 --force recomputes; --select only re-ranks the saved distances.
 """
 import csv
-import os
-import tempfile
 
 import torch
 from tqdm import tqdm
@@ -33,7 +31,7 @@ from utils.cli import ArgumentParser, fraction, non_negative_int, positive_even_
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
-from utils.records import locked, read_json_record, write_json_atomic
+from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import (model_distance, normalised_image_range, rank_candidates,
                                        search_profiling_inputs, search_single_moves)
@@ -202,16 +200,6 @@ def saved_distances(cfg, target, pool, wanted, seed):
             return None, reason
     return {c.task_id: {"cos": float(table[(t, str(c.task_id))][2]), "euc": float(table[(t, str(c.task_id))][3])}
             for c in pool}, None
-
-
-def write_csv_atomic(path, header, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_rows(path):

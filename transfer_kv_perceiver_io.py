@@ -29,6 +29,9 @@ def get_args_parser():
     p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--csv_path", help="default: pickaback_<cfg>_result.csv")
     p.add_argument("--target_id", nargs="+", default=["all"], help="targets to transfer, or 'all'")
+    p.add_argument("--pairs", nargs="+", metavar="TARGET:BACKBONE",
+                   help="transfer these (target id:backbone id) pairs instead of the result file's "
+                        "(the transfer control trains every target on every candidate)")
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED,
                    help="the run's seed: where its outputs are (seed<S>/ unless 2) and the target's fresh head")
     p.add_argument("--force", action="store_true", help="redo transfers whose inputs are unchanged")
@@ -47,6 +50,14 @@ def read_pairs(path):
         return [(int(r[0]), int(r[1])) for r in rows[1:] if r]
     except (ValueError, IndexError):
         raise UserError(f"{path} has a row that is not two task ids.")
+
+
+def parse_pairs(items):
+    """[(target id, backbone id)] from "target:backbone" items."""
+    pairs = [item.split(":") for item in items]
+    if not all(len(p) == 2 and p[0].isdigit() and p[1].isdigit() for p in pairs):
+        raise UserError(f"--pairs takes target:backbone task ids, e.g. 2:5; got {' '.join(items)}.")
+    return [(int(t), int(b)) for t, b in pairs]
 
 
 def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
@@ -90,7 +101,8 @@ def main():
     csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
     wanted = None if args.target_id == ["all"] else {cfg.task(int(k) if k.isdigit() else k).task_id
                                                      for k in args.target_id}
-    for target_id, task_id in read_pairs(csv_path):
+    pairs = parse_pairs(args.pairs) if args.pairs else read_pairs(csv_path)
+    for target_id, task_id in pairs:
         if wanted is not None and target_id not in wanted:
             continue
         target, backbone = cfg.task(target_id), cfg.task(task_id)

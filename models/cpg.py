@@ -174,6 +174,21 @@ class CPGModel(nn.Module):
             raise UserError(f"The input adapter of {source_task} does not fit task {name} of this model "
                             f"({str(err).splitlines()[0]}).") from err
 
+    @torch.no_grad()
+    def reinitialise_earlier_tasks(self) -> None:
+        """Fresh initial values for every weight an earlier task owns and for the active task's private body
+        state: the backbone's structure (ownership, pruning, width) without what it learned. The transfer
+        control trains a target on such an untrained backbone to measure what the backbone's knowledge adds."""
+        t = self.task_index(self.active_task)
+        fresh = build_body(self.arch, self.profile, self.width_mult).state_dict()
+        for layer, module in self._maskable.items():
+            owner = self._masks[layer].owner
+            earlier = (owner > 0) & (owner < t)
+            weight = raw_weight(module)
+            weight.copy_(torch.where(earlier, fresh[f"{layer}.weight"].to(weight.device), weight))
+        for name, live in self._live_private().items():
+            live.copy_(fresh[name])
+
     # ----- active task and private state -------------------------------------------------------
     def task_index(self, name):
         return self.task_names.index(name) + 1

@@ -52,12 +52,12 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 # Run a command and put its exit status in $status without tripping `set -e`.
 run_status() { status=0; "$@" || status=$?; }
 
-# The grow loop of steps 2-1 and 3-2: run a finetune command at width 1.0, 1.5, ... while it exits 2
-# (under its baseline) and the width is below $1. Leaves the last exit status in $status and the
-# last width in $width.
+# The grow loop of steps 2-1 and 3-2: run a finetune command at width $1, then 0.5 wider while it
+# exits 2 (under its baseline) and the width is below $2 (never past it). Leaves the last exit status
+# in $status and the last width in $width.
 finetune_growing() {
-  local max_width=$1; shift
-  width=1.0
+  local max_width=$2
+  width=$1; shift 2
   while true; do
     run_status "$@" --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width"
     if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
@@ -69,6 +69,38 @@ finetune_growing() {
   done
 }
 
+# Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into
+# folder $2, from width $3 growing up to $4; further arguments (the start checkpoint) are passed on.
+train_target() {
+  local target=$1 folder=$2 from=$3 max=$4; shift 4
+  finetune_growing "$from" "$max" "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" \
+    --mode finetune --save_folder "$folder/scratch" --epochs "$EPOCHS" --lr 1e-2 --lr_mask 1e-4 \
+    --weight_decay 4e-5 --pruning_ratio_to_acc_record_file "$folder/gradual_prune/record.txt" \
+    --log_path "$folder/train.log" --jsonfile "$BASELINE_FILE" --total_num_tasks 5 "${ACC_ARGS[@]}" $FORCE_FLAG "$@"
+  case "$status" in
+    0|5) ;;
+    *) echo "Training of target ${target} into ${folder} stopped (exit ${status})." >&2; exit "$status" ;;
+  esac
+}
+
+# Target id $1 on backbone id $2: from step 4's transfer (LeNet-5: the backbone's chosen checkpoint),
+# growing 1.0 -> MAX_WIDTH, into folder $3 (empty: step 3-2's folder of the pair); more arguments are
+# passed on.
+train_on_backbone() {
+  local target_id=$1 backbone_id=$2 folder=$3; shift 3
+  local target backbone transfer
+  target=$(task_name "$target_id"); backbone=$(task_name "$backbone_id")
+  folder=${folder:-$T_ROOT/${backbone}/${target}}
+  if [ "$ARCH" = perceiver_io ]; then
+    # the file step 4 wrote from the checkpoint step 2-2 chose (never a guess among the files present)
+    transfer=$("$PY" tools/task_info.py "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
+    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_checkpoint "$transfer" "$@"
+  else
+    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" \
+      --load_folder "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${backbone}/gradual_prune" "$@"
+  fi
+}
+
 # Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set; a seed other than the
 # default writes the same layout under seed<S>/, so seeds live side by side (as in utils/paths.py).
 OUT=${MMPAB_OUTPUT_ROOT:-.}
@@ -77,3 +109,4 @@ if [ "$SEED" != 2 ]; then OUT="$OUT/seed$SEED"; fi
 ACC_ARGS=()
 if [ -n "${ALLOW_ACC_LOSS:-}" ]; then ACC_ARGS=(--allow_acc_loss "$ALLOW_ACC_LOSS"); fi
 BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG}_acc.txt"
+T_ROOT="$OUT/checkpoints_${ARCH}/CPG_fromsingle_scratch_woexp_target/${ARCH}/${CFG}"   # step 3-2's runs

@@ -12,7 +12,7 @@ for id in $(task_ids); do
        --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
        "${ACC_ARGS[@]}" $FORCE_FLAG)
   echo "=== task ${id} (${task}): finetune"
-  finetune_growing "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
+  finetune_growing 1.0 "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
     --lr 1e-2 --lr_mask 1e-4
   case "$status" in
     0) ;;

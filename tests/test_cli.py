@@ -28,6 +28,7 @@ REQUIRED_ARGS = {
     "transfer_kv_perceiver_io.py": [],
     "tools/bench_data.py": [],
     "tools/bench_model.py": [],
+    "tools/bench_selection.py": [],
     "tools/bench_modeldiff.py": [],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":
         ["--pruning_ratio_to_acc_record_file", "RECORD", "--baseline_acc_file", "BASELINE", "--dataset", "x"],
@@ -36,6 +37,7 @@ REQUIRED_ARGS = {
     "tools/report.py": [],
     "tools/summarize_pipeline.py": [],
     "tools/task_info.py": ["demo"],
+    "tools/transfer_control.py": ["plan", "demo", "--targets", "1"],
 }
 
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from models.cpg import CPGModel
+from models.cpg import CPGModel, build_body
+from models.masking import raw_weight
 from tests.test_cpg import train_steps
 from tests.test_models import CFG, images, spec
 
@@ -52,3 +53,28 @@ def test_grown_task_survives_a_checkpoint_round_trip(arch):
         reloaded.set_active_task("b")
         reloaded.eval()
         assert torch.allclose(reloaded(x), before, atol=1e-5)
+
+
+def test_untrained_backbone_keeps_the_structure_and_forgets_the_weights():
+    """The transfer control's untrained backbone: earlier tasks' weights take a fresh body's initial values;
+    ownership, the target's own entries and its piggymask stay as they were."""
+    torch.manual_seed(0)
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    train_steps(model, images(seed=1))
+    model.prune_active_task(0.5)
+    model.add_task(spec(2, "b"), CFG)
+    weights = {layer: raw_weight(m).clone() for layer, m in model._maskable.items()}
+    owners = {layer: mask.owner.clone() for layer, mask in model._masks.items()}
+    piggy = {layer: mask.piggymasks["2"].detach().clone() for layer, mask in model._masks.items()}
+    torch.manual_seed(7)
+    model.reinitialise_earlier_tasks()
+    torch.manual_seed(7)
+    fresh = build_body("perceiver_io", "demo", 1.0).state_dict()
+    for layer, module in model._maskable.items():
+        owner, weight = model._masks[layer].owner, raw_weight(module)
+        assert torch.equal(owner, owners[layer])
+        assert torch.equal(weight[owner == 1], fresh[f"{layer}.weight"][owner == 1])
+        assert not torch.equal(weight[owner == 1], weights[layer][owner == 1])
+        assert torch.equal(weight[owner == 2], weights[layer][owner == 2])
+        assert torch.equal(model._masks[layer].piggymasks["2"].detach(), piggy[layer])

@@ -3,6 +3,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -128,3 +129,83 @@ def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
+
+
+# ---------------------------------------------------------------- the transfer control (run_pickaback/transfer_matrix.sh)
+
+def transfer_rows(out):
+    return {(int(r["target_id"]), r["backbone"]): r for r in csv.DictReader(open(out / "pickaback_demo_transfer.csv"))}
+
+
+@pytest.fixture(scope="module")
+def control(pipeline):
+    env = dict(pipeline["env"], JOBS="2")
+    stdout = run_step("transfer_matrix", env)
+    return {"stdout": stdout, "rows": transfer_rows(pipeline["out"])}
+
+
+def outcome(out, backbone, target):
+    folder = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+    return json.loads((folder / backbone / target / "scratch" / "outcome.json").read_text())
+
+
+def test_control_trains_every_target_on_every_peer_plus_matched_scratch_and_untrained(pipeline, control):
+    out = pipeline["out"]
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    expected = set()
+    for target, name in TASKS.items():
+        width = outcome(out, TASKS[picks[target]], name)["width"]
+        expected |= {(target, str(c)) for c in TASKS if c != target}
+        expected |= {(target, f"scratch@{width:g}"), (target, "untrained")}
+    assert set(control["rows"]) == expected
+    for (target, backbone), row in control["rows"].items():
+        assert row["seed"] == "2" and 0.0 <= float(row["test_accuracy"]) <= 1.0
+
+
+def test_control_reuses_step_3_2s_run_for_the_selected_pair(pipeline, control):
+    out = pipeline["out"]
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, selected in picks.items():
+        row = control["rows"][(target, str(selected))]
+        assert float(row["val_accuracy"]) == outcome(out, TASKS[selected], TASKS[target])["val_accuracy"]
+    log = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+           / "control_7.log").read_text()
+    assert log.index("is already done") < log.index("Train Ep.")     # the selected run first, not retrained
+
+
+def test_control_rerun_adds_no_rows_and_trains_nothing(pipeline, control):
+    stdout = run_step("transfer_matrix", pipeline["env"])
+    assert "Train Ep." not in stdout
+    assert transfer_rows(pipeline["out"]) == control["rows"]
+
+
+def test_control_leaves_every_backbone_byte_identical(pipeline, control):
+    assert {name: sha256(p) for name, p in pipeline["chosen"].items()} == pipeline["hashes_before"]
+
+
+def bench(env, out):
+    result = subprocess.run([env["PYTHON"], "tools/bench_selection.py", "demo"], cwd=ROOT,
+                            env=dict(env, MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bench_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, control, tmp_path):
+    out, rows = pipeline["out"], control["rows"]
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
+    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
+    regrets = [best[t] - acc[(t, str(picks[t]))] for t in TASKS]
+    figures = bench(pipeline["env"], out)
+    assert figures["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
+    assert [f["regret"] for f in figures["per_target"]] == pytest.approx(regrets)
+    # the same files with the oracle as the selector: no regret, every pick ranked first
+    for name in ("pickaback_demo_table.csv", "pickaback_demo_transfer.csv"):
+        shutil.copy(out / name, tmp_path / name)
+    shutil.copytree(out / "logs_perceiver_io", tmp_path / "logs_perceiver_io")
+    oracle = {t: max((c for c in TASKS if c != t), key=lambda c: acc[(t, str(c))]) for t in TASKS}
+    (tmp_path / "pickaback_demo_result.csv").write_text(
+        "target_id,task_id\n" + "".join(f"{t},{c}\n" for t, c in oracle.items()))
+    figures = bench(pipeline["env"], tmp_path)
+    assert figures["mean_regret"] == 0.0 and figures["mean_rank"] == 1.0
+    assert figures["oracle_picks"] == len(TASKS)

@@ -82,6 +82,19 @@ def write_step3_2():
         write_json(folder / "gradual_prune" / "record.txt", {"0.0": acc})
 
 
+def control_accuracy(target, candidate):
+    """The fake transfer control: the designed related backbone helps most; deterministic."""
+    return round(0.5 + 0.01 * ((target * 5 + candidate * 3) % 7) + (0.2 if CFG.related.get(name(target)) ==
+                                                                      name(candidate) else 0.0), 4)
+
+
+def write_control():
+    rows = [[t, c, "1", "0.5", control_accuracy(t, c), 2] for t in SELECTIONS for c in TASK_IDS if c != t]
+    rows += [[t, label, "1", "0.5", 0.45, 2] for t in SELECTIONS for label in ("scratch@1", "untrained")]
+    with open(paths.transfer_csv("demo"), "w", newline="") as f:
+        csv.writer(f).writerows([["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"], *rows])
+
+
 @pytest.fixture
 def out_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
@@ -116,8 +129,8 @@ def assert_png(path):
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
-def test_full_results_give_three_figures_and_tables_of_the_source_numbers(out_root):
-    write_step1(), write_step2(), write_step3_1(), write_step3_2()
+def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_root):
+    write_step1(), write_step2(), write_step3_1(), write_step3_2(), write_control()
     result = run_tool(out_root)
     assert result.returncode == 0, result.stderr
     assert str(report_dir()) in result.stdout
@@ -140,9 +153,19 @@ def test_full_results_give_three_figures_and_tables_of_the_source_numbers(out_ro
     assert "has not run" not in md
     assert "Selected the designed related task for 2 of 4" in result.stdout
 
+    # target 3 picked 1 (not its related task 4, which the fake control makes best): regret by hand
+    row = table_row(md, f"3 {name(3)}", "Selection quality")
+    regret = control_accuracy(3, 4) - control_accuracy(3, 1)
+    assert row[4:11] == [f"1 {name(1)}", f"{control_accuracy(3, 1):.4f}", f"4 {name(4)}",
+                         f"{control_accuracy(3, 4):.4f}", row[8], f"{regret:.4f}", row[10]]
+    assert table_row(md, f"7 {name(7)}", "Selection quality")[9] == "0.0000"      # picked its best
+    regrets = [max(control_accuracy(t, c) for c in TASK_IDS if c != t) - control_accuracy(t, s)
+               for t, s in SELECTIONS.items()]
+    assert f"Mean regret {sum(regrets) / len(regrets):.4f}" in md and "Mean regret" in result.stdout
+
 
 def test_report_is_deterministic(out_root):
-    write_step1(), write_step2(), write_step3_1(), write_step3_2()
+    write_step1(), write_step2(), write_step3_1(), write_step3_2(), write_control()
     cfg = get_config("demo")
     report.write_report(cfg, ARCH)
     first = {f: (report_dir() / f).read_bytes() for f in (*report.FIGURES, "report.md")}

@@ -6,10 +6,13 @@ Writes logs_<arch>/report_<cfg>/:
   similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
   pruning.png     accuracy vs pruning ratio of every backbone task, its baseline and the chosen ratio
   accuracy.png    per target: trained alone from scratch vs trained on its selected backbone
+  transfer.png    the transfer control: test accuracy of every target on every candidate backbone,
+                  selected and best (oracle) marked (when run_pickaback/transfer_matrix.sh has run)
   report.md       the same numbers as tables, the mean gain over scratch, how often the designed
-                  related task was selected
+                  related task was selected, and the selection's regret against the control
 
-Every accuracy is a validation accuracy (the one every pipeline decision uses). Reads only the
+Every accuracy is a validation accuracy (the one every pipeline decision uses), except the transfer
+control's, which are test accuracies (tools/bench_selection.py says why). Reads only the
 files the steps write (no checkpoint, no torch), so it runs on partial results: a step that has not
 run is said in report.md and its figure is skipped.
 """
@@ -34,10 +37,12 @@ from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import read_json_record  # noqa: E402
+from utils.results import as_float, read_baselines, read_distances, read_selections  # noqa: E402
+from utils_pickaback.selection_quality import selection_figures  # noqa: E402
 
 VALIDATE_MARK = "In validate()-> Val Ep."
 SHORT_MODALITY = {"image": "img", "text": "txt"}
-FIGURES = ("similarity.png", "pruning.png", "accuracy.png")
+FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
 DPI = 110
 # The PNG writer's only metadata is the software version; dropping it keeps the bytes identical
 # across matplotlib patch releases as well as across runs.
@@ -53,19 +58,6 @@ def get_args_parser():
 
 
 # ------------------------------------------------------------------------------------------ readers
-def as_float(value, path):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{path} holds {value!r} where a number belongs; fix or delete it and re-run "
-                        f"the step that writes it.")
-
-
-def read_baselines(path):
-    """Step 1: task name -> validation accuracy (the file holds "0.dddd" strings)."""
-    return {name: as_float(acc, path) for name, acc in read_json_record(path).items()}
-
-
 def read_prune_record(path):
     """Step 2-1: pruning ratio -> validation accuracy, sorted by ratio; {} when not written yet."""
     return dict(sorted((as_float(ratio, path), as_float(acc, path)) for ratio, acc in read_json_record(path).items()))
@@ -77,32 +69,6 @@ def read_chosen(path):
     if not chosen:
         return None
     return {"ratio": as_float(chosen.get("ratio"), path), "accuracy": as_float(chosen.get("accuracy"), path)}
-
-
-def read_csv_rows(path, fields, writer_step):
-    """The rows of a result CSV as dicts; [] when the file does not exist yet."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(fields) <= set(reader.fieldnames):
-            raise UserError(f"{path} should have the columns {', '.join(fields)}; "
-                            f"delete it and re-run {writer_step}.")
-        return [row for row in reader if any(row.values())]
-
-
-def read_selections(path):
-    """Step 3-1: target id -> selected backbone task id (1-based ids)."""
-    rows = read_csv_rows(path, ["target_id", "task_id"], "run_pickaback/find_backbone.sh")
-    return {int(as_float(row["target_id"], path)): int(as_float(row["task_id"], path)) for row in rows}
-
-
-def read_distances(path):
-    """Step 3-1: (target id, candidate id) -> ddv_euc distance (smaller = more similar)."""
-    rows = read_csv_rows(path, ["target_id", "task_id", "ddv_euc"], "run_pickaback/find_backbone.sh")
-    return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))):
-            as_float(row["ddv_euc"], path) for row in rows}
 
 
 def parse_validate_line(line):
@@ -151,6 +117,7 @@ class Run:
     selections: dict = field(default_factory=dict)       # target id -> backbone id
     distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_euc
     targets: dict = field(default_factory=dict)          # target id -> read_target_result()
+    transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
 
     def is_empty(self):
         return not (self.baselines or self.records or self.chosen or self.selections or self.distances)
@@ -158,6 +125,7 @@ class Run:
 
 def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run = Run(cfg, arch)
+    run.transfer = selection_figures(cfg, arch, seed)
     run.baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     for task in cfg.tasks:
         prune_dir = paths.backbone_dir(arch, cfg.name, task.name, seed) / "gradual_prune"
@@ -277,28 +245,29 @@ def save(fig, path):
     plt.close(fig)
 
 
-def plot_similarity(run, path):
-    """Heat-map of ddv_euc, targets x candidates; the selected backbone boxed, the designed related task dotted."""
+def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, oracle=None):
+    """Heat-map of `values` ((target id, candidate id) -> number), targets x candidates; the selected
+    backbone boxed red, the designed related task dotted orange, the `oracle` (target id -> id) starred."""
     cfg = run.cfg
-    targets = [cfg.task(t) for t in sorted({t for t, _ in run.distances})]
-    candidates = [cfg.task(c) for c in sorted({c for _, c in run.distances})]
+    targets = [cfg.task(t) for t in sorted({t for t, _ in values})]
+    candidates = [cfg.task(c) for c in sorted({c for _, c in values})]
     row_of = {t.task_id: i for i, t in enumerate(targets)}
     col_of = {c.task_id: j for j, c in enumerate(candidates)}
     grid = np.full((len(targets), len(candidates)), np.nan)
-    for (t, c), distance in run.distances.items():
-        grid[row_of[t], col_of[c]] = distance
+    for (t, c), value in values.items():
+        grid[row_of[t], col_of[c]] = value
 
     fig, ax = plt.subplots(figsize=(max(5.5, 2.8 + 0.55 * len(candidates)), max(3.6, 1.9 + 0.45 * len(targets))),
                            layout="constrained")
-    # dark = close: the selected backbone should sit on a dark cell
-    cmap = plt.get_cmap("Blues_r").with_extremes(bad="#e6e6e6")  # light grey: pairs never compared
+    cmap = plt.get_cmap(cmap).with_extremes(bad="#e6e6e6")  # light grey: pairs never compared or run
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
-    fig.colorbar(image, ax=ax, label="ddv_euc (smaller = more similar)")
+    fig.colorbar(image, ax=ax, label=colorbar_label)
     if len(candidates) <= 14:  # numbers stay legible up to the demo's 12 tasks
         low, high = np.nanmin(grid), np.nanmax(grid)
         for (i, j), value in np.ndenumerate(grid):
             if not np.isnan(value):
-                dark = high > low and (value - low) / (high - low) < 0.5
+                share = (value - low) / (high - low) if high > low else 0.0
+                dark = share < 0.5 if low_is_dark else share >= 0.5
                 ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7,
                         color="white" if dark else "black")
     for target in targets:
@@ -311,16 +280,35 @@ def plot_similarity(run, path):
         if target_id in row_of and backbone_id in col_of:
             ax.add_patch(Rectangle((col_of[backbone_id] - 0.47, row_of[target_id] - 0.47), 0.94, 0.94, fill=False,
                                    edgecolor="red", linewidth=2.2, label="selected backbone"))
+    for target_id, backbone_id in (oracle or {}).items():
+        if target_id in row_of and backbone_id in col_of:
+            ax.plot(col_of[backbone_id] + 0.33, row_of[target_id] - 0.3, marker="*", color="gold",
+                    markeredgecolor="black", markersize=9, linestyle="none", label="best backbone (oracle)")
     ax.set_xticks(range(len(candidates)), [short(c) for c in candidates], rotation=90)
     ax.set_yticks(range(len(targets)), [short(t) for t in targets])
     ax.set_xlabel("candidate backbone (task id, modality)")
     ax.set_ylabel("target (task id, modality)")
-    ax.set_title(f"Model distance, config {cfg.name}")
+    ax.set_title(title)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(sorted(zip(labels, handles), key=lambda pair: pair[0] != "selected backbone"))
     if unique:
-        fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+        fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     save(fig, path)
+
+
+def plot_similarity(run, path):
+    """ddv_euc of every pair: dark = close, so the selected backbone should sit on a dark cell."""
+    plot_grid(run, run.distances, path, cmap="Blues_r", colorbar_label="ddv_euc (smaller = more similar)",
+              title=f"Model distance, config {run.cfg.name}", low_is_dark=True)
+
+
+def plot_transfer(run, path):
+    """The transfer control's test accuracy of every target on every candidate: dark = the backbone helps."""
+    figures, _ = run.transfer
+    values = {(f.target_id, c): acc for f in figures for c, acc in f.candidate_accuracies.items()}
+    plot_grid(run, values, path, cmap="Greens", colorbar_label="test accuracy on the backbone",
+              title=f"Transfer control, config {run.cfg.name}", low_is_dark=False,
+              oracle={f.target_id: f.oracle for f in figures})
 
 
 def plot_pruning(run, path):
@@ -433,6 +421,33 @@ def summary_lines(rows, related):
     return lines
 
 
+def selection_section(run):
+    """The control's per-target table and headline figures (utils_pickaback/selection_quality.py)."""
+    figures, summary = run.transfer
+
+    def named(task_id):
+        return f"{task_id} {run.cfg.task(task_id).name}"
+    rows = [[named(f.target_id), fmt(f.scratch), fmt(f.matched_scratch), fmt(f.untrained),
+             named(f.selected), fmt(f.selected_acc), named(f.oracle), fmt(f.oracle_acc),
+             fmt(f.random_acc), fmt(f.regret), f"{f.rank}/{f.n_candidates}", fmt(f.spearman, "+.2f")]
+            for f in figures]
+    table = md_table(["target", "scratch", "scratch at its width", "untrained backbone", "selected", "acc",
+                      "oracle", "acc", "random pick", "regret", "rank", "Spearman"], rows)
+
+    def gain(key):
+        g = summary[key]
+        return "n/a" if g["mean"] is None else f"{g['mean']:+.4f} ± {fmt(g['ci95'])}"
+    lines = [f"Mean regret {summary['mean_regret']:.4f} (worst {summary['max_regret']:.4f}); the oracle was "
+             f"picked for {summary['oracle_picks']} of {summary['targets']} targets; mean rank "
+             f"{summary['mean_rank']:.1f} of {summary['mean_candidates']:.1f}.",
+             f"Gain of the selection (95% interval over targets): over a random pick {gain('gain_over_random')}, "
+             f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
+             f"{gain('gain_over_untrained')}.",
+             f"Selector score vs transfer accuracy, mean per target: Spearman {fmt(summary['spearman'], '+.2f')}, "
+             f"weighted Kendall tau {fmt(summary['weighted_tau'], '+.2f')}."]
+    return [table, ""] + lines
+
+
 def build_markdown(run, t_rows, k_rows, written, skipped):
     out = [f"# Pipeline report: config `{run.cfg.name}`, arch `{run.arch}`", "",
            "All accuracies are validation accuracies (fractions); distances are ddv_euc (smaller = more similar).",
@@ -444,6 +459,9 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
         out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related)
     else:
         out.append("step 3-1 has not run: no backbone selection.")
+    out += ["", "## Selection quality (the transfer control, test accuracy)", ""]
+    out += selection_section(run) if run.transfer[0] else [
+        "The transfer control has not run (bash run_pickaback/transfer_matrix.sh): no regret to report."]
     out += ["", "## Backbone tasks (steps 1, 2-1, 2-2)", ""]
     out.append(task_table(k_rows) if k_rows else "steps 1, 2-1 and 2-2 have not run: no baselines or pruning records.")
     if written:
@@ -461,6 +479,8 @@ def write_figures(run, t_rows, folder):
          lambda p: plot_pruning(run, p)),
         ("accuracy.png", any(r["accuracy"] is not None for r in t_rows), "step 3-2 has not run",
          lambda p: plot_accuracy(t_rows, run.cfg.name, p)),
+        ("transfer.png", bool(run.transfer[0]), "the transfer control has not run",
+         lambda p: plot_transfer(run, p)),
     ]
     written, skipped = [], []
     for name, ready, reason, draw in plans:
@@ -496,6 +516,9 @@ def main():
         print(f"  {sentence}")
     for line in summary_lines(t_rows, run.cfg.related):
         print(f"  {line}")
+    if run.transfer[0]:
+        for line in selection_section(run)[2:]:
+            print(f"  {line}")
     print(f"  figures: {', '.join(written) or 'none'}" + (f" (skipped: {', '.join(n for n, _ in skipped)})"
                                                            if skipped else ""))
     return 0

@@ -42,61 +42,24 @@ def _number(text):
     return value
 
 
-def positive_int(text):
-    """A whole number >= 1 (epochs, batch sizes, intervals, counts)."""
-    value = _whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
-    return value
+def _checked(parse, accepts, requirement):
+    """An argparse `type=`: `parse` the text, then refuse a value `accepts` rejects, naming the requirement."""
+    def check(text):
+        value = parse(text)
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+    return check
 
 
-def non_negative_int(text):
-    """A whole number >= 0 (iteration budgets that may be zero)."""
-    value = _whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {value}")
-    return value
-
-
-def seed_int(text):
-    """A random seed: a whole number in [0, 2**32 - 1] (numpy's range)."""
-    value = _whole_number(text)
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2 ** 32 - 1}, got {value}")
-    return value
-
-
-def positive_even_int(text):
-    """An even whole number >= 2 (ModelDiff pairs input k with input k + n/2)."""
-    value = _whole_number(text)
-    if value < 2 or value % 2:
-        raise argparse.ArgumentTypeError(f"must be an even whole number of at least 2 (inputs are paired "
-                                         f"k, k + n/2), got {value}")
-    return value
-
-
-def positive_float(text):
-    """A finite number > 0 (learning rate, width multiplier, epsilon)."""
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
-    return value
-
-
-def non_negative_float(text):
-    """A finite number >= 0 (weight decay, mask learning rate)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
-    return value
-
-
-def fraction(text):
-    """A number in [0, 1) (sparsities, validation share, allowed accuracy loss)."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 up to (not including) 1, got {text}")
-    return value
+positive_int = _checked(_whole_number, lambda v: v >= 1, "a whole number of at least 1")  # epochs, sizes, counts
+non_negative_int = _checked(_whole_number, lambda v: v >= 0, "a whole number of at least 0")  # iteration budgets
+seed_int = _checked(_whole_number, lambda v: 0 <= v < 2 ** 32, f"a whole number from 0 to {2 ** 32 - 1}")  # numpy's
+positive_even_int = _checked(_whole_number, lambda v: v >= 2 and v % 2 == 0,   # ModelDiff pairs input k, k + n/2
+                             "an even whole number of at least 2 (inputs are paired k, k + n/2)")
+positive_float = _checked(_number, lambda v: v > 0, "a number greater than 0")  # lr, width, epsilon
+non_negative_float = _checked(_number, lambda v: v >= 0, "a number of at least 0")  # weight decay, mask lr
+fraction = _checked(_number, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")  # sparsities, shares
 
 
 def add_common_args(p):

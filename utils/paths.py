@@ -66,6 +66,11 @@ def pickaback_table_csv(cfg_name, seed=DEFAULT_SEED):
     return output_root(seed) / f"pickaback_{cfg_name}_table.csv"
 
 
+def transfer_csv(cfg_name, seed=DEFAULT_SEED):
+    """The transfer control's runs: one row per (target, backbone), capacity-matched scratch and untrained."""
+    return output_root(seed) / f"pickaback_{cfg_name}_transfer.csv"
+
+
 def folder_checkpoint(folder):
     """The checkpoint a folder offers: the one step 2-2 chose, else its only checkpoint (never a guess)."""
     folder = Path(folder)

@@ -57,8 +57,11 @@ def why_stale(saved, wanted, ignore=()) -> str | None:
         return "it records no settings (it was made by an older version)"
     old, new = saved["settings"], wanted["settings"]
     for key in sorted(set(old) | set(new)):
-        if key not in ignore and old.get(key) != new.get(key):
-            return f"{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
+        if key in ignore or old.get(key) == new.get(key):
+            continue
+        if key not in old and new[key] in (None, False):
+            continue   # an option added since, left off: the output was made without it too
+        return f"{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
     old_inputs, new_inputs = saved.get("inputs", {}), wanted["inputs"]
     for name in sorted(set(old_inputs) | set(new_inputs)):
         if old_inputs.get(name) != new_inputs.get(name):

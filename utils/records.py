@@ -1,4 +1,5 @@
 """JSON record files (baseline accuracies, pruning ratio -> accuracy): atomic, lock-protected updates."""
+import csv
 import fcntl
 import json
 import os
@@ -42,6 +43,18 @@ def write_json_atomic(path, obj):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def write_csv_atomic(path, header, rows):
+    """Write a CSV (header, then rows) to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,60 @@
+"""Selection figures from the transfer control, on hand-made numbers (utils_pickaback/selection_quality.py)."""
+import pytest
+
+from utils_pickaback.selection_quality import correlation, interval95, summarise, target_figures
+
+RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
+DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
+
+
+def test_regret_rank_and_random_pick_of_one_target():
+    f = target_figures(1, 2, RUNS, DISTANCES, scratch=0.40, related=3)
+    assert (f.oracle, f.oracle_acc, f.selected_acc) == (3, 0.80, 0.60)
+    assert f.regret == pytest.approx(0.20)
+    assert f.rank == 3 and f.n_candidates == 3
+    assert f.random_acc == pytest.approx(0.70)
+    assert (f.matched_scratch, f.untrained, f.scratch) == (0.50, 0.55, 0.40)
+    assert f.picked_related is False
+    assert f.spearman == pytest.approx(-1.0)      # the ranking is exactly backwards
+
+
+def test_the_oracle_as_selector_has_no_regret_and_rank_one():
+    f = target_figures(1, 3, RUNS, DISTANCES, related=3)
+    assert f.regret == 0.0 and f.rank == 1 and f.picked_related is True
+
+
+def test_a_tie_with_the_best_is_no_regret():
+    f = target_figures(1, 2, {2: 0.8, 3: 0.8, 4: 0.1}, DISTANCES)
+    assert f.regret == 0.0 and f.rank == 1 and f.oracle == 2
+
+
+def test_dissimilar_rule_flips_the_score():
+    assert target_figures(1, 3, RUNS, DISTANCES, rule="dissimilar").spearman == pytest.approx(1.0)
+
+
+def test_a_target_whose_selected_run_is_missing_has_no_figures():
+    assert target_figures(1, 5, RUNS, DISTANCES) is None
+
+
+def test_interval_is_the_student_t_half_width():
+    mean, half = interval95([0.1, 0.2, 0.3])
+    assert mean == pytest.approx(0.2)
+    assert half == pytest.approx(4.302653 * 0.1 / 3 ** 0.5, rel=1e-5)
+    assert interval95([0.5]) == (0.5, None)
+
+
+def test_correlation_is_undefined_for_constant_accuracies():
+    assert correlation([1, 2, 3], [0.5, 0.5, 0.5]) == (None, None)
+    rho, tau = correlation([1, 2, 3, 4], [0.1, 0.2, 0.3, 0.4])
+    assert rho == pytest.approx(1.0) and tau == pytest.approx(1.0)
+
+
+def test_summary_gains_and_related_picks():
+    figures = [target_figures(1, 2, RUNS, DISTANCES, scratch=0.4, related=3),
+               target_figures(2, 3, RUNS, DISTANCES, scratch=0.4, related=3)]
+    s = summarise(figures)
+    assert s["mean_regret"] == pytest.approx(0.10) and s["oracle_picks"] == 1
+    assert s["gain_over_random"]["mean"] == pytest.approx(0.0)        # (0.6 - 0.7 + 0.8 - 0.7) / 2
+    assert s["gain_over_matched_scratch"]["mean"] == pytest.approx(0.20)
+    assert s["gain_over_untrained"]["mean"] == pytest.approx(0.15)
+    assert (s["related_picks"], s["related_targets"]) == (1, 2)

@@ -1,0 +1,124 @@
+"""The transfer control's bookkeeping for run_pickaback/transfer_matrix.sh (torch-free).
+
+    python tools/transfer_control.py plan demo --targets 1 2 7 --backbones all     # one line per target
+    python tools/transfer_control.py width <run folder>                              # its final width
+    python tools/transfer_control.py collect demo                                    # writes the CSV
+
+`plan` prints, per target, its selected backbone first and then the other candidates the control
+trains it on: `all` the target's peers, `related` only the designed related task, `random:K` K peers
+drawn with the seed (the same draw on every run). `collect` writes pickaback_<cfg>_transfer.csv from
+the runs' outcome.json files, one row per run found, so re-running it never adds rows.
+"""
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from utils import paths  # noqa: E402
+from utils.cli import ArgumentParser, seed_int  # noqa: E402
+from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
+from utils.errors import UserError, run_main  # noqa: E402
+from utils.records import locked, write_csv_atomic  # noqa: E402
+from utils.results import read_selections  # noqa: E402
+from utils_pickaback.selection_quality import SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED  # noqa: E402
+
+OUTCOME = "outcome.json"   # written by CPG_MM_main_normal.py beside each run's checkpoint
+
+
+def get_args_parser():
+    p = ArgumentParser(description="Plan and collect the transfer control's runs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="print each target's backbones: the selected one first")
+    plan.add_argument("config", help=f"one of {', '.join(CONFIG_NAMES)}")
+    plan.add_argument("--targets", nargs="+", required=True, help="target ids (their peers are the candidates)")
+    plan.add_argument("--backbones", default="all", help="all | related | random:K")
+    width = sub.add_parser("width", help="print the final width of a finished run")
+    width.add_argument("folder", help="a run folder (holding scratch/outcome.json)")
+    collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
+    collect.add_argument("config", help=f"one of {', '.join(CONFIG_NAMES)}")
+    for command in (plan, collect):
+        command.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+        command.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
+    return p
+
+
+def control_backbones(cfg, target_id, selected, peers, rule, seed):
+    """The backbones the control trains `target_id` on, the selected one first."""
+    others = [p for p in peers if p not in (target_id, selected)]
+    if rule == "all":
+        return [selected, *others]
+    if rule == "related":
+        related = cfg.related.get(cfg.task(target_id).name)
+        related_id = cfg.task(related).task_id if related else None
+        return [selected, *([related_id] if related_id in others else [])]
+    if rule.startswith("random:") and rule[7:].isdigit():
+        drawn = random.Random(seed * 10007 + target_id).sample(others, min(int(rule[7:]), len(others)))
+        return [selected, *sorted(drawn)]
+    raise UserError(f"CONTROL_BACKBONES must be all, related or random:K (K a whole number), got {rule!r}.")
+
+
+def plan(args):
+    cfg = get_config(args.config)
+    peers = [cfg.task(t).task_id for t in args.targets]
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, args.seed))
+    for target_id in peers:
+        if target_id not in selections:
+            raise UserError(f"Target {target_id} has no selected backbone in "
+                            f"{paths.pickaback_result_csv(cfg.name, args.seed)}; run run_pickaback/find_backbone.sh first.")
+        chosen = control_backbones(cfg, target_id, selections[target_id], peers, args.backbones, args.seed)
+        print(target_id, *chosen)
+
+
+def read_outcome(folder):
+    path = Path(folder) / "scratch" / OUTCOME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON; delete the run folder {folder} and re-run it.")
+
+
+def width(args):
+    outcome = read_outcome(args.folder)
+    if outcome is None:
+        raise UserError(f"{args.folder} holds no finished run ({OUTCOME} is missing).")
+    print(f"{outcome['width']:g}")
+
+
+def backbone_label(cfg, folder_name):
+    """A run folder's backbone column: the task id, 'untrained' or 'scratch@<width>'; None if not a control run."""
+    if folder_name == UNTRAINED or folder_name.startswith(SCRATCH_PREFIX):
+        return folder_name
+    names = {task.name: task.task_id for task in cfg.tasks}
+    return names.get(folder_name)
+
+
+def collect(args):
+    cfg = get_config(args.config)
+    root = paths.target_dir(args.arch, cfg.name, "_", "_", args.seed).parent.parent
+    rows = []
+    for task in cfg.tasks:
+        for folder in sorted(root.glob(f"*/{task.name}")):
+            label, outcome = backbone_label(cfg, folder.parent.name), read_outcome(folder)
+            if label is None or outcome is None:
+                continue
+            rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
+                         f"{outcome['test_accuracy']:.4f}", args.seed])
+    rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6)))
+    out = paths.transfer_csv(cfg.name, args.seed)
+    with locked(out):
+        write_csv_atomic(out, TRANSFER_FIELDS, rows)
+    print(f"Wrote {out} ({len(rows)} runs).")
+
+
+def main():
+    args = get_args_parser().parse_args()
+    {"plan": plan, "width": width, "collect": collect}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,159 @@
+"""How good a backbone selection is, judged by the transfer control rather than by a designed relation.
+
+The transfer control (run_pickaback/transfer_matrix.sh) trains every target with step 3-2's recipe on
+every candidate backbone, and also from scratch at the width its selected-backbone run ended at
+(capacity-matched scratch) and on an untrained backbone. From its runs and step 3-1's distances:
+
+* per target: the selected backbone's accuracy, the best candidate's (the oracle), the mean over the
+  candidates (what a random pick gets on average), regret = oracle - selected, the selected
+  backbone's rank among the candidates (1 = best), and the correlation between the selector's score
+  (-distance for the "similar" rule) and transfer accuracy: Spearman's rho and weighted Kendall tau,
+  the figures transferability-estimation papers (LEEP, LogME) report against brute-force fine-tuning;
+* overall: mean regret and rank, the selection's mean gain over a random pick, over capacity-matched
+  scratch and over the untrained backbone, each with a 95% interval over targets (Student t), the
+  mean correlations, and how often the designed related task was picked.
+
+Reads only the files the steps write (no torch).
+"""
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from utils import paths
+from utils.results import read_baselines, read_csv_rows, read_distances, read_selections
+
+TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
+UNTRAINED = "untrained"
+SCRATCH_PREFIX = "scratch@"
+
+
+@dataclass
+class TargetFigures:
+    target_id: int
+    selected: int
+    oracle: int
+    selected_acc: float
+    oracle_acc: float
+    random_acc: float          # mean over the candidates: the expected accuracy of a random pick
+    regret: float
+    rank: int                  # 1 + number of candidates strictly better than the selected one
+    n_candidates: int
+    scratch: float | None       # step 1's accuracy (trained alone at width 1.0)
+    matched_scratch: float | None   # from scratch at the width the selected-backbone run ended at
+    untrained: float | None     # on an untrained backbone of the selected one's structure
+    spearman: float | None      # rho(selector score, accuracy) over the candidates
+    weighted_tau: float | None
+    related: int | None         # the config's designed related task, if any
+    picked_related: bool | None
+    candidate_accuracies: dict  # candidate id -> accuracy on it
+
+
+def read_transfer_csv(path):
+    """The control's runs as dicts of TRANSFER_FIELDS (empty when the file does not exist)."""
+    return read_csv_rows(path, TRANSFER_FIELDS, "run_pickaback/transfer_matrix.sh")
+
+
+def accuracies_by_target(rows, split):
+    """{target id: {backbone label: accuracy}}; a label is a task id (int), 'untrained' or 'scratch@<w>'."""
+    table = {}
+    for row in rows:
+        label = int(row["backbone"]) if row["backbone"].isdigit() else row["backbone"]
+        table.setdefault(int(row["target_id"]), {})[label] = float(row[f"{split}_accuracy"])
+    return table
+
+
+def correlation(scores, accuracies):
+    """(Spearman rho, weighted Kendall tau) of two equal-length sequences; None where undefined."""
+    if len(scores) < 3 or len(set(scores)) < 2 or len(set(accuracies)) < 2:
+        return None, None
+    rho = stats.spearmanr(scores, accuracies).statistic
+    tau = stats.weightedtau(scores, accuracies).statistic
+    return (None if math.isnan(rho) else float(rho)), (None if math.isnan(tau) else float(tau))
+
+
+def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar"):
+    """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
+    step 3-1's distance. The candidates are the task ids present in both."""
+    candidates = sorted(c for c in runs if isinstance(c, int) and c in distances)
+    if selected not in candidates:
+        return None
+    accs = {c: runs[c] for c in candidates}
+    oracle = max(candidates, key=lambda c: (accs[c], c == selected))   # a tie with the selection is no regret
+    sign = -1.0 if rule == "similar" else 1.0
+    rho, tau = correlation([sign * distances[c] for c in candidates], [accs[c] for c in candidates])
+    matched = [v for k, v in runs.items() if isinstance(k, str) and k.startswith(SCRATCH_PREFIX)]
+    return TargetFigures(
+        target_id=target_id, selected=selected, oracle=oracle, selected_acc=accs[selected],
+        oracle_acc=accs[oracle], random_acc=float(np.mean(list(accs.values()))),
+        regret=accs[oracle] - accs[selected], rank=1 + sum(a > accs[selected] for a in accs.values()),
+        n_candidates=len(candidates), scratch=scratch, matched_scratch=matched[0] if matched else None,
+        untrained=runs.get(UNTRAINED), spearman=rho, weighted_tau=tau, related=related,
+        picked_related=None if related is None else selected == related, candidate_accuracies=accs)
+
+
+def interval95(values):
+    """(mean, half-width of the 95% Student-t interval) over `values`; half-width None for fewer than 2."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, None
+    half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    return mean, half
+
+
+def mean_of(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarise(figures):
+    """Overall figures over targets (dict of plain values, for JSON)."""
+    def gain(attr):
+        mean, half = interval95([f.selected_acc - getattr(f, attr) for f in figures
+                                 if getattr(f, attr) is not None])
+        return {"mean": mean, "ci95": half}
+    related = [f for f in figures if f.picked_related is not None]
+    return {
+        "targets": len(figures),
+        "mean_regret": mean_of([f.regret for f in figures]),
+        "max_regret": max((f.regret for f in figures), default=None),
+        "mean_rank": mean_of([f.rank for f in figures]),
+        "mean_candidates": mean_of([f.n_candidates for f in figures]),
+        "gain_over_random": gain("random_acc"),
+        "gain_over_matched_scratch": gain("matched_scratch"),
+        "gain_over_untrained": gain("untrained"),
+        "gain_over_scratch": gain("scratch"),
+        "oracle_picks": sum(f.regret == 0 for f in figures),
+        "spearman": mean_of([f.spearman for f in figures]),
+        "weighted_tau": mean_of([f.weighted_tau for f in figures]),
+        "related_picks": sum(bool(f.picked_related) for f in related),
+        "related_targets": len(related),
+    }
+
+
+def figures_as_rows(figures):
+    return [asdict(f) for f in figures]
+
+
+def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="similar"):
+    """([TargetFigures] of every target the control ran on its selected backbone, summary) of a pipeline run."""
+    runs = accuracies_by_target(read_transfer_csv(paths.transfer_csv(cfg.name, seed)), split)
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
+    baseline_file = (paths.baseline_test_acc_file if split == "test" else paths.baseline_acc_file)(arch, cfg.name, seed)
+    scratch = read_baselines(baseline_file)
+    figures = []
+    for target_id, selected in sorted(selections.items()):
+        target = cfg.task(target_id)
+        related = cfg.related.get(target.name)
+        figure = target_figures(target_id, selected, runs.get(target_id, {}),
+                                {c: d for (t, c), d in distances.items() if t == target_id},
+                                scratch=scratch.get(target.name), rule=rule,
+                                related=cfg.task(related).task_id if related else None)
+        if figure is not None:
+            figures.append(figure)
+    return figures, summarise(figures)
