@@ -2,17 +2,20 @@
 
     python pickaback_perceiverIO.py --dataset_config demo --target_id all
 
-For each target, every other task's baseline is compared with the target's baseline on the same
-profiling inputs (drawn from the target's own training data, improved by the mutation search); the
-candidate with the smallest distance between decision distance vectors is selected (`--select
-dissimilar` takes the largest, as the original code did). Writes, under paths.output_root(--seed):
+For each target, every other task's model (by default the one the target would receive: its step-2-2
+chosen checkpoint; `--compare baseline`: its step-1 model) is compared with the target's baseline on
+the same profiling inputs (drawn from the target's own training data, improved by the mutation
+search), a candidate of the target's modality through its own input adapter, one of the other
+modality through the target's (packnet_models_pickaback/compare.py); the candidate with the smallest
+distance between decision distance vectors is selected (`--select dissimilar` takes the largest, as
+the original code did). Writes, under paths.output_root(--seed):
 * pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
 * pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc -- every pair's distances;
 * pickaback_<cfg>_table.json: the table's provenance sidecar, {"<target id>,<candidate id>": {"settings":
   {...}, "inputs": {"candidate <id>": <sha>, "target <id>": <sha>}}} (utils/provenance.py): the arguments
   that shape a distance (every one but --target_id, --candidate_ids, --candidates, --select and how to
   run: --device, --force), --val_fraction resolved to the fraction used, and the fingerprints of the two
-  baseline checkpoints compared.
+  checkpoints compared.
 A target's rows (and its result row) are saved as soon as it is done, so a stopped run keeps the targets
 it finished. A re-run reuses a target's saved distances only when the table holds every pair of its pool
 and each pair's provenance is the one the run would record now; otherwise it recomputes them and says
@@ -24,7 +27,8 @@ import csv
 import torch
 from tqdm import tqdm
 
-from packnet_models_pickaback.compare import comparison_view, load_task_model
+from packnet_models_pickaback.compare import (ADAPTERS, COMPARED, candidate_checkpoint, comparison_view,
+                                              load_candidate_model, load_task_model)
 from utils import paths
 from utils.data import TaskLoader, load_split, train_val_split
 from utils.cli import ArgumentParser, fraction, non_negative_int, positive_even_int, positive_float, seed_int
@@ -55,6 +59,13 @@ def get_args_parser():
     p.add_argument("--search", default="single", choices=["single", "batched"],
                    help="single: the original's search (one move per iteration), computed incrementally; "
                         "batched: every input moved at each iteration (far more moves per second)")
+    p.add_argument("--compare", default="received", choices=COMPARED,
+                   help="received: each candidate as the target would receive it (its step-2-2 chosen "
+                        "checkpoint); baseline: its step-1 model")
+    p.add_argument("--candidate_adapter", default="own", choices=ADAPTERS,
+                   help="own: a candidate of the target's modality reads the probes through its own input "
+                        "adapter (the other modality through the target's); target: every candidate through "
+                        "the target's")
     p.add_argument("--n_inputs", type=positive_even_int, default=100)
     p.add_argument("--epsilon", type=positive_float, default=0.1)
     p.add_argument("--max_iterations", type=non_negative_int, default=100)
@@ -117,7 +128,8 @@ def pair_seeds(cfg, target, candidate, args, device, cache):
 
 def compare(cfg, target, candidate, target_model, models, args, device, cache):
     view_t = target_model.task_view(target.name)
-    view_c = comparison_view(models[candidate.name], candidate, target_model, target)
+    view_c = comparison_view(models[("candidate", candidate.name)], candidate, target_model, target,
+                             args.candidate_adapter)
     seeds = pair_seeds(cfg, target, candidate, args, device, cache)
     search = dict(epsilon=args.epsilon, max_iterations=args.max_iterations,
                   generator=torch.Generator().manual_seed(args.seed), progress=False)
@@ -144,11 +156,15 @@ def target_distances(cfg, target, pool, args, device, models, cache, fingerprint
             return saved, wanted
         if reason:
             print(f"Distances of target {target.task_id} recomputed: {reason}")
-    for task in [target, *pool]:
-        if task.name not in models:
-            models[task.name] = load_task_model(cfg, task, args.arch, args.seed).to(device)
+    if ("target", target.name) not in models:
+        models[("target", target.name)] = load_task_model(cfg, target, args.arch, args.seed).to(device)
+    for task in pool:
+        if ("candidate", task.name) not in models:
+            models[("candidate", task.name)] = load_candidate_model(cfg, task, args.arch, args.seed,
+                                                                    args.compare).to(device)
     bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True)
-    distances = {c.task_id: compare(cfg, target, c, models[target.name], models, args, device, cache) for c in bar}
+    target_model = models[("target", target.name)]
+    distances = {c.task_id: compare(cfg, target, c, target_model, models, args, device, cache) for c in bar}
     return distances, wanted
 
 
@@ -166,14 +182,15 @@ def distance_settings(cfg, args):
 
 
 def pair_provenance(cfg, target, candidate, args, fingerprints):
-    """utils.provenance's record of one pair: the settings, and the fingerprints of the two baselines compared."""
-    def checkpoint_fingerprint(task):
-        path = paths.folder_checkpoint(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed))
+    """utils.provenance's record of one pair: the settings, and the fingerprints of the two checkpoints compared."""
+    def checkpoint_fingerprint(path):
         if path not in fingerprints:
             fingerprints[path] = fingerprint(path)
         return fingerprints[path]
-    inputs = {f"target {target.task_id}": checkpoint_fingerprint(target),
-              f"candidate {candidate.task_id}": checkpoint_fingerprint(candidate)}
+    target_file = paths.folder_checkpoint(paths.baseline_dir(args.arch, cfg.name, target.name, args.seed))
+    candidate_file = candidate_checkpoint(cfg, candidate, args.arch, args.seed, args.compare)
+    inputs = {f"target {target.task_id}": checkpoint_fingerprint(target_file),
+              f"candidate {candidate.task_id}": checkpoint_fingerprint(candidate_file)}
     return {"settings": distance_settings(cfg, args), "inputs": dict(sorted(inputs.items()))}
 
 

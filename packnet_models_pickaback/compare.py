@@ -1,11 +1,20 @@
-"""Step 3-1's models: saved baselines rebuilt read-only, as plain callables for ModelDiff.
+"""Step 3-1's models: saved checkpoints rebuilt read-only, as plain callables for ModelDiff.
 
-For Perceiver IO a candidate is seen through the *target's* input adapter (its key/value input
-projection and, for text, its embeddings): that is the model the target would get after step 4,
-and it is what lets a text target rank image backbones and vice versa.
+The target is its own step-1 baseline. A candidate is, by default, the model the target would
+receive (its step-2-2 chosen checkpoint), or its step-1 baseline (`--compare baseline`). A
+candidate of the target's modality is seen as it is, through its own input adapter (as Pick-a-back
+compares models); one of the other modality has no adapter for the target's inputs and is seen
+through the target's (its key/value input projection and, for text, its embeddings): the model the
+target would get after step 4. `--candidate_adapter target` uses the target's adapter for every
+candidate, as this project did before.
 """
 from packnet_models.baseline import load_baseline
 from utils import paths
+from utils.checkpoint import load_model
+from utils.errors import UserError
+
+COMPARED = ("received", "baseline")
+ADAPTERS = ("own", "target")
 
 
 def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
@@ -14,10 +23,32 @@ def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
     return model
 
 
-def comparison_view(candidate_model, candidate_task, target_model, target_task):
-    """A frozen eval-mode callable: the candidate's body and head behind the target's input adapter."""
+def candidate_checkpoint(cfg, task, arch, seed, compared):
+    """The file of the candidate model step 3-1 compares: step 2-2's choice ("received") or step 1's baseline."""
+    if compared == "received":
+        return paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, task.name, seed) / "gradual_prune")
+    return paths.folder_checkpoint(paths.baseline_dir(arch, cfg.name, task.name, seed))
+
+
+def load_candidate_model(cfg, task, arch, seed, compared):
+    if compared == "baseline":
+        return load_task_model(cfg, task, arch, seed)
+    path = candidate_checkpoint(cfg, task, arch, seed, compared)
+    model, _ = load_model(path, expect_arch=arch, expect_config=cfg.name)
+    if model.task_names[-1] != task.name:
+        raise UserError(f"{path} is not a backbone checkpoint of {task.name}.")
+    return model
+
+
+def uses_target_adapter(candidate_task, target_task, adapter):
+    return adapter == "target" or candidate_task.modality != target_task.modality
+
+
+def comparison_view(candidate_model, candidate_task, target_model, target_task, adapter="own"):
+    """A frozen eval-mode callable: the candidate's body and head, behind its own input adapter or the target's."""
     view = candidate_model.task_view(candidate_task.name)
-    if "adapters" in view.body.task_modules(candidate_task.name):
+    has_adapter = "adapters" in view.body.task_modules(candidate_task.name)
+    if has_adapter and uses_target_adapter(candidate_task, target_task, adapter):
         target_view = target_model.task_view(target_task.name)
         view.body.adapters[candidate_task.name] = target_view.body.adapters[target_task.name]
         view.modality = target_task.modality

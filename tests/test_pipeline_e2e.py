@@ -117,6 +117,16 @@ def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     assert len(read_csv(out / "pickaback_demo_result.csv")) == len(TASKS) + 1   # one row per target
 
 
+def test_step_3_1_compares_the_checkpoint_each_candidate_hands_over(pipeline):
+    """By default a candidate is the model the target would receive: its step-2-2 chosen checkpoint."""
+    sidecar = json.loads((pipeline["out"] / "pickaback_demo_table.json").read_text())
+    for target in TASKS:
+        for candidate, name in TASKS.items():
+            if candidate != target:
+                fingerprint = hashlib.sha256(pipeline["chosen"][name].read_bytes()).hexdigest()[:16]
+                assert sidecar[f"{target},{candidate}"]["inputs"][f"candidate {candidate}"] == fingerprint
+
+
 def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     env = dict(pipeline["env"], SELECT="dissimilar")
     run_step("find_backbone", env)

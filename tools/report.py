@@ -16,7 +16,6 @@ control's, which are test accuracies (tools/bench_selection.py says why). Reads 
 files the steps write (no checkpoint, no torch), so it runs on partial results: a step that has not
 run is said in report.md and its figure is skipped.
 """
-import csv
 import re
 import sys
 from dataclasses import dataclass, field
