@@ -66,6 +66,11 @@ def get_args_parser():
                    help="own: a candidate of the target's modality reads the probes through its own input "
                         "adapter (the other modality through the target's); target: every candidate through "
                         "the target's")
+    p.add_argument("--ddv_similarity", default="cosine", choices=["cosine", "centred"],
+                   help="cosine of the two decision distance vectors (ModelDiff), or centred first (Pearson)")
+    p.add_argument("--probe_seed", type=seed_int, default=None,
+                   help="seed of the profiling inputs and their search (default: --seed); the run's outputs "
+                        "stay those of --seed")
     p.add_argument("--n_inputs", type=positive_even_int, default=100)
     p.add_argument("--epsilon", type=positive_float, default=0.1)
     p.add_argument("--max_iterations", type=non_negative_int, default=100)
@@ -96,6 +101,10 @@ def candidates_for(peers, target, rule):
     return pool
 
 
+def probe_seed(args):
+    return args.seed if args.probe_seed is None else args.probe_seed
+
+
 def profiling_val_fraction(cfg, args):
     return cfg.val_fraction if args.val_fraction is None else args.val_fraction
 
@@ -105,7 +114,7 @@ def profiling_seeds(cfg, task, n, args, device):
     train, _ = train_val_split(load_split(cfg, task, "train"), profiling_val_fraction(cfg, args), args.seed)
     if len(train) < 2:
         raise UserError(f"Task {task.name} has fewer than 2 training samples to profile with.")
-    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))[:n]
+    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(probe_seed(args)))[:n]
     loader = TaskLoader(train.subset(picked), task, cfg, len(picked), shuffle=False, augment=False,
                         device=device, seed=args.seed)
     inputs, _ = next(iter(loader))
@@ -132,13 +141,14 @@ def compare(cfg, target, candidate, target_model, models, args, device, cache):
                              args.candidate_adapter)
     seeds = pair_seeds(cfg, target, candidate, args, device, cache)
     search = dict(epsilon=args.epsilon, max_iterations=args.max_iterations,
-                  generator=torch.Generator().manual_seed(args.seed), progress=False)
+                  generator=torch.Generator().manual_seed(probe_seed(args)), progress=False)
     if target.modality == "image":
         search["valid_range"] = tuple(bound.to(device) for bound in normalised_image_range(target.mean, target.std))
     else:
         search["vocab_size"] = cfg.vocab_size
     search_inputs = search_profiling_inputs if args.search == "batched" else search_single_moves
-    return model_distance(view_t, view_c, search_inputs(view_t, view_c, seeds, **search))
+    return model_distance(view_t, view_c, search_inputs(view_t, view_c, seeds, **search),
+                          centred=args.ddv_similarity == "centred")
 
 
 def target_distances(cfg, target, pool, args, device, models, cache, fingerprints):
@@ -177,7 +187,7 @@ NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select")
 
 def distance_settings(cfg, args):
     """The arguments that shape a pair's distances, --val_fraction resolved to the fraction used."""
-    settings = settings_of(args, val_fraction=profiling_val_fraction(cfg, args))
+    settings = settings_of(args, val_fraction=profiling_val_fraction(cfg, args), probe_seed=probe_seed(args))
     return {k: v for k, v in settings.items() if k not in NOT_DISTANCE_SETTINGS}
 
 

@@ -260,3 +260,13 @@ def test_cosine_distance_edge_cases_and_ranking_rules():
     with pytest.raises(UserError):
         search_profiling_inputs(small_cnn(0), small_cnn(0), text_seeds(), epsilon=0.1, max_iterations=1,
                                 generator=gen(0), vocab_size=None, progress=False)
+
+
+def test_centred_similarity_is_one_minus_pearson():
+    a, b = small_cnn(0), small_cnn(1)
+    inputs, _ = image_seeds(n=20)
+    ddv_a = decision_distance_vector(a, inputs, "euc")
+    ddv_b = decision_distance_vector(b, inputs, "euc")
+    pearson = torch.corrcoef(torch.stack([ddv_a, ddv_b]))[0, 1].item()
+    assert model_distance(a, b, inputs, centred=True)["euc"] == pytest.approx(1.0 - pearson, abs=1e-9)
+    assert model_distance(a, b, inputs)["euc"] != pytest.approx(1.0 - pearson, abs=1e-6)

@@ -180,3 +180,14 @@ def test_seed_defaults_to_the_pipeline_seed_and_selects_its_outputs(baseline_out
     with pytest.raises(UserError, match="No checkpoint"):
         load_task_model(cfg, cfg.task(1), ARCH)           # the default seed's baseline is not there
     assert load_task_model(cfg, cfg.task(1), ARCH, seed=5).task_names == [NAMES[1]]
+
+
+def test_probe_seed_changes_the_probes_not_the_run(work, small_demo_root):
+    """--probe_seed draws other profiling inputs (other distances) but writes into the --seed run's files."""
+    before = outputs(work)[1]
+    stdout = select(work, small_demo_root, "--probe_seed", "9", targets=["7"]).stdout
+    assert RECOMPUTED.format(7, "probe_seed changed (2 -> 9)") in stdout
+    after = outputs(work)
+    assert after[2]["7,1"]["settings"]["probe_seed"] == 9
+    assert [r for r in rows(after[1]) if r[0] == "7"] != [r for r in rows(before) if r[0] == "7"]
+    assert not (work / "seed9").exists()

@@ -355,10 +355,16 @@ def cosine_distance(u, v):
     return float((1.0 - similarity).clamp(0.0, 2.0))
 
 
-def model_distance(model_a, model_b, inputs, forward_batch_size=None):
-    """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs."""
+def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False):
+    """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs.
+
+    `centred` subtracts each DDV's mean first (1 - Pearson correlation): two models whose outputs differ
+    in overall scale or spread but order the input pairs alike are then close.
+    """
     ddvs_a = decision_distance_vectors(_forward(model_a, inputs, forward_batch_size))
     ddvs_b = decision_distance_vectors(_forward(model_b, inputs, forward_batch_size))
+    if centred:
+        ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
 
 
