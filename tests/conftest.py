@@ -36,6 +36,20 @@ def script_env(output_root, data_root):
     return env
 
 
+def run(env, *args):
+    """Run a Python entry point of the repository (args: script, then its arguments) as a subprocess."""
+    import subprocess
+    import sys
+    from utils.dataset_config import REPO_ROOT
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
 @pytest.fixture(scope="session")
 def baseline_outputs(tmp_path_factory, small_demo_root):
     """An output root holding step 1's outputs for demo tasks 1, 2 (image) and 7 (text), 2 epochs each.

@@ -1,29 +1,16 @@
 """Resume redoes an output only when what produced it changed; step 2-1 takes step 1's run instead of repeating it."""
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import BASELINE_EPOCHS, script_env
+from conftest import BASELINE_EPOCHS, ok, run, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, load_model
-from utils.dataset_config import REPO_ROOT
 
 TASK = "shapes_clean"     # demo task 1, trained by the baseline_outputs fixture
 COMMON = ("--device", "cpu", "--profile", "demo", "--dataset_config", "demo")
-
-
-def run(env, *args):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc
 
 
 @pytest.fixture

@@ -3,30 +3,17 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import script_env
+from conftest import ok, run, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, load_model, save_model
 from utils.provenance import fingerprint
-from utils.dataset_config import REPO_ROOT
 
 BACKBONE, IMAGE_TARGET, TEXT_TARGET = "shapes_clean", "shapes_noisy", "shapes_captions"   # ids 1, 2, 7
 ARCH = "perceiver_io"
-
-
-def run(env, *args):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc
 
 
 def sha(path):
