@@ -140,3 +140,17 @@ def test_model_state_that_does_not_fit_is_a_user_error():
     del state["owners"]
     with pytest.raises(UserError):
         CPGModel.from_checkpoint_state(state)
+
+
+def test_atomic_writes_get_the_permissions_open_gives(tmp_path):
+    """A temporary file is owner-only; what the steps write must be readable like any file open() makes."""
+    from utils.checkpoint import save_checkpoint
+    from utils.records import write_csv_atomic, write_json_atomic
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    save_checkpoint(tmp_path / "c.pth.tar", {"arch": "lenet5", "profile": "demo", "model": {}})
+    write_csv_atomic(tmp_path / "t.csv", ["a"], [[1]])
+    write_json_atomic(tmp_path / "r.json", {"a": 1})
+    for name in ("c.pth.tar", "t.csv", "r.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert not list(tmp_path.glob(".*.tmp"))

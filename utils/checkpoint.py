@@ -4,38 +4,25 @@ Payload keys: "format" (FORMAT), "arch", "profile", "config" (dataset config nam
 (= CPGModel.checkpoint_state()), "epoch", "accuracy" (val), "test_accuracy", "args" (plain values).
 Only tensors, str, int, float, bool, None, list and dict go inside, so `torch.load(weights_only=True)`
 can read it: a peer's checkpoint that carries a pickled object is refused before any of its code runs.
-Writes go to a temporary file in the same folder, then `os.replace`, so a crash never leaves a
+Writes go through `utils.records.atomic_file` (a temporary file, then a rename), so a crash never leaves a
 half-written checkpoint under the real name.
 """
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 from utils.errors import UserError
+from utils.records import atomic_file
 
 FORMAT = "mmpab-checkpoint-1"
 
 
 def save_checkpoint(path, payload: dict) -> None:
     """Write `payload` to `path` atomically (parent folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "wb") as f:
+        torch.save({"format": FORMAT, **payload}, f)
 
 
 def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:

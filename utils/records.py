@@ -37,25 +37,44 @@ def locked(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def write_json_atomic(path, obj):
+@contextmanager
+def atomic_file(path, mode="w", **open_args):
+    """A file that appears under `path` only once completely written (a temporary file beside it, then a
+    rename), so a crash never leaves half a file under the real name; parent folders are created. It gets
+    the permissions open() would give it (a temporary file is readable by its owner only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    try:
+        with os.fdopen(fd, mode, **open_args) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(path, obj):
+    with atomic_file(path, encoding="utf-8") as f:
         json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def write_csv_atomic(path, header, rows):
-    """Write a CSV (header, then rows) to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    """Write a CSV (header, then rows) atomically."""
+    with atomic_file(path, newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def update_json_record(path, key, value):
