@@ -98,7 +98,7 @@ def backbone_label(cfg, folder_name):
 
 def collect(args):
     cfg = get_config(args.config)
-    root = paths.target_dir(args.arch, cfg.name, "_", "_", args.seed).parent.parent
+    root = paths.targets_root(args.arch, cfg.name, args.seed)
     rows = []
     for task in cfg.tasks:
         for folder in sorted(root.glob(f"*/{task.name}")):

@@ -52,10 +52,14 @@ def backbone_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     return checkpoints_dir(arch, seed) / "CPG_single_scratch_woexp" / arch / cfg_name / task_name
 
 
+def targets_root(arch, cfg_name, seed=DEFAULT_SEED):
+    """Step 3-2's and the transfer control's runs: <backbone, scratch@<w> or untrained>/<target>/."""
+    return checkpoints_dir(arch, seed) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
+
+
 def target_dir(arch, cfg_name, backbone_name, target_name, seed=DEFAULT_SEED):
     """Step 3-2 output of one target trained on one backbone."""
-    return (checkpoints_dir(arch, seed) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
-            / backbone_name / target_name)
+    return targets_root(arch, cfg_name, seed) / backbone_name / target_name
 
 
 def pickaback_result_csv(cfg_name, seed=DEFAULT_SEED):
