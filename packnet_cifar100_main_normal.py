@@ -11,12 +11,12 @@ from tqdm import tqdm
 from packnet_models.baseline import build_baseline
 from utils import paths
 from utils.data import task_loaders
-from utils.checkpoint import load_checkpoint, save_model
+from utils.checkpoint import NOT_MADE, save_model, why_redo
 from utils.cli import ArgumentParser, add_common_args, resolve_task
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.logs import TrainCsv, setup_logging, train_line, validate_line
-from utils.provenance import provenance, settings_of, why_stale
+from utils.provenance import provenance, settings_of
 from utils.records import read_json_record, update_json_record
 from utils.train import build_optimizers, evaluate, resolve_device, seed_everything, set_lr, step_decay_factor, train_one_epoch
 
@@ -45,11 +45,11 @@ def run_provenance(args, cfg, task):
     return provenance(settings_of(args, dataset=task.name, val_fraction=val_fraction), inputs={})
 
 
-def why_redo(checkpoint, logfile, task, wanted):
+def why_retrain(checkpoint, logfile, task, wanted):
     """None when this task's baseline is done with the same settings, else the reason to train it."""
-    if not checkpoint.exists() or task.name not in read_json_record(logfile):
-        return "not trained yet"
-    return why_stale(load_checkpoint(checkpoint).get("provenance"), wanted)
+    if task.name not in read_json_record(logfile):
+        return NOT_MADE
+    return why_redo(checkpoint, wanted)
 
 
 def train(args, cfg, task, model, device, save_folder):
@@ -82,13 +82,13 @@ def run_task(args, cfg, task):
                     else paths.baseline_test_acc_file(args.arch, cfg.name, args.seed))
     checkpoint = paths.checkpoint_file(save_folder, args.epochs)
     wanted = run_provenance(args, cfg, task)
-    reason = "--force" if args.force else why_redo(checkpoint, logfile, task, wanted)
+    reason = "--force" if args.force else why_retrain(checkpoint, logfile, task, wanted)
     if reason is None:
         print(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain.")
         return task, read_json_record(logfile)[task.name], read_json_record(test_logfile).get(task.name, "-"), "skipped"
 
     setup_logging(save_folder / "train.log")
-    if reason != "not trained yet":
+    if reason != NOT_MADE:
         logging.info(f"Retraining the baseline of {task.name}: {reason}.")
     seed_everything(args.seed)
     device = resolve_device(args.device)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from packnet_models_pickaback.compare import load_task_model
 from utils import paths
-from utils.checkpoint import load_checkpoint, load_model, save_model
+from utils.checkpoint import load_model, save_model, why_redo
 from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
-from utils.provenance import provenance, why_stale
+from utils.provenance import provenance
 from utils.train import seed_everything
 
 
@@ -65,12 +65,6 @@ def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
     settings = {"arch": arch, "dataset_config": cfg.name, "target": target.name, "backbone": backbone.name,
                 "seed": seed}
     return provenance(settings, {"backbone": chosen, "target baseline": target_baseline})
-
-
-def why_redo(out, wanted):
-    if not out.exists():
-        return "not made yet"
-    return why_stale(load_checkpoint(out).get("provenance"), wanted)
 
 
 def transfer(cfg, arch, target, backbone, seed, force=False):

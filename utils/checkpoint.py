@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UserError
+from utils.provenance import why_stale
 from utils.records import atomic_file
 
 FORMAT = "mmpab-checkpoint-1"
@@ -48,6 +49,17 @@ def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
         raise UserError(f"Checkpoint {path} was trained on dataset config '{payload.get('config')}', "
                         f"not '{expect_config}'.")
     return payload
+
+
+NOT_MADE = "not made yet"
+
+
+def why_redo(path, wanted):
+    """None when the checkpoint at `path` was made with the provenance `wanted` (utils/provenance.py), else
+    the reason to make it again, in words."""
+    if not Path(path).is_file():
+        return NOT_MADE
+    return why_stale(load_checkpoint(path).get("provenance"), wanted)
 
 
 def _first_line(err):
