@@ -163,7 +163,7 @@ def log_validation(model, loader, device, epoch):
 def run_epochs(args, model, loaders, device, csv_log, *, lr, lr_mask, decay_lr, pruner=None):
     """Train for args.epochs; returns (final val acc, final train acc)."""
     train_loader, val_loader, _ = loaders
-    optimizer, mask_optimizer = build_optimizers(model, lr, lr_mask, args.weight_decay)
+    optimizer, mask_optimizer = build_optimizers(model, lr, lr_mask, args.weight_decay, args.optimizer)
     owns = owns_weights(model)
     if mask_optimizer is not None and not owns:
         logging.info("There is no left space in convolutional layer for curr task, we will try to use prior "

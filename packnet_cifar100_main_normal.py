@@ -56,7 +56,7 @@ def train(args, cfg, task, model, device, save_folder):
     train_loader, val_loader, test_loader = task_loaders(
         cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
         val_fraction=args.val_fraction, seed=args.seed, device=device)
-    optimizer, _ = build_optimizers(model, args.lr, 0.0, args.weight_decay)
+    optimizer, _ = build_optimizers(model, args.lr, 0.0, args.weight_decay, args.optimizer)
     csv_log = TrainCsv(save_folder / "train.csv", stage="baseline")
     val_acc = 0.0
     for epoch in tqdm(range(args.epochs), desc=f"baseline {task.name}", dynamic_ncols=True):

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS
-from utils.data import (TaskData, load_split, random_crop_flip, split_indices, task_loaders,
-                        train_val_split)
+from utils.data import load_split, random_crop_flip, split_indices, task_loaders
 from utils.dataset_config import (CIFAR100_STD, CONFIG_NAMES, DATA_ROOT_ENV, DEMO_CLASSES,
                                   DEMO_TASKS, get_config)
 from utils.errors import UserError
@@ -122,16 +121,15 @@ def test_load_split_text(demo_cfg):
     assert data.classes == list(DEMO_CLASSES["colours"]) and data.modality == "text"
 
 
-def test_train_val_split_is_seeded_and_stratified():
+def test_split_indices_is_seeded_and_stratified():
     labels = torch.arange(100) % 5
-    data = TaskData(torch.arange(100)[:, None], labels, list("abcde"), "text")
-    train_a, val_a = train_val_split(data, 0.2, seed=0)
-    train_b, val_b = train_val_split(data, 0.2, seed=0)
-    _, val_c = train_val_split(data, 0.2, seed=1)
-    assert torch.equal(val_a.inputs, val_b.inputs) and torch.equal(train_a.inputs, train_b.inputs)
-    assert not torch.equal(val_a.inputs, val_c.inputs)
-    assert len(val_a) == 20 and torch.bincount(val_a.labels).tolist() == [4] * 5
-    assert set(train_a.inputs.flatten().tolist()).isdisjoint(val_a.inputs.flatten().tolist())
+    train_a, val_a = split_indices(labels, 0.2, seed=0)
+    train_b, val_b = split_indices(labels, 0.2, seed=0)
+    _, val_c = split_indices(labels, 0.2, seed=1)
+    assert torch.equal(val_a, val_b) and torch.equal(train_a, train_b)
+    assert not torch.equal(val_a, val_c)
+    assert len(val_a) == 20 and torch.bincount(labels[val_a]).tolist() == [4] * 5
+    assert set(train_a.tolist()).isdisjoint(val_a.tolist())
     assert len(train_a) + len(val_a) == 100
     train_idx, val_idx = split_indices(labels, 0.0, seed=0)
     assert len(val_idx) == 0 and len(train_idx) == 100

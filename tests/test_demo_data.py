@@ -1,10 +1,17 @@
-"""The demo generator: layout, determinism, resume marker and the designed relations."""
+"""The demo generator: layout, determinism, resume marker, the designed relations and the image-caption pairing."""
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
 from tools.make_demo_data import MARKER, generate_demo_data
+from utils.data import load_paired_split, load_split, sample_keys
 from utils.dataset_config import DEMO_CLASSES, DEMO_TASKS, get_config
+from utils.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,3 +74,58 @@ def test_cli_writes_and_reports(tmp_path):
     assert second.returncode == 0 and "already complete" in second.stdout
     bad = subprocess.run(command[:-1] + ["0"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_the_config_pairs_image_task_k_with_text_task_k_plus_6_both_ways(small_demo_root):
+    cfg = get_config("demo", data_root_dir=small_demo_root)
+    for k in range(1, 7):
+        image, text = cfg.task(k), cfg.task(k + 6)
+        assert cfg.paired[image.name] == text.name and cfg.paired[text.name] == image.name
+
+
+def test_load_paired_split_lines_each_caption_up_with_its_image(small_demo_root):
+    cfg = get_config("demo", data_root_dir=small_demo_root)
+    captions, images = load_paired_split(cfg, cfg.task("colours_captions"), "train")
+    assert captions.modality == "text" and images.modality == "image"
+    assert len(captions) == len(images) == 50 and captions.labels.tolist() == images.labels.tolist()
+
+
+def object_area(path):
+    """Pixels of a colours_clean image that are coloured (its background is grey)."""
+    rgb = np.asarray(Image.open(path), dtype=np.int16)
+    return int((rgb.max(axis=2) - rgb.min(axis=2) > 60).sum())
+
+
+def test_a_caption_describes_the_size_of_the_image_it_is_paired_with(small_demo_root):
+    """Caption n of colours_captions says how large object n of colours_clean is: the areas of the objects
+    called small, medium sized and large are ordered (they would not be, paired with other images)."""
+    cfg = get_config("demo", data_root_dir=small_demo_root)
+    areas = {"small": [], "medium sized": [], "large": []}
+    for caption in sorted((cfg.text_root / "train" / "colours_captions").rglob("*.txt")):
+        image = cfg.image_root / "train" / "colours_clean" / caption.parent.name / f"{caption.stem}.png"
+        for word in areas:
+            if f" {word} " in caption.read_text("utf-8"):
+                areas[word].append(object_area(image))
+    means = [np.mean(areas[w]) for w in areas if areas[w]]
+    assert len(means) == 3 and means[0] < means[1] < means[2]
+
+
+def test_an_image_without_its_caption_is_left_out_and_the_rest_stay_paired(tmp_path):
+    generate_demo_data(tmp_path / "demo", train_per_class=3, test_per_class=1)
+    cfg = get_config("demo", data_root_dir=tmp_path)
+    captions_task, images_task = cfg.task("shapes_captions"), cfg.task("shapes_clean")
+    (cfg.text_root / "train" / "shapes_captions" / "circle" / "0001.txt").unlink()
+    captions, images = load_paired_split(cfg, captions_task, "train")
+    every_image = load_split(cfg, images_task, "train")
+    position = {key: i for i, key in enumerate(sample_keys(cfg, images_task, "train"))}
+    expected = [position[key] for key in sample_keys(cfg, captions_task, "train")]
+    assert len(captions) == len(images) == 14 and ("circle", "0001") not in sample_keys(cfg, captions_task, "train")
+    assert torch.equal(images.inputs, every_image.inputs[expected])
+
+
+def test_a_caption_without_its_image_is_one_clear_error(tmp_path):
+    generate_demo_data(tmp_path / "demo", train_per_class=2, test_per_class=1)
+    cfg = get_config("demo", data_root_dir=tmp_path)
+    (cfg.image_root / "train" / "shapes_clean" / "ring" / "0001.png").unlink()
+    with pytest.raises(UserError, match="ring/0001 of task shapes_captions .* no partner in its paired task shapes_clean"):
+        load_paired_split(cfg, cfg.task("shapes_captions"), "train")

@@ -21,12 +21,19 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from utils.cli import ArgumentParser, positive_int, seed_int  # noqa: E402
-from utils.dataset_config import DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_TASKS, data_root  # noqa: E402
+from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DEMO_TASK_INDEX, DEMO_TASKS,  # noqa: E402
+                                  data_root)
 from utils.errors import UserError, run_main  # noqa: E402
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: paired captions, 200 + 40 samples per class
+SPLIT_STREAM = {"train": 0, "test": 1}
 MARKER = ".complete"
+# 1000 train samples per task, of which the config holds 20% out for validation: 200 validation and
+# 200 test samples per task, so a 1 pp difference is two samples, not a fraction of one
+TRAIN_PER_CLASS, TEST_PER_CLASS = 200, 40
 SIZE = DEMO_IMAGE_SIZE
+SHAPE_JITTER = 3.0   # pixels a shape's centre moves from the image centre
+SIZE_LEVELS = ("small", "medium", "large")
 HUES = {"red": 0.0, "yellow": 55.0, "green": 120.0, "blue": 225.0, "purple": 280.0}
 
 # --------------------------------------------------------------------------- images
@@ -85,26 +92,48 @@ def background_and_foreground(domain, rng):
     return background, np.clip(background - rng.uniform(80, 130, 3), 0, 255)
 
 
-def render_image(family, domain, label, rng) -> np.ndarray:
-    """One H x W x 3 uint8 image of class `label`."""
+def render_image(family, domain, label, rng):
+    """(H x W x 3 uint8 image of class `label`, what a caption can say about it: {"size", "place"})."""
     noisy = domain == "noisy"
     background, foreground = background_and_foreground(domain, rng)
     if family == "shapes":
-        r = rng.uniform(8, 12) if noisy else rng.uniform(9, 14)
-        cy, cx = rng.uniform(r, SIZE - 1 - r, 2)
+        # near the centre: the demo Perceiver (one 32-latent cross-attention) learns a shape's outline
+        # at a few positions, not anywhere in the image
+        low, high = (9, 13) if noisy else (10, 14)
+        r = rng.uniform(low, high)
+        cy, cx = (SIZE - 1) / 2 + rng.uniform(-SHAPE_JITTER, SHAPE_JITTER, 2)
         mask = shape_mask(label, cy, cx, r).astype(np.float32)
+        looks = dict(size=size_level(r, low, high), place=place_of(cy, cx))
     elif family == "patterns":
-        mask = pattern_mask(label, rng.uniform(5, 9) if noisy else rng.uniform(6, 11), rng)
+        low, high = (6, 10) if noisy else (6, 11)
+        period = rng.uniform(low, high)
+        mask = pattern_mask(label, period, rng)
+        looks = dict(size=size_level(period, low, high), place="all over")
     else:  # colours: the object's hue is the class, its shape and the background are not
-        r = rng.uniform(5, 9) if noisy else rng.uniform(7, 12)
+        low, high = (5, 9) if noisy else (7, 12)
+        r = rng.uniform(low, high)
         cy, cx = rng.uniform(r, SIZE - 1 - r, 2)
         mask = shape_mask(rng.choice(["circle", "square"]), cy, cx, r).astype(np.float32)
         grey = rng.uniform(40, 200)
         background = rng.uniform(grey - 25, grey + 25, 3) if noisy else np.full(3, grey)
         foreground = hue_colour(label, rng)
+        looks = dict(size=size_level(r, low, high), place=place_of(cy, cx))
     image = background * (1 - mask[..., None]) + foreground * mask[..., None]
     image += rng.normal(0, 22 if noisy else 8, image.shape)
-    return np.clip(image, 0, 255).round().astype(np.uint8)
+    return np.clip(image, 0, 255).round().astype(np.uint8), looks
+
+
+def size_level(value, low, high):
+    """"small" | "medium" | "large": the third of the range [low, high] it was drawn from that `value` lies in."""
+    return SIZE_LEVELS[min(2, int(3 * (value - low) / (high - low)))]
+
+
+def place_of(cy, cx):
+    """The image region an object is centred in, in words a caption uses."""
+    third = SIZE / 3
+    row = ("top", "middle", "bottom")[min(2, int(cy // third))]
+    column = ("left", "centre", "right")[min(2, int(cx // third))]
+    return "centre" if (row, column) == ("middle", "centre") else f"{row} {column}"
 
 
 # --------------------------------------------------------------------------- captions
@@ -135,26 +164,28 @@ STYLES = {
         templates=["a photo of a {size} {kw} {place}.", "this image shows a {kw} {place}, {mood}.",
                    "in the picture there is a {size} {kw}.", "a {mood} little {kw} {place}."],
         distractor=" unlike the {other} next to it.",
-        fillers=dict(size=["small", "large", "tiny", "big", "medium sized"],
-                     place=["in the corner", "near the centre", "on the left", "at the top", "on a table"],
-                     mood=["bright", "faded", "sharp", "blurry", "simple"])),
+        size={"small": "small", "medium": "medium sized", "large": "large"},
+        place=lambda where: "all over the picture" if where == "all over" else f"in the {where}",
+        mood=["bright", "faded", "sharp", "blurry", "simple"]),
     "notes": dict(
         templates=["note {n}: {kw}; {size}, {place}.", "sketch #{n} - {kw} drawn {place}",
                    "{place} we find one {kw} ({size})", "label? {kw}. quality: {mood}"],
         distractor=" (no {other} here)",
-        fillers=dict(size=["about 3 cm", "quite wide", "narrow", "huge", "compact"],
-                     place=["top left", "middle", "lower half", "right side", "edge"],
-                     mood=["good", "poor", "ok", "excellent", "unclear"])),
+        size={"small": "compact", "medium": "about 3 cm", "large": "huge"},
+        place=lambda where: where,
+        mood=["good", "poor", "ok", "excellent", "unclear"]),
 }
 DISTRACTOR_PROBABILITY = 0.3   # a mention of another class caps bag-of-words accuracy below 100%
 
 
-def render_caption(family, style, label, rng) -> str:
+def render_caption(family, style, label, looks, rng) -> str:
+    """A caption of class `label` describing an image that `looks` (render_image's size and place)."""
     which = 0 if style == "captions" else 1
     spec = STYLES[style]
     pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    words = {slot: pick(options) for slot, options in spec["fillers"].items()}
-    text = pick(spec["templates"]).format(kw=pick(KEYWORDS[label][which]), n=rng.integers(1, 1000), **words)
+    text = pick(spec["templates"]).format(kw=pick(KEYWORDS[label][which]), n=rng.integers(1, 1000),
+                                          size=spec["size"][looks["size"]], place=spec["place"](looks["place"]),
+                                          mood=pick(spec["mood"]))
     if rng.random() < DISTRACTOR_PROBABILITY:
         other = pick([c for c in DEMO_CLASSES[family] if c != label])
         text += spec["distractor"].format(other=pick(KEYWORDS[other][which]))
@@ -164,16 +195,23 @@ def render_caption(family, style, label, rng) -> str:
 # --------------------------------------------------------------------------- writing
 
 def write_task_split(out, task_index, split, count, seed):
+    """Write one split of one task, yielding once per file. A text task's sample n captions sample n of
+    its paired image task (same split, class and file stem): the image is rendered again from the same
+    seeded stream, for what it looks like."""
     name, modality, family, domain = DEMO_TASKS[task_index - 1]
-    rng = np.random.default_rng([seed, task_index, 0 if split == "train" else 1])
     folder = out / ("images" if modality == "image" else "text") / split / name
+    image_index = task_index if modality == "image" else DEMO_TASK_INDEX[DEMO_PAIRED[name]]
+    image_rng = np.random.default_rng([seed, image_index, SPLIT_STREAM[split]])
+    text_rng = np.random.default_rng([seed, task_index, SPLIT_STREAM[split]])
+    image_domain = DEMO_TASKS[image_index - 1][3]
     for label in DEMO_CLASSES[family]:
         (folder / label).mkdir(parents=True, exist_ok=True)
         for n in range(count):
+            image, looks = render_image(family, image_domain, label, image_rng)
             if modality == "image":
-                Image.fromarray(render_image(family, domain, label, rng)).save(folder / label / f"{n:04d}.png")
+                Image.fromarray(image).save(folder / label / f"{n:04d}.png")
             else:
-                text = render_caption(family, domain, label, rng)
+                text = render_caption(family, domain, label, looks, text_rng)
                 (folder / label / f"{n:04d}.txt").write_text(text + "\n", encoding="utf-8", newline="\n")
             yield
 
@@ -186,7 +224,16 @@ def is_complete(out: Path, settings: dict) -> bool:
         return False
 
 
-def generate_demo_data(out, seed=0, train_per_class=50, test_per_class=12, force=False) -> bool:
+def format_version(out: Path):
+    """The format version of the complete copy in `out`, None when there is none."""
+    try:
+        return json.loads((out / MARKER).read_text()).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def generate_demo_data(out, seed=0, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
+                       force=False) -> bool:
     """Write the demo data into `out`; False when a complete copy with these settings is there."""
     out = Path(out)
     settings = dict(version=FORMAT_VERSION, seed=seed, train_per_class=train_per_class,
@@ -213,8 +260,11 @@ def get_args_parser():
     parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="default: <data root>/demo")
     parser.add_argument("--force", action="store_true", help="regenerate even when complete")
-    parser.add_argument("--train-per-class", type=positive_int, default=50)
-    parser.add_argument("--test-per-class", type=positive_int, default=12)
+    parser.add_argument("--if-outdated", action="store_true",
+                        help="write only when there is no complete copy of this generator's format version "
+                             "(whatever its seed and sizes), and say nothing otherwise: the pipeline scripts' call")
+    parser.add_argument("--train-per-class", type=positive_int, default=TRAIN_PER_CLASS)
+    parser.add_argument("--test-per-class", type=positive_int, default=TEST_PER_CLASS)
     return parser
 
 
@@ -225,6 +275,8 @@ def main():
     out = args.out if args.out is not None else data_root() / "demo"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder.")
+    if args.if_outdated and format_version(out) == FORMAT_VERSION:
+        return 0
     if generate_demo_data(out, args.seed, args.train_per_class, args.test_per_class, args.force):
         print(f"demo data written to {out}")
     else:

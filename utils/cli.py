@@ -68,6 +68,8 @@ def add_common_args(p):
     p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--num_classes", type=int, default=-1, help="-1: from the dataset config")
     p.add_argument("--modality", choices=["image", "text"], help="checked against the config")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="of the weights: sgd (Nesterov, the original's) or adam; the lr schedule is the same")
     p.add_argument("--lr", type=positive_float, default=1e-2)
     p.add_argument("--batch_size", type=positive_int, default=32)
     p.add_argument("--val_batch_size", type=positive_int, default=100)

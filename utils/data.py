@@ -119,6 +119,30 @@ def load_split(cfg, task, split: str) -> TaskData:
     return TaskData(inputs, labels, classes, task.modality)
 
 
+def load_paired_split(cfg, task, split: str) -> tuple[TaskData, TaskData]:
+    """`task`'s split and, sample for sample in the same order, its paired task's (cfg.paired: the same
+    samples in the other modality, matched by class folder and file stem). UserError when a sample of
+    `task` has no partner."""
+    partner = cfg.task(cfg.paired[task.name]) if task.name in cfg.paired else None
+    if partner is None:
+        raise UserError(f"Config '{cfg.name}' pairs task {task.name} with no task of the other modality.")
+    own, partner_data = load_split(cfg, task, split), load_split(cfg, partner, split)
+    partner_index = {key: i for i, key in enumerate(sample_keys(cfg, partner, split))}
+    order = []
+    for key in sample_keys(cfg, task, split):
+        if key not in partner_index:
+            raise UserError(f"Sample {'/'.join(key)} of task {task.name} ({split}) has no partner in its paired "
+                            f"task {partner.name}: paired tasks need the same <class>/<file stem> samples.")
+        order.append(partner_index[key])
+    return own, partner_data.subset(torch.tensor(order, dtype=torch.int64))
+
+
+def sample_keys(cfg, task, split: str) -> list[tuple[str, str]]:
+    """(class folder, file stem) of every sample, in load_split's order: what pairs two tasks' samples."""
+    samples, classes = scan_samples(cfg, task, split)
+    return [(classes[label], Path(path).stem) for path, label in samples]
+
+
 # --------------------------------------------------------------------------- validation split
 
 def split_indices(labels: Tensor, val_fraction: float, seed: int, stratify: bool = True):
@@ -135,12 +159,6 @@ def split_indices(labels: Tensor, val_fraction: float, seed: int, stratify: bool
     is_val = torch.zeros(len(labels), dtype=torch.bool)
     is_val[torch.cat(val)] = True
     return torch.nonzero(~is_val).flatten(), torch.nonzero(is_val).flatten()
-
-
-def train_val_split(data: TaskData, val_fraction: float, seed: int, stratify: bool = True):
-    """(train, val) carved from `data`; the same seed always gives the same split."""
-    train_idx, val_idx = split_indices(data.labels, val_fraction, seed, stratify)
-    return data.subset(train_idx), data.subset(val_idx)
 
 
 # --------------------------------------------------------------------------- batches

@@ -40,6 +40,9 @@ class DatasetConfig:
     vocab_size: int         # token ids 0..vocab_size-1, 0 = padding (bytes: 257)
     max_text_length: int
     related: dict[str, str] = field(default_factory=dict)  # task -> its designed related task
+    # task -> its task of the other modality holding the same samples: <split>/<task>/<class>/<stem>.* of
+    # one is the same sample as <split>/<partner>/<class>/<stem>.* of the other (an image and its caption)
+    paired: dict[str, str] = field(default_factory=dict)
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
     val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
 
@@ -99,6 +102,10 @@ DEMO_TASKS = (
     ("colours_notes", "text", "colours", "notes"),
 )
 DEMO_IMAGE_SIZE = 32
+DEMO_TASK_INDEX = {name: i for i, (name, *_) in enumerate(DEMO_TASKS, start=1)}
+# Text task k + 6 captions image task k sample by sample (tools/make_demo_data.py), both directions.
+DEMO_PAIRED = {**{text[0]: image[0] for image, text in zip(DEMO_TASKS[:6], DEMO_TASKS[6:])},
+               **{image[0]: text[0] for image, text in zip(DEMO_TASKS[:6], DEMO_TASKS[6:])}}
 
 
 def demo_related() -> dict[str, str]:
@@ -119,8 +126,8 @@ def _demo(root: Path) -> DatasetConfig:
         name="demo", image_root=root / "demo" / "images", text_root=root / "demo" / "text",
         tasks=tasks, image_size=DEMO_IMAGE_SIZE, train_augment="crop_flip",
         text_encoding="hashed_words", vocab_size=4096, max_text_length=32,
-        related=demo_related(), prepare_command="python tools/make_demo_data.py",
-        val_fraction=0.2)   # 50 of 250 samples: 10% would make decisions on 25 samples
+        related=demo_related(), paired=dict(DEMO_PAIRED), prepare_command="python tools/make_demo_data.py",
+        val_fraction=0.2)   # 200 of 1000 samples: 10% would decide on 100 (a 1 pp difference = one sample)
 
 
 # ---------------------------------------------------------------------------------------------

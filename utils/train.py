@@ -11,8 +11,8 @@ from utils.errors import UserError
 
 # The settings that make two from-scratch runs of one task the same run (step 1 and step 2-1's finetune
 # of a task alone at width 1.0 share these; the piggymask lr does not matter for a first task).
-SAME_RUN_SETTINGS = ("arch", "profile", "dataset_config", "dataset", "epochs", "lr", "weight_decay", "batch_size",
-                     "seed", "val_fraction")
+SAME_RUN_SETTINGS = ("arch", "profile", "dataset_config", "dataset", "epochs", "optimizer", "lr", "weight_decay",
+                     "batch_size", "seed", "val_fraction")
 
 
 def resolve_device(name):
@@ -51,16 +51,23 @@ def set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-def build_optimizers(model, lr, lr_mask, weight_decay):
-    """A fresh SGD (Nesterov, momentum 0.9) over the trainable groups and, for task >= 2, Adam over its
-    piggymasks (None when lr_mask is 0 or there are none). Fresh per task, so no momentum of another
-    task ever moves a frozen weight."""
+OPTIMIZERS = ("sgd", "adam")
+
+
+def build_optimizers(model, lr, lr_mask, weight_decay, optimizer="sgd"):
+    """A fresh optimizer over the trainable groups, SGD (Nesterov, momentum 0.9; the original's) or Adam
+    (L2 decay in the gradient, as SGD's), and, for task >= 2, Adam over its piggymasks (None when lr_mask
+    is 0 or there are none). Fresh per task, so no momentum of another task ever moves a frozen weight:
+    a weight whose gradient mask_gradients zeroes from the first step has zero Adam moments too."""
     groups = model.parameter_groups(lr, lr_mask, weight_decay)
     sgd_groups = [g for g in groups if g["name"] != "piggymask"]
     mask_groups = [g for g in groups if g["name"] == "piggymask"]
-    optimizer = torch.optim.SGD(sgd_groups, lr=lr, momentum=0.9, nesterov=True)
+    if optimizer == "adam":
+        weights = torch.optim.Adam(sgd_groups, lr=lr)
+    else:
+        weights = torch.optim.SGD(sgd_groups, lr=lr, momentum=0.9, nesterov=True)
     mask_optimizer = torch.optim.Adam(mask_groups, lr=lr_mask) if mask_groups and lr_mask > 0 else None
-    return optimizer, mask_optimizer
+    return weights, mask_optimizer
 
 
 def train_one_epoch(model, loader, optimizer, device, epoch, *, weight_decay, mask_optimizer=None,
