@@ -180,11 +180,44 @@ def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
         prepare_command=f"see data/readme.md for the '{name}' layout")
 
 
+def _emoji(root: Path) -> DatasetConfig:
+    """Real emoji from three npm packages (tools/prepare_emoji.py): Unicode categories as classes, in
+    set a (5 categories) and set b (4), each drawn by Twitter and Google and captioned in English and
+    German. The two styles (and the two languages) of a set are related; image and caption of the
+    same emoji are paired (same <class>/<unified code> stem)."""
+    sets = {"a": 5, "b": 4}
+    tasks = [(f"{s}_{style}", "image", n) for s, n in sets.items() for style in ("twitter", "google")] \
+        + [(f"{s}_{lang}", "text", n) for s, n in sets.items() for lang in ("en", "de")]
+    # Per-channel mean/std of the 32x32 train images of the four image tasks pooled (3,048 images,
+    # emoji composited on white), from emoji-datasource-{twitter,google}@16.0.0; tools/prepare_emoji.py
+    # recomputes them into emoji/.complete.
+    mean, std = (0.8009, 0.7514, 0.7014), (0.2910, 0.2838, 0.3347)
+
+    def both_ways(x, y):    # <set>_x <-> <set>_y in both sets
+        return {f"{s}_{a}": f"{s}_{b}" for s in sets for a, b in ((x, y), (y, x))}
+
+    return DatasetConfig(
+        name="emoji", image_root=root / "emoji" / "images", text_root=root / "emoji" / "text",
+        tasks=tuple(TaskSpec(i, name, modality, n, mean, std)
+                    for i, (name, modality, n) in enumerate(tasks, start=1)),
+        image_size=32, train_augment="resize_flip", text_encoding="hashed_words",
+        vocab_size=2 ** 14,     # ~4,100 (en) / 5,000 (de) distinct words: ~1 in 4 shares a bucket
+        max_text_length=32,     # the longest caption has 24 words
+        related={**both_ways("twitter", "google"), **both_ways("en", "de")},
+        paired={**both_ways("twitter", "en"), **both_ways("google", "de")},
+        prepare_command="npm pack emoji-datasource-twitter@16.0.0 emoji-datasource-google@16.0.0 "
+                        "emojibase-data@17.0.0 && python tools/prepare_emoji.py "
+                        "--twitter emoji-datasource-twitter-16.0.0.tgz --google emoji-datasource-google-16.0.0.tgz "
+                        "--emojibase emojibase-data-17.0.0.tgz",
+        val_fraction=0.2)   # 68-309 train emoji per class: 10% would decide on 7-31 of a class
+
+
 _BUILDERS = {
     "demo": _demo,
     "cifar100": _cifar100,
     "oxford": lambda root: _groups("oxford", root, 12, 4, 64),
     "cub": lambda root: _groups("cub", root, 56, 5, 224),
+    "emoji": _emoji,
 }
 CONFIG_NAMES = tuple(_BUILDERS)
 
