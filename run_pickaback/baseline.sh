@@ -3,9 +3,16 @@
 # and for choosing the pruning ratio. Usage: bash run_pickaback/baseline.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-# One process for all tasks: importing torch once instead of once per task.
-# shellcheck disable=SC2046
-"$PY" packnet_cifar100_main_normal.py "${COMMON_ARGS[@]}" --dataset $(task_ids) \
-  --lr 1e-2 --weight_decay 4e-5 --epochs "$EPOCHS" $FORCE_FLAG
+train_baselines() {
+  "$PY" packnet_cifar100_main_normal.py "${COMMON_ARGS[@]}" --dataset "$@" \
+    "${TRAIN_ARGS[@]}" --lr "$LR" --epochs "$EPOCHS" $FORCE_FLAG
+}
+
+# One process per JOBS share of the tasks (dealt round robin), importing torch once per process
+# instead of once per task.
+read -r -a ids <<< "$(task_ids)"
+groups=()
+for i in "${!ids[@]}"; do groups[i % JOBS]+="${ids[i]} "; done
+run_jobs "$OUT/logs_${ARCH}" "baseline_${CFG}_tasks" train_baselines "${groups[@]}"
 
 echo "Baseline accuracies: $OUT/logs_${ARCH}/baseline_${CFG}_acc.txt"

@@ -7,7 +7,6 @@
 # Usage: [CONTROL_BACKBONES=all|related|random:K] [JOBS=2] bash run_pickaback/transfer_matrix.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-jobs=${JOBS:-1}
 # shellcheck disable=SC2046
 mapfile -t plan < <("$PY" tools/transfer_control.py plan "$CFG" --arch "$ARCH" --seed "$SEED" \
   --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids))
@@ -37,28 +36,7 @@ control_target() {
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
 }
 
-if [ "$jobs" -gt 1 ]; then
-  # independent targets as parallel processes, each with its share of the cores; a log per target
-  cores=$(nproc)
-  export OMP_NUM_THREADS=$(( cores / jobs > 0 ? cores / jobs : 1 ))
-  mkdir -p "$T_ROOT"
-  for line in "${plan[@]}"; do
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
-      wait -n || { echo "A target's control failed; see $T_ROOT/control_<target id>.log." >&2; exit 1; }
-    done
-    echo "control of target ${line%% *}: log in $T_ROOT/control_${line%% *}.log"
-    # shellcheck disable=SC2086
-    (control_target $line > "$T_ROOT/control_${line%% *}.log" 2>&1) &
-  done
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do
-    wait -n || { echo "A target's control failed; see $T_ROOT/control_<target id>.log." >&2; exit 1; }
-  done
-else
-  for line in "${plan[@]}"; do
-    # shellcheck disable=SC2086
-    control_target $line
-  done
-fi
+run_jobs "$T_ROOT" control control_target "${plan[@]}"
 
 "$PY" tools/transfer_control.py collect "$CFG" --arch "$ARCH" --seed "$SEED"
 seed_flag=""; [ "$SEED" = 2 ] || seed_flag=" --seed $SEED"

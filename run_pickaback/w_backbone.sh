@@ -10,20 +10,29 @@ if [ ! -f "$result" ]; then
   exit 1
 fi
 wanted=" $(task_ids) "
-under=()
 
+target_on_backbone() {
+  local target_id=$1 task_id=$2
+  echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
+  train_on_backbone "$target_id" "$task_id" ""
+}
+
+pairs=()
 mapfile -t rows < <(tail -n +2 "$result" | tr -d '\r"')
 for row in "${rows[@]}"; do
   IFS=, read -r target_id task_id <<< "$row"
-  [[ "$wanted" == *" ${target_id} "* ]] || continue
-  target=$(task_name "$target_id"); backbone=$(task_name "$task_id")
-  echo "=== target ${target_id} (${target}) on backbone ${task_id} (${backbone})"
-  train_on_backbone "$target_id" "$task_id" ""
-  if grep -qs '"reached_baseline": false' "$T_ROOT/${backbone}/${target}/scratch/outcome.json"; then
+  [[ "$wanted" == *" ${target_id} "* ]] && pairs+=("${target_id} ${task_id}")
+done
+run_jobs "$T_ROOT" target_on_backbone target_on_backbone "${pairs[@]}"
+
+under=()
+for pair in "${pairs[@]}"; do
+  read -r target_id task_id <<< "$pair"
+  target=$(task_name "$target_id")
+  if grep -qs '"reached_baseline": false' "$T_ROOT/$(task_name "$task_id")/${target}/scratch/outcome.json"; then
     under+=("${target_id} (${target})")
   fi
 done
-
 if [ ${#under[@]} -gt 0 ]; then
   echo "Under their baseline at the widest network allowed (${MAX_WIDTH:-2.0}): ${under[*]}"
 fi

@@ -4,19 +4,22 @@
 source "$(dirname "$0")/common.sh"
 
 max_width=${MAX_WIDTH:-1.0}
-for id in $(task_ids); do
+
+# One task: its CPG finetune (growing while under its baseline), then its pruning stages.
+backbone_of_task() {
+  local id=$1 task R initial load target
   task=$(task_name "$id")
   R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${task}"
-  CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
-       --weight_decay 4e-5 --total_num_tasks 5
-       --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
-       "${ACC_ARGS[@]}" $FORCE_FLAG)
+  local CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
+             "${TRAIN_ARGS[@]}" --total_num_tasks 5
+             --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
+             "${ACC_ARGS[@]}" $FORCE_FLAG)
   echo "=== task ${id} (${task}): finetune"
   finetune_growing 1.0 "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
-    --lr 1e-2 --lr_mask 1e-4
+    --lr "$LR" --lr_mask 1e-4
   case "$status" in
     0) ;;
-    5) echo "Task ${task} owns no free weights: skipping its pruning."; continue ;;
+    5) echo "Task ${task} owns no free weights: skipping its pruning."; return 0 ;;
     *) echo "Step 2-1 stopped at task ${task} (exit ${status})." >&2; exit "$status" ;;
   esac
 
@@ -25,7 +28,7 @@ for id in $(task_ids); do
     load="$R/gradual_prune"; [ "$initial" = 0.0 ] && load="$R/scratch"
     echo "=== task ${id} (${task}): prune ${initial} -> ${target}"
     run_status "${CPG[@]}" --mode prune --load_folder "$load" --save_folder "$R/gradual_prune" \
-      --epochs "$PRUNE_EPOCHS" --lr 1e-3 --lr_mask 0.0 --network_width_multiplier "$width" \
+      --epochs "$PRUNE_EPOCHS" --lr "$PRUNE_LR" --lr_mask 0.0 --network_width_multiplier "$width" \
       --max_allowed_network_width_multiplier "$max_width" \
       --initial_sparsity "$initial" --target_sparsity "$target" \
       --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY"
@@ -35,4 +38,7 @@ for id in $(task_ids); do
       *) echo "Step 2-1 stopped at task ${task}, pruning stage ${target} (exit ${status})." >&2; exit "$status" ;;
     esac
   done
-done
+}
+
+# shellcheck disable=SC2046
+run_jobs "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}" backbone_of_task backbone_of_task $(task_ids)

@@ -1,0 +1,45 @@
+"""run_pickaback/common.sh's run_jobs: the steps' tasks one after another or JOBS at a time, a log per job."""
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = """
+job() {  # <name> <seconds> <exit status>
+  echo "job $1 says hello"; sleep "$2"; touch "$MARKS/$1"; return "$3"
+}
+"""
+
+
+def run_jobs(tmp_path, jobs, *items):
+    marks = tmp_path / "marks"
+    marks.mkdir(exist_ok=True)
+    # cifar100: common.sh generates no demo data; JOBS is set explicitly
+    script = f'source run_pickaback/common.sh cifar100\n{JOB}\nrun_jobs "{tmp_path}/logs" work job ' + \
+        " ".join(f'"{item}"' for item in items)
+    env = {"PATH": "/usr/bin:/bin", "JOBS": str(jobs), "MARKS": str(marks), "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return proc, {p.name for p in marks.iterdir()}
+
+
+def test_parallel_jobs_each_write_their_own_log_and_report_on_the_console(tmp_path):
+    proc, done = run_jobs(tmp_path, 2, "a 0.3 0", "b 0.1 0", "c 0.1 0")
+    assert proc.returncode == 0, proc.stderr
+    assert done == {"a", "b", "c"}
+    for name in "abc":
+        assert (tmp_path / "logs" / f"work_{name}.log").read_text() == f"job {name} says hello\n"
+        assert f"work {name}: started" in proc.stdout and f"work_{name}: done" in proc.stdout
+    assert "says hello" not in proc.stdout
+
+
+def test_a_failed_job_stops_new_ones_and_the_step_names_its_log(tmp_path):
+    proc, done = run_jobs(tmp_path, 2, "slow 1 0", "bad 0 3", "later 0 0", "last 0 0")
+    assert proc.returncode == 1
+    assert f"{tmp_path}/logs/work_bad.log (exit 3)" in proc.stderr
+    assert done == {"slow", "bad"}        # the running job finishes; none starts after the failure
+
+
+def test_one_job_at_a_time_runs_on_the_console_in_order(tmp_path):
+    proc, done = run_jobs(tmp_path, 1, "a 0 0", "b 0 0")
+    assert proc.returncode == 0 and done == {"a", "b"}
+    assert proc.stdout.index("job a says hello") < proc.stdout.index("job b says hello")
+    assert not (tmp_path / "logs").exists()
