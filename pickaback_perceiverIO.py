@@ -4,43 +4,57 @@
 
 For each target, every other task's model (by default the one the target would receive: its step-2-2
 chosen checkpoint; `--compare baseline`: its step-1 model) is compared with the target's baseline on
-the same profiling inputs (drawn from the target's own training data, improved by the mutation
-search), a candidate of the target's modality through its own input adapter, one of the other
-modality through the target's (packnet_models_pickaback/compare.py); the candidate with the smallest
-distance between decision distance vectors is selected (`--select dissimilar` takes the largest, as
-the original code did). Writes, under paths.output_root(--seed):
+the same profiling inputs, drawn from the target's own training data (packnet_models_pickaback/compare.py):
+* a candidate of the target's modality reads them through its own input adapter, after the mutation
+  search has improved them;
+* one of the other modality reads, where the config pairs the target with a task of that modality, the
+  same samples in its modality (the captions of the target's images, or the images of its captions)
+  through its own adapter; no mutation search, as a move in one modality has no counterpart in the other;
+* without a pairing (or --cross_modal_probes target_adapter), it reads the target's inputs through the
+  target's adapter.
+The candidate with the smallest distance between decision distance vectors is selected (`--select
+dissimilar` takes the largest, as the original code did). Beside ModelDiff, every pair also gets LogME and
+LEEP of the candidate on the target's labelled probes and linear CKA between the two models' features
+(utils_pickaback/transferability.py); `--score` ranks by one of them instead. Writes, under
+paths.output_root(--seed):
 * pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
-* pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc -- every pair's distances;
+* pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka -- every pair's
+  distances, how the candidate was compared ("own adapter", "paired probes" or "target adapter") and the
+  other scores;
 * pickaback_<cfg>_table.json: the table's provenance sidecar, {"<target id>,<candidate id>": {"settings":
   {...}, "inputs": {"candidate <id>": <sha>, "target <id>": <sha>}}} (utils/provenance.py): the arguments
-  that shape a distance (every one but --target_id, --candidate_ids, --candidates, --select and how to
-  run: --device, --force), --val_fraction resolved to the fraction used, and the fingerprints of the two
-  checkpoints compared.
+  that shape a distance (every one but --target_id, --candidate_ids, --candidates, --select, --score and
+  how to run: --device, --force), --val_fraction resolved to the fraction used, and the fingerprints of the
+  two checkpoints compared.
 A target's rows (and its result row) are saved as soon as it is done, so a stopped run keeps the targets
 it finished. A re-run reuses a target's saved distances only when the table holds every pair of its pool
 and each pair's provenance is the one the run would record now; otherwise it recomputes them and says
 why in one line (e.g. "max_iterations changed (100 -> 50)", "its input 'candidate 4' changed").
---force recomputes; --select only re-ranks the saved distances.
+--force recomputes; --select and --score only re-rank the saved table.
 """
 import csv
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
-from packnet_models_pickaback.compare import (ADAPTERS, COMPARED, candidate_checkpoint, comparison_view,
-                                              load_candidate_model, load_task_model)
+from packnet_models_pickaback.compare import (ADAPTERS, COMPARED, CROSS_MODAL, candidate_checkpoint, compared_as,
+                                              comparison_view, load_candidate_model, load_task_model,
+                                              logits_and_features)
 from utils import paths
-from utils.data import TaskLoader, load_split, train_val_split
+from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
 from utils.cli import ArgumentParser, fraction, non_negative_int, positive_even_int, positive_float, seed_int
 from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.train import resolve_device, seed_everything
-from utils_pickaback.modeldiff import (model_distance, normalised_image_range, rank_candidates,
-                                       search_profiling_inputs, search_single_moves)
+from utils_pickaback.modeldiff import (model_distance, normalised_image_range, search_profiling_inputs,
+                                       search_single_moves)
+from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
+from utils_pickaback.transferability import leep, linear_cka, logme
 
-TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc"]
+TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka"]
 
 
 def get_args_parser():
@@ -66,6 +80,16 @@ def get_args_parser():
                    help="own: a candidate of the target's modality reads the probes through its own input "
                         "adapter (the other modality through the target's); target: every candidate through "
                         "the target's")
+    p.add_argument("--cross_modal_probes", default="paired", choices=CROSS_MODAL,
+                   help="paired: where the config pairs the target with a task of the other modality, a candidate "
+                        "of that modality reads the paired samples through its own adapter (no mutation search: a "
+                        "move in one modality has no counterpart in the other); target_adapter: it reads the "
+                        "target's probes through the target's adapter (always so without a pairing)")
+    p.add_argument("--score", default="modeldiff", choices=list(SCORES),
+                   help="what ranks the candidates: modeldiff (distance of decision distance vectors, smallest "
+                        "first), or logme / leep (the candidate's features / outputs on the target's labelled "
+                        "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
+                        "every score is computed and saved in the table whichever ranks")
     p.add_argument("--ddv_similarity", default="cosine", choices=["cosine", "centred"],
                    help="cosine of the two decision distance vectors (ModelDiff), or centred first (Pearson)")
     p.add_argument("--probe_seed", type=seed_int, default=None,
@@ -109,20 +133,40 @@ def profiling_val_fraction(cfg, args):
     return cfg.val_fraction if args.val_fraction is None else args.val_fraction
 
 
-def profiling_seeds(cfg, task, n, args, device):
-    """n inputs drawn (seeded) from the train part of `task`, as the model sees them."""
-    train, _ = train_val_split(load_split(cfg, task, "train"), profiling_val_fraction(cfg, args), args.seed)
+@dataclass
+class Probes:
+    """A task's profiling samples as its model reads them, their labels and, where the config pairs the
+    task with one of the other modality, the same samples in that modality (else None)."""
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    paired: torch.Tensor | None
+
+
+def profiling_seeds(cfg, task, n, args, device) -> Probes:
+    """n samples drawn (seeded) from the train part of `task` (and of its paired task, the same samples)."""
+    paired = task.name in cfg.paired and args.cross_modal_probes == "paired"
+    data, partner_data = load_paired_split(cfg, task, "train") if paired else (load_split(cfg, task, "train"), None)
+    train, _ = split_indices(data.labels, profiling_val_fraction(cfg, args), args.seed)
     if len(train) < 2:
         raise UserError(f"Task {task.name} has fewer than 2 training samples to profile with.")
-    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(probe_seed(args)))[:n]
-    loader = TaskLoader(train.subset(picked), task, cfg, len(picked), shuffle=False, augment=False,
-                        device=device, seed=args.seed)
-    inputs, _ = next(iter(loader))
-    return inputs
+    picked = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(probe_seed(args)))[:n]]
+    inputs, labels = as_model_inputs(cfg, task, data.subset(picked), device, args.seed)
+    if partner_data is None:
+        return Probes(inputs, labels, None)
+    partner_inputs, _ = as_model_inputs(cfg, cfg.task(cfg.paired[task.name]), partner_data.subset(picked), device,
+                                        args.seed)
+    return Probes(inputs, labels, partner_inputs)
 
 
-def pair_seeds(cfg, target, candidate, args, device, cache):
-    """The target's seeds, or (--profile_source both, same modality) half candidate + half target."""
+def as_model_inputs(cfg, task, data: TaskData, device, seed):
+    """(inputs, labels) of `data` as `task`'s model reads them (normalised, no augmentation), in one batch."""
+    loader = TaskLoader(data, task, cfg, len(data), shuffle=False, augment=False, device=device, seed=seed)
+    return next(iter(loader))
+
+
+def target_probes(cfg, target, candidate, args, device, cache) -> Probes:
+    """The target's probes, or (--profile_source both, same modality) half candidate + half target (the
+    label-aware scores always read the target's own half)."""
     def seeds(task, n):
         if (task.name, n) not in cache:
             cache[(task.name, n)] = profiling_seeds(cfg, task, n, args, device)
@@ -130,16 +174,32 @@ def pair_seeds(cfg, target, candidate, args, device, cache):
     if args.profile_source == "both" and candidate.modality == target.modality:
         half = args.n_inputs // 2
         own, theirs = seeds(target, half), seeds(candidate, half)
-        if own.shape[1:] == theirs.shape[1:]:
-            return torch.cat([theirs, own])
+        if own.inputs.shape[1:] == theirs.inputs.shape[1:]:
+            return Probes(torch.cat([theirs.inputs, own.inputs]), own.labels, None)
     return seeds(target, args.n_inputs)
 
 
 def compare(cfg, target, candidate, target_model, models, args, device, cache):
+    """Step 3-1's record of one pair: ModelDiff's distances, how the candidate was compared, and the scores
+    reported beside ModelDiff (NaN where a score is undefined, e.g. a model whose features never vary)."""
+    probes = target_probes(cfg, target, candidate, args, device, cache)
+    how = compared_as(candidate, target, args.candidate_adapter, probes.paired is not None)
     view_t = target_model.task_view(target.name)
-    view_c = comparison_view(models[("candidate", candidate.name)], candidate, target_model, target,
-                             args.candidate_adapter)
-    seeds = pair_seeds(cfg, target, candidate, args, device, cache)
+    view_c = comparison_view(models[("candidate", candidate.name)], candidate, target_model, target, how)
+    centred = args.ddv_similarity == "centred"
+    if how == "paired probes":
+        inputs_t, inputs_c = probes.inputs, probes.paired
+        distances = model_distance(view_t, view_c, inputs_t, centred=centred, inputs_b=inputs_c)
+    else:
+        inputs_t = inputs_c = probes.inputs[-len(probes.labels):]     # the target's own (labelled) probes
+        searched = searched_inputs(cfg, target, view_t, view_c, probes.inputs, args, device)
+        distances = model_distance(view_t, view_c, searched, centred=centred)
+    return {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
+            **label_scores(view_t, view_c, inputs_t, inputs_c, probes.labels)}
+
+
+def searched_inputs(cfg, target, view_t, view_c, seeds, args, device):
+    """The mutation search's profiling inputs for one pair (the seeds themselves at --max_iterations 0)."""
     search = dict(epsilon=args.epsilon, max_iterations=args.max_iterations,
                   generator=torch.Generator().manual_seed(probe_seed(args)), progress=False)
     if target.modality == "image":
@@ -147,13 +207,28 @@ def compare(cfg, target, candidate, target_model, models, args, device, cache):
     else:
         search["vocab_size"] = cfg.vocab_size
     search_inputs = search_profiling_inputs if args.search == "batched" else search_single_moves
-    return model_distance(view_t, view_c, search_inputs(view_t, view_c, seeds, **search),
-                          centred=args.ddv_similarity == "centred")
+    return search_inputs(view_t, view_c, seeds, **search)
+
+
+def label_scores(view_t, view_c, inputs_t, inputs_c, labels):
+    """LogME and LEEP of the candidate on the target's labelled probes, linear CKA of the two models' features."""
+    _, features_t = logits_and_features(view_t, inputs_t)
+    logits_c, features_c = logits_and_features(view_c, inputs_c)
+    scores = {"logme": lambda: logme(features_c, labels), "leep": lambda: leep(logits_c.softmax(dim=1), labels),
+              "cka": lambda: linear_cka(features_t, features_c)}
+    return {name: undefined_as_nan(score) for name, score in scores.items()}
+
+
+def undefined_as_nan(score):
+    try:
+        return score()
+    except UserError:   # e.g. features that never vary: no information, ranked last
+        return float("nan")
 
 
 def target_distances(cfg, target, pool, args, device, models, cache, fingerprints):
-    """({candidate id: {"cos", "euc"}}, {candidate id: provenance}): the saved distances when every pair of
-    the pool is saved with the provenance this run would record (unless --force), else ModelDiff's.
+    """({candidate id: compare()'s record}, {candidate id: provenance}): the saved records when every pair of
+    the pool is saved with the provenance this run would record (unless --force), else computed now.
 
     The selection itself is always re-ranked, so changing --select needs no recomputation.
     """
@@ -174,15 +249,15 @@ def target_distances(cfg, target, pool, args, device, models, cache, fingerprint
                                                                     args.compare).to(device)
     bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True)
     target_model = models[("target", target.name)]
-    distances = {c.task_id: compare(cfg, target, c, target_model, models, args, device, cache) for c in bar}
-    return distances, wanted
+    records = {c.task_id: compare(cfg, target, c, target_model, models, args, device, cache) for c in bar}
+    return records, wanted
 
 
 # ---------------------------------------------------------------------------------------------------
 # saved distances and their provenance
 
 # Arguments that choose which pairs are compared or how the distances are ranked, not what a distance is.
-NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select")
+NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "score")
 
 
 def distance_settings(cfg, args):
@@ -210,23 +285,42 @@ def provenance_json(cfg_name, seed):
 
 
 def saved_distances(cfg, target, pool, wanted, seed):
-    """({candidate id: {"cos", "euc"}}, None) when the table holds every pair of the target's pool with the
+    """({candidate id: record}, None) when the table holds every pair of the target's pool with the
     provenance `wanted` ({candidate id: provenance}); else (None, why not in one line, or None when
-    nothing of the target is saved)."""
-    table = {(row[0], row[1]): row for row in read_rows(paths.pickaback_table_csv(cfg.name, seed)) if row}
-    t = str(target.task_id)
+    nothing of the target is saved). A record is compare()'s: the table's fields but the two ids."""
+    table = read_table(paths.pickaback_table_csv(cfg.name, seed))
+    t = target.task_id
     if not any(key[0] == t for key in table):
         return None, None
     record = read_json_record(provenance_json(cfg.name, seed))
     for candidate in pool:
-        c = str(candidate.task_id)
+        c = candidate.task_id
         if (t, c) not in table:
             return None, f"no saved distances for candidate {c}"
-        reason = why_stale(record.get(f"{t},{c}"), wanted[candidate.task_id])
+        if any(not table[(t, c)].get(field) for field in TABLE_FIELDS):   # absent, or blank in an old row
+            return None, "the table was saved without the columns " + ", ".join(TABLE_FIELDS[4:])
+        reason = why_stale(record.get(f"{t},{c}"), wanted[c])
         if reason:
             return None, reason
-    return {c.task_id: {"cos": float(table[(t, str(c.task_id))][2]), "euc": float(table[(t, str(c.task_id))][3])}
-            for c in pool}, None
+    return {c.task_id: pair_record(table[(t, c.task_id)]) for c in pool}, None
+
+
+def pair_record(row):
+    """A table row (strings) as compare()'s record: the row's fields but the ids, numbers as floats."""
+    return {k: v if k == "compared_as" else float(v) for k, v in row.items() if k in TABLE_FIELDS[2:]}
+
+
+def table_row(target_id, candidate_id, record):
+    return {"target_id": str(target_id), "task_id": str(candidate_id),
+            **{k: v if k == "compared_as" else f"{v:.8f}" for k, v in record.items()}}
+
+
+def read_table(path):
+    """{(target id, candidate id): row as a dict of strings} of the table (empty when there is none)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {(int(row["target_id"]), int(row["task_id"])): row for row in csv.DictReader(f)}
 
 
 def read_rows(path):
@@ -236,23 +330,24 @@ def read_rows(path):
         return list(csv.reader(f))[1:]
 
 
-def save_target(cfg, seed, target_id, selected, distances, provenances):
+def save_target(cfg, seed, target_id, selected, records, provenances):
     """Replace one target's rows in the table, its pairs' provenance and its row of the result CSV.
 
     Other targets' rows are kept (one result row per target). Every write is atomic, and the target's old
     provenance is dropped before its new rows go in and the new provenance is added after, so a run killed
     in between leaves rows without provenance (recomputed next time), never rows with another run's.
     """
-    t = str(target_id)
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
     record_path = provenance_json(cfg.name, seed)
+    t = str(target_id)
     with locked(table_path):
         record = {k: v for k, v in read_json_record(record_path).items() if k.split(",")[0] != t}
         write_json_atomic(record_path, record)
-        pairs = [r for r in read_rows(table_path) if r and r[0] != t]
-        pairs += [[t, str(c), f"{d['cos']:.8f}", f"{d['euc']:.8f}"] for c, d in distances.items()]
-        write_csv_atomic(table_path, TABLE_FIELDS, sorted(pairs, key=lambda r: (int(r[0]), int(r[1]))))
-        record.update({f"{t},{c}": provenances[c] for c in distances})
+        kept = [row for (target, _), row in read_table(table_path).items() if target != target_id]
+        rows = kept + [table_row(target_id, c, r) for c, r in records.items()]
+        rows = sorted(rows, key=lambda r: (int(r["target_id"]), int(r["task_id"])))
+        write_csv_atomic(table_path, TABLE_FIELDS, [[row.get(f, "") for f in TABLE_FIELDS] for row in rows])
+        record.update({f"{t},{c}": provenances[c] for c in records})
         write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
         results = [r for r in read_rows(result_path) if r and r[0] != t] + [[t, str(selected)]]
         write_csv_atomic(result_path, ["target_id", "task_id"], sorted(results, key=lambda r: int(r[0])))
@@ -270,19 +365,19 @@ def main():
         pool = candidates_for(peers, target, args.candidates)
         if not pool:
             raise UserError(f"Target {target.name} has no candidate backbone under --candidates {args.candidates}.")
-        pair_distances, provenances = target_distances(cfg, target, pool, args, device, models, cache, fingerprints)
-        distances = {}
+        records, provenances = target_distances(cfg, target, pool, args, device, models, cache, fingerprints)
         for candidate in pool:
-            d = pair_distances[candidate.task_id]
-            print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {d['cos']:.5f}")
-            print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {d['euc']:.5f}")
-            distances[candidate.task_id] = d["euc"]
-        selected = rank_candidates(distances, args.select)[0]
+            r = records[candidate.task_id]
+            print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {r['ddv_cos']:.5f}")
+            print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {r['ddv_euc']:.5f}")
+        scores = {c: r[SCORES[args.score][0]] for c, r in records.items()}
+        selected = rank_candidates(ranking_values(scores, args.score), args.select)[0]
         related = cfg.related.get(target.name)
         note = "" if not related else f"  (designed related task: {cfg.task(related).task_id})"
-        print(f"Selected backbone for target {target.task_id} = (euc) {selected}{note}")
+        label = "euc" if args.score == "modeldiff" else args.score
+        print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
         # saved now, not at the end: a run stopped at a later target keeps this one
-        save_target(cfg, args.seed, target.task_id, selected, pair_distances, provenances)
+        save_target(cfg, args.seed, target.task_id, selected, records, provenances)
     print(f"Wrote {paths.pickaback_result_csv(cfg.name, args.seed)}, {paths.pickaback_table_csv(cfg.name, args.seed)} "
           f"and {provenance_json(cfg.name, args.seed)}")
     return 0

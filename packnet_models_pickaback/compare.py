@@ -3,11 +3,15 @@
 The target is its own step-1 baseline. A candidate is, by default, the model the target would
 receive (its step-2-2 chosen checkpoint), or its step-1 baseline (`--compare baseline`). A
 candidate of the target's modality is seen as it is, through its own input adapter (as Pick-a-back
-compares models); one of the other modality has no adapter for the target's inputs and is seen
-through the target's (its key/value input projection and, for text, its embeddings): the model the
-target would get after step 4. `--candidate_adapter target` uses the target's adapter for every
-candidate, as this project did before.
+compares models). One of the other modality reads, where the config pairs the target's samples with
+samples of that modality (an image and its caption), the paired samples through its own adapter; without
+a pairing it has no adapter for the target's inputs and is seen through the target's (its key/value
+input projection and, for text, its embeddings): the model the target would get after step 4.
+`--candidate_adapter target` uses the target's adapter for every unpaired candidate, as this project
+did before.
 """
+import torch
+
 from packnet_models.baseline import load_baseline
 from utils import paths
 from utils.checkpoint import load_model
@@ -15,6 +19,7 @@ from utils.errors import UserError
 
 COMPARED = ("received", "baseline")
 ADAPTERS = ("own", "target")
+CROSS_MODAL = ("paired", "target_adapter")
 
 
 def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
@@ -44,11 +49,33 @@ def uses_target_adapter(candidate_task, target_task, adapter):
     return adapter == "target" or candidate_task.modality != target_task.modality
 
 
-def comparison_view(candidate_model, candidate_task, target_model, target_task, adapter="own"):
-    """A frozen eval-mode callable: the candidate's body and head, behind its own input adapter or the target's."""
+def compared_as(candidate_task, target_task, adapter, paired):
+    """How step 3-1 sees a candidate: "paired probes" (the other modality, reading the paired samples through
+    its own adapter), "target adapter" or "own adapter" (the target's probes through that adapter)."""
+    if candidate_task.modality != target_task.modality and paired:
+        return "paired probes"
+    return "target adapter" if uses_target_adapter(candidate_task, target_task, adapter) else "own adapter"
+
+
+@torch.no_grad()
+def logits_and_features(view, inputs):
+    """(logits, the features its head reads) of a task view on `inputs`, both float32."""
+    captured = []
+    head = view.body.heads[view.task]
+    handle = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    try:
+        logits = view(inputs)
+    finally:
+        handle.remove()
+    return logits.float(), captured[0].float()
+
+
+def comparison_view(candidate_model, candidate_task, target_model, target_task, how="own adapter"):
+    """A frozen eval-mode callable: the candidate's body and head, behind the target's input adapter when
+    `how` (compared_as) is "target adapter", else behind its own."""
     view = candidate_model.task_view(candidate_task.name)
     has_adapter = "adapters" in view.body.task_modules(candidate_task.name)
-    if has_adapter and uses_target_adapter(candidate_task, target_task, adapter):
+    if has_adapter and how == "target adapter":
         target_view = target_model.task_view(target_task.name)
         view.body.adapters[candidate_task.name] = target_view.body.adapters[target_task.name]
         view.modality = target_task.modality

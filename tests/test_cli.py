@@ -29,11 +29,13 @@ REQUIRED_ARGS = {
     "tools/bench_data.py": [],
     "tools/bench_model.py": [],
     "tools/bench_selection.py": [],
+    "tools/bench_selection_variants.py": [],
     "tools/bench_modeldiff.py": [],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":
         ["--pruning_ratio_to_acc_record_file", "RECORD", "--baseline_acc_file", "BASELINE", "--dataset", "x"],
     "tools/make_demo_data.py": [],
     "tools/prepare_cifar100.py": ["--archive", "ARCHIVE"],
+    "tools/prepare_emoji.py": ["--twitter", "T", "--google", "G", "--emojibase", "E"],
     "tools/report.py": [],
     "tools/summarize_pipeline.py": [],
     "tools/task_info.py": ["demo"],

@@ -8,7 +8,8 @@ from torch import nn
 from utils.errors import UserError
 from utils_pickaback.modeldiff import (
     cosine_distance, decision_distance_vector, model_distance, modeldiff, normalised_image_range,
-    rank_candidates, search_profiling_inputs, search_single_moves)
+    search_profiling_inputs, search_single_moves)
+from utils_pickaback.ranking import rank_candidates
 
 VOCAB = 50
 SEARCH = dict(epsilon=0.1, max_iterations=15, progress=False)
@@ -270,3 +271,29 @@ def test_centred_similarity_is_one_minus_pearson():
     pearson = torch.corrcoef(torch.stack([ddv_a, ddv_b]))[0, 1].item()
     assert model_distance(a, b, inputs, centred=True)["euc"] == pytest.approx(1.0 - pearson, abs=1e-9)
     assert model_distance(a, b, inputs)["euc"] != pytest.approx(1.0 - pearson, abs=1e-6)
+
+
+def test_paired_inputs_give_each_model_its_own_modality():
+    """An image model on images and a text model on their captions: each DDV is its own model's on its own
+    inputs, so a text model that decides like the image model on the paired samples is at distance 0."""
+    image_model = small_cnn(0)
+    images, _ = image_seeds(n=20)
+    captions = text_seeds(n=20)
+    mimic = MimicOnTokens(image_model(images).detach(), captions)
+    assert model_distance(image_model, mimic, images, inputs_b=captions) == {"euc": 0.0, "cos": 0.0}
+    text_model = BagOfTokens(3, num_classes=5)
+    ddv_a = decision_distance_vector(image_model, images, "euc")
+    ddv_b = decision_distance_vector(text_model, captions, "euc")
+    expected = cosine_distance(ddv_a, ddv_b)
+    assert model_distance(image_model, text_model, images, inputs_b=captions)["euc"] == pytest.approx(expected)
+
+
+class MimicOnTokens(nn.Module):
+    """A 'text model' that answers each of the given token rows with the given logits."""
+
+    def __init__(self, logits, tokens):
+        super().__init__()
+        self.answers = {tuple(row.tolist()): out for row, out in zip(tokens, logits)}
+
+    def forward(self, tokens):
+        return torch.stack([self.answers[tuple(row.tolist())] for row in tokens])

@@ -29,7 +29,7 @@ def pipeline(small_demo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("outputs")
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
                TASKS=" ".join(map(str, TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
-               MODELDIFF_ITERATIONS="2", DEVICE="cpu", PYTHON=str(ROOT / ".venv/bin/python")
+               MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2", PYTHON=str(ROOT / ".venv/bin/python")
                if (ROOT / ".venv/bin/python").exists() else "python3")
     logs = {}
     for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
@@ -86,10 +86,21 @@ def test_summary_shows_backbones_bit_identical(pipeline):
 
 
 def test_rerunning_a_step_skips_finished_work(pipeline):
-    stdout = run_step("baseline", pipeline["env"])
+    one_at_a_time = dict(pipeline["env"], JOBS="1")       # on the console (JOBS=2 logs each job to a file)
+    stdout = run_step("baseline", one_at_a_time)
     assert stdout.count("already done") == len(TASKS)
-    stdout = run_step("w_backbone", pipeline["env"])
+    stdout = run_step("w_backbone", one_at_a_time)
     assert "is already done" in stdout and "Train Ep." not in stdout
+
+
+def test_parallel_steps_log_each_job_and_print_one_line_per_job(pipeline):
+    """The fixture ran every step with JOBS=2: each task's output is in its own log, the console has a line each."""
+    out, logs = pipeline["out"], pipeline["logs"]
+    targets = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+    for target_id in TASKS:
+        assert f"target_on_backbone {target_id}: started" in logs["w_backbone"]
+        assert "Train Ep." in (targets / f"target_on_backbone_{target_id}.log").read_text()
+    assert "Train Ep." not in logs["w_backbone"] and "Train Ep." not in logs["wo_backbone"]
 
 
 def read_csv(path):
@@ -97,17 +108,31 @@ def read_csv(path):
         return list(csv.reader(f))
 
 
+def read_table(out):
+    with open(out / "pickaback_demo_table.csv", newline="") as f:
+        return {(int(r["target_id"]), int(r["task_id"])): r for r in csv.DictReader(f)}
+
+
 def test_table_ranks_every_peer_of_both_modalities_and_never_the_target(pipeline):
     rows = read_csv(pipeline["out"] / "pickaback_demo_table.csv")
-    assert rows[0] == ["target_id", "task_id", "ddv_cos", "ddv_euc"]
+    assert rows[0] == ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka"]
     pairs = {(int(t), int(c)) for t, c, *_ in rows[1:]}
     assert pairs == {(t, c) for t in TASKS for c in TASKS if c != t}   # image targets rank text peers too
+
+
+def test_paired_demo_tasks_compare_other_modality_candidates_on_paired_probes(pipeline):
+    """Every demo task is paired (image k with the captions of task k + 6): a candidate of the other modality
+    reads the paired samples, one of the same modality the target's through its own adapter."""
+    for (target, candidate), row in read_table(pipeline["out"]).items():
+        same = (target <= 6) == (candidate <= 6)
+        assert row["compared_as"] == ("own adapter" if same else "paired probes")
+        assert all(row[score] not in ("", "nan") for score in ("logme", "leep", "cka"))
 
 
 def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     out, env = pipeline["out"], pipeline["env"]
     table = read_csv(out / "pickaback_demo_table.csv")
-    euc = {(int(t), int(c)): float(d) for t, c, _, d in table[1:]}
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
@@ -131,7 +156,7 @@ def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     env = dict(pipeline["env"], SELECT="dissimilar")
     run_step("find_backbone", env)
     out = pipeline["out"]
-    euc = {(int(t), int(c)): float(d) for t, c, _, d in read_csv(out / "pickaback_demo_table.csv")[1:]}
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
@@ -139,6 +164,19 @@ def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
         assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
+
+
+def test_score_leep_ranks_by_the_tables_leep_without_recomputing(pipeline):
+    out = pipeline["out"]
+    table = read_table(out)
+    stdout = run_step("find_backbone", dict(pipeline["env"], SCORE="leep"))
+    assert "already computed" in stdout and read_table(out) == table
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        leep = {c: float(r["leep"]) for (t, c), r in table.items() if t == target}
+        assert leep[chosen] == max(leep.values())
+    assert "Selected backbone for target 7 = (leep)" in stdout
+    run_step("find_backbone", pipeline["env"])    # back to ModelDiff
 
 
 # ---------------------------------------------------------------- the transfer control (run_pickaback/transfer_matrix.sh)
@@ -193,8 +231,8 @@ def test_control_leaves_every_backbone_byte_identical(pipeline, control):
     assert {name: sha256(p) for name, p in pipeline["chosen"].items()} == pipeline["hashes_before"]
 
 
-def bench(env, out):
-    result = subprocess.run([env["PYTHON"], "tools/bench_selection.py", "demo"], cwd=ROOT,
+def bench(env, out, *extra):
+    result = subprocess.run([env["PYTHON"], "tools/bench_selection.py", "demo", *extra], cwd=ROOT,
                             env=dict(env, MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -209,6 +247,8 @@ def test_bench_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, 
     figures = bench(pipeline["env"], out)
     assert figures["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
     assert [f["regret"] for f in figures["per_target"]] == pytest.approx(regrets)
+    related = {1: 2, 2: 1, 7: 8, 8: 7}     # the demo's designed pairs among the reduced config's tasks
+    assert figures["related_picks"] == sum(picks[t] == related[t] for t in TASKS)
     # the same files with the oracle as the selector: no regret, every pick ranked first
     for name in ("pickaback_demo_table.csv", "pickaback_demo_transfer.csv"):
         shutil.copy(out / name, tmp_path / name)
@@ -219,3 +259,33 @@ def test_bench_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, 
     figures = bench(pipeline["env"], tmp_path)
     assert figures["mean_regret"] == 0.0 and figures["mean_rank"] == 1.0
     assert figures["oracle_picks"] == len(TASKS)
+
+
+def test_bench_judges_the_selection_another_score_of_the_table_makes(pipeline, control):
+    """--score logme: the candidate of largest LogME per target, judged by the same control."""
+    out, rows = pipeline["out"], control["rows"]
+    table = read_table(out)
+    acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
+    picks = {t: max((c for c in TASKS if c != t), key=lambda c: float(table[(t, c)]["logme"])) for t in TASKS}
+    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
+    figures = bench(pipeline["env"], out, "--score", "logme")
+    assert {f["target_id"]: f["selected"] for f in figures["per_target"]} == picks
+    assert figures["mean_regret"] == pytest.approx(sum(best[t] - acc[(t, str(picks[t]))] for t in TASKS) / len(TASKS))
+    assert figures["score"] == "logme"
+
+
+def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, control):
+    table_before = read_table(pipeline["out"])
+    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--variants",
+                             "same_modality", "probe_seed_1", "probe_seed_3"], cwd=ROOT, env=pipeline["env"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures["variants"]) == {"same_modality", "probe_seed_1", "probe_seed_3"}
+    for variant in figures["variants"].values():
+        assert set(variant["scores"]) == {"modeldiff", "logme", "leep", "cka"}
+        assert all(s["targets"] == len(TASKS) for s in variant["scores"].values())
+    for score in figures["variants"]["same_modality"]["scores"].values():     # the variant's flag reached step 3-1
+        assert all((int(t) <= 6) == (c <= 6) for t, c in score["picks"].items())
+    assert 0.0 <= figures["probe_seed_agreement"]["modeldiff"]["pairwise"] <= 1.0
+    assert read_table(pipeline["out"]) == table_before     # variants write their tables elsewhere

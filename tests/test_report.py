@@ -65,8 +65,17 @@ def write_step3_1():
     with open(paths.pickaback_result_csv("demo"), "w", newline="") as f:
         csv.writer(f).writerows([["target_id", "task_id"], *[[t, c] for t, c in SELECTIONS.items()]])
     with open(paths.pickaback_table_csv("demo"), "w", newline="") as f:
-        rows = [[t, c, round(distance(t, c) / 3, 4), distance(t, c)] for t in SELECTIONS for c in TASK_IDS if c != t]
-        csv.writer(f).writerows([["target_id", "task_id", "ddv_cos", "ddv_euc"], *rows])
+        rows = [[t, c, round(distance(t, c) / 3, 4), distance(t, c), compared_as(t, c), 0.1, -1.0, 0.5]
+                for t in SELECTIONS for c in TASK_IDS if c != t]
+        csv.writer(f).writerows([["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep",
+                                  "cka"], *rows])
+
+
+def compared_as(target, candidate):
+    """Same modality: own adapter; across modalities paired probes, but target 8 as if unpaired."""
+    if CFG.task(target).modality == CFG.task(candidate).modality:
+        return "own adapter"
+    return "target adapter" if target == 8 else "paired probes"
 
 
 def write_step3_2():
@@ -139,9 +148,14 @@ def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_roo
     md = (report_dir() / "report.md").read_text()
 
     row = table_row(md, f"7 {name(7)}", "Targets")
-    assert row[1:] == ["text", "0.6600", f"8 {name(8)}", "text", "yes", "0.7025", "+0.0425", "1.225", "0.634"]
+    assert row[1:] == ["text", "0.6600", f"8 {name(8)}", "text", "own adapter", "yes", "0.7025", "+0.0425", "1.225",
+                       "0.634"]
     row = table_row(md, f"8 {name(8)}", "Targets")
-    assert row[3:6] == [f"2 {name(2)}", "image", "no"] and row[6] == "0.6480"
+    assert row[3:7] == [f"2 {name(2)}", "image", "target adapter", "no"] and row[7] == "0.6480"
+    crossed = [(t, c) for t in SELECTIONS for c in TASK_IDS if c != t and compared_as(t, c) != "own adapter"]
+    unpaired = sum(t == 8 for t, _ in crossed)
+    assert (f"Cross-modal candidates: {len(crossed) - unpaired} pairs compared on paired probes (each model reads "
+            f"the same samples in its own modality), {unpaired} through the target's input adapter") in md
     row = table_row(md, f"3 {name(3)}", "Backbone")
     assert row[1:] == ["image", "0.8100", "0.8300", "0.7", "0.8111", "-"]
     assert table_row(md, f"2 {name(2)}", "Backbone")[-1] == "1 8"          # selected by targets 1 and 8
@@ -203,7 +217,7 @@ def test_targets_without_step_3_2_keep_their_selection(out_root):
     assert result.returncode == 0, result.stderr
     md = (report_dir() / "report.md").read_text()
     assert "step 3-2 has not run: no target results" in md
-    assert table_row(md, f"1 {name(1)}", "Targets")[3:7] == [f"2 {name(2)}", "image", "yes", "-"]
+    assert table_row(md, f"1 {name(1)}", "Targets")[3:8] == [f"2 {name(2)}", "image", "own adapter", "yes", "-"]
     assert (report_dir() / "similarity.png").exists() and (report_dir() / "pruning.png").exists()
     assert not (report_dir() / "accuracy.png").exists()
 
@@ -213,7 +227,7 @@ def test_config_without_related_tasks_says_n_a(out_root):
         f.write("target_id,task_id\n3,5\n")
     folder, run, rows, written, skipped = report.write_report(get_config("cifar100"), ARCH)
     md = (folder / "report.md").read_text()
-    assert table_row(md, "3 flowers", "Targets")[5] == "n/a"
+    assert table_row(md, "3 flowers", "Targets")[5:7] == ["-", "n/a"]     # no table: how compared is unknown
     assert "designed related task: n/a (the config documents no related tasks)" in md
     assert written == [] and [name for name, _ in skipped] == list(report.FIGURES)
 

@@ -110,7 +110,7 @@ def test_unchanged_rerun_reuses_and_select_only_reranks(work, small_demo_root):
     assert REUSED.format(1) in stdout and REUSED.format(7) in stdout and "recomputed" not in stdout
     result, table, sidecar = outputs(work)
     assert (table, sidecar) == before[1:]
-    euc = {(t, c): float(d) for t, c, _, d in rows(table)}
+    euc = {(t, c): float(d) for t, c, _, d, *_ in rows(table)}
     for t, c in rows(result):
         assert euc[(t, c)] == max(d for (tt, _), d in euc.items() if tt == t)
     assert len(rows(result)) == 2                                              # one row per target
@@ -191,3 +191,15 @@ def test_probe_seed_changes_the_probes_not_the_run(work, small_demo_root):
     assert after[2]["7,1"]["settings"]["probe_seed"] == 9
     assert [r for r in rows(after[1]) if r[0] == "7"] != [r for r in rows(before) if r[0] == "7"]
     assert not (work / "seed9").exists()
+
+
+def test_a_table_from_before_the_score_columns_is_recomputed(work, small_demo_root):
+    table = work / "pickaback_demo_table.csv"
+    old = [r[:4] for r in csv.reader(table.read_text().splitlines())]        # as step 3-1 wrote it before
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows(old)
+    stdout = select(work, small_demo_root, targets=["1"]).stdout
+    assert RECOMPUTED.format(1, "the table was saved without the columns compared_as, logme, leep, cka") in stdout
+    assert next(csv.reader(table.read_text().splitlines()))[4:] == ["compared_as", "logme", "leep", "cka"]
+    stdout = select(work, small_demo_root, targets=["7"]).stdout     # its old rows were kept, blank in the new columns
+    assert RECOMPUTED.format(7, "the table was saved without the columns compared_as, logme, leep, cka") in stdout

@@ -1,13 +1,15 @@
 """How good step 3-1's selection is, from the transfer control's runs (reads files only, trains nothing).
 
-    .venv/bin/python tools/bench_selection.py [cfg] [--seed 2] [--split test]
+    .venv/bin/python tools/bench_selection.py [cfg] [--seed 2] [--split test] [--score S [--table T]]
 
 Needs a pipeline run and the transfer control (run_pickaback/transfer_matrix.sh). Prints, per
 target: scratch (step 1), capacity-matched scratch, the untrained backbone, the selected backbone,
 the oracle (best candidate), the mean over candidates (a random pick), regret and rank; then the
 overall figures (utils_pickaback/selection_quality.py says what each one is). The last line is the
 same as one JSON object. Accuracies are test accuracies by default: the test split took no part in
-any decision, so it judges the selection without the selection's own noise.
+any decision, so it judges the selection without the selection's own noise. `--score` judges the
+selection another score of step 3-1's table would make (LogME, LEEP, CKA beside ModelDiff), `--table` a
+table of a step 3-1 run with other settings: one control judges every variant.
 """
 import json
 import sys
@@ -19,6 +21,7 @@ from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils_pickaback.ranking import SCORES  # noqa: E402
 from utils_pickaback.selection_quality import figures_as_rows, selection_figures  # noqa: E402
 
 
@@ -30,6 +33,11 @@ def get_args_parser():
     p.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
                    help="the rule step 3-1 ranked by (the sign of the selector's score)")
+    p.add_argument("--score", choices=list(SCORES),
+                   help="judge the selection this score of step 3-1's table makes (default: step 3-1's own "
+                        "selection, its result CSV)")
+    p.add_argument("--table", type=Path,
+                   help="with --score: a table of another step 3-1 run of the same models (e.g. other settings)")
     return p
 
 
@@ -68,12 +76,17 @@ def print_report(cfg, figures, summary, split):
 def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.config)
-    figures, summary = selection_figures(cfg, args.arch, args.seed, args.split, args.select)
+    if args.table is not None and args.score is None:
+        raise UserError("--table needs --score: the score of that table that makes the selection.")
+    if args.table is not None and not args.table.is_file():
+        raise UserError(f"--table {args.table} is not a file.")
+    figures, summary = selection_figures(cfg, args.arch, args.seed, args.split, args.select, args.score, args.table)
     if not figures:
         raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing or holds no run of a selected "
                         f"backbone; run run_pickaback/transfer_matrix.sh {cfg.name} first.")
     print_report(cfg, figures, summary, args.split)
-    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, **summary,
+    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "score": args.score or "step 3-1",
+                      "table": str(args.table or paths.pickaback_table_csv(cfg.name, args.seed)), **summary,
                       "per_target": figures_as_rows(figures)}))
     return 0
 

@@ -36,7 +36,7 @@ from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import read_json_record  # noqa: E402
-from utils.results import as_float, read_baselines, read_distances, read_selections  # noqa: E402
+from utils.results import as_float, read_baselines, read_compared_as, read_distances, read_selections  # noqa: E402
 from utils_pickaback.selection_quality import selection_figures  # noqa: E402
 
 VALIDATE_MARK = "In validate()-> Val Ep."
@@ -115,6 +115,7 @@ class Run:
     chosen: dict = field(default_factory=dict)           # task name -> chosen.json
     selections: dict = field(default_factory=dict)       # target id -> backbone id
     distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_euc
+    compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     targets: dict = field(default_factory=dict)          # target id -> read_target_result()
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
 
@@ -136,6 +137,7 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
             run.chosen[task.name] = chosen
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
     run.distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
+    run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     for target_id, backbone_id in run.selections.items():
         target, backbone = cfg.task(target_id), cfg.task(backbone_id)
         result = read_target_result(paths.target_dir(arch, cfg.name, backbone.name, target.name, seed))
@@ -183,6 +185,7 @@ def target_rows(run):
             "related": related_verdict(run, target, backbone), "mpl": result.get("mpl"),
             "shared_ratio": result.get("shared_ratio"),
             "candidates": len(candidates_of(run, target_id)),
+            "compared_as": run.compared_as.get((target_id, backbone_id), "-"),
         })
     return rows
 
@@ -244,9 +247,10 @@ def save(fig, path):
     plt.close(fig)
 
 
-def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, oracle=None):
+def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, oracle=None, crossed=()):
     """Heat-map of `values` ((target id, candidate id) -> number), targets x candidates; the selected
-    backbone boxed red, the designed related task dotted orange, the `oracle` (target id -> id) starred."""
+    backbone boxed red, the designed related task dotted orange, the `oracle` (target id -> id) starred,
+    the `crossed` pairs (compared through the target's adapter) marked x."""
     cfg = run.cfg
     targets = [cfg.task(t) for t in sorted({t for t, _ in values})]
     candidates = [cfg.task(c) for c in sorted({c for _, c in values})]
@@ -279,6 +283,10 @@ def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, or
         if target_id in row_of and backbone_id in col_of:
             ax.add_patch(Rectangle((col_of[backbone_id] - 0.47, row_of[target_id] - 0.47), 0.94, 0.94, fill=False,
                                    edgecolor="red", linewidth=2.2, label="selected backbone"))
+    for target_id, backbone_id in crossed:
+        if target_id in row_of and backbone_id in col_of:
+            ax.plot(col_of[backbone_id] - 0.33, row_of[target_id] - 0.3, marker="x", color="tab:purple",
+                    markersize=6, linestyle="none", label="compared through the target's adapter")
     for target_id, backbone_id in (oracle or {}).items():
         if target_id in row_of and backbone_id in col_of:
             ax.plot(col_of[backbone_id] + 0.33, row_of[target_id] - 0.3, marker="*", color="gold",
@@ -298,7 +306,8 @@ def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, or
 def plot_similarity(run, path):
     """ddv_euc of every pair: dark = close, so the selected backbone should sit on a dark cell."""
     plot_grid(run, run.distances, path, cmap="Blues_r", colorbar_label="ddv_euc (smaller = more similar)",
-              title=f"Model distance, config {run.cfg.name}", low_is_dark=True)
+              title=f"Model distance, config {run.cfg.name}", low_is_dark=True,
+              crossed=[pair for pair, how in run.compared_as.items() if how == "target adapter"])
 
 
 def plot_transfer(run, path):
@@ -379,11 +388,11 @@ def md_table(header, rows):
 
 
 def target_table(rows):
-    header = ["target", "modality", "baseline acc", "selected backbone", "backbone modality",
+    header = ["target", "modality", "baseline acc", "selected backbone", "backbone modality", "compared as",
               "designed related", "acc on backbone", "gain", "final mpl", "shared ratio"]
     return md_table(header, [
         [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, fmt(r["baseline"]),
-         f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["related"],
+         f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["compared_as"], r["related"],
          fmt(r["accuracy"]), fmt(r["gain"], "+.4f"), fmt(r["mpl"], ".4g"), fmt(r["shared_ratio"], ".3f")]
         for r in rows])
 
@@ -418,6 +427,16 @@ def summary_lines(rows, related):
         why = "no designed related task was a candidate" if related else "the config documents no related tasks"
         lines.append(f"Selected the designed related task: n/a ({why}).")
     return lines
+
+
+def comparison_line(run):
+    """How step 3-1 compared the cross-modal pairs: on paired probes, or (unpaired) through the target's adapter."""
+    counts = {how: sum(v == how for v in run.compared_as.values()) for how in ("paired probes", "target adapter")}
+    if not any(counts.values()):
+        return []
+    return [f"Cross-modal candidates: {counts['paired probes']} pairs compared on paired probes (each model reads "
+            f"the same samples in its own modality), {counts['target adapter']} through the target's input adapter "
+            f"(no pairing in the config; marked x in similarity.png)."]
 
 
 def selection_section(run):
@@ -455,7 +474,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
     out += ["", "## Targets (steps 3-1, 3-2)", ""]
     if t_rows:
-        out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related)
+        out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) + comparison_line(run)
     else:
         out.append("step 3-1 has not run: no backbone selection.")
     out += ["", "## Selection quality (the transfer control, test accuracy)", ""]

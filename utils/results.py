@@ -39,8 +39,19 @@ def read_selections(path):
     return {int(as_float(row["target_id"], path)): int(as_float(row["task_id"], path)) for row in rows}
 
 
-def read_distances(path):
-    """Step 3-1: (target id, candidate id) -> ddv_euc distance (smaller = more similar)."""
-    rows = read_csv_rows(path, ["target_id", "task_id", "ddv_euc"], "run_pickaback/find_backbone.sh")
+def read_distances(path, column="ddv_euc"):
+    """Step 3-1: (target id, candidate id) -> a column of its table (ddv_euc: smaller = more similar)."""
+    rows = read_csv_rows(path, ["target_id", "task_id", column], "run_pickaback/find_backbone.sh")
     return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))):
-            as_float(row["ddv_euc"], path) for row in rows}
+            as_float(row[column], path) for row in rows}
+
+
+def read_compared_as(path):
+    """Step 3-1: (target id, candidate id) -> how the candidate was compared ("own adapter", "paired probes",
+    "target adapter"); empty for a table written before the column existed."""
+    try:
+        rows = read_csv_rows(path, ["target_id", "task_id", "compared_as"], "run_pickaback/find_backbone.sh")
+    except UserError:
+        return {}
+    return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))): row["compared_as"]
+            for row in rows}

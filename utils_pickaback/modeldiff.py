@@ -42,7 +42,6 @@ from tqdm import tqdm
 from utils.errors import UserError
 
 METRICS = ("euc", "cos")
-SELECT_RULES = ("similar", "dissimilar")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -355,14 +354,16 @@ def cosine_distance(u, v):
     return float((1.0 - similarity).clamp(0.0, 2.0))
 
 
-def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False):
+def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False, inputs_b=None):
     """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs.
 
+    `inputs_b` (default: `inputs`) are the same samples as `model_b` reads them, e.g. the captions of the
+    images in `inputs`: the DDVs of two models of different modalities then compare the same sample pairs.
     `centred` subtracts each DDV's mean first (1 - Pearson correlation): two models whose outputs differ
     in overall scale or spread but order the input pairs alike are then close.
     """
     ddvs_a = decision_distance_vectors(_forward(model_a, inputs, forward_batch_size))
-    ddvs_b = decision_distance_vectors(_forward(model_b, inputs, forward_batch_size))
+    ddvs_b = decision_distance_vectors(_forward(model_b, inputs if inputs_b is None else inputs_b, forward_batch_size))
     if centred:
         ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
@@ -380,21 +381,3 @@ def modeldiff(target, candidate, seeds, *, epsilon, max_iterations, generator, v
         valid_range=valid_range, vocab_size=vocab_size, elements_per_mutation=elements_per_mutation,
         forward_batch_size=forward_batch_size, progress=progress)
     return model_distance(target, candidate, inputs, forward_batch_size)
-
-
-# ---------------------------------------------------------------------------------------------------
-# ranking
-
-def rank_candidates(distances, select="similar"):
-    """Candidates ordered best first: "similar" = smallest distance first, "dissimilar" = largest first.
-
-    "dissimilar" is what the original code does (argmax of a distance). Ties keep the dict's order;
-    NaN distances always go last.
-    """
-    if select not in SELECT_RULES:
-        raise UserError(f"unknown selection rule {select!r}; choose one of {', '.join(SELECT_RULES)}.")
-    numbers = [(name, float(value)) for name, value in distances.items()]
-    valid = [(name, value) for name, value in numbers if value == value]
-    invalid = [name for name, value in numbers if value != value]
-    ordered = sorted(valid, key=lambda item: item[1], reverse=(select == "dissimilar"))
-    return [name for name, _ in ordered] + invalid

@@ -23,6 +23,7 @@ from scipy import stats
 
 from utils import paths
 from utils.results import read_baselines, read_csv_rows, read_distances, read_selections
+from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 UNTRAINED = "untrained"
@@ -139,11 +140,24 @@ def figures_as_rows(figures):
     return [asdict(f) for f in figures]
 
 
-def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="similar"):
-    """([TargetFigures] of every target the control ran on its selected backbone, summary) of a pipeline run."""
+def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="similar", score=None, table=None):
+    """([TargetFigures] of every target the control ran on its selected backbone, summary) of a pipeline run.
+
+    By default the selection is step 3-1's (its result CSV) and the selector's score its ModelDiff distance.
+    With `score` (a name of ranking.SCORES) the selection is re-made from step 3-1's table (or `table`, a
+    table of another step 3-1 run of the same models) by that score: the control judges any selector whose
+    scores the table holds, without training again.
+    """
     runs = accuracies_by_target(read_transfer_csv(paths.transfer_csv(cfg.name, seed)), split)
-    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-    distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
+    table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
+    if score is None:
+        selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+        distances = read_distances(table)
+    else:
+        values = read_distances(table, SCORES[score][0])
+        distances = ranking_values(values, score)
+        selections = {t: rank_candidates({c: v for (tt, c), v in distances.items() if tt == t}, rule)[0]
+                      for t in sorted({t for t, _ in distances})}
     baseline_file = (paths.baseline_test_acc_file if split == "test" else paths.baseline_acc_file)(arch, cfg.name, seed)
     scratch = read_baselines(baseline_file)
     figures = []
