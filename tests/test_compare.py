@@ -24,44 +24,42 @@ def tokens(n=4, seed=0):
     return torch.randint(1, CFG.vocab_size, (n, 12), generator=torch.Generator().manual_seed(seed))
 
 
+def view_of(peer_task, adapter, paired):
+    """(how compared_as says the peer is compared, its comparison view, the peer alone, the target)."""
+    target, peer = model_of(TARGET, 0), model_of(peer_task, 1)
+    how = compared_as(peer_task, TARGET, adapter, paired=paired)
+    return how, comparison_view(peer, peer_task, target, TARGET, how), peer.task_view(peer_task.name), target
+
+
+def same_adapter(view, name, other_view, other_name):
+    state, expected = adapter_state(view, name), adapter_state(other_view, other_name)
+    return all(torch.equal(state[k], expected[k]) for k in expected)
+
+
 def test_a_same_modality_candidate_reads_through_its_own_adapter():
-    target, peer = model_of(TARGET, 0), model_of(IMAGE_PEER, 1)
-    how = compared_as(IMAGE_PEER, TARGET, "own", paired=True)
-    own = comparison_view(peer, IMAGE_PEER, target, TARGET, how)
-    alone = peer.task_view(IMAGE_PEER.name)
-    state, expected = adapter_state(own, IMAGE_PEER.name), adapter_state(alone, IMAGE_PEER.name)
-    assert how == "own adapter" and all(torch.equal(state[k], expected[k]) for k in expected)
+    how, view, alone, _ = view_of(IMAGE_PEER, "own", paired=True)
+    assert how == "own adapter" and same_adapter(view, IMAGE_PEER.name, alone, IMAGE_PEER.name)
     with torch.no_grad():
-        assert torch.equal(own(images()), alone(images()))        # the candidate exactly as it is
+        assert torch.equal(view(images()), alone(images()))        # the candidate exactly as it is
 
 
 def test_an_unpaired_cross_modal_candidate_reads_through_the_targets_adapter():
-    target, peer = model_of(TARGET, 0), model_of(TEXT_PEER, 1)
-    how = compared_as(TEXT_PEER, TARGET, "own", paired=False)
-    view = comparison_view(peer, TEXT_PEER, target, TARGET, how)
-    state, expected = adapter_state(view, TEXT_PEER.name), adapter_state(target.task_view(TARGET.name), TARGET.name)
-    assert how == "target adapter" and all(torch.equal(state[k], expected[k]) for k in expected)
+    how, view, _, target = view_of(TEXT_PEER, "own", paired=False)
+    assert how == "target adapter" and same_adapter(view, TEXT_PEER.name, target.task_view(TARGET.name), TARGET.name)
     assert view.modality == "image" and view(images()).shape == (4, TEXT_PEER.num_classes)
 
 
 def test_a_paired_cross_modal_candidate_reads_its_own_modality_through_its_own_adapter():
-    target, peer = model_of(TARGET, 0), model_of(TEXT_PEER, 1)
-    how = compared_as(TEXT_PEER, TARGET, "own", paired=True)
-    view = comparison_view(peer, TEXT_PEER, target, TARGET, how)
-    alone = peer.task_view(TEXT_PEER.name)
-    state, expected = adapter_state(view, TEXT_PEER.name), adapter_state(alone, TEXT_PEER.name)
+    how, view, alone, _ = view_of(TEXT_PEER, "own", paired=True)
     assert how == "paired probes" and view.modality == "text"
-    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert same_adapter(view, TEXT_PEER.name, alone, TEXT_PEER.name)
     with torch.no_grad():
         assert torch.equal(view(tokens()), alone(tokens()))
 
 
 def test_candidate_adapter_target_puts_every_unpaired_candidate_behind_the_targets_adapter():
-    target, peer = model_of(TARGET, 0), model_of(IMAGE_PEER, 1)
-    how = compared_as(IMAGE_PEER, TARGET, "target", paired=False)
-    view = comparison_view(peer, IMAGE_PEER, target, TARGET, how)
-    state, expected = adapter_state(view, IMAGE_PEER.name), adapter_state(target.task_view(TARGET.name), TARGET.name)
-    assert how == "target adapter" and all(torch.equal(state[k], expected[k]) for k in expected)
+    how, view, _, target = view_of(IMAGE_PEER, "target", paired=False)
+    assert how == "target adapter" and same_adapter(view, IMAGE_PEER.name, target.task_view(TARGET.name), TARGET.name)
 
 
 def test_features_are_what_the_head_reads():

@@ -25,12 +25,18 @@ from utils_pickaback.ranking import SCORES  # noqa: E402
 from utils_pickaback.selection_quality import figures_as_rows, selection_figures  # noqa: E402
 
 
-def get_args_parser():
-    p = ArgumentParser(description="Selection quality (regret, rank, correlation) from the transfer control.")
+def add_run_arguments(p):
+    """The pipeline run and the accuracies that judge its selection (shared with bench_selection_variants)."""
     p.add_argument("config", nargs="?", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed)")
     p.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
+    return p
+
+
+def get_args_parser():
+    p = add_run_arguments(ArgumentParser(
+        description="Selection quality (regret, rank, correlation) from the transfer control."))
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
                    help="the rule step 3-1 ranked by (the sign of the selector's score)")
     p.add_argument("--score", choices=list(SCORES),

@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from tools.bench_selection import add_run_arguments  # noqa: E402
 from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_NAMES, REPO_ROOT, get_config  # noqa: E402
+from utils.cli import ArgumentParser  # noqa: E402
+from utils.dataset_config import REPO_ROOT, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils_pickaback.ranking import SCORES  # noqa: E402
 from utils_pickaback.selection_quality import selection_figures  # noqa: E402
@@ -44,11 +45,8 @@ VARIANTS = {
 
 
 def get_args_parser():
-    p = ArgumentParser(description="Regret of step 3-1's variants and scores against one transfer control.")
-    p.add_argument("config", nargs="?", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
-    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
-    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed)")
-    p.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
+    p = add_run_arguments(ArgumentParser(
+        description="Regret of step 3-1's variants and scores against one transfer control."))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     return p
