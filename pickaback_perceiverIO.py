@@ -7,11 +7,11 @@ chosen checkpoint; `--compare baseline`: its step-1 model) is compared with the 
 the same profiling inputs, drawn from the target's own training data (packnet_models_pickaback/compare.py):
 * a candidate of the target's modality reads them through its own input adapter, after the mutation
   search has improved them;
-* one of the other modality reads, where the config pairs the target with a task of that modality, the
+* one of the other modality reads the target's inputs through the target's adapter; with
+  --cross_modal_probes paired, where the config pairs the target with a task of that modality, it reads the
   same samples in its modality (the captions of the target's images, or the images of its captions)
-  through its own adapter; no mutation search, as a move in one modality has no counterpart in the other;
-* without a pairing (or --cross_modal_probes target_adapter), it reads the target's inputs through the
-  target's adapter.
+  through its own adapter instead, without the mutation search (a move in one modality has no counterpart
+  in the other).
 The candidate with the smallest distance between decision distance vectors is selected (`--select
 dissimilar` takes the largest, as the original code did). Beside ModelDiff, every pair also gets LogME and
 LEEP of the candidate on the target's labelled probes and linear CKA between the two models' features
@@ -80,11 +80,12 @@ def get_args_parser():
                    help="own: a candidate of the target's modality reads the probes through its own input "
                         "adapter (the other modality through the target's); target: every candidate through "
                         "the target's")
-    p.add_argument("--cross_modal_probes", default="paired", choices=CROSS_MODAL,
-                   help="paired: where the config pairs the target with a task of the other modality, a candidate "
-                        "of that modality reads the paired samples through its own adapter (no mutation search: a "
-                        "move in one modality has no counterpart in the other); target_adapter: it reads the "
-                        "target's probes through the target's adapter (always so without a pairing)")
+    p.add_argument("--cross_modal_probes", default="target_adapter", choices=CROSS_MODAL,
+                   help="target_adapter: a candidate of the other modality reads the target's probes through the "
+                        "target's adapter; paired: where the config pairs the target with a task of that modality, "
+                        "it reads the paired samples through its own adapter (no mutation search: a move in one "
+                        "modality has no counterpart in the other). Not the default: the transfer control found the "
+                        "paired task picked for every paired target, and it transferred worse (README)")
     p.add_argument("--score", default="modeldiff", choices=list(SCORES),
                    help="what ranks the candidates: modeldiff (distance of decision distance vectors, smallest "
                         "first), or logme / leep (the candidate's features / outputs on the target's labelled "

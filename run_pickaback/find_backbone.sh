@@ -2,7 +2,8 @@
 # STEP 3-1) For every target, compare the decision patterns (ModelDiff) of every other task's
 # baseline model with the target's and select the most similar one as its backbone.
 # Usage: bash run_pickaback/find_backbone.sh [cfg]     (SELECT=dissimilar reproduces the original code;
-# SCORE=logme|leep|cka ranks by a score reported beside ModelDiff instead)
+# SCORE=logme|leep|cka ranks by a score reported beside ModelDiff instead; CROSS_MODAL_PROBES=paired compares
+# a candidate of the other modality on the target's paired samples where the config pairs them)
 source "$(dirname "$0")/common.sh"
 
 # TASKS narrows both the targets and their peers (a peer must have gone through steps 1 and 2-1).
@@ -10,5 +11,5 @@ tasks=$(task_ids)
 # shellcheck disable=SC2086
 "$PY" pickaback_perceiverIO.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE" \
   --target_id $tasks --candidate_ids $tasks --select "${SELECT:-similar}" --score "${SCORE:-modeldiff}" \
-  --candidates "${CANDIDATES:-all}" \
+  --candidates "${CANDIDATES:-all}" --cross_modal_probes "${CROSS_MODAL_PROBES:-target_adapter}" \
   --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS" $FORCE_FLAG

@@ -18,4 +18,4 @@ echo
 "$PY" tools/report.py "$cfg" --arch "${ARCH:-perceiver_io}" --seed "${SEED:-2}"
 echo
 echo "Is the selected backbone the one that helps most? The transfer control trains every target on every"
-echo "candidate (15 min on 2 cores for the demo): JOBS=2 bash run_pickaback/transfer_matrix.sh ${cfg}"
+echo "candidate (more than an hour on 2 cores for the demo's 12 x 11 pairs): bash run_pickaback/transfer_matrix.sh ${cfg}"

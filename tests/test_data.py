@@ -22,11 +22,13 @@ NUM_CLASSES = 5
 # --------------------------------------------------------------------------- configs
 
 def test_every_config_builds_with_explicit_modalities():
-    assert CONFIG_NAMES == ("demo", "cifar100", "oxford", "cub")
+    assert CONFIG_NAMES == ("demo", "cifar100", "oxford", "cub", "emoji")
     for name in CONFIG_NAMES:
         cfg = get_config(name)
         assert [t.task_id for t in cfg.tasks] == list(range(1, cfg.num_tasks + 1))
         assert all(t.modality in ("image", "text") for t in cfg.tasks)
+        for task, partner in cfg.paired.items():     # pairs: the other modality, both ways
+            assert cfg.paired[partner] == task and cfg.task(task).modality != cfg.task(partner).modality
 
 
 def test_config_shapes_match_the_original():

@@ -31,7 +31,7 @@ def test_perceiver_widths_grow_heads_and_feed_forward_only():
     assert perceiver_widths(paper, 1.0) == {"latent_heads": 8, "ff_hidden": 2048}
     assert perceiver_widths(paper, 2.0) == {"latent_heads": 11, "ff_hidden": 2896}
     model = CPGModel.create("perceiver_io", "demo", 2.0)
-    assert raw_weight(model.body.latents).shape == (32, 64)
+    assert raw_weight(model.body.latents).shape == (32, 96)
     assert model.body.cross_attn.fn.heads == 1
 
 
@@ -72,7 +72,7 @@ def test_growing_places_fused_kv_and_geglu_halves():
     old_kv, new_kv = raw_weight(model.body.layers[0][0].fn.to_kv), raw_weight(wide.body.layers[0][0].fn.to_kv)
     assert torch.equal(new_kv[:inner], old_kv[:inner])
     assert torch.equal(new_kv[inner2:inner2 + inner], old_kv[inner:])
-    hidden, hidden2 = 128, 181
+    hidden, hidden2 = 192, 271     # demo latent_dim 96 x ff_mult 2, and floor(192 * sqrt(2))
     old_ff, new_ff = model.body.layers[1][1].fn.net[0], wide.body.layers[1][1].fn.net[0]
     assert torch.equal(raw_weight(new_ff)[hidden2:hidden2 + hidden], raw_weight(old_ff)[hidden:])
     assert torch.equal(new_ff.bias[hidden2:hidden2 + hidden], old_ff.bias[hidden:])

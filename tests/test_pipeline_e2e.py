@@ -120,12 +120,12 @@ def test_table_ranks_every_peer_of_both_modalities_and_never_the_target(pipeline
     assert pairs == {(t, c) for t in TASKS for c in TASKS if c != t}   # image targets rank text peers too
 
 
-def test_paired_demo_tasks_compare_other_modality_candidates_on_paired_probes(pipeline):
-    """Every demo task is paired (image k with the captions of task k + 6): a candidate of the other modality
-    reads the paired samples, one of the same modality the target's through its own adapter."""
+def test_other_modality_candidates_are_compared_through_the_targets_adapter_by_default(pipeline):
+    """A candidate of the target's modality reads its probes through its own adapter, one of the other modality
+    through the target's (pairing is an option: tests/test_select_resume.py); every pair has every score."""
     for (target, candidate), row in read_table(pipeline["out"]).items():
         same = (target <= 6) == (candidate <= 6)
-        assert row["compared_as"] == ("own adapter" if same else "paired probes")
+        assert row["compared_as"] == ("own adapter" if same else "target adapter")
         assert all(row[score] not in ("", "nan") for score in ("logme", "leep", "cka"))
 
 

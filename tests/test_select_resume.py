@@ -203,3 +203,14 @@ def test_a_table_from_before_the_score_columns_is_recomputed(work, small_demo_ro
     assert next(csv.reader(table.read_text().splitlines()))[4:] == ["compared_as", "logme", "leep", "cka"]
     stdout = select(work, small_demo_root, targets=["7"]).stdout     # its old rows were kept, blank in the new columns
     assert RECOMPUTED.format(7, "the table was saved without the columns compared_as, logme, leep, cka") in stdout
+
+
+def test_paired_probes_compare_the_other_modality_on_the_same_samples(work, small_demo_root):
+    """Demo task 1 (images) and 7 (their captions) are paired: with --cross_modal_probes paired, a text
+    candidate of image target 1 and an image candidate of text target 7 read the paired samples."""
+    select(work, small_demo_root, "--cross_modal_probes", "paired")
+    table = {(r[0], r[1]): r[4] for r in rows(outputs(work)[1])}
+    assert table == {("1", "2"): "own adapter", ("1", "7"): "paired probes", ("7", "1"): "paired probes",
+                     ("7", "2"): "paired probes"}
+    select(work, small_demo_root)
+    assert {(r[0], r[1]): r[4] for r in rows(outputs(work)[1])}[("1", "7")] == "target adapter"

@@ -36,6 +36,11 @@ def test_a_target_whose_selected_run_is_missing_has_no_figures():
     assert target_figures(1, 5, RUNS, DISTANCES) is None
 
 
+def test_a_target_with_only_its_selected_run_has_no_figures():
+    """Step 3-2's run alone (the control not run for this target yet): no regret of 0 by default."""
+    assert target_figures(1, 2, {2: 0.60, "untrained": 0.5}, DISTANCES) is None
+
+
 def test_interval_is_the_student_t_half_width():
     mean, half = interval95([0.1, 0.2, 0.3])
     assert mean == pytest.approx(0.2)

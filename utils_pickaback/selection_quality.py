@@ -76,9 +76,11 @@ def correlation(scores, accuracies):
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar"):
     """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
-    step 3-1's distance. The candidates are the task ids present in both."""
+    step 3-1's distance. The candidates are the task ids present in both. None when the selected backbone
+    has no run or is the only candidate that has one (step 3-2's run alone, the control not yet run for
+    the target): there is nothing to compare it with."""
     candidates = sorted(c for c in runs if isinstance(c, int) and c in distances)
-    if selected not in candidates:
+    if selected not in candidates or len(candidates) < 2:
         return None
     accs = {c: runs[c] for c in candidates}
     oracle = max(candidates, key=lambda c: (accs[c], c == selected))   # a tie with the selection is no regret
