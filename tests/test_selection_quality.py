@@ -36,6 +36,11 @@ def test_a_target_whose_selected_run_is_missing_has_no_figures():
     assert target_figures(1, 5, RUNS, DISTANCES) is None
 
 
+def test_a_selector_that_ranked_fewer_candidates_is_judged_against_all_the_control_ran():
+    f = target_figures(1, 2, RUNS, {2: 0.1, 4: 0.2})          # candidate 3 (the best) never ranked
+    assert f.oracle == 3 and f.regret == pytest.approx(0.20) and f.n_candidates == 3
+
+
 def test_a_target_with_only_its_selected_run_has_no_figures():
     """Step 3-2's run alone (the control not run for this target yet): no regret of 0 by default."""
     assert target_figures(1, 2, {2: 0.60, "untrained": 0.5}, DISTANCES) is None

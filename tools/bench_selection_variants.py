@@ -25,6 +25,7 @@ from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser  # noqa: E402
 from utils.dataset_config import REPO_ROOT, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils.results import read_selections  # noqa: E402
 from utils_pickaback.ranking import SCORES  # noqa: E402
 from utils_pickaback.selection_quality import selection_figures  # noqa: E402
 
@@ -61,9 +62,12 @@ def scratch_root(run_root: Path, scratch: Path, arch) -> Path:
 
 
 def run_variant(cfg, args, extra, root: Path) -> float:
-    """Step 3-1 with `extra` arguments into output root `root`; its wall time in seconds."""
+    """Step 3-1 with `extra` arguments into output root `root`, on the tasks of the run (its targets, each the
+    others' candidate, as run_pickaback/find_backbone.sh with TASKS); its wall time in seconds."""
+    tasks = [str(t) for t in sorted(read_selections(paths.pickaback_result_csv(cfg.name, args.seed)))]
     command = [sys.executable, str(REPO_ROOT / "pickaback_perceiverIO.py"), "--arch", args.arch,
-               "--dataset_config", cfg.name, "--seed", str(args.seed), "--device", args.device, "--force", *extra]
+               "--dataset_config", cfg.name, "--seed", str(args.seed), "--device", args.device, "--force",
+               "--target_id", *tasks, "--candidate_ids", *tasks, *extra]
     started = time.time()
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
                           env={**os.environ, "MMPAB_OUTPUT_ROOT": str(root)})

@@ -76,16 +76,19 @@ def correlation(scores, accuracies):
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar"):
     """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
-    step 3-1's distance. The candidates are the task ids present in both. None when the selected backbone
-    has no run or is the only candidate that has one (step 3-2's run alone, the control not yet run for
-    the target): there is nothing to compare it with."""
-    candidates = sorted(c for c in runs if isinstance(c, int) and c in distances)
+    step 3-1's distance. The candidates are the task ids the control trained the target on, so a selector
+    that ranked fewer (e.g. the same modality only) is judged against the best of all of them; the
+    correlation is over those it ranked. None when the selected backbone has no run or is the only
+    candidate that has one (step 3-2's run alone, the control not yet run for the target): there is
+    nothing to compare it with."""
+    candidates = sorted(c for c in runs if isinstance(c, int))
     if selected not in candidates or len(candidates) < 2:
         return None
     accs = {c: runs[c] for c in candidates}
     oracle = max(candidates, key=lambda c: (accs[c], c == selected))   # a tie with the selection is no regret
     sign = -1.0 if rule == "similar" else 1.0
-    rho, tau = correlation([sign * distances[c] for c in candidates], [accs[c] for c in candidates])
+    ranked = [c for c in candidates if c in distances]
+    rho, tau = correlation([sign * distances[c] for c in ranked], [accs[c] for c in ranked])
     matched = [v for k, v in runs.items() if isinstance(k, str) and k.startswith(SCRATCH_PREFIX)]
     return TargetFigures(
         target_id=target_id, selected=selected, oracle=oracle, selected_acc=accs[selected],
