@@ -430,13 +430,13 @@ def summary_lines(rows, related):
 
 
 def comparison_line(run):
-    """How step 3-1 compared the cross-modal pairs: on paired probes, or (unpaired) through the target's adapter."""
+    """How step 3-1 compared the cross-modal pairs: on paired probes, or through the target's adapter."""
     counts = {how: sum(v == how for v in run.compared_as.values()) for how in ("paired probes", "target adapter")}
     if not any(counts.values()):
         return []
     return [f"Cross-modal candidates: {counts['paired probes']} pairs compared on paired probes (each model reads "
             f"the same samples in its own modality), {counts['target adapter']} through the target's input adapter "
-            f"(no pairing in the config; marked x in similarity.png)."]
+            f"(marked x in similarity.png)."]
 
 
 def selection_section(run):
