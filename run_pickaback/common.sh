@@ -125,7 +125,7 @@ run_jobs() {
     return
   fi
   mkdir -p "$logs"
-  local cores failed=() item pid
+  local cores failed=() item
   cores=$(nproc)
   export OMP_NUM_THREADS=$(( cores / JOBS > 0 ? cores / JOBS : 1 ))
   declare -A log_of=()
