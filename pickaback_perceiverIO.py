@@ -48,6 +48,7 @@ from utils.dataset_config import CONFIG_NAMES, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
+from utils.results import read_selections
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import (model_distance, normalised_image_range, search_profiling_inputs,
                                        search_single_moves)
@@ -324,13 +325,6 @@ def read_table(path):
         return {(int(row["target_id"]), int(row["task_id"])): row for row in csv.DictReader(f)}
 
 
-def read_rows(path):
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.reader(f))[1:]
-
-
 def save_target(cfg, seed, target_id, selected, records, provenances):
     """Replace one target's rows in the table, its pairs' provenance and its row of the result CSV.
 
@@ -350,8 +344,8 @@ def save_target(cfg, seed, target_id, selected, records, provenances):
         write_csv_atomic(table_path, TABLE_FIELDS, [[row.get(f, "") for f in TABLE_FIELDS] for row in rows])
         record.update({f"{t},{c}": provenances[c] for c in records})
         write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
-        results = [r for r in read_rows(result_path) if r and r[0] != t] + [[t, str(selected)]]
-        write_csv_atomic(result_path, ["target_id", "task_id"], sorted(results, key=lambda r: int(r[0])))
+        results = {**read_selections(result_path), target_id: selected}
+        write_csv_atomic(result_path, ["target_id", "task_id"], sorted(results.items()))
 
 
 def main():
