@@ -169,14 +169,19 @@ def _cifar100(root: Path) -> DatasetConfig:
 
 
 def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
-    """A multimodal template: groups 1..N/2 are image tasks, the rest their captions (reference §0.2)."""
-    tasks = tuple(TaskSpec(i, f"group{i}", "image" if i <= num_groups // 2 else "text",
+    """A multimodal template: groups 1..N/2 are image tasks, group k + N/2 holds the captions of group
+    k's images (MM-Pick-a-back's text groups), one caption file per image under the same
+    <class>/<stem>, so image group k and text group k + N/2 are paired sample by sample."""
+    half = num_groups // 2
+    tasks = tuple(TaskSpec(i, f"group{i}", "image" if i <= half else "text",
                            num_classes, IMAGENET_MEAN, IMAGENET_STD)
                   for i in range(1, num_groups + 1))
+    paired = {f"group{k}": f"group{k + half}" for k in range(1, half + 1)}
     return DatasetConfig(
         name=name, image_root=root / name / "images", text_root=root / name / "text",
         tasks=tasks, image_size=image_size, train_augment="resize_flip",
         text_encoding="hashed_words", vocab_size=2 ** 15, max_text_length=128,
+        paired={**paired, **{text: image for image, text in paired.items()}},
         prepare_command=f"see data/readme.md for the '{name}' layout")
 
 
