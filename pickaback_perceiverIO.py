@@ -44,7 +44,7 @@ from packnet_models_pickaback.compare import (ADAPTERS, COMPARED, CROSS_MODAL, c
 from utils import paths
 from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
 from utils.cli import ArgumentParser, fraction, non_negative_int, positive_even_int, positive_float, seed_int
-from utils.dataset_config import CONFIG_NAMES, get_config
+from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
@@ -61,7 +61,7 @@ TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "lo
 def get_args_parser():
     p = ArgumentParser(description="Select a backbone for each target with ModelDiff.")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
-    p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
+    p.add_argument("--dataset_config", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--target_id", nargs="+", default=["all"], help="target ids or names, or 'all'")
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
                    help="similar: smallest distance (default); dissimilar: largest, as the original code")
@@ -263,8 +263,10 @@ NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "
 
 
 def distance_settings(cfg, args):
-    """The arguments that shape a pair's distances, --val_fraction resolved to the fraction used."""
-    settings = settings_of(args, val_fraction=profiling_val_fraction(cfg, args), probe_seed=probe_seed(args))
+    """The arguments that shape a pair's distances, --val_fraction resolved to the fraction used and the config
+    recorded by its provenance_id (a config file's contents, not its path)."""
+    settings = settings_of(args, val_fraction=profiling_val_fraction(cfg, args), probe_seed=probe_seed(args),
+                           dataset_config=cfg.provenance_id)
     return {k: v for k, v in settings.items() if k not in NOT_DISTANCE_SETTINGS}
 
 

@@ -17,7 +17,7 @@ from packnet_models_pickaback.compare import load_task_model
 from utils import paths
 from utils.checkpoint import load_model, save_model, why_redo
 from utils.cli import ArgumentParser, seed_int
-from utils.dataset_config import CONFIG_NAMES, get_config
+from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import provenance
 from utils.train import seed_everything
@@ -26,7 +26,7 @@ from utils.train import seed_everything
 def get_args_parser():
     p = ArgumentParser(description="Install each target's key/value projection into its backbone.")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io"])
-    p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
+    p.add_argument("--dataset_config", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--csv_path", help="default: pickaback_<cfg>_result.csv")
     p.add_argument("--target_id", nargs="+", default=["all"], help="targets to transfer, or 'all'")
     p.add_argument("--pairs", nargs="+", metavar="TARGET:BACKBONE",
@@ -62,7 +62,7 @@ def parse_pairs(items):
 
 def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
     target_baseline = paths.folder_checkpoint(paths.baseline_dir(arch, cfg.name, target.name, seed))
-    settings = {"arch": arch, "dataset_config": cfg.name, "target": target.name, "backbone": backbone.name,
+    settings = {"arch": arch, "dataset_config": cfg.provenance_id, "target": target.name, "backbone": backbone.name,
                 "seed": seed}
     return provenance(settings, {"backbone": chosen, "target baseline": target_baseline})
 

@@ -2,15 +2,22 @@
 # the chosen profile. Override with environment variables, e.g.
 #   ARCH=lenet5 PROFILE=paper TASKS="1 4" FORCE=1 bash run_pickaback/baseline.sh cifar100
 set -euo pipefail
+
+# The dataset config: a built-in name, a name with data/<name>/dataset.toml, or a path to a .toml/.json
+# file. A relative path is the caller's, so it is made absolute before the cd to the repository.
+CFG=${1:-demo}
+case "$CFG" in *.toml|*.json) [[ "$CFG" = /* ]] || CFG="$PWD/$CFG" ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-CFG=${1:-demo}
 ARCH=${ARCH:-perceiver_io}
+if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
+# Output paths and messages use the config's name (a config file's `name`, not its path); reading it here
+# also stops a wrong config file with its one-line error before any work starts.
+CFG_NAME=$("$PY" tools/task_info.py "$CFG" --config_name)
 # The demo config trains the small model for a CPU; real data gets the paper's sizes and epochs.
-if [ "$CFG" = demo ]; then PROFILE=${PROFILE:-demo}; else PROFILE=${PROFILE:-paper}; fi
+if [ "$CFG_NAME" = demo ]; then PROFILE=${PROFILE:-demo}; else PROFILE=${PROFILE:-paper}; fi
 SEED=${SEED:-2}
 DEVICE=${DEVICE:-auto}
-if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 
 if [ "$PROFILE" = paper ]; then
   OPTIMIZER=${OPTIMIZER:-sgd}   # the original's recipe: SGD at 1e-2, its pruning stages at 1e-3
@@ -107,8 +114,8 @@ train_on_backbone() {
     transfer=$("$PY" tools/task_info.py "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
     train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_checkpoint "$transfer" "$@"
   else
-    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" \
-      --load_folder "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG}/${backbone}/gradual_prune" "$@"
+    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_folder \
+      "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}/${backbone}/gradual_prune" "$@"
   fi
 }
 
@@ -164,5 +171,5 @@ if [ "$SEED" != 2 ]; then OUT="$OUT/seed$SEED"; fi
 # One tolerance for every "reached its baseline?" decision (steps 2-1, 2-2, 3-2); the Python default otherwise.
 ACC_ARGS=()
 if [ -n "${ALLOW_ACC_LOSS:-}" ]; then ACC_ARGS=(--allow_acc_loss "$ALLOW_ACC_LOSS"); fi
-BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG}_acc.txt"
-T_ROOT="$OUT/checkpoints_${ARCH}/CPG_fromsingle_scratch_woexp_target/${ARCH}/${CFG}"   # step 3-2's runs
+BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG_NAME}_acc.txt"
+T_ROOT="$OUT/checkpoints_${ARCH}/CPG_fromsingle_scratch_woexp_target/${ARCH}/${CFG_NAME}"   # step 3-2's runs

@@ -4,7 +4,7 @@
 # Usage: bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-result="$OUT/pickaback_${CFG}_result.csv"
+result="$OUT/pickaback_${CFG_NAME}_result.csv"
 if [ ! -f "$result" ]; then
   echo "error: ${result} is missing; run run_pickaback/find_backbone.sh ${CFG} first." >&2
   exit 1

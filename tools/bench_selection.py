@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
+from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils_pickaback.ranking import SCORES  # noqa: E402
 from utils_pickaback.selection_quality import figures_as_rows, selection_figures  # noqa: E402
@@ -27,7 +27,7 @@ from utils_pickaback.selection_quality import figures_as_rows, selection_figures
 
 def add_run_arguments(p):
     """The pipeline run and the accuracies that judge its selection (shared with bench_selection_variants)."""
-    p.add_argument("config", nargs="?", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
+    p.add_argument("config", nargs="?", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed)")
     p.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")

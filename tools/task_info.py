@@ -5,6 +5,7 @@
     python tools/task_info.py demo --list               # -> 1 2 ... 12, one per line
     python tools/task_info.py demo --list --modality image
     python tools/task_info.py demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
+    python tools/task_info.py data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
 """
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
+from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils import paths  # noqa: E402
 
@@ -21,9 +22,11 @@ FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 
 def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help=f"dataset config: {', '.join(CONFIG_NAMES)}")
+    parser.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     parser.add_argument("task", nargs="?", help="1-based task id or task name")
     parser.add_argument("--field", choices=FIELDS, default="name")
+    parser.add_argument("--config_name", action="store_true",
+                        help="print the config's name, which output paths use (a config file's `name`, not its path)")
     parser.add_argument("--list", action="store_true", help="print every task id, one per line")
     parser.add_argument("--modality", choices=("image", "text"), help="with --list: only tasks of this modality")
     parser.add_argument("--transfer_on", metavar="BACKBONE",
@@ -36,6 +39,9 @@ def get_args_parser():
 def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.config)
+    if args.config_name:
+        print(cfg.name)
+        return 0
     if args.list:
         print("\n".join(str(task.task_id) for task in cfg.tasks
                         if args.modality in (None, task.modality)))

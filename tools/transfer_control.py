@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_NAMES, get_config  # noqa: E402
+from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import locked, write_csv_atomic  # noqa: E402
 from utils.results import read_selections  # noqa: E402
@@ -31,13 +31,13 @@ def get_args_parser():
     p = ArgumentParser(description="Plan and collect the transfer control's runs.")
     sub = p.add_subparsers(dest="command", required=True)
     plan = sub.add_parser("plan", help="print each target's backbones: the selected one first")
-    plan.add_argument("config", help=f"one of {', '.join(CONFIG_NAMES)}")
+    plan.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     plan.add_argument("--targets", nargs="+", required=True, help="target ids (their peers are the candidates)")
     plan.add_argument("--backbones", default="all", help="all | related | random:K")
     width = sub.add_parser("width", help="print the final width of a finished run")
     width.add_argument("folder", help="a run folder (holding scratch/outcome.json)")
     collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
-    collect.add_argument("config", help=f"one of {', '.join(CONFIG_NAMES)}")
+    collect.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     for command in (plan, collect):
         command.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
         command.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)

@@ -9,7 +9,7 @@ import argparse
 import math
 import sys
 
-from utils.dataset_config import CONFIG_NAMES
+from utils.dataset_config import CONFIG_HELP
 from utils.errors import UserError
 
 
@@ -65,7 +65,7 @@ fraction = _checked(_number, lambda v: 0 <= v < 1, "a number from 0 up to (not i
 def add_common_args(p):
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
     p.add_argument("--profile", default="demo", choices=["demo", "paper"], help="model size")
-    p.add_argument("--dataset_config", default="demo", help=f"one of {', '.join(CONFIG_NAMES)}")
+    p.add_argument("--dataset_config", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--num_classes", type=int, default=-1, help="-1: from the dataset config")
     p.add_argument("--modality", choices=["image", "text"], help="checked against the config")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],

@@ -1,13 +1,20 @@
 """Dataset configs: where each config's data lives, its ordered tasks and how to read them.
 
-A user adds a dataset by adding one entry to `_BUILDERS`. Paths are relative to the data root,
-`<repo>/data` unless the environment variable MMPAB_DATA_ROOT names another folder.
+A config is a built-in entry of `_BUILDERS` (paths relative to the data root, `<repo>/data` unless
+the environment variable MMPAB_DATA_ROOT names another folder), or a .toml/.json file a user writes
+beside their data (data/readme.md, "Your own data: a config file"), found by its path or, as
+<data root>/<name>/dataset.toml, by its name.
 """
+import difflib
+import json
 import os
+import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.errors import UserError
+from utils.provenance import fingerprint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_ENV = "MMPAB_DATA_ROOT"
@@ -45,10 +52,18 @@ class DatasetConfig:
     paired: dict[str, str] = field(default_factory=dict)
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
     val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
+    source_fingerprint: str = ""    # of the config file this config was read from ("" for a built-in)
 
     @property
     def num_tasks(self) -> int:
         return len(self.tasks)
+
+    @property
+    def provenance_id(self) -> str:
+        """How a run's settings record this config: a built-in by its name; a config file by its name and
+        its contents' fingerprint, so editing the file redoes the work that read it, and the same file
+        named by another path (or by name) does not."""
+        return f"{self.name}@{self.source_fingerprint}" if self.source_fingerprint else self.name
 
     def task(self, key) -> TaskSpec:
         """The task with this 1-based id (int or digit string) or folder name."""
@@ -182,7 +197,11 @@ def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
         tasks=tasks, image_size=image_size, train_augment="resize_flip",
         text_encoding="hashed_words", vocab_size=2 ** 15, max_text_length=128,
         paired={**paired, **{text: image for image, text in paired.items()}},
-        prepare_command=f"see data/readme.md for the '{name}' layout")
+        prepare_command={
+            "cub": "python tools/prepare_cub.py --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz",
+            "oxford": "python tools/prepare_oxford.py --archive 102flowers.tgz --labels imagelabels.mat "
+                      "--captions cvpr2016_flowers.tar.gz",
+        }.get(name, f"see data/readme.md for the '{name}' layout"))
 
 
 def _emoji(root: Path) -> DatasetConfig:
@@ -225,11 +244,204 @@ _BUILDERS = {
     "emoji": _emoji,
 }
 CONFIG_NAMES = tuple(_BUILDERS)
+CONFIG_FILES = ("dataset.toml", "dataset.json")     # a config file found by name: <data root>/<name>/<file>
+CONFIG_HELP = (f"a built-in name ({', '.join(CONFIG_NAMES)}), a name with data/<name>/dataset.toml, "
+               "or a path to a .toml/.json file")
 
 
-def get_config(name: str, data_root_dir=None) -> DatasetConfig:
-    """The named config with its roots under `data_root_dir` (default: data_root())."""
-    if name not in _BUILDERS:
-        raise UserError(f"Unknown dataset config {name!r}; valid configs are: {', '.join(CONFIG_NAMES)}.")
+def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
+    """The config `spec` names: a built-in (roots under `data_root_dir`, default: data_root()), a
+    .toml/.json file by its path, or by name the file <data root>/<name>/dataset.toml (or .json)."""
+    spec = str(spec)
     root = Path(data_root_dir) if data_root_dir is not None else data_root()
-    return _BUILDERS[name](root)
+    if spec in _BUILDERS:
+        return _BUILDERS[spec](root)
+    if Path(spec).suffix in (".toml", ".json"):
+        return read_config_file(Path(spec))
+    for file_name in CONFIG_FILES:
+        if (root / spec / file_name).is_file():
+            return read_config_file(root / spec / file_name)
+    found = sorted(path.parent.name for file_name in CONFIG_FILES for path in root.glob(f"*/{file_name}"))
+    raise UserError(f"Unknown dataset config {spec!r}; valid configs are: {', '.join(CONFIG_NAMES + tuple(found))}; "
+                    f"a path to a .toml or .json config file works too, as does a name with "
+                    f"{root / '<name>' / 'dataset.toml'} (see data/readme.md).")
+
+
+# ---------------------------------------------------------------------------------------------
+# Config files: the fields of DatasetConfig as keys, its tasks as an array of tables ([[tasks]] in
+# TOML, "tasks": [...] in JSON), each task's related and paired task as keys of the task. Keys are
+# checked by name and kind, so a typo is an error rather than a silently ignored default.
+REQUIRED = "required"    # the default of a key a file must give
+MODALITIES = ("image", "text")
+TRAIN_AUGMENTS = ("crop_flip", "resize_flip")
+TEXT_ENCODINGS = ("hashed_words", "bytes")
+BYTES_VOCAB_SIZE = 257      # 256 byte values + padding (utils/text.py)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")   # the name is part of output file names and bash paths
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What a key's value must be, as the error says it -> the check.
+KINDS = {
+    "a string": lambda v: isinstance(v, str),
+    "a whole number": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a number": _is_number,
+    "a list of three numbers": lambda v: isinstance(v, list) and len(v) == 3 and all(map(_is_number, v)),
+    "a non-empty list of tables": lambda v: isinstance(v, list) and bool(v) and all(isinstance(t, dict) for t in v),
+}
+# key -> (kind, default). Where the default is None, read_config_file decides: the name comes from the
+# file's place, image_size is required as soon as one task is an image task, a task's mean/std default
+# to the config's, and a task without related/paired has none.
+CONFIG_KEYS = {
+    "name": ("a string", None),
+    "image_root": ("a string", "images"),       # relative to the config file's folder
+    "text_root": ("a string", "text"),
+    "image_size": ("a whole number", None),
+    "train_augment": ("a string", "resize_flip"),
+    "text_encoding": ("a string", "hashed_words"),
+    "vocab_size": ("a whole number", 2 ** 15),
+    "max_text_length": ("a whole number", 128),
+    "val_fraction": ("a number", 0.1),
+    "mean": ("a list of three numbers", list(IMAGENET_MEAN)),
+    "std": ("a list of three numbers", list(IMAGENET_STD)),
+    "prepare_command": ("a string", ""),
+    "tasks": ("a non-empty list of tables", REQUIRED),
+}
+TASK_KEYS = {
+    "name": ("a string", REQUIRED),
+    "modality": ("a string", REQUIRED),
+    "num_classes": ("a whole number", REQUIRED),
+    "mean": ("a list of three numbers", None),
+    "std": ("a list of three numbers", None),
+    "related": ("a string", None),      # its designed related task
+    "paired": ("a string", None),       # its task of the other modality holding the same samples
+}
+
+
+def read_config_file(path: Path) -> DatasetConfig:
+    """The config a .toml/.json file describes; a wrong or incomplete file is one UserError sentence
+    naming the key and the file."""
+    values = _read_keys(_parse(path), CONFIG_KEYS, path)
+    name = values["name"] or (path.parent.name if path.name in CONFIG_FILES else path.stem)
+    _check(NAME_PATTERN.fullmatch(name), path, "name",
+           f"must hold only letters, digits, '_', '-' and '.' (it names output files), not {name!r}")
+    _check(name not in _BUILDERS, path, "name", f"is {name!r}, a built-in config's name; choose another")
+    _check_one_of(values, "train_augment", TRAIN_AUGMENTS, path)
+    _check_one_of(values, "text_encoding", TEXT_ENCODINGS, path)
+    fraction = values["val_fraction"]
+    _check(0 <= fraction < 1, path, "val_fraction", f"must be from 0 up to (not including) 1, not {fraction}")
+    _check(values["max_text_length"] >= 1, path, "max_text_length", "must be at least 1")
+    least_vocab = BYTES_VOCAB_SIZE if values["text_encoding"] == "bytes" else 2
+    _check(values["vocab_size"] >= least_vocab, path, "vocab_size",
+           f"must be at least {least_vocab} with text_encoding {values['text_encoding']!r}")
+    tasks = _read_tasks(values, path)
+    if any(task.modality == "image" for task in tasks):
+        _check(values["image_size"] is not None, path, "image_size", "is missing (a config with image tasks needs it)")
+        _check(values["image_size"] >= 1, path, "image_size", "must be at least 1")
+    folder = path.resolve().parent
+    return DatasetConfig(
+        name=name, image_root=folder / values["image_root"], text_root=folder / values["text_root"],
+        tasks=tasks, image_size=values["image_size"] or 0,   # 0: no image task reads it
+        train_augment=values["train_augment"], text_encoding=values["text_encoding"],
+        vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
+        related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
+        prepare_command=values["prepare_command"], val_fraction=float(fraction),
+        source_fingerprint=fingerprint(path))
+
+
+def _parse(path: Path) -> dict:
+    """The file's table of keys (TOML, or JSON for a .json file)."""
+    kind = "JSON" if path.suffix == ".json" else "TOML"
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"Cannot read the dataset config file {path}: {err.strerror or err}.") from None
+    try:    # the decoders' messages give the line and column
+        table = json.loads(text) if kind == "JSON" else tomllib.loads(text.decode("utf-8"))
+    except ValueError as err:
+        raise UserError(f"The dataset config file {path} is not valid {kind}: {err}.") from None
+    if not isinstance(table, dict):
+        raise UserError(f"The dataset config file {path} must hold an object of keys (see data/readme.md).")
+    return table
+
+
+def _file_error(path, key, problem, task="") -> UserError:
+    owner = f" of {task}" if task else ""
+    return UserError(f"In {path}, key '{key}'{owner} {problem}.")
+
+
+def _check(ok, path, key, problem, task=""):
+    if not ok:
+        raise _file_error(path, key, problem, task)
+
+
+def _check_one_of(values, key, allowed, path, task=""):
+    _check(values[key] in allowed, path, key,
+           f"must be {' or '.join(map(repr, allowed))}, not {values[key]!r}", task)
+
+
+def _read_keys(table: dict, schema: dict, path, task="") -> dict:
+    """`table`'s values over `schema`'s defaults: every key known, present when required, of its kind."""
+    for key in table:
+        if key not in schema:
+            close = difflib.get_close_matches(key, schema, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise _file_error(path, key, f"is unknown{hint}; valid keys are: {', '.join(schema)}", task)
+    values = {}
+    for key, (kind, default) in schema.items():
+        _check(key in table or default != REQUIRED, path, key, "is missing (it is required)", task)
+        value = table.get(key, default)
+        _check(key not in table or KINDS[kind](value), path, key, f"must be {kind}, not {value!r}", task)
+        values[key] = value
+    return values
+
+
+def _task_label(position, table) -> str:
+    name = table.get("name")
+    return f"task {position}" + (f" ({name!r})" if isinstance(name, str) else "")
+
+
+def _read_tasks(values, path) -> tuple[TaskSpec, ...]:
+    tasks, first_of = [], {}
+    for position, table in enumerate(values["tasks"], start=1):
+        label = _task_label(position, table)
+        task = _read_keys(table, TASK_KEYS, path, label)
+        _check_one_of(task, "modality", MODALITIES, path, label)
+        _check(task["num_classes"] >= 1, path, "num_classes", "must be at least 1", label)
+        _check(task["name"] not in first_of, path, "name",
+               f"repeats the name of task {first_of.get(task['name'])}; task names must differ", label)
+        first_of[task["name"]] = position
+        mean, std = task["mean"] or values["mean"], task["std"] or values["std"]
+        tasks.append(TaskSpec(position, task["name"], task["modality"], task["num_classes"],
+                              tuple(map(float, mean)), tuple(map(float, std))))
+    return tuple(tasks)
+
+
+def _declared(tables, tasks, key, path):
+    """(task label, task, the task its `key` names) for every task that declares `key`, the named task checked."""
+    names = {task.name for task in tasks}
+    for position, table in enumerate(tables, start=1):
+        if key in table:
+            label = _task_label(position, table)
+            _check(table[key] in names, path, key, f"names {table[key]!r}, which is not a task of this file", label)
+            yield label, table["name"], table[key]
+
+
+def _related(tables, tasks, path) -> dict[str, str]:
+    return {task: other for _, task, other in _declared(tables, tasks, "related", path)}
+
+
+def _paired(tables, tasks, path) -> dict[str, str]:
+    """The declared pairs both ways (a pairing is mutual, so declaring it on either task is enough)."""
+    modality = {task.name: task.modality for task in tasks}
+    paired = {}
+    for label, task, partner in _declared(tables, tasks, "paired", path):
+        _check(modality[partner] != modality[task], path, "paired",
+               f"names {partner!r}, another {modality[task]} task; a pair is an image task and a text task "
+               f"holding the same samples", label)
+        for one, other in ((task, partner), (partner, task)):
+            _check(paired.setdefault(one, other) == other, path, "paired",
+                   f"pairs {one!r} with {other!r}, but {one!r} is already paired with {paired[one]!r}", label)
+    return paired

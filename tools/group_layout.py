@@ -1,0 +1,217 @@
+"""What tools/prepare_cub.py and tools/prepare_oxford.py share: reading a downloaded archive or its
+extracted folder, one caption per image from Reed et al.'s text_c10 folders, MM-Pick-a-back's seeded
+80/20 split of every class, and writing its group layout
+
+    <out>/images/{train,test}/group<k>/<class>/<stem>.jpg
+    <out>/text/{train,test}/group<k + N/2>/<class>/<stem>.txt
+
+where text group k + N/2 holds the caption of every image of image group k, in the same split and
+under the same <class>/<stem> (what the configs' `paired` and utils.data.load_paired_split read).
+"""
+import io
+import json
+import os
+import shutil
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from utils.errors import UserError
+from utils.provenance import fingerprint
+
+MARKER = ".complete"
+TEST_PERCENT = 20       # of every class, rounded up, as sklearn's train_test_split(test_size=0.2)
+SPLIT_SEED = 42         # oxford.ipynb's random_state
+CAPTION_FOLDER = "text_c10/"    # Reed et al.'s cvpr2016_*: text_c10/<class>/<stem>.txt, ten captions each
+_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
+
+
+@dataclass
+class Sample:
+    """One image and its caption."""
+    group: int          # image group k (1-based); the caption goes to text group k + N/2
+    label: str          # class folder
+    stem: str           # file name without suffix, shared by the image and its caption
+    image: str          # the image's path inside the image source
+    split: str = ""
+    caption: str = ""
+
+
+class Source:
+    """The files of a .tgz / .tar.gz archive or of its extracted folder, by their path inside it."""
+
+    def __init__(self, path: Path, flag: str, hint: str):
+        self.path, self.flag = path, flag
+        if not path.exists():
+            raise UserError(f"{flag} {path} does not exist; {hint}.")
+        self._tar = None
+        if path.is_dir():
+            self.files = {file.relative_to(path).as_posix(): file for file in path.rglob("*") if file.is_file()}
+            return
+        try:
+            self._tar = tarfile.open(path)
+            self.files = {member.name.removeprefix("./"): member for member in self._tar if member.isfile()}
+        except _READ_ERRORS as err:
+            self.close()
+            raise UserError(f"{flag} {path} is not a readable .tgz / .tar.gz archive ({_reason(err)}); "
+                            f"{hint}.") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._tar is not None:
+            self._tar.close()
+
+    def prefix_of(self, anchor: str) -> str | None:
+        """The folder path ('' or 'CUB_200_2011/', ...) under which the file or folder `anchor` ('images.txt',
+        'jpg/') lies, the shortest when several do; None when the source has none."""
+        prefixes = set()
+        for name in self.files:
+            if anchor.endswith("/"):
+                at = ("/" + name).find("/" + anchor)
+                if at >= 0:
+                    prefixes.add(name[:at])
+            elif ("/" + name).endswith("/" + anchor):
+                prefixes.add(name[:len(name) - len(anchor)])
+        return min(prefixes, key=len) if prefixes else None
+
+    def read_file(self, name: str) -> bytes:
+        return next(self._read([name]))[1]
+
+    def read(self, names, desc: str):
+        """(name, bytes) of each of `names`, in the order they are stored: a gzip stream reads fast only forward."""
+        if self._tar is not None:
+            names = sorted(names, key=lambda name: self.files[name].offset_data)
+        yield from self._read(tqdm(names, desc=desc, unit="file"))
+
+    def _read(self, names):
+        for name in names:
+            try:
+                if self._tar is None:
+                    yield name, self.files[name].read_bytes()
+                else:
+                    yield name, self._tar.extractfile(self.files[name]).read()
+            except _READ_ERRORS as err:
+                raise UserError(f"{self.flag} {self.path} is damaged at {name} ({_reason(err)}); "
+                                "download it again.") from None
+
+    def identity(self) -> dict:
+        """What the marker records of this input: the archive's name and fingerprint, or the folder's name."""
+        if self._tar is None:
+            return {"folder": self.path.name}
+        return {"file": self.path.name, "sha256_16": fingerprint(self.path)}
+
+
+def _reason(err) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def assign_splits(samples: list[Sample]) -> None:
+    """Seeded split of every class, TEST_PERCENT of it (rounded up) to test; each class draws from its own
+    stream, so its split does not depend on which other classes are prepared."""
+    by_label = {}
+    for sample in sorted(samples, key=lambda s: (s.label, s.stem)):
+        by_label.setdefault(sample.label, []).append(sample)
+    for label, members in by_label.items():
+        rng = np.random.default_rng([SPLIT_SEED, zlib.crc32(label.encode())])
+        num_test = -(-len(members) * TEST_PERCENT // 100)
+        test = set(rng.permutation(len(members))[:num_test].tolist())
+        for i, sample in enumerate(members):
+            sample.split = "test" if i in test else "train"
+
+
+def attach_captions(samples: list[Sample], captions: Source, hint: str) -> None:
+    """Set each sample's caption: the first line of text_c10/<class>/<stem>.txt in `captions`."""
+    prefix = captions.prefix_of(CAPTION_FOLDER)
+    if prefix is None:
+        raise UserError(f"{captions.flag} {captions.path} has no {CAPTION_FOLDER} folder; {hint}.")
+    folder = prefix + CAPTION_FOLDER
+    labels = {name[len(folder):].split("/")[0] for name in captions.files if name.startswith(folder)}
+    for sample in samples:
+        if sample.label not in labels:
+            raise UserError(f"{captions.flag} {captions.path} has no {CAPTION_FOLDER}{sample.label}/ folder "
+                            f"(the captions of class {sample.label}); {hint}.")
+    wanted = {}
+    for sample in samples:
+        name = f"{folder}{sample.label}/{sample.stem}.txt"
+        if name not in captions.files:
+            raise UserError(f"{captions.flag} {captions.path} has no caption {name} for the image "
+                            f"{sample.image}; {hint}.")
+        wanted[name] = sample
+    for name, raw in captions.read(wanted, desc="captions"):
+        wanted[name].caption = first_caption(raw, f"{captions.path}: {name}")
+
+
+def first_caption(raw: bytes, label: str) -> str:
+    """The first non-empty line: one caption per image, as MM-Pick-a-back's caption files held."""
+    # crowd-sourced text: a stray byte is replaced rather than failing the whole dataset
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    raise UserError(f"{label} holds no caption; download the caption archive again.")
+
+
+def write_layout(out: Path, samples: list[Sample], num_image_groups: int, images: Source, marker: dict) -> dict:
+    """Write every sample's image bytes (unchanged: the loaders resize) and caption, then the marker
+    (`marker` plus the sample counts, which are returned). Everything is written into out/.partial first
+    and moved into place at the end, so a bad image leaves a complete `out` as it was."""
+    partial = out / ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    by_image = {sample.image: sample for sample in samples}
+    try:
+        for name, raw in images.read(by_image, desc=f"{out.name} images"):
+            sample = by_image[name]
+            check_image(raw, f"{images.path}: {name}")
+            _write(partial / "images" / sample.split / f"group{sample.group}" / sample.label,
+                   sample.stem + Path(name).suffix, raw)
+            _write(partial / "text" / sample.split / f"group{sample.group + num_image_groups}" / sample.label,
+                   sample.stem + ".txt", (sample.caption + "\n").encode("utf-8"))
+        (out / MARKER).unlink(missing_ok=True)
+        for modality in ("images", "text"):
+            shutil.rmtree(out / modality, ignore_errors=True)
+            (partial / modality).rename(out / modality)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    counts = sample_counts(samples, num_image_groups)
+    _write_marker(out, {**marker, "samples": counts})
+    return counts
+
+
+def _write(folder: Path, file: str, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / file).write_bytes(data)
+
+
+def sample_counts(samples: list[Sample], num_image_groups: int) -> dict[str, int]:
+    """{"<split>/group<k>": samples} of every image group and, equal to it, its caption group."""
+    counts = {}
+    for split in ("train", "test"):
+        for offset in (0, num_image_groups):
+            for k in range(1, num_image_groups + 1):
+                counts[f"{split}/group{k + offset}"] = sum(s.split == split and s.group == k for s in samples)
+    return counts
+
+
+def check_image(raw: bytes, label: str) -> None:
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{label} is not a readable image ({type(err).__name__}); "
+                        "download the archive again.") from None
+
+
+def _write_marker(out: Path, marker: dict) -> None:
+    """Written last and atomically: a folder with a marker is complete."""
+    tmp = out / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps(marker, indent=1) + "\n")
+    os.replace(tmp, out / MARKER)
