@@ -10,11 +10,10 @@ its accuracy goal.
 """
 import argparse
 import logging
-import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-
-from tqdm import tqdm
 
 from models.cpg import CPGModel
 from utils import paths
@@ -26,12 +25,11 @@ from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
-from utils.logs import TrainCsv, read_train_csv, setup_logging, train_line, validate_line
+from utils.logs import TrainCsv, console_info, read_train_csv, setup_logging, stage_line, validate_line
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import read_json_record, update_json_record, write_json_atomic
-from utils.train import (SAME_RUN_SETTINGS, build_optimizers, evaluate, resolve_device, seed_everything, set_lr,
-                         step_decay_factor, train_one_epoch)
+from utils.train import SAME_RUN_SETTINGS, Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 def get_args_parser():
     p = ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
@@ -160,61 +158,48 @@ def log_validation(model, loader, device, epoch):
     return acc
 
 
-def run_epochs(args, model, loaders, device, csv_log, *, lr, lr_mask, decay_lr, pruner=None):
-    """Train for args.epochs; returns (final val acc, final train acc)."""
-    train_loader, val_loader, _ = loaders
-    optimizer, mask_optimizer = build_optimizers(model, lr, lr_mask, args.weight_decay, args.optimizer)
-    owns = owns_weights(model)
-    if mask_optimizer is not None and not owns:
-        logging.info("There is no left space in convolutional layer for curr task, we will try to use prior "
-                     "experience as long as possible")
-    val_acc = train_acc = 0.0
-    for epoch in tqdm(range(args.epochs), desc=f"{args.mode} {model.active_task}", dynamic_ncols=True):
-        epoch_lr = lr * step_decay_factor(epoch, args.epochs) if decay_lr else lr
-        set_lr(optimizer, epoch_lr)
-        if mask_optimizer is not None:
-            set_lr(mask_optimizer, lr_mask * mask_lr_factor(epoch, args.epochs, owns))
-        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, device, epoch + 1,
-                                                weight_decay=args.weight_decay, mask_optimizer=mask_optimizer,
-                                                after_step=pruner)
-        if pruner is not None and epoch == args.epochs - 1:
-            pruner.finish()
-        logging.info(train_line(epoch + 1, train_loss, train_acc, epoch_lr, model.stats()["sparsity"],
-                                math.sqrt(model.width_mult)))
-        val_acc = log_validation(model, val_loader, device, epoch + 1)
-        csv_log.append(epoch, val_acc, train_acc)
+def train_stage(run, model, loaders, device, recipe, make_pruner=None):
+    """The stage's epochs (resumed after the last one a killed run finished); returns (model, val acc, train acc)."""
+    model, val_acc, train_acc = fit(model, loaders, device, recipe, stage=run.stage, csv_path=run.csv_path,
+                                    state=run.state, make_pruner=make_pruner, tensorboard_dir=run.tensorboard_dir)
     logging.info("-" * 16)
-    return val_acc, train_acc
+    return model, val_acc, train_acc
 
 
-def reuse_baseline(run, model, loaders, device, csv_log):
+def reuse_baseline(run, model, loaders, device):
     """Step 1's run of this task, taken as this finetune's result; returns (val acc, train acc)."""
     payload = load_checkpoint(run.reuse)
-    logging.info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
+    console_info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
                  f"checkpoint {run.reuse} is taken instead of training again.")
-    baseline_csv = run.reuse.parent / "train.csv"
-    for epoch, val_acc, train_acc, *_ in read_train_csv(baseline_csv):
+    csv_log = TrainCsv(run.csv_path, stage=run.stage)
+    for epoch, val_acc, train_acc, *_ in read_train_csv(run.reuse.parent / "train.csv"):
         csv_log.append(epoch, val_acc, train_acc)
     val_acc = log_validation(model, loaders[1], device, run.args.epochs)
     return val_acc, float(payload["train_accuracy"])
 
 
-def finetune(run, cfg, task, device, loaders, csv_log):
+def finetune(run, cfg, task, device, loaders):
     args = run.args
     if run.reuse:
         model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg.name)[0].to(device)
-        val_acc, train_acc = reuse_baseline(run, model, loaders, device, csv_log)
+        val_acc, train_acc = reuse_baseline(run, model, loaders, device)
     else:
         model = prepare_model(args, cfg, task, run.start).to(device)
         logging.info("Finetune stage...")
-        val_acc, train_acc = run_epochs(args, model, loaders, device, csv_log, lr=args.lr, lr_mask=args.lr_mask,
-                                        decay_lr=True)
+        owns = owns_weights(model)
+        if len(model.task_names) > 1 and args.lr_mask > 0 and not owns:
+            logging.info("There is no left space in convolutional layer for curr task, we will try to use prior "
+                         "experience as long as possible")
+        recipe = Recipe(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                        lr_mask=args.lr_mask, mask_lr_factor=partial(mask_lr_factor, epochs=args.epochs,
+                                                                     task_owns_weights=owns))
+        model, val_acc, train_acc = train_stage(run, model, loaders, device, recipe)
     if args.pruning_ratio_to_acc_record_file:
         update_json_record(args.pruning_ratio_to_acc_record_file, "0.0", round(val_acc, 4))
     return model, val_acc, finetune_decision(args, model, val_acc, train_acc, run.baseline)
 
 
-def prune(run, cfg, task, device, loaders, csv_log):
+def prune(run, cfg, task, device, loaders):
     args, baseline = run.args, run.baseline
     if not args.pruning_ratio_to_acc_record_file:
         raise UserError("--mode prune needs --pruning_ratio_to_acc_record_file (the record.txt of the task).")
@@ -232,10 +217,14 @@ def prune(run, cfg, task, device, loaders, csv_log):
     logging.info(f"Sparsity range: {args.initial_sparsity} -> {args.target_sparsity}")
     log_validation(model, loaders[1], device, 0)
     steps = len(loaders[0])
-    pruner = GradualPruner(model, initial=args.initial_sparsity, target=args.target_sparsity, begin=0,
-                           end=min(args.pruning_interval, args.epochs) * steps, frequency=args.pruning_frequency)
-    val_acc, _ = run_epochs(args, model, loaders, device, csv_log, lr=args.lr, lr_mask=0.0, decay_lr=False,
-                            pruner=pruner)
+
+    def make_pruner(model):
+        return GradualPruner(model, initial=args.initial_sparsity, target=args.target_sparsity, begin=0,
+                             end=min(args.pruning_interval, args.epochs) * steps, frequency=args.pruning_frequency)
+
+    recipe = Recipe(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                    decay_lr=False)
+    model, val_acc, _ = train_stage(run, model, loaders, device, recipe, make_pruner)
     update_json_record(args.pruning_ratio_to_acc_record_file, str(args.target_sparsity), round(val_acc, 4))
     if not reaches_baseline(val_acc, baseline, args.allow_acc_loss):
         logging.info(f"Pruning to {args.target_sparsity} left accuracy {val_acc:.4f} under the baseline "
@@ -261,9 +250,9 @@ def inference(args, cfg, task, device, loaders):
     view = model.task_view(task.name).to(device)
     loss, acc = evaluate(view, loaders[1], device)
     model.set_active_task(task.name)
-    logging.info(validate_line(1, loss, acc, model.stats()))
+    console_info(validate_line(1, loss, acc, model.stats()))
     _, test_acc = evaluate(view, loaders[2], device)
-    logging.info(f"Test accuracy of {task.name}: {test_acc:.4f}")
+    console_info(f"Test accuracy of {task.name}: {test_acc:.4f}")
     return ExitStatus.DONE
 
 
@@ -277,6 +266,10 @@ class Run:
     start: Path | None        # the checkpoint it starts from (None: a fresh model)
     reuse: Path | None        # step 1's checkpoint when this finetune is the very same run
     provenance: dict
+    stage: str = ""           # its name in train.csv and on the console: finetune@<width> | prune<sparsity>
+    csv_path: Path | None = None
+    state: StageState | None = None       # saved after every epoch, so a killed run resumes
+    tensorboard_dir: Path | None = None
 
 
 def start_checkpoint(args):
@@ -305,7 +298,7 @@ def same_run_baseline(args, cfg, task, settings):
 
 def plan_run(args, cfg, task):
     baseline = read_baseline(args.jsonfile, task.name)
-    settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline,
+    settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline, dataset_config=cfg.provenance_id,
                            val_fraction=cfg.val_fraction if args.val_fraction is None else args.val_fraction)
     start = start_checkpoint(args)
     reuse = same_run_baseline(args, cfg, task, settings)
@@ -333,7 +326,7 @@ def finished_status(run, checkpoint):
     saved = payload.get("provenance")
     reason = why_stale(saved, run.provenance, ignore=("network_width_multiplier",))
     if reason is not None:
-        logging.info(f"Redoing {checkpoint}: {reason}.")
+        console_info(f"Redoing {checkpoint}: {reason}.")
         return None
     saved_width = saved["settings"]["network_width_multiplier"]
     if args.mode == "finetune" and saved_width > args.network_width_multiplier:
@@ -349,34 +342,53 @@ def main():
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
     log_path = Path(args.log_path) if args.log_path else Path(args.save_folder).parent / "train.log"
-    setup_logging(log_path)
+    setup_logging(log_path, args.verbose)
     device = resolve_device(args.device)
     if args.mode == "inference":
         seed_everything(args.seed)
         return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device))
 
-    run = plan_run(args, cfg, task)
     checkpoint = output_checkpoint(args)
+    run = with_stage_files(plan_run(args, cfg, task), cfg, checkpoint, log_path)
     status = finished_status(run, checkpoint)
     if status is not None:
-        logging.info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
+        console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
         return status
     seed_everything(args.seed)
     loaders = task_loaders_of(args, cfg, task, device)
-    stage = f"{args.mode}@{args.network_width_multiplier}" if args.mode == "finetune" else f"prune{args.target_sparsity}"
-    csv_log = TrainCsv(log_path.with_suffix(".csv"), stage=stage)
+    started = time.time()
     step = finetune if args.mode == "finetune" else prune
-    model, val_acc, status = step(run, cfg, task, device, loaders, csv_log)
+    model, val_acc, status = step(run, cfg, task, device, loaders)
     if val_acc is not None:
         _, test_acc = evaluate(model, loaders[2], device)
-        save_run(checkpoint, model.cpu(), cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        save_run(checkpoint, model, cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        run.state.remove()
         write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
-        if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, args.allow_acc_loss):
-            print(f"{task.name} stayed under its baseline ({val_acc:.4f} < {run.baseline:.4f}) at the widest "
-                  f"network allowed ({args.network_width_multiplier}); kept as it is.")
+        console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
+                                under_baseline_note(run, val_acc, status)))
     if status != ExitStatus.DONE:
-        print(STATUS_SENTENCES[status].format(task=task.name))
+        console_info(STATUS_SENTENCES[status].format(task=task.name))
     return status
+
+
+def with_stage_files(run, cfg, checkpoint, log_path):
+    """The run with its stage's name, train.csv, per-epoch state file and TensorBoard folder."""
+    args = run.args
+    stage = f"finetune@{args.network_width_multiplier}" if args.mode == "finetune" else f"prune{args.target_sparsity}"
+    state = StageState(paths.stage_state_file(checkpoint), cfg.name, run.provenance)
+    if args.force:
+        state.remove()
+    tensorboard_dir = log_path.parent / "tensorboard" / stage if args.tensorboard else None
+    return replace(run, stage=stage, csv_path=log_path.with_suffix(".csv"), state=state,
+                   tensorboard_dir=tensorboard_dir)
+
+
+def under_baseline_note(run, val_acc, status):
+    """What the stage line adds when a finished task is kept under its baseline (at the widest network)."""
+    if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, run.args.allow_acc_loss):
+        return (f"stayed under its baseline {run.baseline:.4f} at the widest network allowed "
+                f"({run.args.network_width_multiplier}); kept as it is")
+    return ""
 
 
 def task_loaders_of(args, cfg, task, device):

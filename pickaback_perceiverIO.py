@@ -105,6 +105,7 @@ def get_args_parser():
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="redo targets whose selection is already saved")
+    p.add_argument("--verbose", action="store_true", help="print every candidate's distances (the original's lines)")
     return p
 
 
@@ -363,10 +364,11 @@ def main():
         if not pool:
             raise UserError(f"Target {target.name} has no candidate backbone under --candidates {args.candidates}.")
         records, provenances = target_distances(cfg, target, pool, args, device, models, cache, fingerprints)
-        for candidate in pool:
-            r = records[candidate.task_id]
-            print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {r['ddv_cos']:.5f}")
-            print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {r['ddv_euc']:.5f}")
+        if args.verbose:    # the original's lines; the table CSV holds every pair's distances either way
+            for candidate in pool:
+                r = records[candidate.task_id]
+                print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {r['ddv_cos']:.5f}")
+                print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {r['ddv_euc']:.5f}")
         scores = {c: r[SCORES[args.score][0]] for c, r in records.items()}
         selected = rank_candidates(ranking_values(scores, args.score), args.select)[0]
         related = cfg.related.get(target.name)

@@ -47,13 +47,19 @@ MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-100}   # the original's profiling-i
 MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
+# The console shows one line per finished stage (or target); VERBOSE=1 echoes every line of the logs too
+# (each epoch's, each candidate's distances), as the original printed them.
+VERBOSE_FLAG=""
+if [ "${VERBOSE:-0}" = 1 ]; then VERBOSE_FLAG="--verbose"; fi
 
 COMMON_ARGS=(--arch "$ARCH" --profile "$PROFILE" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE")
 TRAIN_ARGS=(--optimizer "$OPTIMIZER" --weight_decay 4e-5)   # every training run of steps 1, 2-1 and 3-2
+if [ -n "$VERBOSE_FLAG" ]; then TRAIN_ARGS+=("$VERBOSE_FLAG"); fi
+if [ "${TENSORBOARD:-0}" = 1 ]; then TRAIN_ARGS+=(--tensorboard); fi   # scalars in tensorboard/ beside train.log
 
 # The demo data is generated on first use and again when the generator's format changes (seeded: the
 # same files on every machine); a complete copy of the current format is kept, whatever its sizes.
-if [ "$CFG" = demo ]; then "$PY" tools/make_demo_data.py --if-outdated; fi
+if [ "$CFG_NAME" = demo ]; then "$PY" tools/make_demo_data.py --if-outdated; fi
 
 # The task ids to run: $TASKS when given, else every task of the config (LeNet-5: its image tasks).
 task_ids() {

@@ -12,4 +12,4 @@ tasks=$(task_ids)
 "$PY" pickaback_perceiverIO.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE" \
   --target_id $tasks --candidate_ids $tasks --select "${SELECT:-similar}" --score "${SCORE:-modeldiff}" \
   --candidates "${CANDIDATES:-all}" --cross_modal_probes "${CROSS_MODAL_PROBES:-target_adapter}" \
-  --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS" $FORCE_FLAG
+  --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS" $FORCE_FLAG $VERBOSE_FLAG

@@ -85,12 +85,18 @@ def test_summary_shows_backbones_bit_identical(pipeline):
     assert "bit-identical" in result.stdout and "CHANGED" not in result.stdout
 
 
+def epochs_trained(out):
+    """Training epochs logged in every train.log under the output root (the logs are appended to)."""
+    return sum(log.read_text().count("Train Ep.") for log in out.rglob("train.log"))
+
+
 def test_rerunning_a_step_skips_finished_work(pipeline):
     one_at_a_time = dict(pipeline["env"], JOBS="1")       # on the console (JOBS=2 logs each job to a file)
+    trained = epochs_trained(pipeline["out"])
     stdout = run_step("baseline", one_at_a_time)
     assert stdout.count("already done") == len(TASKS)
     stdout = run_step("w_backbone", one_at_a_time)
-    assert "is already done" in stdout and "Train Ep." not in stdout
+    assert "is already done" in stdout and epochs_trained(pipeline["out"]) == trained
 
 
 def test_parallel_steps_log_each_job_and_print_one_line_per_job(pipeline):
@@ -99,8 +105,10 @@ def test_parallel_steps_log_each_job_and_print_one_line_per_job(pipeline):
     targets = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
     for target_id in TASKS:
         assert f"target_on_backbone {target_id}: started" in logs["w_backbone"]
-        assert "Train Ep." in (targets / f"target_on_backbone_{target_id}.log").read_text()
-    assert "Train Ep." not in logs["w_backbone"] and "Train Ep." not in logs["wo_backbone"]
+        stage = f"{TASKS[target_id]} finetune@1.0: val accuracy"    # the stage's console line
+        assert stage in (targets / f"target_on_backbone_{target_id}.log").read_text()
+        assert stage not in logs["w_backbone"]
+    assert "finetune@" not in logs["wo_backbone"]
 
 
 def read_csv(path):
@@ -218,12 +226,13 @@ def test_control_reuses_step_3_2s_run_for_the_selected_pair(pipeline, control):
         assert float(row["val_accuracy"]) == outcome(out, TASKS[selected], TASKS[target])["val_accuracy"]
     log = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
            / "control_7.log").read_text()
-    assert log.index("is already done") < log.index("Train Ep.")     # the selected run first, not retrained
+    assert log.index("is already done") < log.index(": val accuracy")   # the selected run first, not retrained
 
 
 def test_control_rerun_adds_no_rows_and_trains_nothing(pipeline, control):
-    stdout = run_step("transfer_matrix", pipeline["env"])
-    assert "Train Ep." not in stdout
+    trained = epochs_trained(pipeline["out"])
+    run_step("transfer_matrix", pipeline["env"])
+    assert epochs_trained(pipeline["out"]) == trained
     assert transfer_rows(pipeline["out"]) == control["rows"]
 
 

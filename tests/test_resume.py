@@ -40,6 +40,12 @@ def finetune(env, folder, *extra):
                   "--log_path", folder / "train.log", *extra))
 
 
+def epochs_trained(folder):
+    """How many training epochs the stages logging to `folder`/train.log have run (the log is appended)."""
+    log = folder / "train.log"
+    return log.read_text().count("Train Ep.") if log.exists() else 0
+
+
 # ---------------------------------------------------------------- step 1
 
 def test_step_1_skips_a_baseline_made_with_the_same_settings(out, small_demo_root):
@@ -69,9 +75,9 @@ def test_another_seed_writes_beside_the_default_seed(out, small_demo_root):
 
 def test_step_2_1_takes_step_1s_run_and_it_is_the_same_model(out, small_demo_root, tmp_path):
     reused = finetune(script_env(out, small_demo_root), tmp_path / "reused")
-    assert "the same run as step 1" in reused.stdout and "Train Ep." not in reused.stdout
-    trained = finetune(script_env(tmp_path / "no_baseline", small_demo_root), tmp_path / "trained")
-    assert "Train Ep." in trained.stdout
+    assert "the same run as step 1" in reused.stdout and epochs_trained(tmp_path / "reused") == 0
+    finetune(script_env(tmp_path / "no_baseline", small_demo_root), tmp_path / "trained")
+    assert epochs_trained(tmp_path / "trained") == BASELINE_EPOCHS
     a = load_model(tmp_path / "reused" / "scratch" / f"checkpoint-{BASELINE_EPOCHS}.pth.tar")[0].task_view(TASK)
     b = load_model(tmp_path / "trained" / "scratch" / f"checkpoint-{BASELINE_EPOCHS}.pth.tar")[0].task_view(TASK)
     sa, sb = a.state_dict(), b.state_dict()
@@ -82,7 +88,7 @@ def test_step_2_1_takes_step_1s_run_and_it_is_the_same_model(out, small_demo_roo
 
 def test_step_2_1_trains_when_its_settings_differ_from_step_1(out, small_demo_root, tmp_path):
     proc = finetune(script_env(out, small_demo_root), tmp_path / "t", "--lr", "0.05")
-    assert "the same run as step 1" not in proc.stdout and "Train Ep." in proc.stdout
+    assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
 
 
 # ---------------------------------------------------------------- steps 2-1 / 3-2 resume
@@ -91,10 +97,11 @@ def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_p
     env = script_env(tmp_path / "empty", small_demo_root)
     finetune(env, tmp_path / "t", "--epochs", 1)
     assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1).stdout
+    assert epochs_trained(tmp_path / "t") == 1
     proc = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05")
-    assert "lr changed (0.01 -> 0.05)" in proc.stdout and "Train Ep." in proc.stdout
+    assert "lr changed (0.01 -> 0.05)" in proc.stdout and epochs_trained(tmp_path / "t") == 2
     proc = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05", "--seed", "3")
-    assert "seed changed (2 -> 3)" in proc.stdout and "Train Ep." in proc.stdout
+    assert "seed changed (2 -> 3)" in proc.stdout and epochs_trained(tmp_path / "t") == 3
 
 
 # ---------------------------------------------------------------- one rule against the baseline

@@ -6,7 +6,6 @@ Falls back to the unpruned model (`scratch/`) when no ratio qualifies. Imports n
 reads JSON and copies files.
 """
 import json
-import logging
 import os
 import shutil
 import sys
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from utils.cli import ArgumentParser, fraction  # noqa: E402
 from utils.baseline import ACC_TOLERANCE, reaches_baseline  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
-from utils.logs import setup_logging  # noqa: E402
+from utils.logs import console_info, setup_logging  # noqa: E402
 from utils.paths import CHOSEN_FILE, folder_checkpoint  # noqa: E402
 from utils.provenance import fingerprint  # noqa: E402
 from utils.records import read_json_record, write_json_atomic  # noqa: E402
@@ -75,12 +74,12 @@ def main():
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
     ratio = choose_ratio(record, float(baselines[args.dataset]), args.allow_acc_loss)
     if ratio is None:
-        logging.info("We select scratch")
+        console_info("We select scratch")
         source, ratio, accuracy = folder_checkpoint(prune_dir.parent / "scratch"), 0.0, record["0.0"]
     else:
         source, accuracy = folder_checkpoint(prune_dir / str(ratio)), record[str(ratio)]
     install_chosen(prune_dir, source, ratio, accuracy)
-    logging.info(f"We choose pruning ratio {ratio}")
+    console_info(f"We choose pruning ratio {ratio}")
     return 0
 
 

@@ -81,6 +81,10 @@ def add_common_args(p):
     p.add_argument("--seed", type=seed_int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="redo work whose result exists")
+    p.add_argument("--verbose", action="store_true",
+                   help="echo every train.log line (each epoch's) on the console, not just one line per stage")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write loss and accuracy per epoch for TensorBoard (tensorboard/ beside train.log)")
     return p
 
 

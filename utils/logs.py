@@ -7,21 +7,41 @@ from pathlib import Path
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
-def setup_logging(log_path=None):
-    """Log INFO lines to stdout and, when given, appended to `log_path` (parents created)."""
+def setup_logging(log_path=None, verbose=False):
+    """Log INFO lines appended to `log_path` (parents created). The console (stdout) gets the lines
+    marked for it (`console_info`: a finished or skipped stage, a decision) and warnings, or, with
+    `verbose`, every line in the log's format as the original printed it."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     root.setLevel(logging.INFO)
-    handlers = [logging.StreamHandler(sys.stdout)]
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter(LOG_FORMAT if verbose else "%(message)s"))
+    if not verbose:
+        console.addFilter(_meant_for_console)
+    root.addHandler(console)
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="a", encoding="utf-8"))
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
+        log_file = logging.FileHandler(log_path, mode="a", encoding="utf-8")
+        log_file.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(log_file)
     return root
+
+
+def _meant_for_console(record):
+    return record.levelno >= logging.WARNING or getattr(record, "console", False)
+
+
+def console_info(message):
+    """An INFO line for the log that a quiet console shows too (the per-epoch lines stay in the log)."""
+    logging.info(message, extra={"console": True})
+
+
+def stage_line(task, stage, val_acc, test_acc, seconds, outcome=""):
+    """The one console line of a finished training stage."""
+    line = f"{task} {stage}: val accuracy {val_acc:.4f}, test accuracy {test_acc:.4f} ({seconds:.0f}s)"
+    return f"{line}; {outcome}" if outcome else line
 
 
 def train_line(epoch, loss, accuracy, lr, sparsity, mpl):
@@ -51,14 +71,15 @@ class TrainCsv:
     """`train.csv` rows `epoch_idx,val_acc,train_acc,stage`.
 
     The original appended every run's rows, so a re-run duplicated them; here the rows of a stage
-    are replaced when that stage runs again.
+    are replaced when that stage runs again, except those of the `done_epochs` epochs a resumed
+    stage keeps.
     """
 
-    def __init__(self, path, stage):
+    def __init__(self, path, stage, done_epochs=0):
         self.path = Path(path)
         self.stage = stage
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept = [row for row in self._rows() if row[3:4] != [stage]]
+        kept = [row for row in self._rows() if row[3:4] != [stage] or int(row[0]) < done_epochs]
         self._write(kept)
 
     def _rows(self):

@@ -33,6 +33,12 @@ def checkpoint_file(folder, epoch):
     return Path(folder) / f"checkpoint-{epoch}.pth.tar"
 
 
+def stage_state_file(checkpoint):
+    """What a stage saves after every epoch until it writes `checkpoint` (not a checkpoint-*.pth.tar)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name + ".partial")
+
+
 def baseline_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     return checkpoints_dir(arch, seed) / "baseline_scratch" / arch / cfg_name / task_name
 

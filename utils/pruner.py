@@ -33,6 +33,12 @@ class GradualPruner:
         # the optimizer's momentum still moves weights pruned earlier in this run
         self.model.zero_free_weights()
 
+    def state_dict(self):
+        return {"step": self.step, "last_update": self.last_update}
+
+    def load_state_dict(self, state):
+        self.step, self.last_update = state["step"], state["last_update"]
+
     def finish(self):
         """Reach the target even when the ramp was longer than the steps that ran."""
         if self.step < self.end:

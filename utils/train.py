@@ -1,13 +1,21 @@
-"""The training loop every step shares: device, seeding, lr schedule, one epoch, evaluation."""
+"""The training loop every step shares: device, seeding, lr schedule, one epoch, evaluation, and `fit`,
+which runs a stage's epochs, saving after each one what a killed run needs to resume."""
 import contextlib
+import logging
 import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from utils.checkpoint import load_model, save_model
 from utils.errors import UserError
+from utils.logs import TrainCsv, console_info, train_line, validate_line
+from utils.provenance import why_stale
 
 # The settings that make two from-scratch runs of one task the same run (step 1 and step 2-1's finetune
 # of a task alone at width 1.0 share these; the piggymask lr does not matter for a first task).
@@ -44,11 +52,6 @@ def step_decay_factor(epoch, epochs):
     if epoch >= 0.8 * epochs:
         factor *= 0.1
     return factor
-
-
-def set_lr(optimizer, lr):
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -113,3 +116,155 @@ def evaluate(model, loader, device):
         correct += (logits.argmax(dim=1) == y).sum().item()
         seen += len(y)
     return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+# ---------------------------------------------------------------- one stage, resumable
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one stage trains: its epochs, the weights' optimiser and lr schedule, the piggymasks' lr."""
+    epochs: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    decay_lr: bool = True       # the original's step decay (training); a constant lr (its pruning stages)
+    lr_mask: float = 0.0
+    mask_lr_factor: Callable[[int], float] = lambda epoch: 1.0   # 0-based epoch -> share of lr_mask
+
+
+def lr_schedules(recipe, optimizer, mask_optimizer):
+    """The epoch-wise lr schedules of the weights' and the masks' optimisers (None where there is none)."""
+    epochs = recipe.epochs
+    decay = (lambda epoch: step_decay_factor(epoch, epochs)) if recipe.decay_lr else (lambda epoch: 1.0)
+    weights = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    masks = torch.optim.lr_scheduler.LambdaLR(mask_optimizer, recipe.mask_lr_factor) if mask_optimizer else None
+    return weights, masks
+
+
+class StageState:
+    """The file a stage saves after every epoch (atomically) and deletes once its checkpoint is written:
+    model, optimisers, lr schedules, pruning schedule, the loader's epoch and the RNG, so a killed run
+    resumes after its last finished epoch and ends with the checkpoint an uninterrupted run writes.
+    A file made with other settings or inputs (its provenance) is ignored and replaced."""
+
+    def __init__(self, path, config_name, provenance):
+        self.path, self.config_name, self.provenance = Path(path), config_name, provenance
+
+    def load(self):
+        """(model, payload) of the saved epoch, or None when there is none with this provenance."""
+        if not self.path.is_file():
+            return None
+        model, payload = load_model(self.path, expect_config=self.config_name)
+        reason = why_stale(payload.get("provenance"), self.provenance)
+        if reason is not None:
+            console_info(f"Not resuming from {self.path}: {reason}.")
+            return None
+        return model, payload
+
+    def save(self, model, epoch, loops, results):
+        """After `epoch` (1-based count of finished epochs): the model and the state of every loop part."""
+        save_model(self.path, model, self.config_name, epoch=epoch, provenance=self.provenance,
+                   loops={name: part for name, part in loops.items() if part is not None}, results=results,
+                   torch_rng=torch.get_rng_state(),
+                   cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+    def remove(self):
+        self.path.unlink(missing_ok=True)
+
+
+def restore_rng(saved):
+    torch.set_rng_state(saved["torch_rng"])
+    if saved["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])   # dropout draws on the GPU
+
+
+def loop_state(optimizer, mask_optimizer, schedules, pruner, train_loader):
+    """Everything besides the model that decides the next epoch, as plain values."""
+    weights_schedule, masks_schedule = schedules
+    return {"optimizer": optimizer.state_dict(),
+            "mask_optimizer": mask_optimizer.state_dict() if mask_optimizer else None,
+            "schedule": weights_schedule.state_dict(),
+            "mask_schedule": masks_schedule.state_dict() if masks_schedule else None,
+            "pruner": pruner.state_dict() if pruner else None,
+            "loader_epoch": train_loader.epoch}
+
+
+def restore_loop_state(saved, optimizer, mask_optimizer, schedules, pruner, train_loader):
+    optimizer.load_state_dict(saved["optimizer"])
+    schedules[0].load_state_dict(saved["schedule"])
+    if mask_optimizer is not None:
+        mask_optimizer.load_state_dict(saved["mask_optimizer"])
+        schedules[1].load_state_dict(saved["mask_schedule"])
+    if pruner is not None:
+        pruner.load_state_dict(saved["pruner"])
+    train_loader.epoch = saved["loader_epoch"]
+
+
+def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pruner=None, tensorboard_dir=None):
+    """Train `model` for the recipe's epochs; returns (model, final val acc, final train acc).
+
+    Each epoch logs the original's train and validate lines (train.log) and a `train.csv` row. With a
+    `state` (StageState) a killed run resumes after its last finished epoch; `make_pruner(model)` builds
+    the pruning schedule of a pruning stage; `tensorboard_dir` receives loss and accuracy scalars.
+    The returned model is the trained one (on resume, the one rebuilt from the saved state).
+    """
+    train_loader, val_loader, _ = loaders
+    resumed = state.load() if state is not None else None
+    start, val_acc, train_acc = 0, 0.0, 0.0
+    if resumed is not None:
+        model, saved = resumed
+        model.to(device)
+        start, (val_acc, train_acc) = saved["epoch"], saved["results"]
+        restore_rng(saved)
+        console_info(f"Resuming {stage} after epoch {start} of {recipe.epochs} from {state.path}.")
+    optimizer, mask_optimizer = build_optimizers(model, recipe.lr, recipe.lr_mask, recipe.weight_decay,
+                                                 recipe.optimizer)
+    schedules = lr_schedules(recipe, optimizer, mask_optimizer)
+    pruner = make_pruner(model) if make_pruner else None
+    if resumed is not None:
+        restore_loop_state(saved["loops"], optimizer, mask_optimizer, schedules, pruner, train_loader)
+    csv_log = TrainCsv(csv_path, stage=stage, done_epochs=start)
+    scalars = _tensorboard_writer(tensorboard_dir, start)
+    for epoch in tqdm(range(start, recipe.epochs), desc=f"{stage} {model.active_task}", initial=start,
+                      total=recipe.epochs, leave=False, dynamic_ncols=True, disable=None):
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, device, epoch + 1,
+                                                weight_decay=recipe.weight_decay, mask_optimizer=mask_optimizer,
+                                                after_step=pruner)
+        if pruner is not None and epoch == recipe.epochs - 1:
+            pruner.finish()
+        for schedule in schedules:
+            if schedule is not None:
+                schedule.step()
+        val_loss, val_acc = evaluate(model, val_loader, device)
+        stats = model.stats()
+        logging.info(train_line(epoch + 1, train_loss, train_acc, lr, stats["sparsity"], stats["mpl"]))
+        logging.info(validate_line(epoch + 1, val_loss, val_acc, stats))
+        csv_log.append(epoch, val_acc, train_acc)
+        if scalars is not None:
+            _write_scalars(scalars, epoch + 1, train_loss, train_acc, val_loss, val_acc)
+        if state is not None:
+            state.save(model, epoch + 1, loop_state(optimizer, mask_optimizer, schedules, pruner, train_loader),
+                       [val_acc, train_acc])
+    if scalars is not None:
+        scalars.close()
+    return model, val_acc, train_acc
+
+
+def _tensorboard_writer(log_dir, start):
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise UserError("--tensorboard needs the tensorboard package: .venv/bin/python -m pip install -r "
+                        "requirements.txt.") from err
+    # a resumed stage drops what the killed run wrote after its last saved epoch
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start + 1 if start else None)
+
+
+def _write_scalars(writer, epoch, train_loss, train_acc, val_loss, val_acc):
+    for name, value in (("loss/train", train_loss), ("loss/val", val_loss),
+                        ("accuracy/train", train_acc), ("accuracy/val", val_acc)):
+        writer.add_scalar(name, value, epoch)
+    writer.flush()

@@ -1,0 +1,109 @@
+"""A training stage killed mid-way (SIGKILL) and run again resumes after its last finished epoch and ends
+with the very checkpoint an uninterrupted run writes: step 1, a step 2-1/3-2 finetune with a piggymask
+(two optimisers, two lr schedules) and a pruning stage (the pruning schedule)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import BASELINE_EPOCHS, ok, script_env
+from utils import paths
+from utils.checkpoint import load_checkpoint
+from utils.dataset_config import REPO_ROOT
+
+EPOCHS = 12
+KILL_AFTER = 3    # finished epochs saved before the kill
+COMMON = ("--device", "cpu", "--profile", "demo", "--dataset_config", "demo", "--optimizer", "adam",
+          "--lr", "2e-3", "--epochs", str(EPOCHS))
+
+
+def single_threaded(env):
+    return dict(env, OMP_NUM_THREADS="1")    # thread count changes float reduction order
+
+
+def command(stage, folder, baseline_folder):
+    """The entry point and arguments of one stage writing into `folder`; returns (argv, final checkpoint)."""
+    if stage == "baseline":
+        return ([sys.executable, "packnet_cifar100_main_normal.py", *COMMON, "--dataset", "shapes_clean",
+                 "--save_folder", folder, "--logfile", folder / "acc.txt"],
+                folder / f"checkpoint-{EPOCHS}.pth.tar")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "base.json").write_text(json.dumps({"shapes_clean": "0.0", "shapes_noisy": "0.0"}))
+    cpg = [sys.executable, "CPG_MM_main_normal.py", *COMMON, "--jsonfile", folder / "base.json",
+           "--log_path", folder / "train.log", "--pruning_ratio_to_acc_record_file", folder / "record.txt",
+           "--load_folder", baseline_folder]
+    if stage == "finetune":     # a second task on task 1's weights: grown, with a piggymask over them
+        return ([*cpg, "--dataset", "shapes_noisy", "--mode", "finetune", "--save_folder", folder / "scratch",
+                 "--network_width_multiplier", "1.5", "--max_allowed_network_width_multiplier", "1.5"],
+                folder / "scratch" / f"checkpoint-{EPOCHS}.pth.tar")
+    return ([*cpg, "--dataset", "shapes_clean", "--mode", "prune", "--save_folder", folder / "gradual_prune",
+             "--lr", "5e-4", "--initial_sparsity", "0.0", "--target_sparsity", "0.5", "--pruning_interval", "4",
+             "--pruning_frequency", "1"],
+            folder / "gradual_prune" / "0.5" / f"checkpoint-{EPOCHS}.pth.tar")
+
+
+def saved_epoch(state_file):
+    try:
+        return load_checkpoint(state_file)["epoch"]
+    except Exception:    # not written yet (the write is atomic, so never half a file)
+        return 0
+
+
+def kill_after_saved_epochs(argv, env, state_file, epochs):
+    """Start the stage and SIGKILL it as soon as its state file holds `epochs` finished epochs."""
+    proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while saved_epoch(state_file) < epochs:
+        assert proc.poll() is None, f"the stage ended before it was killed:\n{proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline, "the stage saved no state in 300 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return proc
+
+
+def model_tensors(checkpoint):
+    state = load_checkpoint(checkpoint)["model"]
+    flat = {}
+
+    def walk(prefix, value):
+        if torch.is_tensor(value):
+            flat[prefix] = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}/{key}", item)
+    walk("", state)
+    return flat
+
+
+@pytest.mark.parametrize("stage", ["baseline", "finetune", "prune"])
+def test_a_stage_killed_mid_way_resumes_to_the_uninterrupted_checkpoint(stage, tmp_path, baseline_outputs,
+                                                                        small_demo_root):
+    env = single_threaded(script_env(tmp_path / "out", small_demo_root))
+    baseline_folder = baseline_outputs / paths.baseline_dir("perceiver_io", "demo", "shapes_clean").relative_to(
+        paths.output_root())
+    assert (baseline_folder / f"checkpoint-{BASELINE_EPOCHS}.pth.tar").is_file()
+
+    argv, whole = command(stage, tmp_path / "whole", baseline_folder)
+    ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600))
+
+    argv, resumed = command(stage, tmp_path / "killed", baseline_folder)
+    state_file = paths.stage_state_file(resumed)
+    killed = kill_after_saved_epochs(argv, env, state_file, KILL_AFTER)
+    assert killed.returncode == -signal.SIGKILL and not resumed.exists()
+    rerun = ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=600))
+    assert "Resuming" in rerun.stdout and not state_file.exists()
+
+    a, b = model_tensors(whole), model_tensors(resumed)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert load_checkpoint(whole)["accuracy"] == load_checkpoint(resumed)["accuracy"]
+    rows = [(tmp_path / run / "train.csv").read_text() for run in ("whole", "killed")]
+    assert rows[0] == rows[1] and rows[0].count("\n") == EPOCHS
