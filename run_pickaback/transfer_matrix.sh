@@ -39,5 +39,6 @@ control_target() {
 run_jobs "$T_ROOT" control control_target "${plan[@]}"
 
 "$PY" tools/transfer_control.py collect "$CFG" --arch "$ARCH" --seed "$SEED"
+"$PY" tools/results_table.py "$CFG" --arch "$ARCH" --seed "$SEED"   # now with each target's regret
 seed_flag=""; [ "$SEED" = 2 ] || seed_flag=" --seed $SEED"
 echo "Selection quality: .venv/bin/python tools/bench_selection.py ${CFG}${seed_flag}"

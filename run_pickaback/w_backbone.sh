@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # STEP 3-2) Train every target of pickaback_<cfg>_result.csv on its selected backbone with CPG,
-# growing the network (1.0 -> 1.5 -> 2.0) while it stays under its baseline.
+# growing the network (1.0 -> 1.5 -> 2.0) while it stays under its baseline; then write results_<cfg>.csv.
 # Usage: bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
@@ -36,3 +36,5 @@ done
 if [ ${#under[@]} -gt 0 ]; then
   echo "Under their baseline at the widest network allowed (${MAX_WIDTH:-2.0}): ${under[*]}"
 fi
+# the run's figures per target (results_<cfg>.csv), read by the summary and the report
+"$PY" tools/results_table.py "$CFG" --arch "$ARCH" --seed "$SEED"

@@ -39,6 +39,7 @@ REQUIRED_ARGS = {
     "tools/prepare_emoji.py": ["--twitter", "T", "--google", "G", "--emojibase", "E"],
     "tools/prepare_oxford.py": ["--archive", "ARCHIVE", "--labels", "LABELS", "--captions", "CAPTIONS"],
     "tools/report.py": [],
+    "tools/results_table.py": [],
     "tools/summarize_pipeline.py": [],
     "tools/task_info.py": ["demo"],
     "tools/transfer_control.py": ["plan", "demo", "--targets", "1"],

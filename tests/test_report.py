@@ -1,4 +1,5 @@
-"""tools/report.py on fake pipeline outputs: full results, step 1 only, and nothing at all."""
+"""tools/report.py and tools/summarize_pipeline.py on fake pipeline outputs: full results, step 1 only, nothing
+at all, and several seeds."""
 import csv
 import json
 import os
@@ -12,17 +13,20 @@ import pytest
 from tools import report
 from utils import paths
 from utils.dataset_config import get_config
+from utils.results import RESULT_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = "perceiver_io"
 CFG = get_config("demo")
 # Six demo tasks ran: images 1-4 (shapes/patterns, clean/noisy) and texts 7-8 (shapes captions/notes).
 TASK_IDS = (1, 2, 3, 4, 7, 8)
-BASELINES = {1: "0.7200", 2: "0.6400", 3: "0.8100", 4: "0.5900", 7: "0.6600", 8: "0.6100"}
+BASELINES = {1: "0.7200", 2: "0.6400", 3: "0.8100", 4: "0.5900", 7: "0.6600", 8: "0.6100"}   # validation
+SCRATCH_TEST = {1: 0.7000, 3: 0.7900, 7: 0.6450, 8: 0.6000}
 # target -> selected backbone: 1->2 and 7->8 are the designed related pairs, 3->1 and 8->2 are not.
 SELECTIONS = {1: 2, 3: 1, 7: 8, 8: 2}
-TARGET_RESULTS = {1: (0.7813, 1.4142135623730951, 0.778), 3: (0.7950, 1.0, 0.512),
-                  7: (0.7025, 1.224744871391589, 0.634), 8: (0.6480, 1.0, 0.401)}
+# target -> test accuracy on its backbone, final width, shared ratio, the backbone's test accuracy before its targets
+TARGET_RESULTS = {1: (0.7813, 2.0, 0.778, 0.6300), 3: (0.7950, 1.0, 0.512, 0.7000),
+                  7: (0.7025, 1.5, 0.634, 0.6200), 8: (0.6480, 1.0, 0.401, 0.6300)}
 RECORDS = {1: {"0.0": 0.74, "0.3": 0.735, "0.5": 0.7213, "0.7": 0.70}, 2: {"0.0": 0.66, "0.3": 0.65, "0.5": 0.62},
            3: {"0.0": 0.83, "0.3": 0.83, "0.5": 0.82, "0.7": 0.8111, "0.9": 0.75}, 4: {"0.0": 0.58, "0.3": 0.55},
            7: {"0.0": 0.68, "0.3": 0.672, "0.5": 0.661}, 8: {"0.0": 0.63, "0.3": 0.615}}
@@ -48,8 +52,8 @@ def write_json(path, obj):
     path.write_text(json.dumps(obj))
 
 
-def write_step1():
-    write_json(paths.baseline_acc_file(ARCH, "demo"), {name(t): acc for t, acc in BASELINES.items()})
+def write_step1(seed=paths.DEFAULT_SEED):
+    write_json(paths.baseline_acc_file(ARCH, "demo", seed), {name(t): acc for t, acc in BASELINES.items()})
 
 
 def write_step2():
@@ -61,10 +65,11 @@ def write_step2():
                                                "checkpoint": "checkpoint-4.pth.tar", "source": f"{ratio}/x"})
 
 
-def write_step3_1():
-    with open(paths.pickaback_result_csv("demo"), "w", newline="") as f:
+def write_step3_1(seed=paths.DEFAULT_SEED):
+    paths.output_root(seed).mkdir(parents=True, exist_ok=True)
+    with open(paths.pickaback_result_csv("demo", seed), "w", newline="") as f:
         csv.writer(f).writerows([["target_id", "task_id"], *[[t, c] for t, c in SELECTIONS.items()]])
-    with open(paths.pickaback_table_csv("demo"), "w", newline="") as f:
+    with open(paths.pickaback_table_csv("demo", seed), "w", newline="") as f:
         rows = [[t, c, round(distance(t, c) / 3, 4), distance(t, c), compared_as(t, c), 0.1, -1.0, 0.5]
                 for t in SELECTIONS for c in TASK_IDS if c != t]
         csv.writer(f).writerows([["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep",
@@ -78,17 +83,42 @@ def compared_as(target, candidate):
     return "target adapter" if target == 8 else "paired probes"
 
 
+def results_row(target, seed=paths.DEFAULT_SEED, on_backbone=None, after=None, regret=None):
+    """A row of results_demo.csv as tools/results_table.py writes it; validation figures 0.01 above the test ones."""
+    acc, width, shared, before = TARGET_RESULTS[target]
+    acc = acc if on_backbone is None else on_backbone
+    after = before if after is None else after
+    backbone = SELECTIONS[target]
+    row = {"seed": seed, "arch": ARCH, "target_id": target, "target_name": name(target),
+           "target_modality": CFG.task(target).modality, "backbone_id": backbone, "backbone_name": name(backbone),
+           "backbone_modality": CFG.task(backbone).modality,
+           "picked_related": CFG.related.get(name(target)) == name(backbone),
+           "scratch_val_acc": BASELINES[target], "scratch_test_acc": SCRATCH_TEST[target],
+           "on_backbone_val_acc": acc + 0.01, "on_backbone_test_acc": acc,
+           "forward_transfer_val": round(acc + 0.01 - float(BASELINES[target]), 4),
+           "forward_transfer_test": round(acc - SCRATCH_TEST[target], 4),
+           "backbone_before_val_acc": before + 0.01, "backbone_before_test_acc": before,
+           "backbone_after_val_acc": after + 0.01, "backbone_after_test_acc": after,
+           "backward_transfer_val": round(after - before, 4), "backward_transfer_test": round(after - before, 4),
+           "backbone_outputs_identical": after == before, "final_width": width, "shared_ratio": shared,
+           "regret_val": "" if regret is None else regret, "regret_test": "" if regret is None else regret}
+    return [row[key] for key in RESULT_FIELDS]
+
+
+def write_results(rows, seed=paths.DEFAULT_SEED):
+    with open(paths.results_csv("demo", seed), "w", newline="") as f:
+        csv.writer(f).writerows([RESULT_FIELDS, *rows])
+
+
 def write_step3_2():
-    for target, (acc, mpl, shared) in TARGET_RESULTS.items():
+    """Step 3-2's results file, and a train.log whose text contradicts it: the report must not read the log."""
+    write_results([results_row(t) for t in TARGET_RESULTS])
+    for target in TARGET_RESULTS:
         folder = paths.target_dir(ARCH, "demo", name(SELECTIONS[target]), name(target))
         folder.mkdir(parents=True)
-        line = "2026-01-01 10:00:00,000 - root - INFO - In validate()-> Val Ep. #{} loss: 0.742, accuracy: {:.2f}, " \
-               "sparsity: 0.000, task2 ratio: 1.794, zero ratio: 0.000, mpl: {}, shared_ratio: {:.3f}"
-        # an earlier, narrower run first: only the last validation line counts
-        (folder / "train.log").write_text("\n".join([line.format(3, 40.0, 1.0, 0.9),
-                                                     "... - root - INFO - In train()-> Train Ep. #4 loss: 0.5",
-                                                     line.format(4, acc * 100, mpl, shared)]) + "\n")
-        write_json(folder / "gradual_prune" / "record.txt", {"0.0": acc})
+        (folder / "train.log").write_text("x - root - INFO - In validate()-> Val Ep. #4 loss: 0.742, accuracy: 12.34, "
+                                          "sparsity: 0.000, task2 ratio: 1.794, zero ratio: 0.000, mpl: 9.0, "
+                                          "shared_ratio: 0.999\n")
 
 
 def control_accuracy(target, candidate):
@@ -110,14 +140,14 @@ def out_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_tool(out_root, *args):
+def run_tool(out_root, *args, tool="tools/report.py"):
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out_root))
-    return subprocess.run([sys.executable, "tools/report.py", "demo", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, tool, "demo", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
-def report_dir():
-    return paths.logs_dir(ARCH) / "report_demo"
+def report_dir(seed=paths.DEFAULT_SEED):
+    return paths.logs_dir(ARCH, seed) / "report_demo"
 
 
 def table_row(md, first_cell, section):
@@ -146,10 +176,14 @@ def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_roo
     for figure in report.FIGURES:
         assert_png(report_dir() / figure)
     md = (report_dir() / "report.md").read_text()
+    for heading in ("## Targets (steps 3-1, 3-2; test accuracy)", "## Selection quality (the transfer control, test "
+                    "accuracy)", "## Backbone tasks (steps 1, 2-1, 2-2; validation accuracy)"):
+        assert heading in md
 
+    # test accuracies from results_demo.csv (not the train.log's 12.34 / mpl 9.0), mpl = sqrt(final width)
     row = table_row(md, f"7 {name(7)}", "Targets")
-    assert row[1:] == ["text", "0.6600", f"8 {name(8)}", "text", "own adapter", "yes", "0.7025", "+0.0425", "1.225",
-                       "0.634"]
+    assert row[1:] == ["text", "0.6450", f"8 {name(8)}", "text", "own adapter", "yes", "0.7025", "+0.0575", "+0.0000",
+                       "1.225", "0.634"]
     row = table_row(md, f"8 {name(8)}", "Targets")
     assert row[3:7] == [f"2 {name(2)}", "image", "target adapter", "no"] and row[7] == "0.6480"
     crossed = [(t, c) for t in SELECTIONS for c in TASK_IDS if c != t and compared_as(t, c) != "own adapter"]
@@ -157,12 +191,15 @@ def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_roo
     assert (f"Cross-modal candidates: {len(crossed) - unpaired} pairs compared on paired probes (each model reads "
             f"the same samples in its own modality), {unpaired} through the target's input adapter") in md
     row = table_row(md, f"3 {name(3)}", "Backbone")
-    assert row[1:] == ["image", "0.8100", "0.8300", "0.7", "0.8111", "-"]
+    assert row[1:] == ["image", "0.8100", "0.8300", "0.7", "0.8111", "-"]          # validation accuracies
     assert table_row(md, f"2 {name(2)}", "Backbone")[-1] == "1 8"          # selected by targets 1 and 8
     assert table_row(md, f"4 {name(4)}", "Backbone")[4] == "0 (unpruned)"
 
-    gains = [acc - float(BASELINES[t]) for t, (acc, _, _) in TARGET_RESULTS.items()]
-    assert f"Mean gain over scratch: {sum(gains) / len(gains):+.4f} (over 4 targets)." in md
+    gains = [acc - SCRATCH_TEST[t] for t, (acc, *_) in TARGET_RESULTS.items()]
+    assert (f"Mean forward transfer (test accuracy on the backbone - scratch): {sum(gains) / len(gains):+.4f} "
+            f"(over 4 targets).") in md
+    assert "Mean backward transfer (the backbone's test accuracy after - before its targets): +0.0000 (over 4 " \
+           "targets; the backbone's outputs bit-identical for 4)." in md
     assert "designed related task for 2 of 4 targets (chance: 1/5 = 0.200 per target)" in md
     assert "has not run" not in md
     assert "Selected the designed related task for 2 of 4" in result.stdout
@@ -187,13 +224,15 @@ def test_report_is_deterministic(out_root):
     assert first == {f: (report_dir() / f).read_bytes() for f in first}
 
 
-def test_validate_line_numbers():
-    line = ("x - root - INFO - In validate()-> Val Ep. #100 loss: 0.742, accuracy: 75.60, sparsity: 0.000, "
-            "task2 ratio: 1.794, zero ratio: 0.000, mpl: 1.4142135623730951, shared_ratio: 0.778")
-    assert report.parse_validate_line(line) == {"accuracy": pytest.approx(0.756), "mpl": 1.4142135623730951,
-                                                "shared_ratio": 0.778}
-    first_task = line.split(", shared_ratio")[0]  # task 1 logs no shared ratio
-    assert report.parse_validate_line(first_task)["shared_ratio"] is None
+def test_a_results_row_of_an_earlier_selection_is_left_out(out_root):
+    """Step 3-1 re-run since results_demo.csv was written: target 3's row describes another backbone."""
+    write_step1(), write_step3_1()
+    stale = results_row(3)
+    stale[RESULT_FIELDS.index("backbone_id")] = 4
+    write_results([results_row(1), stale])
+    folder, run, rows, written, skipped = report.write_report(CFG, ARCH)
+    assert sorted(run.results) == [1]
+    assert table_row((folder / "report.md").read_text(), f"3 {name(3)}", "Targets")[7] == "-"
 
 
 def test_step1_only_says_what_is_missing_and_skips_the_figures(out_root):
@@ -243,3 +282,61 @@ def test_no_results_is_one_sentence_without_traceback(out_root):
 def test_report_imports_no_torch():
     check = "import sys, tools.report; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], cwd=ROOT, timeout=60).returncode == 0
+
+
+# ---------------------------------------------------------------------------- tools/summarize_pipeline.py
+def test_summary_reads_the_results_file_and_names_its_split(out_root):
+    write_results([results_row(t) for t in TARGET_RESULTS])
+    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    assert result.returncode == 0, result.stderr
+    assert ("Targets (test accuracy; scratch = the target trained alone from scratch, forward transfer = on "
+            "backbone - scratch)") in result.stdout
+    assert ("Backbones before and after their targets trained on them (test accuracy; backward transfer = after - "
+            "before)") in result.stdout
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line[:1].isdigit()}
+    assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "(text)", "yes", "0.7025", "+0.0575", "1.5",
+                         "0.634"]
+    assert rows["2"] == ["2", name(2), "0.6300", "0.6300", "0.6300", "+0.0000", "+0.0000", "1", "8", "bit-identical"]
+    assert "Selected the designed related task for 2 of 4 targets." in result.stdout
+
+
+def test_summary_fails_when_a_backbone_changed(out_root):
+    write_results([results_row(t, after=0.6100 if t == 8 else None) for t in TARGET_RESULTS])
+    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    assert result.returncode == 1
+    assert "CHANGED" in result.stdout and "-0.0200" in result.stdout and "guarantee is broken" in result.stderr
+
+
+def test_summary_without_results_names_the_tool_that_writes_them(out_root):
+    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "tools/results_table.py demo" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------- several seeds
+def test_seeds_report_gives_each_figure_as_mean_and_t_interval_over_seeds(out_root):
+    on_backbone = {1: 0.5, 2: 0.6, 3: 0.7}           # every target of seed s at on_backbone[s]
+    for seed, acc in on_backbone.items():
+        write_step1(seed), write_step3_1(seed)
+        write_results([results_row(t, seed, on_backbone=acc, regret=0.05 if seed == 1 else None)
+                       for t in TARGET_RESULTS], seed)
+    result = run_tool(out_root, "--seeds", "1", "2", "3")
+    assert result.returncode == 0, result.stderr
+    assert all((report_dir(seed) / "report.md").exists() for seed in on_backbone)    # each seed's own report
+    md = (paths.seeds_report_dir(ARCH, "demo") / "report.md").read_text()
+    assert "## Headline figures (test accuracy" in md and "## Targets across seeds (test accuracy)" in md
+
+    half = "0.2484"                                   # t(0.975, 2) * s / sqrt(3) with s = 0.1: 4.3027 * 0.0577
+    assert table_row(md, "accuracy on the selected backbone", "Headline")[1:] == [
+        f"0.6000 ± {half}", "3", "0.5000 / 0.6000 / 0.7000"]
+    gains = [round(0.6 - scratch, 4) for scratch in SCRATCH_TEST.values()]      # seed 2's, as the file holds them
+    assert table_row(md, "forward transfer (accuracy on the backbone - scratch)", "Headline")[1] == \
+        f"{sum(gains) / len(gains):+.4f} ± {half}"
+    assert table_row(md, "regret against the transfer control", "Headline")[1:] == [
+        "0.0500 (one seed: no interval)", "1", "0.0500 / - / -"]
+    assert table_row(md, "designed related task picked (share of targets)", "Headline")[1:3] == ["0.500 ± 0.0000", "3"]
+    assert table_row(md, f"1 {name(1)}", "Targets across seeds")[1:] == [
+        "2 / 2 / 2", f"{SCRATCH_TEST[1]:.4f} ± 0.0000", f"0.6000 ± {half}", f"{0.6 - SCRATCH_TEST[1]:+.4f} ± {half}",
+        "+0.0000 ± 0.0000", "0.0500 (one seed: no interval)", "3"]
+    assert "[seed 1](../../seed1/logs_perceiver_io/report_demo/report.md)" in md
+    assert f"accuracy on the selected backbone: 0.6000 ± {half}" in result.stdout

@@ -1,7 +1,9 @@
 """Selection figures from the transfer control, on hand-made numbers (utils_pickaback/selection_quality.py)."""
 import pytest
 
-from utils_pickaback.selection_quality import correlation, interval95, summarise, target_figures
+from utils.dataset_config import get_config
+from utils_pickaback.selection_quality import (compared_candidates, correlation, designed_related_pick, interval95,
+                                               summarise, target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -68,3 +70,17 @@ def test_summary_gains_and_related_picks():
     assert s["gain_over_matched_scratch"]["mean"] == pytest.approx(0.20)
     assert s["gain_over_untrained"]["mean"] == pytest.approx(0.15)
     assert (s["related_picks"], s["related_targets"]) == (1, 2)
+
+
+def test_designed_related_pick_counts_only_where_the_related_task_was_a_candidate():
+    demo, cifar = get_config("demo"), get_config("cifar100")
+    assert designed_related_pick(demo, 1, 2, [2, 3]) is True            # shapes_clean's related task: shapes_noisy
+    assert designed_related_pick(demo, 1, 3, [2, 3]) is False
+    assert designed_related_pick(demo, 1, 3, [3, 4]) is None            # not compared: no right answer to miss
+    assert designed_related_pick(cifar, 3, 5, [5]) is None               # the config designs no relations
+
+
+def test_candidates_are_the_tables_pairs_else_every_other_task():
+    demo = get_config("demo")
+    assert compared_candidates(demo, {(1, 3): 0.2, (1, 2): 0.1, (7, 8): 0.3}, 1) == [2, 3]
+    assert compared_candidates(demo, {}, 1) == list(range(2, 13))

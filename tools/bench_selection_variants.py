@@ -61,12 +61,17 @@ def scratch_root(run_root: Path, scratch: Path, arch) -> Path:
     return scratch
 
 
+def config_argument(config):
+    """The config as a step run from the repository root reads it: a config file's path made absolute."""
+    return str(Path(config).resolve()) if config.endswith((".toml", ".json")) else config
+
+
 def run_variant(cfg, args, extra, root: Path) -> float:
     """Step 3-1 with `extra` arguments into output root `root`, on the tasks of the run (its targets, each the
     others' candidate, as run_pickaback/find_backbone.sh with TASKS); its wall time in seconds."""
     tasks = [str(t) for t in sorted(read_selections(paths.pickaback_result_csv(cfg.name, args.seed)))]
     command = [sys.executable, str(REPO_ROOT / "pickaback_perceiverIO.py"), "--arch", args.arch,
-               "--dataset_config", cfg.name, "--seed", str(args.seed), "--device", args.device, "--force",
+               "--dataset_config", config_argument(args.config), "--seed", str(args.seed), "--device", args.device, "--force",
                "--target_id", *tasks, "--candidate_ids", *tasks, *extra]
     started = time.time()
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,

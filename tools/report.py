@@ -1,22 +1,26 @@
-"""Report of a pipeline run: three figures and one Markdown file of the numbers behind them.
+"""Report of a pipeline run: four figures and one Markdown file of the numbers behind them; over seeds, one more.
 
-    python tools/report.py [cfg] [--arch perceiver_io]
+    python tools/report.py [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3]
 
-Writes logs_<arch>/report_<cfg>/:
+Writes logs_<arch>/report_<cfg>/ of each seed's run (seed S != 2 under seed<S>/):
   similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
-  pruning.png     accuracy vs pruning ratio of every backbone task, its baseline and the chosen ratio
-  accuracy.png    per target: trained alone from scratch vs trained on its selected backbone
+  pruning.png     validation accuracy vs pruning ratio of every backbone task, its baseline and the chosen ratio
+  accuracy.png    per target, test accuracy: trained alone from scratch vs trained on its selected backbone
   transfer.png    the transfer control: test accuracy of every target on every candidate backbone,
                   selected and best (oracle) marked (when run_pickaback/transfer_matrix.sh has run)
-  report.md       the same numbers as tables, the mean gain over scratch, how often the designed
-                  related task was selected, and the selection's regret against the control
+  report.md       the same numbers as tables, the mean forward and backward transfer, how often the
+                  designed related task was selected, and the selection's regret against the control
+With several seeds, also logs_<arch>/report_<cfg>_seeds/report.md (beside the default seed's report): every
+headline figure and every target's numbers as the mean over seeds with its 95% Student-t interval.
 
-Every accuracy is a validation accuracy (the one every pipeline decision uses), except the transfer
-control's, which are test accuracies (tools/bench_selection.py says why). Reads only the
-files the steps write (no checkpoint, no torch), so it runs on partial results: a step that has not
-run is said in report.md and its figure is skipped.
+Two splits, named wherever a number appears: the targets, their backbones and the transfer control are
+test accuracies (results_<cfg>.csv, tools/results_table.py; the test split took no part in any decision),
+the backbone tasks' pruning records are validation accuracies (what steps 2-1 and 2-2 decided by). Reads
+only the files the steps write (no checkpoint, no torch, no log text), so it runs on partial results: a
+step that has not run is said in report.md and its figure is skipped.
 """
-import re
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +40,11 @@ from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import read_json_record  # noqa: E402
-from utils.results import as_float, read_baselines, read_compared_as, read_distances, read_selections  # noqa: E402
-from utils_pickaback.selection_quality import selection_figures  # noqa: E402
+from utils.results import (as_float, read_baselines, read_compared_as, read_distances, read_results,  # noqa: E402
+                           read_selections)
+from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
+                                               mean_of, selection_figures)
 
-VALIDATE_MARK = "In validate()-> Val Ep."
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
 DPI = 110
@@ -52,7 +57,10 @@ def get_args_parser():
     p = ArgumentParser(description="Plot and tabulate the results of a pipeline run.")
     p.add_argument("config", nargs="?", default="demo", help="dataset config name")
     p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
-    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed) to report")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed) to report")
+    runs.add_argument("--seeds", type=seed_int, nargs="+",
+                      help="several runs: each one's report, and one over them (mean ± 95%% interval over seeds)")
     return p
 
 
@@ -70,57 +78,23 @@ def read_chosen(path):
     return {"ratio": as_float(chosen.get("ratio"), path), "accuracy": as_float(chosen.get("accuracy"), path)}
 
 
-def parse_validate_line(line):
-    """The numbers of one `In validate()-> Val Ep.` line: accuracy (fraction), mpl, shared_ratio (or None)."""
-    def number(key):
-        found = re.search(rf"(?<![\w]){key}: ([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)", line)
-        return float(found.group(1)) if found else None
-    accuracy = number("accuracy")
-    return {"accuracy": None if accuracy is None else accuracy / 100, "mpl": number("mpl"),
-            "shared_ratio": number("shared_ratio")}
-
-
-def read_last_validation(log_path):
-    """The last validation line of a train.log, parsed; None when the log or the line is missing."""
-    log_path = Path(log_path)
-    if not log_path.exists():
-        return None
-    lines = [line for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-             if VALIDATE_MARK in line]
-    return parse_validate_line(lines[-1]) if lines else None
-
-
-def read_target_result(folder):
-    """Step 3-2 of one target on one backbone; None when it has not finished a validation yet.
-
-    The accuracy is record.txt's "0.0" (the last, widest run's final validation, 4 decimals) when
-    written, else the log line's (2 decimals of a percent).
-    """
-    result = read_last_validation(Path(folder) / "train.log")
-    if result is None:
-        return None
-    final = read_json_record(Path(folder) / "gradual_prune" / "record.txt").get("0.0")
-    if final is not None:
-        result["accuracy"] = float(final)
-    return result
-
-
 # ------------------------------------------------------------------------------------- the run's data
 @dataclass
 class Run:
     cfg: object
     arch: str
-    baselines: dict = field(default_factory=dict)        # task name -> accuracy
+    baselines: dict = field(default_factory=dict)        # task name -> validation accuracy
     records: dict = field(default_factory=dict)          # task name -> {ratio: accuracy}
     chosen: dict = field(default_factory=dict)           # task name -> chosen.json
     selections: dict = field(default_factory=dict)       # target id -> backbone id
     distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_euc
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
-    targets: dict = field(default_factory=dict)          # target id -> read_target_result()
+    results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
 
     def is_empty(self):
-        return not (self.baselines or self.records or self.chosen or self.selections or self.distances)
+        return not (self.baselines or self.records or self.chosen or self.selections or self.distances
+                    or self.results)
 
 
 def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
@@ -138,11 +112,9 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
     run.distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
-    for target_id, backbone_id in run.selections.items():
-        target, backbone = cfg.task(target_id), cfg.task(backbone_id)
-        result = read_target_result(paths.target_dir(arch, cfg.name, backbone.name, target.name, seed))
-        if result is not None:
-            run.targets[target_id] = result
+    # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
+    run.results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
+                   if run.selections.get(target_id) == row["backbone_id"]}
     return run
 
 
@@ -156,35 +128,30 @@ def fmt(value, spec=".4f"):
     return "-" if value is None else format(value, spec)
 
 
-def candidates_of(run, target_id):
-    """The task ids step 3-1 compared with this target (all other tasks when the table is missing)."""
-    compared = sorted(c for t, c in run.distances if t == target_id)
-    return compared or [t.task_id for t in run.cfg.tasks if t.task_id != target_id]
-
-
 def related_verdict(run, target, backbone):
     """'yes' / 'no' / 'n/a ...': did the selection pick the task the config designed as related?"""
-    related = run.cfg.related.get(target.name)
-    if related is None:
-        return "n/a"
-    if run.cfg.task(related).task_id not in candidates_of(run, target.task_id):
-        return "n/a (not a candidate)"
-    return "yes" if related == backbone.name else "no"
+    candidates = compared_candidates(run.cfg, run.distances, target.task_id)
+    picked = designed_related_pick(run.cfg, target.task_id, backbone.task_id, candidates)
+    if picked is None:
+        return "n/a" if target.name not in run.cfg.related else "n/a (not a candidate)"
+    return "yes" if picked else "no"
 
 
 def target_rows(run):
-    """One dict per target of step 3-1, with step 3-2's numbers when it has run (None otherwise)."""
+    """One dict per target of step 3-1, with its test-accuracy results when step 3-2 has run (None otherwise)."""
     rows = []
     for target_id, backbone_id in sorted(run.selections.items()):
         target, backbone = run.cfg.task(target_id), run.cfg.task(backbone_id)
-        result = run.targets.get(target_id, {})
-        baseline, accuracy = run.baselines.get(target.name), result.get("accuracy")
+        result = run.results.get(target_id, {})
+        width = result.get("final_width")
         rows.append({
-            "target": target, "backbone": backbone, "baseline": baseline, "accuracy": accuracy,
-            "gain": None if baseline is None or accuracy is None else accuracy - baseline,
-            "related": related_verdict(run, target, backbone), "mpl": result.get("mpl"),
+            "target": target, "backbone": backbone, "scratch": result.get("scratch_test_acc"),
+            "accuracy": result.get("on_backbone_test_acc"), "gain": result.get("forward_transfer_test"),
+            "backward": result.get("backward_transfer_test"), "identical": result.get("backbone_outputs_identical"),
+            "regret": result.get("regret_test"), "related": related_verdict(run, target, backbone),
+            "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl = sqrt(width multiplier)
             "shared_ratio": result.get("shared_ratio"),
-            "candidates": len(candidates_of(run, target_id)),
+            "candidates": len(compared_candidates(run.cfg, run.distances, target_id)),
             "compared_as": run.compared_as.get((target_id, backbone_id), "-"),
         })
     return rows
@@ -209,9 +176,10 @@ def task_rows(run):
     return rows
 
 
-def mean_gain(rows):
-    gains = [row["gain"] for row in rows if row["gain"] is not None]
-    return (sum(gains) / len(gains), len(gains)) if gains else (None, 0)
+def mean_over_targets(rows, key):
+    """(mean of a target-row figure over the targets that have it, how many)."""
+    values = [row[key] for row in rows if row[key] is not None]
+    return mean_of(values), len(values)
 
 
 def related_summary(rows):
@@ -235,7 +203,8 @@ def step_status(run):
         ("2-2", run.chosen, f"chosen pruning ratios of {len(run.chosen)} of {n_tasks} tasks",
          "no chosen pruning ratio"),
         ("3-1", run.selections, f"backbones selected for {plural(n_sel, 'target')}", "no backbone selection"),
-        ("3-2", run.targets, f"results of {len(run.targets)} of {plural(n_sel, 'target')}", "no target results"),
+        ("3-2", run.results, f"results of {len(run.results)} of {plural(n_sel, 'target')}",
+         f"no target results in results_{run.cfg.name}.csv (tools/results_table.py writes it after step 3-2)"),
     ]
     return [f"step {step}: {found}" if data else f"step {step} has not run: {missing}"
             for step, data, found, missing in done]
@@ -358,12 +327,12 @@ def plot_pruning(run, path):
 
 
 def plot_accuracy(rows, cfg_name, path):
-    """Grouped bars per target: trained alone from scratch vs trained on its selected backbone."""
+    """Grouped bars per target, test accuracy: trained alone from scratch vs trained on its selected backbone."""
     rows = [row for row in rows if row["accuracy"] is not None]
     x = np.arange(len(rows))
     width = 0.38
     fig, ax = plt.subplots(figsize=(max(4.5, 1.0 + 0.9 * len(rows)), 3.8))
-    scratch = [np.nan if row["baseline"] is None else row["baseline"] for row in rows]
+    scratch = [np.nan if row["scratch"] is None else row["scratch"] for row in rows]
     on_backbone = [row["accuracy"] for row in rows]
     bars = ax.bar(x - width / 2, scratch, width, color="#9e9e9e", label="scratch (baseline)")
     ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
@@ -371,7 +340,7 @@ def plot_accuracy(rows, cfg_name, path):
     ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.set_xticks(x, [f"{short(row['target'])}\non {short(row['backbone'])}" for row in rows], fontsize=8)
     ax.set_xlabel("target, on its selected backbone (task id, modality)", fontsize=9)
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.12)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", ncol=2, fontsize=8, frameon=False)
@@ -388,12 +357,14 @@ def md_table(header, rows):
 
 
 def target_table(rows):
-    header = ["target", "modality", "baseline acc", "selected backbone", "backbone modality", "compared as",
-              "designed related", "acc on backbone", "gain", "final mpl", "shared ratio"]
+    header = ["target", "modality", "scratch test acc", "selected backbone", "backbone modality", "compared as",
+              "designed related", "test acc on backbone", "forward transfer", "backward transfer", "final mpl",
+              "shared ratio"]
     return md_table(header, [
-        [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, fmt(r["baseline"]),
+        [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, fmt(r["scratch"]),
          f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["compared_as"], r["related"],
-         fmt(r["accuracy"]), fmt(r["gain"], "+.4f"), fmt(r["mpl"], ".4g"), fmt(r["shared_ratio"], ".3f")]
+         fmt(r["accuracy"]), fmt(r["gain"], "+.4f"), fmt(r["backward"], "+.4f"), fmt(r["mpl"], ".4g"),
+         fmt(r["shared_ratio"], ".3f")]
         for r in rows])
 
 
@@ -404,7 +375,7 @@ def ratio_cell(ratio):
 
 
 def task_table(rows):
-    header = ["task", "modality", "baseline acc", "unpruned acc", "chosen ratio", "acc at chosen ratio",
+    header = ["task", "modality", "baseline val acc", "unpruned val acc", "chosen ratio", "val acc at chosen ratio",
               "selected by targets"]
     return md_table(header, [
         [f"{r['task'].task_id} {r['task'].name}", r["task"].modality, fmt(r["baseline"]), fmt(r["unpruned"]),
@@ -413,11 +384,17 @@ def task_table(rows):
 
 
 def summary_lines(rows, related):
-    """The headline sentences: mean gain over scratch and designed-related hits against chance."""
+    """The headline sentences: mean forward and backward transfer, designed-related hits against chance."""
     lines = []
-    gain, n = mean_gain(rows)
+    gain, n = mean_over_targets(rows, "gain")
     if gain is not None:
-        lines.append(f"Mean gain over scratch: {gain:+.4f} (over {n} targets).")
+        lines.append(f"Mean forward transfer (test accuracy on the backbone - scratch): {gain:+.4f} "
+                     f"(over {n} targets).")
+    backward, n = mean_over_targets(rows, "backward")
+    if backward is not None:
+        kept = sum(bool(row["identical"]) for row in rows)
+        lines.append(f"Mean backward transfer (the backbone's test accuracy after - before its targets): "
+                     f"{backward:+.4f} (over {n} targets; the backbone's outputs bit-identical for {kept}).")
     hits, judged, chances = related_summary(rows)
     if judged:
         chance = " or ".join(f"1/{round(1 / c)} = {c:.3f}" for c in chances)
@@ -468,11 +445,13 @@ def selection_section(run):
 
 def build_markdown(run, t_rows, k_rows, written, skipped):
     out = [f"# Pipeline report: config `{run.cfg.name}`, arch `{run.arch}`", "",
-           "All accuracies are validation accuracies (fractions); distances are ddv_euc (smaller = more similar).",
+           "Targets, their backbones and the transfer control: test accuracies (the test split took no part in any "
+           "decision). Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
+           "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
            "", "## Steps", ""]
     out += [f"- {sentence}" for sentence in step_status(run)]
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
-    out += ["", "## Targets (steps 3-1, 3-2)", ""]
+    out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
         out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) + comparison_line(run)
     else:
@@ -480,14 +459,14 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += ["", "## Selection quality (the transfer control, test accuracy)", ""]
     out += selection_section(run) if run.transfer[0] else [
         "The transfer control has not run (bash run_pickaback/transfer_matrix.sh): no regret to report."]
-    out += ["", "## Backbone tasks (steps 1, 2-1, 2-2)", ""]
+    out += ["", "## Backbone tasks (steps 1, 2-1, 2-2; validation accuracy)", ""]
     out.append(task_table(k_rows) if k_rows else "steps 1, 2-1 and 2-2 have not run: no baselines or pruning records.")
     if written:
         out += ["", "## Figures", ""] + [f"![{Path(name).stem}]({name})" for name in written]
     return "\n".join(out) + "\n"
 
 
-# --------------------------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------------- the report folder
 def write_figures(run, t_rows, folder):
     """Draw each figure whose data exists; (written names, [(skipped name, reason)])."""
     plans = [
@@ -495,7 +474,7 @@ def write_figures(run, t_rows, folder):
          lambda p: plot_similarity(run, p)),
         ("pruning.png", bool(run.records), "step 2-1 has not run",
          lambda p: plot_pruning(run, p)),
-        ("accuracy.png", any(r["accuracy"] is not None for r in t_rows), "step 3-2 has not run",
+        ("accuracy.png", any(r["accuracy"] is not None for r in t_rows), "no target results",
          lambda p: plot_accuracy(t_rows, run.cfg.name, p)),
         ("transfer.png", bool(run.transfer[0]), "the transfer control has not run",
          lambda p: plot_transfer(run, p)),
@@ -518,7 +497,7 @@ def write_report(cfg, arch, seed=paths.DEFAULT_SEED):
     if run.is_empty():
         raise UserError(f"No pipeline results for config '{cfg.name}' (arch {arch}) under "
                         f"{paths.output_root(seed)}; run the pipeline first (bash run_pickaback/quickstart.sh).")
-    folder = paths.logs_dir(arch, seed) / f"report_{cfg.name}"
+    folder = paths.report_dir(arch, cfg.name, seed)
     folder.mkdir(parents=True, exist_ok=True)
     t_rows, k_rows = target_rows(run), task_rows(run)
     written, skipped = write_figures(run, t_rows, folder)
@@ -526,9 +505,111 @@ def write_report(cfg, arch, seed=paths.DEFAULT_SEED):
     return folder, run, t_rows, written, skipped
 
 
-def main():
-    args = get_args_parser().parse_args()
-    folder, run, t_rows, written, skipped = write_report(get_config(args.config), args.arch, args.seed)
+# ------------------------------------------------------------------------------------ several seeds
+# The headline figures, each a mean over one seed's targets: (target-row key, what it is, number format).
+SEED_FIGURES = (
+    ("gain", "forward transfer (accuracy on the backbone - scratch)", "+.4f"),
+    ("accuracy", "accuracy on the selected backbone", ".4f"),
+    ("scratch", "accuracy trained alone from scratch", ".4f"),
+    ("backward", "backward transfer (the backbone's accuracy after - before its targets)", "+.4f"),
+    ("regret", "regret against the transfer control", ".4f"),
+)
+RELATED_FIGURE = ("related", "designed related task picked (share of targets)", ".3f")
+
+
+def seed_figures(rows):
+    """One seed's headline figures from its target rows (None where it has no data)."""
+    figures = {key: mean_over_targets(rows, key)[0] for key, _, _ in SEED_FIGURES}
+    hits, judged, _ = related_summary(rows)
+    figures["related"] = hits / judged if judged else None
+    return figures
+
+
+def mean_interval(values, spec):
+    """`mean ± half-width` of the 95% Student-t interval over the values present; one value has no interval."""
+    mean, half = interval95(values)
+    if mean is None:
+        return "-"
+    if half is None:
+        return f"{mean:{spec}} (one seed: no interval)"
+    return f"{mean:{spec}} ± {half:.4f}"
+
+
+def headline_figures(cfg, figures_by_seed):
+    """([(label, values per seed, format)] of the figures some seed has, labels of those no seed has)."""
+    figures = SEED_FIGURES + ((RELATED_FIGURE,) if cfg.related else ())
+    present, absent = [], []
+    for key, label, spec in figures:
+        values = [f[key] for f in figures_by_seed.values()]
+        if any(v is not None for v in values):
+            present.append((label, values, spec))
+        else:
+            absent.append(label)
+    return present, absent
+
+
+def absent_sentence(absent):
+    return f"Not measured in any seed: {'; '.join(absent)}."
+
+
+def headline_section(cfg, figures_by_seed):
+    """The headline figures' table, then a sentence naming those no seed has."""
+    present, absent = headline_figures(cfg, figures_by_seed)
+    rows = [[label, mean_interval(values, spec), sum(v is not None for v in values),
+             " / ".join(fmt(v, spec) for v in values)] for label, values, spec in present]
+    seeds = ", ".join(map(str, figures_by_seed))
+    table = md_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
+    return [table, ""] + ([absent_sentence(absent), ""] if absent else [])
+
+
+def targets_across_seeds_table(rows_by_seed):
+    """Per target: its backbone in each seed, and each figure as the mean ± interval over the seeds that have it."""
+    by_target = {}
+    for seed, rows in rows_by_seed.items():
+        for row in rows:
+            by_target.setdefault(row["target"].task_id, {})[seed] = row
+    columns = (("scratch", ".4f"), ("accuracy", ".4f"), ("gain", "+.4f"), ("backward", "+.4f"), ("regret", ".4f"))
+    table = []
+    for target_id, per_seed in sorted(by_target.items()):
+        target = next(iter(per_seed.values()))["target"]
+        picks = " / ".join(str(per_seed[s]["backbone"].task_id) if s in per_seed else "-" for s in rows_by_seed)
+        table.append([f"{target_id} {target.name}", picks,
+                      *[mean_interval([row[key] for row in per_seed.values()], spec) for key, spec in columns],
+                      sum(row["accuracy"] is not None for row in per_seed.values())])
+    return md_table(["target", f"backbone per seed ({' / '.join(map(str, rows_by_seed))})", "scratch test acc",
+                     "test acc on backbone", "forward transfer", "backward transfer", "regret",
+                     "seeds with results"], table)
+
+
+def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed):
+    folder = paths.seeds_report_dir(arch, cfg.name)
+    links = ", ".join(f"[seed {seed}]({os.path.relpath(paths.report_dir(arch, cfg.name, seed) / 'report.md', folder)})"
+                      for seed in rows_by_seed)
+    out = [f"# Pipeline report over seeds {', '.join(map(str, rows_by_seed))}: config `{cfg.name}`, arch `{arch}`", "",
+           "Every figure is the mean over seeds ± the half-width of its 95% Student-t interval, "
+           "t(0.975, n-1) · s / √n over the n seeds that have the figure; a figure only one seed has gets no "
+           "interval. Test accuracies (fractions): the test split took no part in any decision. Regret exists "
+           "for the seeds where the transfer control ran (bash run_pickaback/transfer_matrix.sh). "
+           f"Each seed's own report: {links}.",
+           "", "## Headline figures (test accuracy; each seed's figure is the mean over its targets)", "",
+           *headline_section(cfg, figures_by_seed),
+           "## Targets across seeds (test accuracy)", "", targets_across_seeds_table(rows_by_seed)]
+    return "\n".join(out) + "\n"
+
+
+def write_seeds_report(cfg, arch, rows_by_seed):
+    """Write report_<cfg>_seeds/report.md from each seed's target rows; (folder, headline sentences)."""
+    figures_by_seed = {seed: seed_figures(rows) for seed, rows in rows_by_seed.items()}
+    folder = paths.seeds_report_dir(arch, cfg.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed), encoding="utf-8")
+    present, absent = headline_figures(cfg, figures_by_seed)
+    lines = [f"{label}: {mean_interval(values, spec)}" for label, values, spec in present]
+    return folder, lines + ([absent_sentence(absent)] if absent else [])
+
+
+# --------------------------------------------------------------------------------------------- main
+def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
     for sentence in step_status(run):
         print(f"  {sentence}")
@@ -539,6 +620,22 @@ def main():
             print(f"  {line}")
     print(f"  figures: {', '.join(written) or 'none'}" + (f" (skipped: {', '.join(n for n, _ in skipped)})"
                                                            if skipped else ""))
+
+
+def main():
+    args = get_args_parser().parse_args()
+    cfg = get_config(args.config)
+    seeds = list(dict.fromkeys(args.seeds or [args.seed]))
+    rows_by_seed = {}
+    for seed in seeds:
+        folder, run, rows_by_seed[seed], written, skipped = write_report(cfg, args.arch, seed)
+        print_report(folder, run, rows_by_seed[seed], written, skipped)
+    if len(seeds) > 1:
+        folder, lines = write_seeds_report(cfg, args.arch, rows_by_seed)
+        print(f"Report over seeds {', '.join(map(str, seeds))} (test accuracy, mean ± 95% interval over seeds) "
+              f"written to {folder}")
+        for line in lines:
+            print(f"  {line}")
     return 0
 
 

@@ -81,6 +81,22 @@ def transfer_csv(cfg_name, seed=DEFAULT_SEED):
     return output_root(seed) / f"pickaback_{cfg_name}_transfer.csv"
 
 
+def results_csv(cfg_name, seed=DEFAULT_SEED):
+    """One row per target of the run: scratch and on-backbone accuracies, forward and backward transfer, regret
+    (utils/transfer_results.py)."""
+    return output_root(seed) / f"results_{cfg_name}.csv"
+
+
+def report_dir(arch, cfg_name, seed=DEFAULT_SEED):
+    """tools/report.py's figures and report.md of one run."""
+    return logs_dir(arch, seed) / f"report_{cfg_name}"
+
+
+def seeds_report_dir(arch, cfg_name):
+    """tools/report.py --seeds: the report over several seeds, beside the default seed's report."""
+    return logs_dir(arch) / f"report_{cfg_name}_seeds"
+
+
 def folder_checkpoint(folder):
     """The checkpoint a folder offers: the one step 2-2 chose, else its only checkpoint (never a guess)."""
     folder = Path(folder)

@@ -55,3 +55,39 @@ def read_compared_as(path):
         return {}
     return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))): row["compared_as"]
             for row in rows}
+
+
+# results_<cfg>.csv (utils/transfer_results.py writes it): every accuracy twice, on the validation split (what
+# the pipeline's decisions used) and on the test split (what results report), the split in the column's name.
+RESULT_FIELDS = [
+    "seed", "arch", "target_id", "target_name", "target_modality", "backbone_id", "backbone_name",
+    "backbone_modality", "picked_related",
+    "scratch_val_acc", "scratch_test_acc", "on_backbone_val_acc", "on_backbone_test_acc",
+    "forward_transfer_val", "forward_transfer_test",
+    "backbone_before_val_acc", "backbone_before_test_acc", "backbone_after_val_acc", "backbone_after_test_acc",
+    "backward_transfer_val", "backward_transfer_test", "backbone_outputs_identical",
+    "final_width", "shared_ratio", "regret_val", "regret_test",
+]
+RESULT_INTS = ("seed", "target_id", "backbone_id")
+RESULT_FLAGS = ("picked_related", "backbone_outputs_identical")      # True / False; empty = not applicable
+RESULT_TEXTS = ("arch", "target_name", "target_modality", "backbone_name", "backbone_modality")
+
+
+def read_results(path, arch):
+    """results_<cfg>.csv: target id -> its row with numbers as numbers (None where empty), flags as bools; only
+    the rows of `arch` ({} when the file does not exist yet)."""
+    def value(key, text):
+        if key in RESULT_TEXTS:
+            return text
+        if text == "":
+            return None
+        if key in RESULT_FLAGS:
+            if text not in ("True", "False"):
+                raise UserError(f"{path} holds {text!r} in {key}, where True, False or nothing belongs; delete it "
+                                f"and re-run tools/results_table.py.")
+            return text == "True"
+        number = as_float(text, path)
+        return int(number) if key in RESULT_INTS else number
+    rows = read_csv_rows(path, RESULT_FIELDS, "tools/results_table.py")
+    return {int(as_float(row["target_id"], path)): {key: value(key, row[key]) for key in RESULT_FIELDS}
+            for row in rows if row["arch"] == arch}

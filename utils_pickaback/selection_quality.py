@@ -51,6 +51,21 @@ class TargetFigures:
     candidate_accuracies: dict  # candidate id -> accuracy on it
 
 
+def compared_candidates(cfg, distances, target_id):
+    """The task ids step 3-1 compared with a target (its table's pairs; every other task when there is no table)."""
+    compared = sorted(c for t, c in distances if t == target_id)
+    return compared or [t.task_id for t in cfg.tasks if t.task_id != target_id]
+
+
+def designed_related_pick(cfg, target_id, selected, candidates):
+    """Did the selection pick the task the config designed as related to the target? None when the config
+    designs none or it was not among the `candidates`: then there was no right answer to miss."""
+    related = cfg.related.get(cfg.task(target_id).name)
+    if related is None or cfg.task(related).task_id not in candidates:
+        return None
+    return cfg.task(related).task_id == selected
+
+
 def read_transfer_csv(path):
     """The control's runs as dicts of TRANSFER_FIELDS (empty when the file does not exist)."""
     return read_csv_rows(path, TRANSFER_FIELDS, "run_pickaback/transfer_matrix.sh")

@@ -1,0 +1,151 @@
+"""results_<cfg>.csv (utils/transfer_results.py) on a fabricated run: tiny real checkpoints, hand-written records.
+
+Backbone 2 (shapes_noisy) predicts class 0 whatever it sees (its head's bias dominates), so its accuracy is
+1/5 on both splits (the demo's splits are balanced). Target 1 trained on it honestly (grown to 1.5, the
+backbone untouched); target 7's checkpoint carries a backbone whose head was changed, as a broken CPG would
+leave it: its accuracy there is measured by the trainer's own evaluate(). Target 3 is selected but step 3-2
+has not trained it.
+"""
+import csv
+import json
+
+import pytest
+import torch
+
+from models.cpg import CPGModel
+from utils import paths
+from utils.checkpoint import save_model
+from utils.data import task_loaders
+from utils.errors import UserError
+from utils.results import RESULT_FIELDS, read_results
+from utils.train import evaluate
+from utils.transfer_results import write_results
+
+ARCH, SEED = "perceiver_io", paths.DEFAULT_SEED
+SELECTIONS = {1: 2, 3: 2, 7: 2}
+SCRATCH = {"val": {"shapes_clean": "0.7000", "shapes_captions": "0.6000"},
+           "test": {"shapes_clean": "0.6800", "shapes_captions": "0.5900"}}
+ON_BACKBONE = {1: (0.81234, 0.79119), 7: (0.6501, 0.6633)}     # the checkpoints' val / test accuracy
+CONSTANT_ACCURACY = 0.2                                         # class 0 of 5 balanced classes
+
+
+def write_csv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def write_records(cfg):
+    for split, path in (("val", paths.baseline_acc_file(ARCH, cfg.name)),
+                        ("test", paths.baseline_test_acc_file(ARCH, cfg.name))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(SCRATCH[split]))
+    write_csv(paths.pickaback_result_csv(cfg.name), [["target_id", "task_id"], *SELECTIONS.items()])
+    write_csv(paths.pickaback_table_csv(cfg.name), [["target_id", "task_id", "ddv_euc"], [1, 2, 0.1], [1, 3, 0.2],
+                                                    [7, 2, 0.3], [7, 8, 0.4]])
+    # the control ran target 1 only: backbone 3 is better on validation, the selected one on test
+    write_csv(paths.transfer_csv(cfg.name), [
+        ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"],
+        [1, 2, 1.5, 0.80, 0.78, SEED], [1, 3, 1.0, 0.85, 0.77, SEED]])
+
+
+def constant_backbone(cfg):
+    """The chosen checkpoint of backbone 2: its head predicts class 0 (a large bias over small logits)."""
+    torch.manual_seed(0)
+    model = CPGModel.create(ARCH, "demo")
+    model.add_task(cfg.task(2), cfg)
+    with torch.no_grad():
+        model.body.heads["shapes_noisy"][1].bias[0] = 10.0
+    folder = paths.backbone_dir(ARCH, cfg.name, "shapes_noisy") / "gradual_prune"
+    save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=0.9, test_accuracy=0.9)
+    (folder / paths.CHOSEN_FILE).write_text(json.dumps({"ratio": 0.3, "accuracy": 0.9,
+                                                        "checkpoint": "checkpoint-2.pth.tar"}))
+    return model
+
+
+def save_target(cfg, model, target_id):
+    """Step 3-2's checkpoint, saved with the backbone task active: the figures must not depend on which task
+    a checkpoint left active."""
+    val_acc, test_acc = ON_BACKBONE[target_id]
+    shared_ratio = round(model.stats()["shared_ratio"], 4)
+    model.set_active_task("shapes_noisy")
+    folder = paths.target_dir(ARCH, cfg.name, "shapes_noisy", cfg.task(target_id).name) / "scratch"
+    save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=val_acc, test_accuracy=test_acc)
+    return shared_ratio
+
+
+@pytest.fixture
+def fabricated_run(demo_cfg, tmp_path, monkeypatch):
+    """(cfg, target 1's shared ratio, the changed backbone's {split: accuracy} in target 7's checkpoint)."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_records(demo_cfg)
+    backbone = constant_backbone(demo_cfg)
+
+    honest = backbone.grown(1.5)
+    honest.add_task(demo_cfg.task(1), demo_cfg)
+    shared_ratio = save_target(demo_cfg, honest, 1)
+
+    broken = backbone.grown(1.0)
+    broken.add_task(demo_cfg.task(7), demo_cfg)
+    torch.manual_seed(3)
+    with torch.no_grad():     # large random weights, no bias: predictions that depend on the input
+        broken.body.heads["shapes_noisy"][1].bias.zero_()
+        torch.nn.init.normal_(broken.body.heads["shapes_noisy"][1].weight, 0.0, 1.0)
+    save_target(demo_cfg, broken, 7)
+
+    _, val, test = task_loaders(demo_cfg, demo_cfg.task(2), seed=SEED)
+    view = broken.task_view("shapes_noisy")
+    changed = {split: round(evaluate(view, loader, torch.device("cpu"))[1], 4)
+               for split, loader in (("val", val), ("test", test))}
+    assert CONSTANT_ACCURACY not in changed.values()    # the fabricated break is visible in accuracy too
+    return demo_cfg, shared_ratio, changed
+
+
+def test_every_column_of_the_results_table(fabricated_run):
+    cfg, shared_ratio, changed = fabricated_run
+    path, rows, missing = write_results(cfg, ARCH)
+    assert path == paths.output_root() / "results_demo.csv" and missing == [3]
+    with open(path, newline="") as f:
+        assert next(csv.reader(f)) == RESULT_FIELDS
+    results = read_results(path, ARCH)
+    assert read_results(path, "lenet5") == {}
+
+    assert results[1] == {
+        "seed": SEED, "arch": ARCH, "target_id": 1, "target_name": "shapes_clean", "target_modality": "image",
+        "backbone_id": 2, "backbone_name": "shapes_noisy", "backbone_modality": "image", "picked_related": True,
+        "scratch_val_acc": 0.70, "scratch_test_acc": 0.68,
+        "on_backbone_val_acc": 0.8123, "on_backbone_test_acc": 0.7912,
+        "forward_transfer_val": 0.1123, "forward_transfer_test": 0.1112,
+        "backbone_before_val_acc": CONSTANT_ACCURACY, "backbone_before_test_acc": CONSTANT_ACCURACY,
+        "backbone_after_val_acc": CONSTANT_ACCURACY, "backbone_after_test_acc": CONSTANT_ACCURACY,
+        "backward_transfer_val": 0.0, "backward_transfer_test": 0.0, "backbone_outputs_identical": True,
+        "final_width": 1.5, "shared_ratio": shared_ratio, "regret_val": 0.05, "regret_test": 0.0}
+    assert shared_ratio > 0          # the target's own ratio, not its backbone's (task 1 shares nothing)
+
+    assert results[7] == {
+        "seed": SEED, "arch": ARCH, "target_id": 7, "target_name": "shapes_captions", "target_modality": "text",
+        "backbone_id": 2, "backbone_name": "shapes_noisy", "backbone_modality": "image",
+        "picked_related": False,                          # its designed related task 8 was a candidate
+        "scratch_val_acc": 0.60, "scratch_test_acc": 0.59,
+        "on_backbone_val_acc": 0.6501, "on_backbone_test_acc": 0.6633,
+        "forward_transfer_val": 0.0501, "forward_transfer_test": 0.0733,
+        "backbone_before_val_acc": CONSTANT_ACCURACY, "backbone_before_test_acc": CONSTANT_ACCURACY,
+        "backbone_after_val_acc": changed["val"], "backbone_after_test_acc": changed["test"],
+        "backward_transfer_val": round(changed["val"] - CONSTANT_ACCURACY, 4),
+        "backward_transfer_test": round(changed["test"] - CONSTANT_ACCURACY, 4),
+        "backbone_outputs_identical": False, "final_width": 1.0, "shared_ratio": results[7]["shared_ratio"],
+        "regret_val": None, "regret_test": None}          # the control never ran target 7
+
+
+def test_rewriting_replaces_the_rows(fabricated_run):
+    cfg, _, _ = fabricated_run
+    write_results(cfg, ARCH)
+    path, rows, _ = write_results(cfg, ARCH)
+    with open(path, newline="") as f:
+        assert len(list(csv.reader(f))) == 1 + len(rows) == 3
+
+
+def test_no_selection_is_one_sentence(demo_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    with pytest.raises(UserError, match="run the pipeline"):
+        write_results(demo_cfg, ARCH)
