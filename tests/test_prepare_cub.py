@@ -1,6 +1,5 @@
 """tools/prepare_cub.py on fake CUB_200_2011.tgz and cvpr2016_cub.tar.gz archives written by the test itself:
 the real formats, tiny JPEGs, and CUB's shortfall of one 60-image class."""
-import io
 import json
 import subprocess
 import sys
@@ -9,8 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from fake_archives import listing, tiny_jpeg, write_tar
 from tools.group_layout import MARKER
 from tools.prepare_cub import CLASSES_PER_GROUP, NUM_IMAGE_GROUPS, choose_classes, prepare
 from utils.data import load_paired_split
@@ -33,9 +32,7 @@ def stem(c, j):
 
 
 def _jpeg(c, j):
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (c, j * 4, 7)).save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return tiny_jpeg((c, j * 4, 7))
 
 
 def first_caption(c, j):
@@ -67,16 +64,6 @@ def caption_members(sizes=tuple(SIZES.items())) -> dict[str, bytes]:
             for c, n in sizes for j in range(1, n + 1)}
 
 
-def write_tar(path, members, drop=(), replace=None):
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
-        for name, raw in {**members, **(replace or {})}.items():
-            if any(name.startswith(d) for d in drop):
-                continue
-            info = tarfile.TarInfo(name)
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
-    return path
-
 
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
@@ -92,10 +79,6 @@ def prepared(archives, tmp_path_factory):
     assert prepare(*archives, root / "cub") is True
     return root
 
-
-def listing(folder: Path) -> dict[str, list[str]]:
-    """{class folder: sorted file stems} of one group folder."""
-    return {c.name: sorted(f.stem for f in c.iterdir()) for c in sorted(folder.iterdir())}
 
 
 def test_groups_are_the_60_image_classes_in_id_order_completed_by_the_largest_other(prepared):

@@ -1,6 +1,5 @@
 """tools/prepare_oxford.py on fake 102flowers.tgz, imagelabels.mat and cvpr2016_flowers.tar.gz written by the
 test itself in the real formats (tiny JPEGs, a MATLAB 1 x N labels array, ten caption lines per image)."""
-import io
 import json
 import random
 import subprocess
@@ -11,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from PIL import Image
 
+from fake_archives import listing, tiny_jpeg, write_tar
 from tools.group_layout import MARKER
 from tools.prepare_oxford import GROUPS, prepare
 from utils.data import load_paired_split
@@ -36,9 +35,7 @@ LABELS = labels_in_image_order()
 
 
 def _jpeg(number):
-    buffer = io.BytesIO()
-    Image.new("RGB", (5, 4), (number % 256, number // 256, 99)).save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return tiny_jpeg((number % 256, number // 256, 99), size=(5, 4))
 
 
 def first_caption(number):
@@ -55,16 +52,6 @@ def caption_members():
             + b"\n"
             for n, label in enumerate(LABELS, start=1)}
 
-
-def write_tar(path, members, drop=()):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, raw in members.items():
-            if any(name.startswith(d) for d in drop):
-                continue
-            info = tarfile.TarInfo(name)
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
-    return path
 
 
 def write_labels(path, labels=LABELS, key="labels"):
@@ -86,10 +73,6 @@ def prepared(downloads, tmp_path_factory):
     assert prepare(*downloads, root / "oxford") is True
     return root
 
-
-def listing(folder: Path) -> dict[str, list[str]]:
-    """{class folder: sorted file stems} of one group folder."""
-    return {c.name: sorted(f.stem for f in c.iterdir()) for c in sorted(folder.iterdir())}
 
 
 def test_groups_are_the_originals_and_every_class_is_split_80_20(prepared):

@@ -246,7 +246,7 @@ def generate_demo_data(out, seed=0, train_per_class=TRAIN_PER_CLASS, test_per_cl
         shutil.rmtree(out / sub, ignore_errors=True)
     counts = {"train": train_per_class, "test": test_per_class}
     total = sum(len(DEMO_CLASSES[t[2]]) for t in DEMO_TASKS) * (train_per_class + test_per_class)
-    with tqdm(total=total, desc="demo data", unit="file") as bar:
+    with tqdm(total=total, desc="demo data", unit="file", disable=None) as bar:   # no bar in a log file
         for task_index in range(1, len(DEMO_TASKS) + 1):
             for split, count in counts.items():
                 for _ in write_task_split(out, task_index, split, count, seed):
