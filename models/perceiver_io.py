@@ -35,11 +35,17 @@ Maskable (owned, shared) weights: the latent array and every Linear weight of th
 blocks. Private per task: adapters, heads, LayerNorms and biases.
 Init: xavier-uniform Linear weights and zero biases (as the original), latents N(0, 1), heads
 N(0, 0.01) with bias 0.
+
+Attention runs through `torch.nn.functional.scaled_dot_product_attention` (`SDPAAttention`), which
+picks a fused kernel on GPU instead of materialising the latents x context similarity matrix; its
+modules and parameter names are perceiver-pytorch's, so owner maps, piggymasks and checkpoints
+are unchanged.
 """
 import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange, repeat
 from perceiver_pytorch.perceiver_pytorch import Attention, FeedForward, PreNorm, fourier_encode
 from torch import nn
@@ -81,6 +87,36 @@ def feed_forward(dim, hidden, dropout):
     ff.net[0] = nn.Linear(dim, 2 * hidden)
     ff.net[2] = nn.Linear(hidden, dim)
     return ff
+
+
+def mask_padding(k, mask):
+    """Keys (b h n d) and SDPA's boolean key mask for perceiver-pytorch's padding mask (True = keep).
+
+    Upstream fills padded similarities with the lowest finite value, so a sequence of nothing but
+    padding weighs all its values equally and passes no gradient to queries or keys, where SDPA
+    would give zeros (or NaN). Zeroed keys with nothing masked give such a row the same.
+    """
+    mask = rearrange(mask, "b ... -> b (...)")
+    all_padding = ~mask.any(dim=-1)
+    k = k.masked_fill(rearrange(all_padding, "b -> b 1 1 1"), 0.0)
+    return k, rearrange(mask | all_padding[:, None], "b n -> b 1 1 n")
+
+
+class SDPAAttention(Attention):
+    """perceiver-pytorch's Attention computed by scaled_dot_product_attention (same submodules and result)."""
+
+    def forward(self, x, context=None, mask=None, inverted_attention=False):
+        if inverted_attention or self.queries_contribute_kv:
+            # upstream options this model never sets (softmax over queries, queries joining the keys)
+            return super().forward(x, context, mask, inverted_attention)
+        q = self.to_q(x)
+        k, v = self.to_kv(x if context is None else context).chunk(2, dim=-1)
+        q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
+        if mask is not None:
+            k, mask = mask_padding(k, mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale,
+                                             dropout_p=self.dropout.p if self.training else 0.0)
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
 
 
 class LatentArray(nn.Module):
@@ -147,14 +183,14 @@ class PerceiverIO(nn.Module):
         self.widths = perceiver_widths(p, width_mult)
         heads, hidden = self.widths["latent_heads"], self.widths["ff_hidden"]
         self.latents = LatentArray(p.num_latents, p.latent_dim)
-        cross = Attention(p.latent_dim, heads=p.cross_heads, dim_head=p.cross_dim_head, dropout=p.dropout)
+        cross = SDPAAttention(p.latent_dim, heads=p.cross_heads, dim_head=p.cross_dim_head, dropout=p.dropout)
         cross.to_kv = nn.Identity()   # the task's adapter produces [k ; v]
         self.cross_attn = PreNorm(p.latent_dim, cross)
         self.cross_ff = PreNorm(p.latent_dim, feed_forward(p.latent_dim, hidden, p.dropout))
         self.layers = nn.ModuleList([
             nn.ModuleList([
-                PreNorm(p.latent_dim, Attention(p.latent_dim, heads=heads, dim_head=p.latent_dim_head,
-                                                dropout=p.dropout)),
+                PreNorm(p.latent_dim, SDPAAttention(p.latent_dim, heads=heads, dim_head=p.latent_dim_head,
+                                                    dropout=p.dropout)),
                 PreNorm(p.latent_dim, feed_forward(p.latent_dim, hidden, p.dropout)),
             ]) for _ in range(p.depth)])
         self.adapters = nn.ModuleDict()

@@ -3,11 +3,14 @@
 For each arch (lenet5, perceiver_io) and profile (demo, paper), on 32x32 images with batch 32:
 * masked: a CPGModel whose task 1 is pruned to 50% and whose active task 2 trains with its
   piggymask (SGD + Adam, mask_gradients every step), i.e. the full CPG training step;
-* plain: the same architecture at the same width with no parametrisation, SGD over everything.
-Steps of the two alternate and the fastest step of each is reported: on a shared machine other
+* plain: the same architecture at the same width with no parametrisation, SGD over everything;
+* perceiver_io only, upstream: the plain model with perceiver-pytorch's own attention forward
+  (explicit similarity matrix and softmax) instead of scaled_dot_product_attention.
+Steps of the models alternate and the fastest step of each is reported: on a shared machine other
 processes only ever add time, so the minimum is the least disturbed estimate. Prints a table, then, as the last line, a JSON list of
 {"arch", "profile", "masked_samples_per_s", "plain_samples_per_s", "overhead"} (overhead =
-plain / masked throughput - 1).
+plain / masked throughput - 1); perceiver_io rows add "upstream_attention_samples_per_s" and
+"sdpa_speedup" (plain / upstream throughput - 1).
 
     .venv/bin/python tools/bench_model.py [--steps-paper 5] [--steps-demo 15]
 """
@@ -15,15 +18,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import torch
 import torch.nn.functional as F
+from perceiver_pytorch.perceiver_pytorch import Attention
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.cpg import CPGModel, build_body  # noqa: E402
+from models.perceiver_io import SDPAAttention  # noqa: E402
 from utils.cli import ArgumentParser, positive_int  # noqa: E402
 
 BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
@@ -54,9 +59,21 @@ def masked_stepper(arch, profile):
     return step
 
 
-def plain_stepper(arch, profile):
+def plain_body(arch, profile):
     body = build_body(arch, profile, 1.0)
     body.add_task_modules("second", "image", CLASSES, {}, 1.0)
+    return body
+
+
+def with_upstream_attention(body):
+    """`body` with every attention run by perceiver-pytorch's explicit-softmax forward (the model before SDPA)."""
+    for module in body.modules():
+        if isinstance(module, SDPAAttention):
+            module.forward = MethodType(Attention.forward, module)
+    return body
+
+
+def plain_stepper(body):
     body.train()
     sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
@@ -71,7 +88,9 @@ def bench(arch, profile, steps):
     torch.manual_seed(0)
     x = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE)
     y = torch.randint(0, CLASSES, (BATCH,))
-    steppers = {"masked": masked_stepper(arch, profile), "plain": plain_stepper(arch, profile)}
+    steppers = {"masked": masked_stepper(arch, profile), "plain": plain_stepper(plain_body(arch, profile))}
+    if arch == "perceiver_io":
+        steppers["upstream"] = plain_stepper(with_upstream_attention(plain_body(arch, profile)))
     for step in steppers.values():   # warm-up: allocator, kernels, optimiser state
         step(x, y)
     times = {name: [] for name in steppers}
@@ -82,8 +101,20 @@ def bench(arch, profile, steps):
             times[name].append(time.perf_counter() - start)
     masked = BATCH / min(times["masked"])
     plain = BATCH / min(times["plain"])
-    return {"arch": arch, "profile": profile, "masked_samples_per_s": round(masked, 1),
-            "plain_samples_per_s": round(plain, 1), "overhead": round(plain / masked - 1.0, 4)}
+    row = {"arch": arch, "profile": profile, "masked_samples_per_s": round(masked, 1),
+           "plain_samples_per_s": round(plain, 1), "overhead": round(plain / masked - 1.0, 4)}
+    if "upstream" in times:
+        upstream = BATCH / min(times["upstream"])
+        row.update(upstream_attention_samples_per_s=round(upstream, 1),
+                   sdpa_speedup=round(plain / upstream - 1.0, 4))
+    return row
+
+
+def table_line(r):
+    upstream = (f"{r['upstream_attention_samples_per_s']:>20.1f}{r['sdpa_speedup']:>14.1%}"
+                if "sdpa_speedup" in r else f"{'-':>20}{'-':>14}")
+    return (f"{r['arch']:<14}{r['profile']:<8}{r['masked_samples_per_s']:>18.1f}"
+            f"{r['plain_samples_per_s']:>17.1f}{r['overhead']:>10.1%}{upstream}")
 
 
 def main():
@@ -95,10 +126,10 @@ def main():
     args = parser.parse_args()
     rows = [bench(arch, profile, args.steps_paper if profile == "paper" else args.steps_demo)
             for arch in args.archs for profile in args.profiles]
-    print(f"{'arch':<14}{'profile':<8}{'masked samples/s':>18}{'plain samples/s':>17}{'overhead':>10}")
+    print(f"{'arch':<14}{'profile':<8}{'masked samples/s':>18}{'plain samples/s':>17}{'overhead':>10}"
+          f"{'upstream samples/s':>20}{'SDPA speedup':>14}")
     for r in rows:
-        print(f"{r['arch']:<14}{r['profile']:<8}{r['masked_samples_per_s']:>18.1f}"
-              f"{r['plain_samples_per_s']:>17.1f}{r['overhead']:>10.1%}")
+        print(table_line(r))
     print(json.dumps(rows))
     return 0
 
