@@ -12,6 +12,10 @@ the same profiling inputs, drawn from the target's own training data (packnet_mo
   same samples in its modality (the captions of the target's images, or the images of its captions)
   through its own adapter instead, without the mutation search (a move in one modality has no counterpart
   in the other).
+Cost per target of N tasks: without the search (--max_iterations 0) the target runs once on its probes and
+each of the N - 1 candidates once, and those outputs give every distance and score (with --profile_source
+both, each candidate of the target's modality and the target run once more, on the mixed probes); the search
+is per pair, so N - 1 searches of --max_iterations steps each (tools/bench_selection_scaling.py).
 The candidate with the smallest distance between decision distance vectors is selected (`--select
 dissimilar` takes the largest, as the original code did). Beside ModelDiff, every pair also gets LogME and
 LEEP of the candidate on the target's labelled probes and linear CKA between the two models' features
@@ -50,8 +54,8 @@ from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import read_selections
 from utils.train import resolve_device, seed_everything
-from utils_pickaback.modeldiff import (model_distance, normalised_image_range, search_profiling_inputs,
-                                       search_single_moves)
+from utils_pickaback.modeldiff import (logits_distance, model_distance, normalised_image_range,
+                                       search_profiling_inputs, search_single_moves)
 from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
 from utils_pickaback.transferability import leep, linear_cka, logme
 
@@ -167,9 +171,10 @@ def as_model_inputs(cfg, task, data: TaskData, device, seed):
     return next(iter(loader))
 
 
-def target_probes(cfg, target, candidate, args, device, cache) -> Probes:
-    """The target's probes, or (--profile_source both, same modality) half candidate + half target (the
-    label-aware scores always read the target's own half)."""
+def target_probes(cfg, target, candidate, args, device, cache):
+    """(the target's labelled probes, the candidate's half or None): with --profile_source both and a candidate
+    of the target's modality, the profiling inputs are half candidate + half target (the label-aware scores
+    always read the target's own half); otherwise they are the target's probes alone."""
     def seeds(task, n):
         if (task.name, n) not in cache:
             cache[(task.name, n)] = profiling_seeds(cfg, task, n, args, device)
@@ -178,31 +183,53 @@ def target_probes(cfg, target, candidate, args, device, cache) -> Probes:
         half = args.n_inputs // 2
         own, theirs = seeds(target, half), seeds(candidate, half)
         if own.inputs.shape[1:] == theirs.inputs.shape[1:]:
-            return Probes(torch.cat([theirs.inputs, own.inputs]), own.labels, None)
-    return seeds(target, args.n_inputs)
+            return own, theirs.inputs
+    return seeds(target, args.n_inputs), None
 
 
-def compare(cfg, target, candidate, target_model, models, args, device, cache):
+class TargetOutputs:
+    """The target's task view, built once per target, and its (logits, features) on each of its probe sets,
+    each computed once: the target is not run again for every candidate."""
+
+    def __init__(self, view):
+        self.view = view
+        self._outputs = {}
+
+    def on(self, probes: Probes):
+        # keyed by size: two probe sets of a target of one size are the same samples (one seeded draw)
+        if len(probes.labels) not in self._outputs:
+            self._outputs[len(probes.labels)] = logits_and_features(self.view, probes.inputs)
+        return self._outputs[len(probes.labels)]
+
+
+def compare(cfg, target, candidate, target_outputs, models, args, device, cache):
     """Step 3-1's record of one pair: ModelDiff's distances, how the candidate was compared, and the scores
-    reported beside ModelDiff (NaN where a score is undefined, e.g. a model whose features never vary)."""
-    probes = target_probes(cfg, target, candidate, args, device, cache)
+    reported beside ModelDiff (NaN where a score is undefined, e.g. a model whose features never vary).
+
+    Without the mutation search the candidate is run once, on the target's probes (or their paired samples),
+    and those outputs give both its distances and its scores; the search (per pair) runs both models more.
+    """
+    probes, theirs = target_probes(cfg, target, candidate, args, device, cache)
     how = compared_as(candidate, target, args.candidate_adapter, probes.paired is not None)
-    view_t = target_model.task_view(target.name)
-    view_c = comparison_view(models[("candidate", candidate.name)], candidate, target_model, target, how)
+    view_t = target_outputs.view
+    view_c = comparison_view(models[("candidate", candidate.name)], candidate, view_t, how)
+    logits_t, features_t = target_outputs.on(probes)
+    logits_c, features_c = logits_and_features(view_c, probes.paired if how == "paired probes" else probes.inputs)
     centred = args.ddv_similarity == "centred"
-    if how == "paired probes":
-        inputs_t, inputs_c = probes.inputs, probes.paired
-        distances = model_distance(view_t, view_c, inputs_t, centred=centred, inputs_b=inputs_c)
+    if how == "paired probes" or (args.max_iterations == 0 and theirs is None):
+        distances = logits_distance(logits_t, logits_c, centred=centred)   # the probes are the profiling inputs
     else:
-        inputs_t = inputs_c = probes.inputs[-len(probes.labels):]     # the target's own (labelled) probes
-        searched = searched_inputs(cfg, target, view_t, view_c, probes.inputs, args, device)
+        seeds = probes.inputs if theirs is None else torch.cat([theirs, probes.inputs])
+        searched = searched_inputs(cfg, target, view_t, view_c, seeds, args, device)
         distances = model_distance(view_t, view_c, searched, centred=centred)
     return {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
-            **label_scores(view_t, view_c, inputs_t, inputs_c, probes.labels)}
+            **label_scores(features_t, logits_c, features_c, probes.labels)}
 
 
 def searched_inputs(cfg, target, view_t, view_c, seeds, args, device):
     """The mutation search's profiling inputs for one pair (the seeds themselves at --max_iterations 0)."""
+    if args.max_iterations == 0:
+        return seeds
     search = dict(epsilon=args.epsilon, max_iterations=args.max_iterations,
                   generator=torch.Generator().manual_seed(probe_seed(args)), progress=False)
     if target.modality == "image":
@@ -213,10 +240,8 @@ def searched_inputs(cfg, target, view_t, view_c, seeds, args, device):
     return search_inputs(view_t, view_c, seeds, **search)
 
 
-def label_scores(view_t, view_c, inputs_t, inputs_c, labels):
+def label_scores(features_t, logits_c, features_c, labels):
     """LogME and LEEP of the candidate on the target's labelled probes, linear CKA of the two models' features."""
-    _, features_t = logits_and_features(view_t, inputs_t)
-    logits_c, features_c = logits_and_features(view_c, inputs_c)
     scores = {"logme": lambda: logme(features_c, labels), "leep": lambda: leep(logits_c.softmax(dim=1), labels),
               "cka": lambda: linear_cka(features_t, features_c)}
     return {name: undefined_as_nan(score) for name, score in scores.items()}
@@ -251,8 +276,8 @@ def target_distances(cfg, target, pool, args, device, models, cache, fingerprint
             models[("candidate", task.name)] = load_candidate_model(cfg, task, args.arch, args.seed,
                                                                     args.compare).to(device)
     bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True)
-    target_model = models[("target", target.name)]
-    records = {c.task_id: compare(cfg, target, c, target_model, models, args, device, cache) for c in bar}
+    target_outputs = TargetOutputs(models[("target", target.name)].task_view(target.name))
+    records = {c.task_id: compare(cfg, target, c, target_outputs, models, args, device, cache) for c in bar}
     return records, wanted
 
 

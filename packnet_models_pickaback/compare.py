@@ -70,13 +70,13 @@ def logits_and_features(view, inputs):
     return logits.float(), captured[0].float()
 
 
-def comparison_view(candidate_model, candidate_task, target_model, target_task, how="own adapter"):
-    """A frozen eval-mode callable: the candidate's body and head, behind the target's input adapter when
-    `how` (compared_as) is "target adapter", else behind its own."""
+def comparison_view(candidate_model, candidate_task, target_view, how="own adapter"):
+    """A frozen eval-mode callable: the candidate's body and head, behind the input adapter of `target_view`
+    (the target's task_view, built once per target and shared read-only) when `how` (compared_as) is
+    "target adapter", else behind its own."""
     view = candidate_model.task_view(candidate_task.name)
     has_adapter = "adapters" in view.body.task_modules(candidate_task.name)
     if has_adapter and how == "target adapter":
-        target_view = target_model.task_view(target_task.name)
-        view.body.adapters[candidate_task.name] = target_view.body.adapters[target_task.name]
-        view.modality = target_task.modality
+        view.body.adapters[candidate_task.name] = target_view.body.adapters[target_view.task]
+        view.modality = target_view.modality
     return view

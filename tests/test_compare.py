@@ -28,7 +28,8 @@ def view_of(peer_task, adapter, paired):
     """(how compared_as says the peer is compared, its comparison view, the peer alone, the target)."""
     target, peer = model_of(TARGET, 0), model_of(peer_task, 1)
     how = compared_as(peer_task, TARGET, adapter, paired=paired)
-    return how, comparison_view(peer, peer_task, target, TARGET, how), peer.task_view(peer_task.name), target
+    view = comparison_view(peer, peer_task, target.task_view(TARGET.name), how)
+    return how, view, peer.task_view(peer_task.name), target
 
 
 def same_adapter(view, name, other_view, other_name):

@@ -7,7 +7,7 @@ from torch import nn
 
 from utils.errors import UserError
 from utils_pickaback.modeldiff import (
-    cosine_distance, decision_distance_vector, model_distance, modeldiff, normalised_image_range,
+    cosine_distance, decision_distance_vector, logits_distance, model_distance, modeldiff, normalised_image_range,
     search_profiling_inputs, search_single_moves)
 from utils_pickaback.ranking import rank_candidates
 
@@ -286,6 +286,18 @@ def test_paired_inputs_give_each_model_its_own_modality():
     ddv_b = decision_distance_vector(text_model, captions, "euc")
     expected = cosine_distance(ddv_a, ddv_b)
     assert model_distance(image_model, text_model, images, inputs_b=captions)["euc"] == pytest.approx(expected)
+
+
+def test_distance_from_logits_is_the_distance_of_the_models_ddvs():
+    """Step 3-1 computes a pair's distance from outputs it already holds: the numbers of running the models."""
+    a, b = small_cnn(0), small_cnn(1, num_classes=3)
+    inputs, _ = image_seeds(n=20)
+    with torch.no_grad():
+        distances = logits_distance(a(inputs), b(inputs))
+    for metric in ("euc", "cos"):
+        ddv_a, ddv_b = decision_distance_vector(a, inputs, metric), decision_distance_vector(b, inputs, metric)
+        assert distances[metric] == cosine_distance(ddv_a, ddv_b)
+    assert distances == model_distance(a, b, inputs)
 
 
 class MimicOnTokens(nn.Module):

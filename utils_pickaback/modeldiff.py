@@ -362,8 +362,15 @@ def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=Fa
     `centred` subtracts each DDV's mean first (1 - Pearson correlation): two models whose outputs differ
     in overall scale or spread but order the input pairs alike are then close.
     """
-    ddvs_a = decision_distance_vectors(_forward(model_a, inputs, forward_batch_size))
-    ddvs_b = decision_distance_vectors(_forward(model_b, inputs if inputs_b is None else inputs_b, forward_batch_size))
+    logits_a = _forward(model_a, inputs, forward_batch_size)
+    logits_b = _forward(model_b, inputs if inputs_b is None else inputs_b, forward_batch_size)
+    return logits_distance(logits_a, logits_b, centred=centred)
+
+
+def logits_distance(logits_a, logits_b, centred=False):
+    """model_distance of two models from their logits (n x C_a, n x C_b) on the same samples: a caller that
+    already holds them (step 3-1, one forward per model on a target's probes) needs no forward more."""
+    ddvs_a, ddvs_b = decision_distance_vectors(logits_a), decision_distance_vectors(logits_b)
     if centred:
         ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}

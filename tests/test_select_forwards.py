@@ -1,0 +1,94 @@
+"""Step 3-1 without the mutation search runs each model once per target, and its distances and scores are those
+of each pair compared on its own (the per-pair computation step 3-1 did before it reused outputs)."""
+import csv
+import sys
+
+import pytest
+import torch
+
+import pickaback_perceiverIO as step
+from packnet_models_pickaback.compare import (compared_as, comparison_view, load_task_model,
+                                              logits_and_features)
+from tools.bench_selection_scaling import counting_forwards, save_untrained_baselines
+from utils import paths
+from utils.dataset_config import get_config
+from utils_pickaback.modeldiff import model_distance, search_single_moves
+
+ARCH = "perceiver_io"
+
+
+@pytest.fixture(scope="module")
+def untrained_run(small_demo_root, tmp_path_factory):
+    """An output root holding an untrained baseline of every demo task (cost does not depend on training)."""
+    out = tmp_path_factory.mktemp("untrained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMPAB_OUTPUT_ROOT", str(out))
+        save_untrained_baselines(get_config("demo", data_root_dir=small_demo_root))
+    return out
+
+
+@pytest.fixture
+def run_step(untrained_run, small_demo_root, monkeypatch):
+    """Run step 3-1's main() in this process; returns the number of model forwards and the table's rows."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(untrained_run))
+    monkeypatch.setenv("MMPAB_DATA_ROOT", str(small_demo_root))
+
+    def run(*options):
+        monkeypatch.setattr(sys, "argv", ["pickaback_perceiverIO.py", "--dataset_config", "demo", "--compare",
+                                          "baseline", "--device", "cpu", "--force", *options])
+        with counting_forwards() as count:
+            assert step.main() == 0
+        with open(paths.pickaback_table_csv("demo")) as f:
+            return count["calls"], list(csv.DictReader(f))
+    return run
+
+
+@pytest.mark.parametrize("pairing", ["target_adapter", "paired"])
+def test_without_the_search_each_target_runs_itself_and_each_candidate_once(run_step, pairing):
+    options = ["--max_iterations", "0", "--cross_modal_probes", pairing, "--target_id", "1", "7"]
+    forwards, _ = run_step(*options)
+    assert forwards == 2 * 12                                     # per target: itself + its 11 candidates
+    forwards, _ = run_step(*options, "--candidate_ids", "1", "2", "3", "7", "8")
+    assert forwards == 2 * 5                                      # grows with the pool, one forward per model
+
+
+def reference_record(cfg, target, candidate, args):
+    """One pair compared on its own, as step 3-1 did before it reused outputs: fresh views, the search (or the
+    seeds), both models run on the profiling inputs for the distances and again on the probes for the scores."""
+    probes = step.profiling_seeds(cfg, target, args.n_inputs, args, "cpu")
+    view_t = load_task_model(cfg, target, ARCH).task_view(target.name)
+    how = compared_as(candidate, target, args.candidate_adapter, probes.paired is not None)
+    view_c = comparison_view(load_task_model(cfg, candidate, ARCH), candidate,
+                             load_task_model(cfg, target, ARCH).task_view(target.name), how)
+    if how == "paired probes":
+        inputs_c = probes.paired
+        distances = model_distance(view_t, view_c, probes.inputs, inputs_b=inputs_c)
+    else:
+        inputs_c = probes.inputs
+        searched = probes.inputs.clone()
+        if args.max_iterations:
+            search = (dict(valid_range=step.normalised_image_range(target.mean, target.std))
+                      if target.modality == "image" else dict(vocab_size=cfg.vocab_size))
+            searched = search_single_moves(view_t, view_c, probes.inputs, epsilon=args.epsilon,
+                                           max_iterations=args.max_iterations, progress=False,
+                                           generator=torch.Generator().manual_seed(args.seed), **search)
+        distances = model_distance(view_t, view_c, searched)
+    _, features_t = logits_and_features(view_t, probes.inputs)
+    logits_c, features_c = logits_and_features(view_c, inputs_c)
+    scores = {"logme": lambda: step.logme(features_c, probes.labels),
+              "leep": lambda: step.leep(logits_c.softmax(dim=1), probes.labels),
+              "cka": lambda: step.linear_cka(features_t, features_c)}
+    record = {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
+              **{name: step.undefined_as_nan(score) for name, score in scores.items()}}
+    return step.table_row(target.task_id, candidate.task_id, record)
+
+
+@pytest.mark.parametrize("options", [["--max_iterations", "0"], ["--max_iterations", "2"],
+                                     ["--max_iterations", "0", "--cross_modal_probes", "paired"]])
+def test_the_table_holds_each_pair_compared_on_its_own(run_step, small_demo_root, options):
+    _, rows = run_step(*options, "--target_id", "1", "7", "--candidate_ids", "1", "2", "7", "8")
+    args = step.get_args_parser().parse_args(options)
+    cfg = get_config("demo", data_root_dir=small_demo_root)
+    expected = [reference_record(cfg, cfg.task(int(row["target_id"])), cfg.task(int(row["task_id"])), args)
+                for row in rows]
+    assert len(rows) == 6 and rows == expected
