@@ -29,6 +29,7 @@ REQUIRED_ARGS = {
     "tools/bench_data.py": [],
     "tools/bench_model.py": [],
     "tools/bench_selection.py": [],
+    "tools/bench_selection_scaling.py": [],
     "tools/bench_selection_variants.py": [],
     "tools/bench_modeldiff.py": [],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":
