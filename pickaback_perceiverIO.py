@@ -275,7 +275,8 @@ def target_distances(cfg, target, pool, args, device, models, cache, fingerprint
         if ("candidate", task.name) not in models:
             models[("candidate", task.name)] = load_candidate_model(cfg, task, args.arch, args.seed,
                                                                     args.compare).to(device)
-    bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", dynamic_ncols=True)
+    bar = tqdm(pool, desc=f"target {target.task_id} ({target.name})", leave=False, dynamic_ncols=True,
+               disable=None)   # a bar on a terminal only; the target's one line follows
     target_outputs = TargetOutputs(models[("target", target.name)].task_view(target.name))
     records = {c.task_id: compare(cfg, target, c, target_outputs, models, args, device, cache) for c in bar}
     return records, wanted

@@ -108,7 +108,7 @@ def load_split(cfg, task, split: str) -> TaskData:
     samples, classes = scan_samples(cfg, task, split)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
     files = [path for path, _ in samples]
-    bar = dict(desc=f"read {task.name}/{split}", leave=False, delay=1.0)
+    bar = dict(desc=f"read {task.name}/{split}", leave=False, delay=1.0, disable=None)
     if task.modality == "image":
         size = cfg.image_size
         inputs = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
