@@ -6,10 +6,12 @@
 # a candidate of the other modality on the target's paired samples where the config pairs them)
 source "$(dirname "$0")/common.sh"
 
-# TASKS narrows both the targets and their peers (a peer must have gone through steps 1 and 2-1).
+# TASKS narrows both the targets and their peers (a peer must have gone through steps 1 and 2-1); TARGETS
+# narrows the targets only (the Ray launcher runs one target per job).
 tasks=$(task_ids)
+targets=${TARGETS:-$tasks}
 # shellcheck disable=SC2086
 "$PY" pickaback_perceiverIO.py --arch "$ARCH" --dataset_config "$CFG" --seed "$SEED" --device "$DEVICE" \
-  --target_id $tasks --candidate_ids $tasks --select "${SELECT:-similar}" --score "${SCORE:-modeldiff}" \
+  --target_id $targets --candidate_ids $tasks --select "${SELECT:-similar}" --score "${SCORE:-modeldiff}" \
   --candidates "${CANDIDATES:-all}" --cross_modal_probes "${CROSS_MODAL_PROBES:-target_adapter}" \
   --search "$MODELDIFF_SEARCH" --max_iterations "$MODELDIFF_ITERATIONS" $FORCE_FLAG $VERBOSE_FLAG
