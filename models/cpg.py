@@ -22,7 +22,7 @@ It wraps one architecture body (`lenet5` or `perceiver_io`) whose maskable weigh
   active task's own weights, growing keeps old entries in place).
 * Optimiser contract: `parameter_groups` gives the maskable weights with weight_decay 0, because
   `mask_gradients` adds L2 decay to the active task's own entries only (as the original's manual
-  decay) and zeroes every other entry's gradient; build a fresh optimiser per task so no momentum
+  decay; every other entry's gradient is zero from the masks' backward); build a fresh optimiser per task so no momentum
   from another task moves a frozen weight.
 """
 import copy
@@ -325,17 +325,15 @@ class CPGModel(nn.Module):
 
     @torch.no_grad()
     def mask_gradients(self, weight_decay: float) -> None:
-        """After backward: L2 decay on the active task's own weights; every other entry's grad = 0."""
+        """After backward: L2 decay on the active task's own weights. The effective weight's backward
+        already gave every other entry (and every piggymask entry outside earlier tasks') a zero gradient."""
+        if not weight_decay:
+            return
         for layer, module in self._maskable.items():
-            weight, mask = raw_weight(module), self._masks[layer]
-            own, earlier = mask.active_masks()
+            weight = raw_weight(module)
             if weight.grad is not None:
-                if weight_decay:
-                    weight.grad.add_(weight.detach(), alpha=weight_decay)
-                weight.grad.mul_(own)
-            piggy = mask.piggymasks[str(mask.task)] if str(mask.task) in mask.piggymasks else None
-            if piggy is not None and piggy.grad is not None:
-                piggy.grad.mul_(earlier)
+                own = self._masks[layer].active_masks().own_float(weight.dtype)
+                weight.grad.addcmul_(weight, own, value=weight_decay)
 
     def parameter_groups(self, lr, lr_mask, weight_decay) -> list[dict]:
         """Optimiser groups, each with a "name": "shared" (maskable weights, weight_decay 0: applied

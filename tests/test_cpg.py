@@ -262,6 +262,30 @@ def test_piggymask_gradient_is_straight_through_on_earlier_entries_only():
         assert (piggy.grad[earlier & (piggy <= 5e-3)] != 0).any(), layer   # unselected entries still learn
 
 
+@pytest.mark.parametrize("arch", ["lenet5", "perceiver_io"])
+def test_first_task_gradient_reaches_only_its_own_entries_after_pruning(arch):
+    """Task 1 has no piggymask: its effective weight's backward alone keeps pruned (free) entries at
+    zero gradient, so pruning-retraining never moves them; mask_gradients adds L2 decay there only."""
+    torch.manual_seed(0)
+    model = CPGModel.create(arch, "demo")
+    model.add_task(spec(1, "a"), CFG)
+    model.prune_active_task(0.5)
+    model.train()
+    upstream = {}
+    for layer, module in model._maskable.items():
+        mask, w = model._masks[layer], raw_weight(module)
+        w.grad = None
+        upstream[layer] = torch.randn_like(w)
+        (module.weight * upstream[layer]).sum().backward()
+        assert (mask.owner == 0).any(), layer
+        assert torch.equal(w.grad, torch.where(mask.owner == 1, upstream[layer], 0.0)), layer
+    model.mask_gradients(weight_decay=0.1)
+    for layer, module in model._maskable.items():
+        w, own = raw_weight(module), model._masks[layer].owner == 1
+        decayed = torch.where(own, upstream[layer] + 0.1 * w.detach(), 0.0)
+        assert torch.allclose(w.grad, decayed, rtol=0, atol=1e-6), layer
+
+
 def test_piggymask_adam_is_built_at_lr_mask_only_for_later_tasks():
     from utils.train import build_optimizers
     model = CPGModel.create("lenet5", "demo")

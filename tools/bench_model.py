@@ -2,8 +2,8 @@
 
 For each arch (lenet5, perceiver_io) and profile (demo, paper), on 32x32 images with batch 32:
 * masked: a CPGModel whose task 1 is pruned to 50% and whose active task 2 trains with its
-  piggymask (SGD + Adam, mask_gradients every step), i.e. the full CPG training step;
-* plain: the same architecture at the same width with no parametrisation, SGD over everything;
+  piggymask (the training loop's optimisers, mask_gradients every step), i.e. the full CPG training step;
+* plain: the same architecture at the same width with no parametrisation, (fused) SGD over everything;
 * perceiver_io only, upstream: the plain model with perceiver-pytorch's own attention forward
   (explicit similarity matrix and softmax) instead of scaled_dot_product_attention.
 Steps of the models alternate and the fastest step of each is reported: on a shared machine other
@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.cpg import CPGModel, build_body  # noqa: E402
 from models.perceiver_io import SDPAAttention  # noqa: E402
 from utils.cli import ArgumentParser, positive_int  # noqa: E402
+from utils.train import build_optimizers  # noqa: E402
 
 BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
 CFG = SimpleNamespace(image_size=IMAGE_SIZE, vocab_size=1000, max_text_length=32)
@@ -45,9 +46,7 @@ def masked_stepper(arch, profile):
     model.prune_active_task(0.5)
     model.add_task(task("second"), CFG)
     model.train()
-    groups = model.parameter_groups(lr=0.01, lr_mask=1e-4, weight_decay=5e-4)
-    sgd = torch.optim.SGD([g for g in groups if g["name"] != "piggymask"], lr=0.01, momentum=0.9, nesterov=True)
-    adam = torch.optim.Adam([g for g in groups if g["name"] == "piggymask"], lr=1e-4)
+    sgd, adam = build_optimizers(model, lr=0.01, lr_mask=1e-4, weight_decay=5e-4)
 
     def step(x, y):
         sgd.zero_grad(set_to_none=True)
@@ -75,7 +74,7 @@ def with_upstream_attention(body):
 
 def plain_stepper(body):
     body.train()
-    sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=True)
 
     def step(x, y):
         sgd.zero_grad(set_to_none=True)
