@@ -297,4 +297,16 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
     for score in figures["variants"]["same_modality"]["scores"].values():     # the variant's flag reached step 3-1
         assert all((int(t) <= 6) == (c <= 6) for t, c in score["picks"].items())
     assert 0.0 <= figures["probe_seed_agreement"]["modeldiff"]["pairwise"] <= 1.0
+    regrets = [figures["variants"][v]["scores"]["modeldiff"]["mean_regret"] for v in ("probe_seed_1", "probe_seed_3")]
+    assert figures["probe_seed_agreement"]["modeldiff"]["mean_regret"] == pytest.approx(sum(regrets) / 2)
     assert read_table(pipeline["out"]) == table_before     # variants write their tables elsewhere
+
+
+def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
+    """An odd probe count is refused by step 3-1 itself, so its error shows the base args reached it."""
+    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--base_args",
+                             "--n_inputs 3", "--variants", "probe_seed_1"], cwd=ROOT,
+                            env=pipeline["env"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1
+    assert "step 3-1 with --n_inputs 3 --probe_seed 1 failed" in result.stderr
+    assert "even" in result.stderr and "Traceback" not in result.stderr

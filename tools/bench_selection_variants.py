@@ -34,12 +34,15 @@ VARIANTS = {
     "default": [],
     "no_search": ["--max_iterations", "0"],
     "centred": ["--ddv_similarity", "centred"],
+    "centred_no_search": ["--ddv_similarity", "centred", "--max_iterations", "0"],
     "unpaired": ["--cross_modal_probes", "target_adapter"],
     "target_adapter": ["--candidate_adapter", "target", "--cross_modal_probes", "target_adapter"],
     "baseline_models": ["--compare", "baseline"],
     "same_modality": ["--candidates", "same-modality"],
     "n_inputs_50": ["--n_inputs", "50"],
     "n_inputs_200": ["--n_inputs", "200"],
+    "n_inputs_200_no_search": ["--n_inputs", "200", "--max_iterations", "0"],
+    "centred_n_inputs_200_no_search": ["--ddv_similarity", "centred", "--n_inputs", "200", "--max_iterations", "0"],
     "probe_seed_1": ["--probe_seed", "1"],
     "probe_seed_3": ["--probe_seed", "3"],
 }
@@ -50,6 +53,9 @@ def get_args_parser():
         description="Regret of step 3-1's variants and scores against one transfer control."))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--base_args", default="",
+                   help="step 3-1 arguments put before every variant's own, to measure the variants around "
+                        "another setting (e.g. \"--n_inputs 100\")")
     return p
 
 
@@ -86,7 +92,7 @@ def measure(cfg, args, variant, work: Path):
     """{score: summary + picks} of one variant, and step 3-1's wall time."""
     seed_dir = paths.output_root(args.seed).relative_to(paths.output_root())
     root = scratch_root(paths.output_root(args.seed), work / variant / seed_dir, args.arch)
-    seconds = run_variant(cfg, args, VARIANTS[variant], work / variant)
+    seconds = run_variant(cfg, args, args.base_args.split() + VARIANTS[variant], work / variant)
     table = root / paths.pickaback_table_csv(cfg.name).name
     results = {}
     for score in SCORES:
@@ -120,7 +126,8 @@ def main():
     rows, seconds = {}, {}
     with tempfile.TemporaryDirectory(prefix="selection_variants_") as work:
         for variant in args.variants:
-            print(f"step 3-1 variant {variant}: {' '.join(VARIANTS[variant]) or '(defaults)'}", flush=True)
+            shown = " ".join(args.base_args.split() + VARIANTS[variant]) or "(defaults)"
+            print(f"step 3-1 variant {variant}: {shown}", flush=True)
             rows[variant], seconds[variant] = measure(cfg, args, variant, Path(work))
     print(f"\nSelection quality on '{cfg.name}' ({args.split} accuracy), one transfer control for every row")
     print(f"{'variant':<16} {'score':<10} {'regret':>7} {'worst':>6} {'oracle':>6} {'related':>7} {'rank':>5} "
@@ -132,13 +139,14 @@ def main():
                   f"{s['oracle_picks']:>3}/{s['targets']:<2} {related:>7} {fmt(s['mean_rank'], 1):>5} "
                   f"{fmt(s['spearman'], 2):>6} {seconds[variant]:>5.0f}s")
     seeds = [v for v in rows if v == "default" or v.startswith("probe_seed_")]
-    stability = {score: dict(zip(("all_agree", "pairwise"), agreement({v: rows[v][score]["picks"] for v in seeds})))
+    stability = {score: {**dict(zip(("all_agree", "pairwise"), agreement({v: rows[v][score]["picks"] for v in seeds}))),
+                         "mean_regret": sum(rows[v][score]["mean_regret"] for v in seeds) / len(seeds)}
                  for score in SCORES}
     if len(seeds) > 1:
-        print(f"\npick agreement across probe seeds ({', '.join(seeds)}): " + "; ".join(
-            f"{score} {fmt(a['all_agree'], 2)} all agree, {fmt(a['pairwise'], 2)} pairwise"
-            for score, a in stability.items()))
-    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "variants": {
+        print(f"\nacross probe seeds ({', '.join(seeds)}), pick agreement and mean regret: " + "; ".join(
+            f"{score} {fmt(a['all_agree'], 2)} all agree, {fmt(a['pairwise'], 2)} pairwise, "
+            f"regret {fmt(a['mean_regret'])}" for score, a in stability.items()))
+    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "base_args": args.base_args, "variants": {
         v: {"args": VARIANTS[v], "seconds": round(seconds[v], 1), "scores": by_score} for v, by_score in rows.items()},
         "probe_seed_agreement": stability if len(seeds) > 1 else None}))
     return 0
