@@ -310,3 +310,12 @@ def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
     assert result.returncode == 1
     assert "step 3-1 with --n_inputs 3 --probe_seed 1 failed" in result.stderr
     assert "even" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_variants_bench_without_a_probe_seed_variant_reports_no_agreement(pipeline, control):
+    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--base_args",
+                             "--max_iterations 0", "--variants", "same_modality"], cwd=ROOT,
+                            env=pipeline["env"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["probe_seed_agreement"] is None and set(figures["variants"]) == {"same_modality"}

@@ -139,16 +139,17 @@ def main():
                   f"{s['oracle_picks']:>3}/{s['targets']:<2} {related:>7} {fmt(s['mean_rank'], 1):>5} "
                   f"{fmt(s['spearman'], 2):>6} {seconds[variant]:>5.0f}s")
     seeds = [v for v in rows if v == "default" or v.startswith("probe_seed_")]
-    stability = {score: {**dict(zip(("all_agree", "pairwise"), agreement({v: rows[v][score]["picks"] for v in seeds}))),
-                         "mean_regret": sum(rows[v][score]["mean_regret"] for v in seeds) / len(seeds)}
-                 for score in SCORES}
+    stability = None
     if len(seeds) > 1:
+        stability = {score: {**dict(zip(("all_agree", "pairwise"), agreement({v: rows[v][score]["picks"] for v in seeds}))),
+                             "mean_regret": sum(rows[v][score]["mean_regret"] for v in seeds) / len(seeds)}
+                     for score in SCORES}
         print(f"\nacross probe seeds ({', '.join(seeds)}), pick agreement and mean regret: " + "; ".join(
             f"{score} {fmt(a['all_agree'], 2)} all agree, {fmt(a['pairwise'], 2)} pairwise, "
             f"regret {fmt(a['mean_regret'])}" for score, a in stability.items()))
     print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "base_args": args.base_args, "variants": {
         v: {"args": VARIANTS[v], "seconds": round(seconds[v], 1), "scores": by_score} for v, by_score in rows.items()},
-        "probe_seed_agreement": stability if len(seeds) > 1 else None}))
+        "probe_seed_agreement": stability}))
     return 0
 
 
