@@ -54,11 +54,12 @@ from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import read_selections
 from utils.train import resolve_device, seed_everything
-from utils_pickaback.modeldiff import (logits_distance, model_distance, normalised_image_range,
+from utils_pickaback.modeldiff import (PAIRINGS, logits_distance, normalised_image_range,
                                        search_profiling_inputs, search_single_moves)
 from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
 from utils_pickaback.transferability import leep, linear_cka, logme
 
+DDV_OUTPUTS = ("logits", "features")   # in logits_and_features' order
 TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka"]
 
 
@@ -98,6 +99,13 @@ def get_args_parser():
                         "every score is computed and saved in the table whichever ranks")
     p.add_argument("--ddv_similarity", default="cosine", choices=["cosine", "centred"],
                    help="cosine of the two decision distance vectors (ModelDiff), or centred first (Pearson)")
+    p.add_argument("--ddv_pairs", default="halves", choices=list(PAIRINGS),
+                   help="the input pairs a decision distance vector holds: halves, (k, k + n/2) as ModelDiff; all, "
+                        "every pair of the probes (n(n - 1)/2 distances from the same forward passes)")
+    p.add_argument("--ddv_outputs", default="logits", choices=DDV_OUTPUTS,
+                   help="what a decision distance vector measures distances between: each model's logits "
+                        "(ModelDiff), or the features its head reads (class-agnostic: a candidate's head knows "
+                        "only its own task's classes)")
     p.add_argument("--probe_seed", type=seed_int, default=None,
                    help="seed of the profiling inputs and their search (default: --seed); the run's outputs "
                         "stay those of --seed")
@@ -120,7 +128,7 @@ def select_tasks(cfg, keys, arch):
     usable = [t for t in cfg.tasks if arch != "lenet5" or t.modality == "image"]
     if keys == ["all"]:
         return usable
-    tasks = [cfg.task(int(k) if k.isdigit() else k) for k in keys]
+    tasks = [cfg.task(k) for k in keys]
     for task in tasks:
         if task not in usable:
             raise UserError(f"{arch} has no model of the {task.modality} task {task.name}.")
@@ -217,13 +225,15 @@ def compare(cfg, target, candidate, target_outputs, models, args, device, cache)
     view_c = comparison_view(models[("candidate", candidate.name)], candidate, view_t, how)
     logits_t, features_t = target_outputs.on(probes)
     logits_c, features_c = logits_and_features(view_c, probes.paired if how == "paired probes" else probes.inputs)
-    centred = args.ddv_similarity == "centred"
-    if how == "paired probes" or (args.max_iterations == 0 and theirs is None):
-        distances = logits_distance(logits_t, logits_c, centred=centred)   # the probes are the profiling inputs
-    else:
+    if how != "paired probes" and (args.max_iterations > 0 or theirs is not None):
         seeds = probes.inputs if theirs is None else torch.cat([theirs, probes.inputs])
         searched = searched_inputs(cfg, target, view_t, view_c, seeds, args, device)
-        distances = model_distance(view_t, view_c, searched, centred=centred)
+        profiled_t, profiled_c = logits_and_features(view_t, searched), logits_and_features(view_c, searched)
+    else:   # the probes are the profiling inputs
+        profiled_t, profiled_c = (logits_t, features_t), (logits_c, features_c)
+    which = DDV_OUTPUTS.index(args.ddv_outputs)
+    distances = logits_distance(profiled_t[which], profiled_c[which], centred=args.ddv_similarity == "centred",
+                                pairs=args.ddv_pairs)
     return {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
             **label_scores(features_t, logits_c, features_c, probes.labels)}
 

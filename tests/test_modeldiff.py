@@ -249,6 +249,22 @@ def test_ddv_pairs_first_half_with_second_half():
     assert torch.allclose(decision_distance_vector(model, logits, "cos"), torch.tensor([0.0, 0.0]).double())
 
 
+def test_ddv_of_all_pairs_holds_every_pair_in_order():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0], [0.0, 1.0]])
+    model = lambda x: x
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    euc = torch.tensor([(logits[i] - logits[j]).norm() for i, j in pairs]).double()
+    cos = torch.tensor([1.0 - torch.nn.functional.cosine_similarity(logits[i], logits[j], dim=0)
+                        for i, j in pairs]).double()
+    assert torch.allclose(decision_distance_vector(model, logits, "euc", pairs="all"), euc)
+    assert torch.allclose(decision_distance_vector(model, logits, "cos", pairs="all"), cos, atol=1e-7)
+    a, b = small_cnn(0), small_cnn(1)
+    inputs, _ = image_seeds(n=20)
+    assert model_distance(a, b, inputs, pairs="all") != model_distance(a, b, inputs)
+    with pytest.raises(UserError):
+        decision_distance_vector(model, logits, "euc", pairs="some")
+
+
 def test_cosine_distance_edge_cases_and_ranking_rules():
     assert cosine_distance(torch.tensor([1.0, 2.0]), torch.tensor([2.0, 4.0])) == pytest.approx(0.0, abs=1e-12)
     assert cosine_distance(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == pytest.approx(1.0)

@@ -43,6 +43,13 @@ VARIANTS = {
     "n_inputs_200": ["--n_inputs", "200"],
     "n_inputs_200_no_search": ["--n_inputs", "200", "--max_iterations", "0"],
     "centred_n_inputs_200_no_search": ["--ddv_similarity", "centred", "--n_inputs", "200", "--max_iterations", "0"],
+    "all_pairs": ["--ddv_pairs", "all"],
+    "all_pairs_no_search": ["--ddv_pairs", "all", "--max_iterations", "0"],
+    "centred_all_pairs_no_search": ["--ddv_pairs", "all", "--ddv_similarity", "centred", "--max_iterations", "0"],
+    "features": ["--ddv_outputs", "features"],
+    "features_all_pairs_no_search": ["--ddv_outputs", "features", "--ddv_pairs", "all", "--max_iterations", "0"],
+    "centred_features_all_pairs_no_search": ["--ddv_outputs", "features", "--ddv_pairs", "all",
+                                             "--ddv_similarity", "centred", "--max_iterations", "0"],
     "probe_seed_1": ["--probe_seed", "1"],
     "probe_seed_3": ["--probe_seed", "3"],
 }

@@ -33,7 +33,7 @@ whole batch through both models twice per iteration. Two searches are offered:
 Common to both:
 * Both models see the same inputs (the caller passes seeds from the target's own training data), and
   all randomness comes from the caller's torch.Generator, so a search is reproducible.
-* DDV: pairs (k, k + n/2), Euclidean and cosine distance of each pair's logits; model distance =
+* DDV: pairs (k, k + n/2) as the original, or every pair; Euclidean and cosine distance of each pair's logits; model distance =
   cosine distance between the two models' DDVs (0 = identical decisions). Logits, not softmax.
 """
 import torch
@@ -316,26 +316,38 @@ def _forward(model, inputs, batch_size=None):
 # ---------------------------------------------------------------------------------------------------
 # decision distance vectors and model distance
 
-def decision_distance_vectors(logits):
-    """{"euc": DDV, "cos": DDV} of one model's logits (n x C): distances of pairs (k, k + n/2), float64.
+PAIRINGS = ("halves", "all")
 
-    With an odd n the last input has no partner and is left out.
+
+def decision_distance_vectors(logits, pairs="halves"):
+    """{"euc": DDV, "cos": DDV} of one model's logits (n x C), float64: the Euclidean and cosine distances of
+    the pairs (k, k + n/2) (`pairs="halves"`, ModelDiff's n/2 pairs; with an odd n the last input has no
+    partner and is left out) or of every pair i < j (`pairs="all"`, n(n - 1)/2 entries from the same
+    outputs: each distance is a noisy sample of how the model tells inputs apart, and more of them make the
+    two models' DDVs differ by their decisions more than by which inputs happened to be paired).
     """
     if logits.shape[0] < 2:
         raise UserError("a decision distance vector needs at least 2 profiling inputs.")
+    if pairs not in PAIRINGS:
+        raise UserError(f"unknown DDV pairing {pairs!r}; choose one of {', '.join(PAIRINGS)}.")
+    logits = logits.double()
+    if pairs == "all":
+        unit = torch.nn.functional.normalize(logits, dim=1, eps=1e-12)
+        upper = torch.triu_indices(len(logits), len(logits), offset=1, device=logits.device)
+        return {"euc": torch.nn.functional.pdist(logits), "cos": 1.0 - (unit @ unit.T)[upper[0], upper[1]]}
     half = logits.shape[0] // 2
-    first, second = logits[:half].double(), logits[half:2 * half].double()
+    first, second = logits[:half], logits[half:2 * half]
     return {
         "euc": (first - second).norm(dim=1),
         "cos": 1.0 - torch.nn.functional.cosine_similarity(first, second, dim=1, eps=1e-12),
     }
 
 
-def decision_distance_vector(model, inputs, metric="euc", forward_batch_size=None):
+def decision_distance_vector(model, inputs, metric="euc", forward_batch_size=None, pairs="halves"):
     """DDV of `model` on `inputs` with `metric` "euc" (Euclidean) or "cos" (cosine distance)."""
     if metric not in METRICS:
         raise UserError(f"unknown DDV metric {metric!r}; choose one of {', '.join(METRICS)}.")
-    return decision_distance_vectors(_forward(model, inputs, forward_batch_size))[metric]
+    return decision_distance_vectors(_forward(model, inputs, forward_batch_size), pairs)[metric]
 
 
 def cosine_distance(u, v):
@@ -354,23 +366,25 @@ def cosine_distance(u, v):
     return float((1.0 - similarity).clamp(0.0, 2.0))
 
 
-def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False, inputs_b=None):
+def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False, inputs_b=None, pairs="halves"):
     """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs.
 
     `inputs_b` (default: `inputs`) are the same samples as `model_b` reads them, e.g. the captions of the
     images in `inputs`: the DDVs of two models of different modalities then compare the same sample pairs.
     `centred` subtracts each DDV's mean first (1 - Pearson correlation): two models whose outputs differ
-    in overall scale or spread but order the input pairs alike are then close.
+    in overall scale or spread but order the input pairs alike are then close. `pairs`: which input pairs
+    the DDVs hold (`decision_distance_vectors`).
     """
     logits_a = _forward(model_a, inputs, forward_batch_size)
     logits_b = _forward(model_b, inputs if inputs_b is None else inputs_b, forward_batch_size)
-    return logits_distance(logits_a, logits_b, centred=centred)
+    return logits_distance(logits_a, logits_b, centred=centred, pairs=pairs)
 
 
-def logits_distance(logits_a, logits_b, centred=False):
+def logits_distance(logits_a, logits_b, centred=False, pairs="halves"):
     """model_distance of two models from their logits (n x C_a, n x C_b) on the same samples: a caller that
-    already holds them (step 3-1, one forward per model on a target's probes) needs no forward more."""
-    ddvs_a, ddvs_b = decision_distance_vectors(logits_a), decision_distance_vectors(logits_b)
+    already holds them (step 3-1, one forward per model on a target's probes) needs no forward more. Any
+    per-sample outputs work the same way (step 3-1's --ddv_outputs features passes the features the heads read)."""
+    ddvs_a, ddvs_b = decision_distance_vectors(logits_a, pairs), decision_distance_vectors(logits_b, pairs)
     if centred:
         ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
