@@ -10,7 +10,6 @@ checkpoint-<E>_kv_transfer_<target_id>.pth.tar; the backbone's own checkpoint is
 else is copied: the target's head starts fresh and its body weights are the free weights it claims.
 A re-run keeps a transfer whose inputs (the two checkpoints) and seed are unchanged.
 """
-import csv
 from pathlib import Path
 
 from packnet_models_pickaback.compare import load_task_model
@@ -20,6 +19,7 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import provenance
+from utils.results import read_selections
 from utils.train import seed_everything
 
 
@@ -42,14 +42,7 @@ def read_pairs(path):
     """(target_id, task_id) rows of the step 3-1 result file."""
     if not path.exists():
         raise UserError(f"{path} is missing; run run_pickaback/find_backbone.sh first.")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or rows[0][:2] != ["target_id", "task_id"]:
-        raise UserError(f"{path} does not start with the header target_id,task_id.")
-    try:
-        return [(int(r[0]), int(r[1])) for r in rows[1:] if r]
-    except (ValueError, IndexError):
-        raise UserError(f"{path} has a row that is not two task ids.")
+    return sorted(read_selections(path).items())
 
 
 def parse_pairs(items):
@@ -93,8 +86,7 @@ def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.dataset_config)
     csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
-    wanted = None if args.target_id == ["all"] else {cfg.task(int(k) if k.isdigit() else k).task_id
-                                                     for k in args.target_id}
+    wanted = None if args.target_id == ["all"] else {cfg.task(k).task_id for k in args.target_id}
     pairs = parse_pairs(args.pairs) if args.pairs else read_pairs(csv_path)
     for target_id, task_id in pairs:
         if wanted is not None and target_id not in wanted:

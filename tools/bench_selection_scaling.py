@@ -166,8 +166,8 @@ def with_ratios(rows):
 
 
 def print_table(plain, searched, iterations):
-    print(f"\nStep 3-1 wall time against N (every task a target of the other N - 1; untrained demo-profile "
-          f"models, 100 probes; ratio to the smallest N)")
+    print("\nStep 3-1 wall time against N (every task a target of the other N - 1; untrained demo-profile "
+          "models, 100 probes; ratio to the smallest N)")
     print(f"{'N':>4} {'forwards/target':>16} {'s no search':>18} {'ratio':>6}   "
           f"{'forwards/target':>16} {f's search ({iterations} it.)':>18} {'ratio':>6}")
     by_n = {row["n"]: row for row in searched}

@@ -6,7 +6,6 @@ Falls back to the unpruned model (`scratch/`) when no ratio qualifies. Imports n
 reads JSON and copies files.
 """
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from utils.errors import UserError, run_main  # noqa: E402
 from utils.logs import console_info, setup_logging  # noqa: E402
 from utils.paths import CHOSEN_FILE, folder_checkpoint  # noqa: E402
 from utils.provenance import fingerprint  # noqa: E402
-from utils.records import read_json_record, write_json_atomic  # noqa: E402
+from utils.records import atomic_file, read_json_record, write_json_atomic  # noqa: E402
 
 def get_args_parser():
     p = ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")
@@ -53,9 +52,8 @@ def install_chosen(prune_dir, source, ratio, accuracy):
         if previous.name != source.name:
             previous.unlink(missing_ok=True)
     target = prune_dir / source.name
-    tmp = prune_dir / f".{source.name}.tmp"
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with open(source, "rb") as src, atomic_file(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
     write_json_atomic(chosen_json, {"ratio": ratio, "accuracy": accuracy, "checkpoint": target.name,
                                     "source": str(source.relative_to(prune_dir.parent))})
     return target

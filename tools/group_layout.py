@@ -9,8 +9,6 @@ where text group k + N/2 holds the caption of every image of image group k, in t
 under the same <class>/<stem> (what the configs' `paired` and utils.data.load_paired_split read).
 """
 import io
-import json
-import os
 import shutil
 import tarfile
 import zlib
@@ -23,8 +21,8 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.provenance import fingerprint
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
-MARKER = ".complete"
 TEST_PERCENT = 20       # of every class, rounded up, as sklearn's train_test_split(test_size=0.2)
 SPLIT_SEED = 42         # oxford.ipynb's random_state
 CAPTION_FOLDER = "text_c10/"    # Reed et al.'s cvpr2016_*: text_c10/<class>/<stem>.txt, ten captions each
@@ -182,7 +180,7 @@ def write_layout(out: Path, samples: list[Sample], num_image_groups: int, images
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     counts = sample_counts(samples, num_image_groups)
-    _write_marker(out, {**marker, "samples": counts})
+    mark_complete(out, {**marker, "samples": counts})
     return counts
 
 
@@ -208,10 +206,3 @@ def check_image(raw: bytes, label: str) -> None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{label} is not a readable image ({type(err).__name__}); "
                         "download the archive again.") from None
-
-
-def _write_marker(out: Path, marker: dict) -> None:
-    """Written last and atomically: a folder with a marker is complete."""
-    tmp = out / f"{MARKER}.tmp"
-    tmp.write_text(json.dumps(marker, indent=1) + "\n")
-    os.replace(tmp, out / MARKER)

@@ -24,10 +24,10 @@ from utils.cli import ArgumentParser, positive_int, seed_int  # noqa: E402
 from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DEMO_TASK_INDEX, DEMO_TASKS,  # noqa: E402
                                   data_root)
 from utils.errors import UserError, run_main  # noqa: E402
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
 
 FORMAT_VERSION = 2   # 2: paired captions, 200 + 40 samples per class
 SPLIT_STREAM = {"train": 0, "test": 1}
-MARKER = ".complete"
 # 1000 train samples per task, of which the config holds 20% out for validation: 200 validation and
 # 200 test samples per task, so a 1 pp difference is two samples, not a fraction of one
 TRAIN_PER_CLASS, TEST_PER_CLASS = 200, 40
@@ -251,7 +251,7 @@ def generate_demo_data(out, seed=0, train_per_class=TRAIN_PER_CLASS, test_per_cl
             for split, count in counts.items():
                 for _ in write_task_split(out, task_index, split, count, seed):
                     bar.update()
-    (out / MARKER).write_text(json.dumps(settings))
+    mark_complete(out, settings)
     return True
 
 

@@ -9,7 +9,6 @@ with an unpickler that only builds plain containers and numpy arrays, so a tampe
 run code.
 """
 import io
-import json
 import pickle
 import shutil
 import sys
@@ -25,9 +24,9 @@ from tqdm import tqdm  # noqa: E402
 from utils.cli import ArgumentParser  # noqa: E402
 from utils.dataset_config import data_root  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
 
 MEMBERS = ("train", "test", "meta")
-MARKER = ".complete"
 _SAFE_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -120,7 +119,7 @@ def prepare(archive: Path, out: Path, force: bool = False) -> bool:
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(image).save(folder / f"{index}.png")
                 bar.update()
-    (out / MARKER).write_text(json.dumps({"source": archive.name}))
+    mark_complete(out, {"source": archive.name})
     return True
 
 

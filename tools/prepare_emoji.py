@@ -35,8 +35,8 @@ from tqdm import tqdm  # noqa: E402
 from utils.cli import ArgumentParser, positive_int  # noqa: E402
 from utils.dataset_config import data_root  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
 
-MARKER = ".complete"
 # Unicode emoji categories (emoji-datasource's `category`) of each class set; Component and any
 # category not listed are dropped.
 CLASS_SETS = {
@@ -279,7 +279,7 @@ def prepare(twitter: Path, google: Path, emojibase: Path, out: Path, image_size:
         "train_image_mean": [round(v, 4) for v in train.mean(axis=(0, 1, 2)).tolist()],
         "train_image_std": [round(v, 4) for v in train.std(axis=(0, 1, 2)).tolist()],
     }
-    (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    mark_complete(out, marker)
     return True
 
 

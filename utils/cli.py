@@ -90,7 +90,7 @@ def add_common_args(p):
 
 def resolve_task(cfg, key, args):
     """The TaskSpec named by `key` (name or 1-based id), checked against --num_classes/--modality/--arch."""
-    task = cfg.task(int(key) if str(key).isdigit() else key)
+    task = cfg.task(key)
     if args.num_classes not in (-1, task.num_classes):
         raise UserError(f"--num_classes {args.num_classes} contradicts the config: task {task.name} "
                         f"has {task.num_classes} classes (pass -1 to take it from the config).")

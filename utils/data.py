@@ -8,6 +8,7 @@ torchvision's ImageFolder.
 import math
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from utils.errors import UserError
 from utils.text import encode_batch
 
 # torchvision's image extensions (its ImageFolder reads the same files); torchvision itself is only
-# imported by the DataLoader path (utils/folder_loader.py): it costs ~1 s at every process start.
+# imported by the DataLoader path (FolderTaskLoader): it costs ~1 s at every process start.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IN_MEMORY_LIMIT_BYTES = 2 * 1024 ** 3   # decoded size above which the DataLoader path is used
 CROP_PADDING = 4
@@ -244,7 +245,6 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
         val = TaskLoader(full_train.subset(val_idx), task, cfg, val_batch_size, **evaluation) \
             if val_fraction > 0 else test
     else:
-        from utils.folder_loader import FolderTaskLoader
         train = FolderTaskLoader(cfg, task, "train", train_idx, batch_size, shuffle=True, augment=True,
                                  device=device, seed=seed)
         test = FolderTaskLoader(cfg, task, "test", torch.arange(len(test_samples)), val_batch_size,
@@ -252,3 +252,40 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
         val = FolderTaskLoader(cfg, task, "train", val_idx, val_batch_size, **evaluation) \
             if val_fraction > 0 else test
     return train, val, test
+
+
+class FolderTaskLoader:
+    """The DataLoader path for image tasks too large to hold in memory (torchvision's ImageFolder, restricted to
+    `indices` and resizing to the config's size); batches as TaskLoader's."""
+
+    def __init__(self, cfg, task, split, indices, batch_size, shuffle, augment, device, seed, num_workers=None):
+        from torchvision import transforms
+        from torchvision.datasets import ImageFolder
+        steps = []
+        if augment and cfg.train_augment == "crop_flip":
+            steps.append(transforms.RandomCrop(cfg.image_size, padding=CROP_PADDING))
+        if augment:
+            steps.append(transforms.RandomHorizontalFlip())
+        steps.append(transforms.PILToTensor())      # uint8; normalised on the device, per batch
+        self.dataset = ImageFolder(str(task_folder(cfg, task, split)), transform=transforms.Compose(steps),
+                                   loader=partial(read_image, size=cfg.image_size))
+        self.dataset.samples = [self.dataset.samples[i] for i in indices.tolist()]
+        self.dataset.targets = [label for _, label in self.dataset.samples]
+        self.device, self.task, self.seed, self.epoch = torch.device(device), task, seed, 0
+        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+        self.loader_args = dict(batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                                pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.loader_args["batch_size"])
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        loader = torch.utils.data.DataLoader(self.dataset, generator=generator, **self.loader_args)
+        try:
+            for x, y in loader:
+                yield _normalise(x.to(self.device, non_blocking=True), self.task, self.device), y.to(self.device)
+        except UserError as err:
+            # A worker's UserError comes back wrapped with its traceback; keep the one sentence.
+            raise UserError(str(err).strip().splitlines()[-1].split("UserError: ")[-1]) from None

@@ -66,9 +66,10 @@ class DatasetConfig:
         return f"{self.name}@{self.source_fingerprint}" if self.source_fingerprint else self.name
 
     def task(self, key) -> TaskSpec:
-        """The task with this 1-based id (int or digit string) or folder name."""
+        """The task with this 1-based id (int or digit string: a digit string is always an id) or folder name."""
+        task_id = _as_int(key)
         for spec in self.tasks:
-            if spec.name == key or (_as_int(key) is not None and spec.task_id == _as_int(key)):
+            if spec.task_id == task_id if task_id is not None else spec.name == key:
                 return spec
         valid = ", ".join(f"{t.task_id}={t.name}" for t in self.tasks)
         raise UserError(f"Unknown task {key!r} in config '{self.name}'; valid tasks are: {valid}.")

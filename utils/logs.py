@@ -4,6 +4,8 @@ import logging
 import sys
 from pathlib import Path
 
+from utils.records import atomic_file
+
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
@@ -86,10 +88,8 @@ class TrainCsv:
         return read_train_csv(self.path)
 
     def _write(self, rows):
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_file(self.path, newline="", encoding="utf-8") as f:
             csv.writer(f).writerows(rows)
-        tmp.replace(self.path)
 
     def append(self, epoch_idx, val_acc, train_acc):
         with open(self.path, "a", newline="", encoding="utf-8") as f:

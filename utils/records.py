@@ -69,6 +69,14 @@ def write_json_atomic(path, obj):
         json.dump(obj, f)
 
 
+# A prepared data folder's last file, naming what made it: a folder without it is incomplete and is redone.
+COMPLETE_MARKER = ".complete"
+
+
+def mark_complete(folder, record: dict):
+    write_json_atomic(Path(folder) / COMPLETE_MARKER, record)
+
+
 def write_csv_atomic(path, header, rows):
     """Write a CSV (header, then rows) atomically."""
     with atomic_file(path, newline="", encoding="utf-8") as f:
