@@ -13,7 +13,7 @@ ARCH=${ARCH:-perceiver_io}
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
 # Output paths and messages use the config's name (a config file's `name`, not its path); reading it here
 # also stops a wrong config file with its one-line error before any work starts.
-CFG_NAME=$("$PY" tools/task_info.py "$CFG" --config_name)
+CFG_NAME=$("$PY" -m tools.task_info "$CFG" --config_name)
 # The demo config trains the small model for a CPU; real data gets the paper's sizes and epochs.
 if [ "$CFG_NAME" = demo ]; then PROFILE=${PROFILE:-demo}; else PROFILE=${PROFILE:-paper}; fi
 SEED=${SEED:-2}
@@ -43,7 +43,7 @@ else
   PRUNING_FREQUENCY=${PRUNING_FREQUENCY:-2}
 fi
 JOBS=${JOBS:-1}
-MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-100}   # the original's profiling-input search length
+MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-0}     # the profiling-input search's length (the original's: 100)
 MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
@@ -59,16 +59,16 @@ if [ "${TENSORBOARD:-0}" = 1 ]; then TRAIN_ARGS+=(--tensorboard); fi   # scalars
 
 # The demo data is generated on first use and again when the generator's format changes (seeded: the
 # same files on every machine); a complete copy of the current format is kept, whatever its sizes.
-if [ "$CFG_NAME" = demo ]; then "$PY" tools/make_demo_data.py --if-outdated; fi
+if [ "$CFG_NAME" = demo ]; then "$PY" -m tools.make_demo_data --if-outdated; fi
 
 # The task ids to run: $TASKS when given, else every task of the config (LeNet-5: its image tasks).
 task_ids() {
   local only=()
   if [ "$ARCH" = lenet5 ]; then only=(--modality image); fi
-  if [ -n "${TASKS:-}" ]; then echo "$TASKS"; else "$PY" tools/task_info.py "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
+  if [ -n "${TASKS:-}" ]; then echo "$TASKS"; else "$PY" -m tools.task_info "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
 }
 
-task_name() { "$PY" tools/task_info.py "$CFG" "$1" --field name; }
+task_name() { "$PY" -m tools.task_info "$CFG" "$1" --field name; }
 
 # a >= b for decimal numbers (bash compares only integers, and "2" vs "2.0" as strings)
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
@@ -117,7 +117,7 @@ train_on_backbone() {
   folder=${folder:-$T_ROOT/${backbone}/${target}}
   if [ "$ARCH" = perceiver_io ]; then
     # the file step 4 wrote from the checkpoint step 2-2 chose (never a guess among the files present)
-    transfer=$("$PY" tools/task_info.py "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
+    transfer=$("$PY" -m tools.task_info "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
     train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_checkpoint "$transfer" "$@"
   else
     train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_folder \

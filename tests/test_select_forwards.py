@@ -12,7 +12,7 @@ from packnet_models_pickaback.compare import (compared_as, comparison_view, load
 from tools.bench_selection_scaling import counting_forwards, save_untrained_baselines
 from utils import paths
 from utils.dataset_config import get_config
-from utils_pickaback.modeldiff import model_distance, search_single_moves
+from utils_pickaback.modeldiff import logits_distance, model_distance, search_single_moves
 
 ARCH = "perceiver_io"
 
@@ -61,8 +61,8 @@ def reference_record(cfg, target, candidate, args):
     view_c = comparison_view(load_task_model(cfg, candidate, ARCH), candidate,
                              load_task_model(cfg, target, ARCH).task_view(target.name), how)
     if how == "paired probes":
-        inputs_c = probes.paired
-        distances = model_distance(view_t, view_c, probes.inputs, inputs_b=inputs_c)
+        inputs_c = profiled_c = probes.paired
+        profiled_t = probes.inputs
     else:
         inputs_c = probes.inputs
         searched = probes.inputs.clone()
@@ -72,7 +72,12 @@ def reference_record(cfg, target, candidate, args):
             searched = search_single_moves(view_t, view_c, probes.inputs, epsilon=args.epsilon,
                                            max_iterations=args.max_iterations, progress=False,
                                            generator=torch.Generator().manual_seed(args.seed), **search)
-        distances = model_distance(view_t, view_c, searched)
+        profiled_t = profiled_c = searched
+    if args.ddv_outputs == "logits":
+        distances = model_distance(view_t, view_c, profiled_t, inputs_b=profiled_c, pairs=args.ddv_pairs)
+    else:
+        distances = logits_distance(logits_and_features(view_t, profiled_t)[1], logits_and_features(view_c, profiled_c)[1],
+                                    pairs=args.ddv_pairs)
     _, features_t = logits_and_features(view_t, probes.inputs)
     logits_c, features_c = logits_and_features(view_c, inputs_c)
     scores = {"logme": lambda: step.logme(features_c, probes.labels),
@@ -84,7 +89,9 @@ def reference_record(cfg, target, candidate, args):
 
 
 @pytest.mark.parametrize("options", [["--max_iterations", "0"], ["--max_iterations", "2"],
-                                     ["--max_iterations", "0", "--cross_modal_probes", "paired"]])
+                                     ["--max_iterations", "0", "--cross_modal_probes", "paired"],
+                                     ["--max_iterations", "2", "--ddv_outputs", "logits", "--ddv_pairs", "halves"],
+                                     ["--cross_modal_probes", "paired", "--ddv_outputs", "logits"]])
 def test_the_table_holds_each_pair_compared_on_its_own(run_step, small_demo_root, options):
     _, rows = run_step(*options, "--target_id", "1", "7", "--candidate_ids", "1", "2", "7", "8")
     args = step.get_args_parser().parse_args(options)

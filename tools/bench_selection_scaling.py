@@ -1,6 +1,6 @@
 """How step 3-1's wall time grows with the number of tasks N, without and with the mutation search.
 
-    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_selection_scaling.py [--n 12 50 100] [--targets K]
+    OMP_NUM_THREADS=1 .venv/bin/python -m tools.bench_selection_scaling [--n 12 50 100] [--targets K]
         [--search_n 12 50 100] [--iterations 100] [--search_targets 2] [--work DIR]
 
 For each N, writes under --work (default: a temporary folder) a dataset config file of N tasks, half image and
@@ -22,20 +22,18 @@ import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-import pickaback_perceiverIO  # noqa: E402
-from models.cpg import TaskView  # noqa: E402
-from packnet_models.baseline import build_baseline  # noqa: E402
-from packnet_models_pickaback.compare import load_task_model  # noqa: E402
-from tools.make_demo_data import generate_demo_data  # noqa: E402
-from utils import paths  # noqa: E402
-from utils.checkpoint import save_model  # noqa: E402
-from utils.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
-from utils.dataset_config import DEMO_TASKS, get_config  # noqa: E402
-from utils.errors import run_main  # noqa: E402
+import pickaback_perceiverIO
+from models.cpg import TaskView
+from packnet_models.baseline import build_baseline
+from packnet_models_pickaback.compare import load_task_model
+from tools.make_demo_data import generate_demo_data
+from utils import paths
+from utils.checkpoint import save_model
+from utils.cli import ArgumentParser, non_negative_int, positive_int
+from utils.dataset_config import DEMO_TASKS, get_config
+from utils.errors import run_main
 
 ARCH, PROFILE = "perceiver_io", "demo"
 # 25 per class: 125 train samples per task, 100 after the demo's 20% validation share, so the default
@@ -52,7 +50,7 @@ def get_args_parser():
     p.add_argument("--search_n", type=positive_int, nargs="*", default=[12, 50, 100],
                    help="task counts with the search (none: skip it)")
     p.add_argument("--iterations", type=non_negative_int, default=100,
-                   help="--max_iterations of the search (MODELDIFF_ITERATIONS' default)")
+                   help="--max_iterations of the search (the original's 100)")
     p.add_argument("--search_targets", type=positive_int, default=2, help="targets timed with the search")
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
     return p
@@ -167,7 +165,7 @@ def with_ratios(rows):
 
 def print_table(plain, searched, iterations):
     print("\nStep 3-1 wall time against N (every task a target of the other N - 1; untrained demo-profile "
-          "models, 100 probes; ratio to the smallest N)")
+          "models, step 3-1's default settings; ratio to the smallest N)")
     print(f"{'N':>4} {'forwards/target':>16} {'s no search':>18} {'ratio':>6}   "
           f"{'forwards/target':>16} {f's search ({iterations} it.)':>18} {'ratio':>6}")
     by_n = {row["n"]: row for row in searched}

@@ -1,6 +1,6 @@
 """Selection quality of step 3-1's variants and scores, every one judged by the same transfer control.
 
-    .venv/bin/python tools/bench_selection_variants.py [cfg] [--seed 2] [--variants default no_search ...]
+    .venv/bin/python -m tools.bench_selection_variants [cfg] [--seed 2] [--variants default original search ...]
 
 The control's runs do not depend on the selection, so one control judges any selector: each variant is
 step 3-1 run again (with --force) with other settings, into a scratch output root that links to the run's
@@ -18,38 +18,30 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from tools.bench_selection import add_run_arguments
+from utils import paths
+from utils.cli import ArgumentParser
+from utils.dataset_config import REPO_ROOT, get_config
+from utils.errors import UserError, run_main
+from utils.results import read_selections
+from utils_pickaback.ranking import SCORES
+from utils_pickaback.selection_quality import selection_figures
 
-from tools.bench_selection import add_run_arguments  # noqa: E402
-from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser  # noqa: E402
-from utils.dataset_config import REPO_ROOT, get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.results import read_selections  # noqa: E402
-from utils_pickaback.ranking import SCORES  # noqa: E402
-from utils_pickaback.selection_quality import selection_figures  # noqa: E402
-
-# variant -> step 3-1's arguments beyond the defaults
+# variant -> step 3-1's arguments beyond the defaults (200 probes as drawn, DDVs of every pair of the features)
 VARIANTS = {
     "default": [],
-    "no_search": ["--max_iterations", "0"],
+    "original": ["--ddv_outputs", "logits", "--ddv_pairs", "halves", "--max_iterations", "100", "--n_inputs", "100"],
+    "logits_halves_search": ["--ddv_outputs", "logits", "--ddv_pairs", "halves", "--max_iterations", "100"],
+    "logits": ["--ddv_outputs", "logits"],
+    "halves": ["--ddv_pairs", "halves"],
+    "search": ["--max_iterations", "100"],
     "centred": ["--ddv_similarity", "centred"],
-    "centred_no_search": ["--ddv_similarity", "centred", "--max_iterations", "0"],
-    "unpaired": ["--cross_modal_probes", "target_adapter"],
-    "target_adapter": ["--candidate_adapter", "target", "--cross_modal_probes", "target_adapter"],
+    "n_inputs_100": ["--n_inputs", "100"],
+    "n_inputs_400": ["--n_inputs", "400"],
+    "paired": ["--cross_modal_probes", "paired"],
+    "target_adapter": ["--candidate_adapter", "target"],
     "baseline_models": ["--compare", "baseline"],
     "same_modality": ["--candidates", "same-modality"],
-    "n_inputs_50": ["--n_inputs", "50"],
-    "n_inputs_200": ["--n_inputs", "200"],
-    "n_inputs_200_no_search": ["--n_inputs", "200", "--max_iterations", "0"],
-    "centred_n_inputs_200_no_search": ["--ddv_similarity", "centred", "--n_inputs", "200", "--max_iterations", "0"],
-    "all_pairs": ["--ddv_pairs", "all"],
-    "all_pairs_no_search": ["--ddv_pairs", "all", "--max_iterations", "0"],
-    "centred_all_pairs_no_search": ["--ddv_pairs", "all", "--ddv_similarity", "centred", "--max_iterations", "0"],
-    "features": ["--ddv_outputs", "features"],
-    "features_all_pairs_no_search": ["--ddv_outputs", "features", "--ddv_pairs", "all", "--max_iterations", "0"],
-    "centred_features_all_pairs_no_search": ["--ddv_outputs", "features", "--ddv_pairs", "all",
-                                             "--ddv_similarity", "centred", "--max_iterations", "0"],
     "probe_seed_1": ["--probe_seed", "1"],
     "probe_seed_3": ["--probe_seed", "3"],
 }
