@@ -19,13 +19,13 @@ for seed in $seeds; do
     echo "##### run_pickaback/${step}.sh ${cfg}${of_seed}"
     SEED=$seed bash "run_pickaback/${step}.sh" "$cfg"
   done
-  "$PY" tools/summarize_pipeline.py "$cfg" --arch "$arch" --seed "$seed"
+  "$PY" -m tools.summarize_pipeline "$cfg" --arch "$arch" --seed "$seed"
 done
 echo
 echo "Pipeline finished in $(( $(date +%s) - started ))s."
 echo
 # shellcheck disable=SC2086  # one argument per seed
-"$PY" tools/report.py "$cfg" --arch "$arch" --seeds $seeds
+"$PY" -m tools.report "$cfg" --arch "$arch" --seeds $seeds
 echo
 echo "Is the selected backbone the one that helps most? The transfer control trains every target on every"
 echo "candidate (more than an hour on 2 cores for the demo's 12 x 11 pairs): bash run_pickaback/transfer_matrix.sh ${cfg}"

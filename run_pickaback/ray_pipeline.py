@@ -53,7 +53,7 @@ echo "=== target $2 ($(task_name "$2")) on backbone $3 ($(task_name "$3"))"
 train_on_backbone "$2" "$3" ""
 '''
 
-RESULTS_TABLE = COMMON + '"$PY" tools/results_table.py "$CFG" --arch "$ARCH" --seed "$SEED"\n'
+RESULTS_TABLE = COMMON + '"$PY" -m tools.results_table "$CFG" --arch "$ARCH" --seed "$SEED"\n'
 
 
 def get_args_parser():

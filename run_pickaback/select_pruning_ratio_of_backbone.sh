@@ -7,7 +7,7 @@ for id in $(task_ids); do
   task=$(task_name "$id")
   R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}/${task}"
   echo "=== task ${id} (${task})"
-  "$PY" tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py \
+  "$PY" -m tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles \
     --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \
     --dataset "$task" --log_path "$R/train.log" "${ACC_ARGS[@]}"
 done

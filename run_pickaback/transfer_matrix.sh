@@ -8,7 +8,7 @@
 source "$(dirname "$0")/common.sh"
 
 # shellcheck disable=SC2046
-mapfile -t plan < <("$PY" tools/transfer_control.py plan "$CFG" --arch "$ARCH" --seed "$SEED" \
+mapfile -t plan < <("$PY" -m tools.transfer_control plan "$CFG" --arch "$ARCH" --seed "$SEED" \
   --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids))
 
 if [ "$ARCH" = perceiver_io ]; then   # step 4 for every (target, backbone) pair, in one process
@@ -30,7 +30,7 @@ control_target() {
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
-  width=$("$PY" tools/transfer_control.py width "$T_ROOT/$(task_name "$selected")/${target}")
+  width=$("$PY" -m tools.transfer_control width "$T_ROOT/$(task_name "$selected")/${target}")
   train_target "$target" "$T_ROOT/scratch@${width}/${target}" "$width" "$width"
   train_on_backbone "$target_id" "$selected" "$T_ROOT/untrained/${target}" --untrained_backbone
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
@@ -38,7 +38,7 @@ control_target() {
 
 run_jobs "$T_ROOT" control control_target "${plan[@]}"
 
-"$PY" tools/transfer_control.py collect "$CFG" --arch "$ARCH" --seed "$SEED"
-"$PY" tools/results_table.py "$CFG" --arch "$ARCH" --seed "$SEED"   # now with each target's regret
+"$PY" -m tools.transfer_control collect "$CFG" --arch "$ARCH" --seed "$SEED"
+"$PY" -m tools.results_table "$CFG" --arch "$ARCH" --seed "$SEED"   # now with each target's regret
 seed_flag=""; [ "$SEED" = 2 ] || seed_flag=" --seed $SEED"
-echo "Selection quality: .venv/bin/python tools/bench_selection.py ${CFG}${seed_flag}"
+echo "Selection quality: .venv/bin/python -m tools.bench_selection ${CFG}${seed_flag}"

@@ -37,4 +37,4 @@ if [ ${#under[@]} -gt 0 ]; then
   echo "Under their baseline at the widest network allowed (${MAX_WIDTH:-2.0}): ${under[*]}"
 fi
 # the run's figures per target (results_<cfg>.csv), read by the summary and the report
-"$PY" tools/results_table.py "$CFG" --arch "$ARCH" --seed "$SEED"
+"$PY" -m tools.results_table "$CFG" --arch "$ARCH" --seed "$SEED"

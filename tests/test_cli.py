@@ -53,7 +53,9 @@ def entry_points_in_tree():
 
 
 def run(script, *args, env):
-    return subprocess.run([sys.executable, script, *map(str, args)], cwd=REPO_ROOT, env=env,
+    """Run an entry point by its file: a top-level script as a file, a tool as a module (`-m tools.x`)."""
+    command = ["-m", script.removesuffix(".py").replace("/", ".")] if script.startswith("tools/") else [script]
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

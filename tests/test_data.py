@@ -214,9 +214,9 @@ def test_missing_data_root_names_layout_and_command(tmp_path):
     with pytest.raises(UserError) as err:
         load_split(cfg, cfg.task(1), "train")
     message = str(err.value)
-    assert "{train,test}/<task>/<class>/<file>" in message and "python tools/make_demo_data.py" in message
+    assert "{train,test}/<task>/<class>/<file>" in message and "python -m tools.make_demo_data" in message
     cifar = get_config("cifar100", data_root_dir=tmp_path)
-    with pytest.raises(UserError, match="tools/prepare_cifar100.py"):
+    with pytest.raises(UserError, match="-m tools.prepare_cifar100"):
         task_loaders(cifar, cifar.task(1))
 
 
@@ -250,7 +250,7 @@ def test_non_utf8_caption_is_named(writable_demo):
 
 
 def test_task_info_cli(small_demo_root):
-    run = lambda *args: subprocess.run([sys.executable, "tools/task_info.py", *args], cwd=REPO,  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-m", "tools.task_info", *args], cwd=REPO,  # noqa: E731
                                        capture_output=True, text=True)
     assert run("demo", "7", "--field", "modality").stdout == "text\n"
     assert run("demo", "2").stdout == "shapes_noisy\n"

@@ -299,5 +299,5 @@ def test_the_pipeline_runs_on_a_dataset_described_only_by_a_config_file(mydata_r
         log = targets / MYDATA_TASKS[backbone - 1] / MYDATA_TASKS[target - 1] / "train.log"
         assert "In validate()-> Val Ep." in log.read_text()
     # the same dataset by its name, under the data root
-    assert ok(run(env, "tools/task_info.py", "mydata", "--config_name")).stdout.strip() == "mydata"
-    assert ok(run(env, "tools/task_info.py", "mydata", "--list")).stdout.split() == ["1", "2", "3", "4"]
+    assert ok(run(env, "-m", "tools.task_info", "mydata", "--config_name")).stdout.strip() == "mydata"
+    assert ok(run(env, "-m", "tools.task_info", "mydata", "--list")).stdout.split() == ["1", "2", "3", "4"]

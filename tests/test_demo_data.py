@@ -66,7 +66,7 @@ def test_complete_folder_is_skipped_and_half_written_one_regenerated(tmp_path):
 
 
 def test_cli_writes_and_reports(tmp_path):
-    command = [sys.executable, "tools/make_demo_data.py", "--out", str(tmp_path / "d"),
+    command = [sys.executable, "-m", "tools.make_demo_data", "--out", str(tmp_path / "d"),
                "--train-per-class", "2", "--test-per-class", "1"]
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)

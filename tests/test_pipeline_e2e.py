@@ -79,7 +79,7 @@ def test_backbone_checkpoints_are_untouched_by_steps_4_and_3_2(pipeline):
 
 
 def test_summary_shows_backbones_bit_identical(pipeline):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/summarize_pipeline.py", "demo"], cwd=ROOT,
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.summarize_pipeline", "demo"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "bit-identical" in result.stdout and "CHANGED" not in result.stdout
@@ -241,7 +241,7 @@ def test_control_leaves_every_backbone_byte_identical(pipeline, control):
 
 
 def bench(env, out, *extra):
-    result = subprocess.run([env["PYTHON"], "tools/bench_selection.py", "demo", *extra], cwd=ROOT,
+    result = subprocess.run([env["PYTHON"], "-m", "tools.bench_selection", "demo", *extra], cwd=ROOT,
                             env=dict(env, MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -285,7 +285,7 @@ def test_bench_judges_the_selection_another_score_of_the_table_makes(pipeline, c
 
 def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, control):
     table_before = read_table(pipeline["out"])
-    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--variants",
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--variants",
                              "same_modality", "probe_seed_1", "probe_seed_3"], cwd=ROOT, env=pipeline["env"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -304,7 +304,7 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
 
 def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
     """An odd probe count is refused by step 3-1 itself, so its error shows the base args reached it."""
-    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--base_args",
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--base_args",
                              "--n_inputs 3", "--variants", "probe_seed_1"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 1
@@ -313,7 +313,7 @@ def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
 
 
 def test_variants_bench_without_a_probe_seed_variant_reports_no_agreement(pipeline, control):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "tools/bench_selection_variants.py", "demo", "--base_args",
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--base_args",
                              "--max_iterations 0", "--variants", "same_modality"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -91,7 +91,7 @@ def test_wrong_archive_is_a_user_error(tmp_path, make, message):
 
 def test_cli_wrong_archive_exits_without_traceback(tmp_path):
     archive = _write_archive(tmp_path / "a.tar.gz", _pickles(drop="train"))
-    result = subprocess.run([sys.executable, "tools/prepare_cifar100.py", "--archive", str(archive),
+    result = subprocess.run([sys.executable, "-m", "tools.prepare_cifar100", "--archive", str(archive),
                              "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.startswith("error: ") and "has no train file" in result.stderr
     assert "Traceback" not in result.stderr

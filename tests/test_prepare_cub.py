@@ -215,7 +215,7 @@ def test_a_malformed_input_is_refused_in_one_sentence_and_writes_nothing(name, a
 
 def test_cli_refusal_is_one_error_line_without_traceback(tmp_path):
     archive = write_tar(tmp_path / "CUB_200_2011.tgz", cub_members(SMALL), drop=["CUB_200_2011/classes.txt"])
-    result = subprocess.run([sys.executable, "tools/prepare_cub.py", "--archive", str(archive),
+    result = subprocess.run([sys.executable, "-m", "tools.prepare_cub", "--archive", str(archive),
                              "--captions", str(tmp_path), "--out", str(tmp_path / "cub")],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr

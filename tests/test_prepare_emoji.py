@@ -326,7 +326,7 @@ def test_malformed_input_is_one_sentence_naming_the_file(tmp_path, make, message
 
 
 def _cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "tools/prepare_emoji.py", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tools.prepare_emoji", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
 
 

@@ -174,7 +174,7 @@ def test_a_malformed_input_is_refused_in_one_sentence_and_writes_nothing(name, d
 
 def test_cli_refusal_is_one_error_line_without_traceback(downloads, tmp_path):
     labels = write_labels(tmp_path / "imagelabels.mat", LABELS + [5])
-    result = subprocess.run([sys.executable, "tools/prepare_oxford.py", "--archive", str(downloads[0]),
+    result = subprocess.run([sys.executable, "-m", "tools.prepare_oxford", "--archive", str(downloads[0]),
                              "--labels", str(labels), "--captions", str(downloads[2]),
                              "--out", str(tmp_path / "oxford")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -140,9 +140,9 @@ def out_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_tool(out_root, *args, tool="tools/report.py"):
+def run_tool(out_root, *args, tool="tools.report"):
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out_root))
-    return subprocess.run([sys.executable, tool, "demo", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", tool, "demo", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -287,7 +287,7 @@ def test_report_imports_no_torch():
 # ---------------------------------------------------------------------------- tools/summarize_pipeline.py
 def test_summary_reads_the_results_file_and_names_its_split(out_root):
     write_results([results_row(t) for t in TARGET_RESULTS])
-    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    result = run_tool(out_root, tool="tools.summarize_pipeline")
     assert result.returncode == 0, result.stderr
     assert ("Targets (test accuracy; scratch = the target trained alone from scratch, forward transfer = on "
             "backbone - scratch)") in result.stdout
@@ -302,15 +302,15 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
 
 def test_summary_fails_when_a_backbone_changed(out_root):
     write_results([results_row(t, after=0.6100 if t == 8 else None) for t in TARGET_RESULTS])
-    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    result = run_tool(out_root, tool="tools.summarize_pipeline")
     assert result.returncode == 1
     assert "CHANGED" in result.stdout and "-0.0200" in result.stdout and "guarantee is broken" in result.stderr
 
 
 def test_summary_without_results_names_the_tool_that_writes_them(out_root):
-    result = run_tool(out_root, tool="tools/summarize_pipeline.py")
+    result = run_tool(out_root, tool="tools.summarize_pipeline")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ") and "tools/results_table.py demo" in result.stderr
+    assert result.stderr.startswith("error: ") and "-m tools.results_table demo" in result.stderr
 
 
 # ---------------------------------------------------------------------------------------- several seeds

@@ -124,7 +124,7 @@ def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_p
     close = tmp_path / "close.json"
     close.write_text(json.dumps({TASK: f"{accuracy + 0.0005:.4f}"}))
     ok(prune(env, folder, close))
-    ok(run(env, "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py", "--dataset", TASK,
+    ok(run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
            "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--baseline_acc_file", close))
     assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5
     far = tmp_path / "far.json"

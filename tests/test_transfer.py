@@ -40,7 +40,7 @@ def pipeline(tmp_path_factory, baseline_outputs, small_demo_root):
     ok(run(env, *cpg, "--mode", "prune", "--load_folder", bdir / "scratch", "--save_folder", bdir / "gradual_prune",
            "--lr", "1e-3", "--initial_sparsity", "0.0", "--target_sparsity", "0.5", "--pruning_interval", 1,
            "--pruning_frequency", 1))
-    ok(run(env, "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py",
+    ok(run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles",
            "--pruning_ratio_to_acc_record_file", record, "--baseline_acc_file", base0, "--dataset", BACKBONE))
     chosen = bdir / "gradual_prune" / json.loads((bdir / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
     hashes = {"before": sha(chosen)}
@@ -186,7 +186,7 @@ def test_step_3_2_starts_from_the_transfer_step_4_named(pipeline, tmp_path):
     stale = prune_dir / "checkpoint-0_kv_transfer_7.pth.tar"
     shutil.copyfile(named, stale)
     assert sorted(prune_dir.glob("checkpoint-*_kv_transfer_7.pth.tar"))[0] == stale
-    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "tools/task_info.py", "demo", "7",
+    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "-m", "tools.task_info", "demo", "7",
                   "--transfer_on", "1"))
     assert proc.stdout.strip() == str(named)
 

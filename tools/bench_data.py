@@ -1,25 +1,21 @@
 """Loader throughput of one image task: DataLoader-over-files path vs in-memory tensor path.
 
-    python tools/bench_data.py [--config demo] [--task 1] [--epochs 3] [--batch-size 32]
+    python -m tools.bench_data [--config demo] [--task 1] [--epochs 3] [--batch-size 32]
 
 Counts training samples per second (shuffled, augmented, normalised batches on the device),
 excluding the one-off setup (the in-memory path's decoding is reported separately). The last line
 is one JSON object.
 """
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import torch
+from tqdm import tqdm
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from utils.cli import ArgumentParser, positive_int  # noqa: E402
-from utils.data import task_loaders  # noqa: E402
-from utils.dataset_config import get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
+from utils.cli import ArgumentParser, positive_int
+from utils.data import task_loaders
+from utils.dataset_config import get_config
+from utils.errors import UserError, run_main
 
 
 def samples_per_second(loader, epochs: int, label: str, min_seconds: float = 2.0) -> float:

@@ -12,12 +12,10 @@ processes only ever add time, so the minimum is the least disturbed estimate. Pr
 plain / masked throughput - 1); perceiver_io rows add "upstream_attention_samples_per_s" and
 "sdpa_speedup" (plain / upstream throughput - 1).
 
-    .venv/bin/python tools/bench_model.py [--steps-paper 5] [--steps-demo 15]
+    .venv/bin/python -m tools.bench_model [--steps-paper 5] [--steps-demo 15]
 """
 import json
-import sys
 import time
-from pathlib import Path
 from types import MethodType, SimpleNamespace
 
 import torch
@@ -25,12 +23,10 @@ import torch.nn.functional as F
 from perceiver_pytorch.perceiver_pytorch import Attention
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models.cpg import CPGModel, build_body  # noqa: E402
-from models.perceiver_io import SDPAAttention  # noqa: E402
-from utils.cli import ArgumentParser, positive_int  # noqa: E402
-from utils.train import build_optimizers  # noqa: E402
+from models.cpg import CPGModel, build_body
+from models.perceiver_io import SDPAAttention
+from utils.cli import ArgumentParser, positive_int
+from utils.train import build_optimizers
 
 BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
 CFG = SimpleNamespace(image_size=IMAGE_SIZE, vocab_size=1000, max_text_length=32)

@@ -12,24 +12,20 @@ does not depend on models/: a LeNet-5-sized CNN and a small Perceiver. Three sea
   original, but a move is proposed for EVERY input, so the bench also reports the cost at an equal
   number of proposed moves (original iterations x n, extrapolated) and at an equal final score.
 
-Usage: .venv/bin/python tools/bench_modeldiff.py [--original-iterations N] [--archs lenet5 perceiver]
+Usage: .venv/bin/python -m tools.bench_modeldiff [--original-iterations N] [--archs lenet5 perceiver]
 The last output line is one JSON object, per architecture.
 """
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial import distance
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run as a script from anywhere
-
-from utils.cli import ArgumentParser, positive_int  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils_pickaback.modeldiff import (  # noqa: E402
+from utils.cli import ArgumentParser, positive_int
+from utils.errors import run_main
+from utils_pickaback.modeldiff import (
     model_distance, search_profiling_inputs, search_single_moves)
 
 NUM_INPUTS = 100

@@ -1,6 +1,6 @@
 """How good step 3-1's selection is, from the transfer control's runs (reads files only, trains nothing).
 
-    .venv/bin/python tools/bench_selection.py [cfg] [--seed 2] [--split test] [--score S [--table T]]
+    .venv/bin/python -m tools.bench_selection [cfg] [--seed 2] [--split test] [--score S [--table T]]
 
 Needs a pipeline run and the transfer control (run_pickaback/transfer_matrix.sh). Prints, per
 target: scratch (step 1), capacity-matched scratch, the untrained backbone, the selected backbone,
@@ -12,17 +12,14 @@ selection another score of step 3-1's table would make (LogME, LEEP, CKA beside 
 table of a step 3-1 run with other settings: one control judges every variant.
 """
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils_pickaback.ranking import SCORES  # noqa: E402
-from utils_pickaback.selection_quality import figures_as_rows, selection_figures  # noqa: E402
+from utils import paths
+from utils.cli import ArgumentParser, seed_int
+from utils.dataset_config import CONFIG_HELP, get_config
+from utils.errors import UserError, run_main
+from utils_pickaback.ranking import SCORES
+from utils_pickaback.selection_quality import figures_as_rows, selection_figures
 
 
 def add_run_arguments(p):

@@ -7,18 +7,15 @@ reads JSON and copies files.
 """
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from utils.cli import ArgumentParser, fraction  # noqa: E402
-from utils.baseline import ACC_TOLERANCE, reaches_baseline  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.logs import console_info, setup_logging  # noqa: E402
-from utils.paths import CHOSEN_FILE, folder_checkpoint  # noqa: E402
-from utils.provenance import fingerprint  # noqa: E402
-from utils.records import atomic_file, read_json_record, write_json_atomic  # noqa: E402
+from utils.cli import ArgumentParser, fraction
+from utils.baseline import ACC_TOLERANCE, reaches_baseline
+from utils.errors import UserError, run_main
+from utils.logs import console_info, setup_logging
+from utils.paths import CHOSEN_FILE, folder_checkpoint
+from utils.provenance import fingerprint
+from utils.records import atomic_file, read_json_record, write_json_atomic
 
 def get_args_parser():
     p = ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")

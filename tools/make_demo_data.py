@@ -6,25 +6,22 @@ classes and differ in domain (image: clean vs noisy rendering; text: caption vs 
 so each task has a right answer for backbone selection. Written to <out>/{images,text}/{train,test}/
 <task>/<class>/; a marker file is written last, so a half-written folder is regenerated.
 
-    python tools/make_demo_data.py [--seed 0] [--out data/demo] [--force]
+    python -m tools.make_demo_data [--seed 0] [--out data/demo] [--force]
 """
 import colorsys
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from utils.cli import ArgumentParser, positive_int, seed_int  # noqa: E402
-from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DEMO_TASK_INDEX, DEMO_TASKS,  # noqa: E402
+from utils.cli import ArgumentParser, positive_int, seed_int
+from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DEMO_TASK_INDEX, DEMO_TASKS,
                                   data_root)
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
+from utils.errors import UserError, run_main
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
 FORMAT_VERSION = 2   # 2: paired captions, 200 + 40 samples per class
 SPLIT_STREAM = {"train": 0, "test": 1}

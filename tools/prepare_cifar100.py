@@ -1,6 +1,6 @@
 """Turn the standard CIFAR-100 python archive into the folder layout the cifar100 config reads.
 
-    python tools/prepare_cifar100.py --archive cifar-100-python.tar.gz [--out data/cifar100_org]
+    python -m tools.prepare_cifar100 --archive cifar-100-python.tar.gz [--out data/cifar100_org]
 
 Writes <out>/{train,test}/<superclass>/<class>/<index>.png, names taken from the archive's own
 `meta` file (coarse_label_names, fine_label_names); <index> is the image's position in its split.
@@ -11,20 +11,17 @@ run code.
 import io
 import pickle
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from utils.cli import ArgumentParser  # noqa: E402
-from utils.dataset_config import data_root  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
+from utils.cli import ArgumentParser
+from utils.dataset_config import data_root
+from utils.errors import UserError, run_main
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
 MEMBERS = ("train", "test", "meta")
 _SAFE_GLOBALS = {

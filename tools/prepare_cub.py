@@ -1,6 +1,6 @@
 """Turn CUB-200-2011 and Reed et al.'s captions into the cub config's 28 image and 28 caption groups.
 
-    python tools/prepare_cub.py --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz [--out data/cub]
+    python -m tools.prepare_cub --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz [--out data/cub]
 
 Each flag also takes the extracted folder; nothing is downloaded. As MM-Pick-a-back's cub.ipynb: the
 classes with exactly 60 images, in class-id order, five to a group, each class split 80/20 (48 train,
@@ -18,13 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,  # noqa: E402
+from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,
                                 attach_captions, write_layout)
-from utils.cli import ArgumentParser  # noqa: E402
-from utils.dataset_config import data_root  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
+from utils.cli import ArgumentParser
+from utils.dataset_config import data_root
+from utils.errors import UserError, run_main
 
 NUM_IMAGE_GROUPS = 28       # + 28 caption groups: the cub config's 56
 CLASSES_PER_GROUP = 5

@@ -1,7 +1,7 @@
 """Turn three npm emoji packages into the emoji config's layout: the same emoji drawn twice and captioned twice.
 
     npm pack emoji-datasource-twitter@16.0.0 emoji-datasource-google@16.0.0 emojibase-data@17.0.0
-    python tools/prepare_emoji.py --twitter emoji-datasource-twitter-16.0.0.tgz \\
+    python -m tools.prepare_emoji --twitter emoji-datasource-twitter-16.0.0.tgz \\
         --google emoji-datasource-google-16.0.0.tgz --emojibase emojibase-data-17.0.0.tgz [--out data/emoji]
 
 Each flag takes the npm tarball or its extracted folder; nothing is downloaded. Classes are the
@@ -26,16 +26,14 @@ import tarfile
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from PIL import Image, UnidentifiedImageError  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from utils.cli import ArgumentParser, positive_int  # noqa: E402
-from utils.dataset_config import data_root  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete  # noqa: E402
+from utils.cli import ArgumentParser, positive_int
+from utils.dataset_config import data_root
+from utils.errors import UserError, run_main
+from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
 # Unicode emoji categories (emoji-datasource's `category`) of each class set; Component and any
 # category not listed are dropped.

@@ -1,6 +1,6 @@
 """Turn Oxford-102 flowers and Reed et al.'s captions into the oxford config's 6 image and 6 caption groups.
 
-    python tools/prepare_oxford.py --archive 102flowers.tgz --labels imagelabels.mat \\
+    python -m tools.prepare_oxford --archive 102flowers.tgz --labels imagelabels.mat \\
         --captions cvpr2016_flowers.tar.gz [--out data/oxford]
 
 --archive and --captions also take the extracted folder; nothing is downloaded. The groups are
@@ -14,20 +14,17 @@ up, as sklearn's train_test_split(test_size=0.2) there; the draw itself differs)
 A marker file is written last; a complete folder is skipped unless --force.
 """
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import numpy as np
+import scipy.io
 
-import numpy as np  # noqa: E402
-import scipy.io  # noqa: E402
-
-from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,  # noqa: E402
+from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,
                                 attach_captions, write_layout)
-from utils.cli import ArgumentParser  # noqa: E402
-from utils.dataset_config import data_root  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.provenance import fingerprint  # noqa: E402
+from utils.cli import ArgumentParser
+from utils.dataset_config import data_root
+from utils.errors import UserError, run_main
+from utils.provenance import fingerprint
 
 # oxford.ipynb's groups, by imagelabels.mat label (1..102); text group k + 6 holds group k's captions
 GROUPS = ((51, 72, 82, 60), (77, 65, 58, 56), (46, 74, 37, 80),

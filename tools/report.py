@@ -1,6 +1,6 @@
 """Report of a pipeline run: four figures and one Markdown file of the numbers behind them; over seeds, one more.
 
-    python tools/report.py [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3]
+    python -m tools.report [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3]
 
 Writes logs_<arch>/report_<cfg>/ of each seed's run (seed S != 2 under seed<S>/):
   similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
@@ -21,7 +21,6 @@ step that has not run is said in report.md and its figure is skipped.
 """
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +31,6 @@ matplotlib.use("Agg")  # files only, never a window: the report runs on headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, seed_int  # noqa: E402

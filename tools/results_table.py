@@ -1,6 +1,6 @@
 """Write results_<cfg>.csv of a finished pipeline run: one row per target, under the field's names.
 
-    python tools/results_table.py [cfg] [--arch perceiver_io] [--seed 2]
+    python -m tools.results_table [cfg] [--arch perceiver_io] [--seed 2]
 
 Columns (utils/transfer_results.py says how each is measured): seed; target and selected backbone (id,
 name, modality); whether it is the task the config designed as related; scratch accuracy (step 1), accuracy
@@ -10,16 +10,11 @@ and whether the backbone's outputs stayed bit-identical; the target's final widt
 where the transfer control ran. Each accuracy twice: `_val_` (validation split, what decisions used) and
 `_test_` (test split, what to report). The summary and the report read this file.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import get_config  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.transfer_results import write_results  # noqa: E402
+from utils import paths
+from utils.cli import ArgumentParser, seed_int
+from utils.dataset_config import get_config
+from utils.errors import run_main
+from utils.transfer_results import write_results
 
 
 def get_args_parser():

@@ -1,6 +1,6 @@
 """The quickstart's closing table: per target what it picked and reached; per backbone, proof it was kept.
 
-    python tools/summarize_pipeline.py [cfg] [--arch perceiver_io] [--seed 2]
+    python -m tools.summarize_pipeline [cfg] [--arch perceiver_io] [--seed 2]
 
 Reads results_<cfg>.csv (tools/results_table.py writes it) and prints its test accuracies, the split no
 decision of the pipeline used. Per target: modality, scratch accuracy (trained alone), selected backbone and
@@ -11,15 +11,12 @@ width); CPG promises they are equal, and the results file says whether the outpu
 Exits 1 if a backbone changed.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.results import read_results  # noqa: E402
+from utils import paths
+from utils.cli import ArgumentParser, seed_int
+from utils.dataset_config import get_config
+from utils.errors import UserError, run_main
+from utils.results import read_results
 
 
 def get_args_parser():
@@ -35,7 +32,7 @@ def read_run_results(cfg, arch, seed):
     path = paths.results_csv(cfg.name, seed)
     results = read_results(path, arch)
     if not results:
-        raise UserError(f"{path} has no results of arch {arch}; run .venv/bin/python tools/results_table.py "
+        raise UserError(f"{path} has no results of arch {arch}; run .venv/bin/python -m tools.results_table "
                         f"{cfg.name} --arch {arch} --seed {seed} first (run_pickaback/quickstart.sh runs it).")
     return results
 

@@ -1,21 +1,16 @@
 """Map a config's task ids to names and modalities, for the bash scripts.
 
-    python tools/task_info.py demo 3                    # -> patterns_clean
-    python tools/task_info.py demo 7 --field modality   # -> text
-    python tools/task_info.py demo --list               # -> 1 2 ... 12, one per line
-    python tools/task_info.py demo --list --modality image
-    python tools/task_info.py demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
-    python tools/task_info.py data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
+    python -m tools.task_info demo 3                    # -> patterns_clean
+    python -m tools.task_info demo 7 --field modality   # -> text
+    python -m tools.task_info demo --list               # -> 1 2 ... 12, one per line
+    python -m tools.task_info demo --list --modality image
+    python -m tools.task_info demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
+    python -m tools.task_info data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils import paths  # noqa: E402
+from utils.cli import ArgumentParser, seed_int
+from utils.dataset_config import CONFIG_HELP, get_config
+from utils.errors import UserError, run_main
+from utils import paths
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 

@@ -1,8 +1,8 @@
 """The transfer control's bookkeeping for run_pickaback/transfer_matrix.sh (torch-free).
 
-    python tools/transfer_control.py plan demo --targets 1 2 7 --backbones all     # one line per target
-    python tools/transfer_control.py width <run folder>                              # its final width
-    python tools/transfer_control.py collect demo                                    # writes the CSV
+    python -m tools.transfer_control plan demo --targets 1 2 7 --backbones all     # one line per target
+    python -m tools.transfer_control width <run folder>                              # its final width
+    python -m tools.transfer_control collect demo                                    # writes the CSV
 
 `plan` prints, per target, its selected backbone first and then the other candidates the control
 trains it on: `all` the target's peers, `related` only the designed related task, `random:K` K peers
@@ -11,18 +11,15 @@ the runs' outcome.json files, one row per run found, so re-running it never adds
 """
 import json
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
-from utils.dataset_config import CONFIG_HELP, get_config  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.records import locked, write_csv_atomic  # noqa: E402
-from utils.results import read_selections  # noqa: E402
-from utils_pickaback.selection_quality import SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED  # noqa: E402
+from utils import paths
+from utils.cli import ArgumentParser, seed_int
+from utils.dataset_config import CONFIG_HELP, get_config
+from utils.errors import UserError, run_main
+from utils.records import locked, write_csv_atomic
+from utils.results import read_selections
+from utils_pickaback.selection_quality import SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED
 
 OUTCOME = "outcome.json"   # written by CPG_MM_main_normal.py beside each run's checkpoint
 

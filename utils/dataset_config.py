@@ -142,7 +142,7 @@ def _demo(root: Path) -> DatasetConfig:
         name="demo", image_root=root / "demo" / "images", text_root=root / "demo" / "text",
         tasks=tasks, image_size=DEMO_IMAGE_SIZE, train_augment="crop_flip",
         text_encoding="hashed_words", vocab_size=4096, max_text_length=32,
-        related=demo_related(), paired=dict(DEMO_PAIRED), prepare_command="python tools/make_demo_data.py",
+        related=demo_related(), paired=dict(DEMO_PAIRED), prepare_command="python -m tools.make_demo_data",
         val_fraction=0.2)   # 200 of 1000 samples: 10% would decide on 100 (a 1 pp difference = one sample)
 
 
@@ -181,7 +181,7 @@ def _cifar100(root: Path) -> DatasetConfig:
         name="cifar100", image_root=root / "cifar100_org", text_root=root / "cifar100_org",
         tasks=tasks, image_size=32, train_augment="crop_flip", text_encoding="hashed_words",
         vocab_size=2 ** 15, max_text_length=128,
-        prepare_command="python tools/prepare_cifar100.py --archive cifar-100-python.tar.gz")
+        prepare_command="python -m tools.prepare_cifar100 --archive cifar-100-python.tar.gz")
 
 
 def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
@@ -199,8 +199,8 @@ def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
         text_encoding="hashed_words", vocab_size=2 ** 15, max_text_length=128,
         paired={**paired, **{text: image for image, text in paired.items()}},
         prepare_command={
-            "cub": "python tools/prepare_cub.py --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz",
-            "oxford": "python tools/prepare_oxford.py --archive 102flowers.tgz --labels imagelabels.mat "
+            "cub": "python -m tools.prepare_cub --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz",
+            "oxford": "python -m tools.prepare_oxford --archive 102flowers.tgz --labels imagelabels.mat "
                       "--captions cvpr2016_flowers.tar.gz",
         }.get(name, f"see data/readme.md for the '{name}' layout"))
 
@@ -231,7 +231,7 @@ def _emoji(root: Path) -> DatasetConfig:
         related={**both_ways("twitter", "google"), **both_ways("en", "de")},
         paired={**both_ways("twitter", "en"), **both_ways("google", "de")},
         prepare_command="npm pack emoji-datasource-twitter@16.0.0 emoji-datasource-google@16.0.0 "
-                        "emojibase-data@17.0.0 && python tools/prepare_emoji.py "
+                        "emojibase-data@17.0.0 && python -m tools.prepare_emoji "
                         "--twitter emoji-datasource-twitter-16.0.0.tgz --google emoji-datasource-google-16.0.0.tgz "
                         "--emojibase emojibase-data-17.0.0.tgz",
         val_fraction=0.2)   # 68-309 train emoji per class: 10% would decide on 7-31 of a class

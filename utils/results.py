@@ -84,10 +84,10 @@ def read_results(path, arch):
         if key in RESULT_FLAGS:
             if text not in ("True", "False"):
                 raise UserError(f"{path} holds {text!r} in {key}, where True, False or nothing belongs; delete it "
-                                f"and re-run tools/results_table.py.")
+                                f"and re-run python -m tools.results_table.")
             return text == "True"
         number = as_float(text, path)
         return int(number) if key in RESULT_INTS else number
-    rows = read_csv_rows(path, RESULT_FIELDS, "tools/results_table.py")
+    rows = read_csv_rows(path, RESULT_FIELDS, "python -m tools.results_table")
     return {int(as_float(row["target_id"], path)): {key: value(key, row[key]) for key in RESULT_FIELDS}
             for row in rows if row["arch"] == arch}
