@@ -13,6 +13,6 @@ train_baselines() {
 read -r -a ids <<< "$(task_ids)"
 groups=()
 for i in "${!ids[@]}"; do groups[i % JOBS]+="${ids[i]} "; done
-run_jobs "$OUT/logs_${ARCH}" "baseline_${CFG_NAME}_tasks" train_baselines "${groups[@]}"
+run_jobs "$(path_of logs_dir)" "baseline_${CFG_NAME}_tasks" train_baselines "${groups[@]}"
 
 echo "Baseline accuracies: $BASELINE_FILE"

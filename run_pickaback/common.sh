@@ -70,6 +70,14 @@ task_ids() {
 
 task_name() { "$PY" -m tools.task_info "$CFG" "$1" --field name; }
 
+# path_of <kind> [<task> [<backbone folder>]]: an output path of this run (seed, arch, $MMPAB_OUTPUT_ROOT) as
+# utils/paths.py lays it out, e.g. `path_of backbone_dir shapes_clean` (kinds: tools/task_info.py --help).
+path_of() {
+  local kind=$1 task=${2:-} backbone=${3:-}
+  "$PY" -m tools.task_info "$CFG" ${task:+"$task"} --path "$kind" ${backbone:+--backbone "$backbone"} \
+    --arch "$ARCH" --seed "$SEED"
+}
+
 # a >= b for decimal numbers (bash compares only integers, and "2" vs "2.0" as strings)
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
@@ -114,14 +122,13 @@ train_on_backbone() {
   local target_id=$1 backbone_id=$2 folder=$3; shift 3
   local target backbone transfer
   target=$(task_name "$target_id"); backbone=$(task_name "$backbone_id")
-  folder=${folder:-$T_ROOT/${backbone}/${target}}
+  folder=${folder:-$(path_of target_dir "$target" "$backbone")}
   if [ "$ARCH" = perceiver_io ]; then
     # the file step 4 wrote from the checkpoint step 2-2 chose (never a guess among the files present)
     transfer=$("$PY" -m tools.task_info "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
     train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_checkpoint "$transfer" "$@"
   else
-    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_folder \
-      "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}/${backbone}/gradual_prune" "$@"
+    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_folder "$(path_of backbone_dir "$backbone")/gradual_prune" "$@"
   fi
 }
 
@@ -170,12 +177,10 @@ reap_one() {
   fi
 }
 
-# Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set; a seed other than the
-# default writes the same layout under seed<S>/, so seeds live side by side (as in utils/paths.py).
-OUT=${MMPAB_OUTPUT_ROOT:-.}
-if [ "$SEED" != 2 ]; then OUT="$OUT/seed$SEED"; fi
 # One tolerance for every "reached its baseline?" decision (steps 2-1, 2-2, 3-2); the Python default otherwise.
 ACC_ARGS=()
 if [ -n "${ALLOW_ACC_LOSS:-}" ]; then ACC_ARGS=(--allow_acc_loss "$ALLOW_ACC_LOSS"); fi
-BASELINE_FILE="$OUT/logs_${ARCH}/baseline_${CFG_NAME}_acc.txt"
-T_ROOT="$OUT/checkpoints_${ARCH}/CPG_fromsingle_scratch_woexp_target/${ARCH}/${CFG_NAME}"   # step 3-2's runs
+# Outputs go under the repository, or under $MMPAB_OUTPUT_ROOT when it is set; a seed other than the
+# default writes the same layout under seed<S>/, so seeds live side by side.
+BASELINE_FILE=$(path_of baseline_acc_file)
+T_ROOT=$(path_of targets_root)   # step 3-2's runs

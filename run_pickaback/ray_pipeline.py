@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import ray  # noqa: E402
 
+from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, non_negative_float, positive_float, positive_int  # noqa: E402
 from utils.dataset_config import REPO_ROOT  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
@@ -41,9 +42,9 @@ STEP_SCRIPTS = {"1": "baseline", "2-1": "wo_backbone", "2-2": "select_pruning_ra
 # Every bash snippet below starts as a step script does, so the jobs resolve the settings as the scripts do.
 COMMON = 'source run_pickaback/common.sh "$1"\n'
 
-# The run's config name, output root, arch and task ids as common.sh resolves them; its own messages (the demo
+# The run's config name, seed, arch and task ids as common.sh resolves them; its own messages (the demo
 # data it generates on first use) go to the console, the settings to fd 3.
-SETTINGS = 'exec 3>&1 1>&2\n' + COMMON + 'printf "%s\\n" "$CFG_NAME" "$OUT" "$ARCH" "$(task_ids)" >&3\n'
+SETTINGS = 'exec 3>&1 1>&2\n' + COMMON + 'printf "%s\\n" "$CFG_NAME" "$SEED" "$ARCH" "$(task_ids)" >&3\n'
 
 # Step 3-2 of target $2 on backbone $3: the function w_backbone.sh runs for each pair. Not w_backbone.sh itself,
 # which ends with tools/results_table.py: run beside other targets' training, that would read their unfinished
@@ -80,10 +81,10 @@ class Run:
                                   stdout=subprocess.PIPE, text=True)
         if settings.returncode != 0:    # common.sh said why on stderr (e.g. an unknown config)
             raise SystemExit(1)
-        self.cfg_name, out, self.arch, tasks = settings.stdout.splitlines()
-        self.out = REPO_ROOT / out
+        self.cfg_name, seed, self.arch, tasks = settings.stdout.splitlines()
+        self.seed = int(seed)
         self.tasks = tasks.split()
-        self.logs = self.out / f"logs_{self.arch}" / f"ray_{self.cfg_name}"
+        self.logs = paths.logs_dir(self.arch, self.seed) / f"ray_{self.cfg_name}"
         self.env = env
 
     def bash(self, script, *args):
@@ -112,8 +113,7 @@ class Run:
                         [f"step 4 task {target}"])
 
     def backbone_of(self, target):
-        # common.sh's OUT already holds a seed's seed<S>/
-        picks = read_selections(self.out / f"pickaback_{self.cfg_name}_result.csv")
+        picks = read_selections(paths.pickaback_result_csv(self.cfg_name, self.seed))
         if int(target) not in picks:
             raise UserError(f"Step 3-1 wrote no backbone for target {target}.")
         return str(picks[int(target)])
@@ -163,7 +163,7 @@ def main():
         print(failed, file=sys.stderr)
         return 1
     print(f"Pipeline finished in {time.time() - started:.0f} s: {len(jobs)} jobs on Ray; "
-          f"results in {run.out / f'results_{run.cfg_name}.csv'}.")
+          f"results in {paths.results_csv(run.cfg_name, run.seed)}.")
     return 0
 
 

@@ -5,7 +5,7 @@ source "$(dirname "$0")/common.sh"
 
 for id in $(task_ids); do
   task=$(task_name "$id")
-  R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}/${task}"
+  R=$(path_of backbone_dir "$task")
   echo "=== task ${id} (${task})"
   "$PY" -m tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles \
     --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \

@@ -3,7 +3,8 @@
 # subset), from scratch at the width its selected-backbone run ended at (capacity-matched scratch),
 # and on an untrained backbone; collect every run into pickaback_<cfg>_transfer.csv, which
 # tools/bench_selection.py turns into regret, rank and correlation. Needs steps 1 to 3-1; the selected
-# pair is step 3-2's own run (reused when it is done). Backbones are only read, never written.
+# pair is step 3-2's own run (reused when it is done; FORCE=1 redoes every run, that one too). Backbones are only
+# read, never written.
 # Usage: [CONTROL_BACKBONES=all|related|random:K] [JOBS=2] bash run_pickaback/transfer_matrix.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
@@ -30,9 +31,9 @@ control_target() {
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
-  width=$("$PY" -m tools.transfer_control width "$T_ROOT/$(task_name "$selected")/${target}")
-  train_target "$target" "$T_ROOT/scratch@${width}/${target}" "$width" "$width"
-  train_on_backbone "$target_id" "$selected" "$T_ROOT/untrained/${target}" --untrained_backbone
+  width=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
+  train_target "$target" "$(path_of target_dir "$target" "scratch@${width}")" "$width" "$width"
+  train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained)" --untrained_backbone
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
 }
 

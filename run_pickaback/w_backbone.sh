@@ -4,11 +4,7 @@
 # Usage: bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-result="$OUT/pickaback_${CFG_NAME}_result.csv"
-if [ ! -f "$result" ]; then
-  echo "error: ${result} is missing; run run_pickaback/find_backbone.sh ${CFG} first." >&2
-  exit 1
-fi
+picks=$("$PY" -m tools.task_info "$CFG" --selections --seed "$SEED")   # says so when step 3-1 has not run
 wanted=" $(task_ids) "
 
 target_on_backbone() {
@@ -18,18 +14,16 @@ target_on_backbone() {
 }
 
 pairs=()
-mapfile -t rows < <(tail -n +2 "$result" | tr -d '\r"')
-for row in "${rows[@]}"; do
-  IFS=, read -r target_id task_id <<< "$row"
+while read -r target_id task_id; do
   [[ "$wanted" == *" ${target_id} "* ]] && pairs+=("${target_id} ${task_id}")
-done
+done <<< "$picks"
 run_jobs "$T_ROOT" target_on_backbone target_on_backbone "${pairs[@]}"
 
 under=()
 for pair in "${pairs[@]}"; do
   read -r target_id task_id <<< "$pair"
   target=$(task_name "$target_id")
-  if grep -qs '"reached_baseline": false' "$T_ROOT/$(task_name "$task_id")/${target}/scratch/outcome.json"; then
+  if grep -qs '"reached_baseline": false' "$(path_of target_dir "$target" "$(task_name "$task_id")")/scratch/outcome.json"; then
     under+=("${target_id} (${target})")
   fi
 done

@@ -9,7 +9,7 @@ max_width=${MAX_WIDTH:-1.0}
 backbone_of_task() {
   local id=$1 task R initial load target
   task=$(task_name "$id")
-  R="$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}/${task}"
+  R=$(path_of backbone_dir "$task")
   local CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
              "${TRAIN_ARGS[@]}" --total_num_tasks 5
              --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
@@ -41,4 +41,4 @@ backbone_of_task() {
 }
 
 # shellcheck disable=SC2046
-run_jobs "$OUT/checkpoints_${ARCH}/CPG_single_scratch_woexp/${ARCH}/${CFG_NAME}" backbone_of_task backbone_of_task $(task_ids)
+run_jobs "$(path_of backbones_root)" backbone_of_task backbone_of_task $(task_ids)

@@ -1,4 +1,5 @@
 """Dataset configs, text encoding, both loader paths and the bad-input messages."""
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from tests.conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS
 from utils.data import load_split, random_crop_flip, split_indices, task_loaders
 from utils.dataset_config import (CIFAR100_STD, CONFIG_NAMES, DATA_ROOT_ENV, DEMO_CLASSES,
                                   DEMO_TASKS, get_config)
+from utils import paths
 from utils.errors import UserError
 from utils.text import encode_batch, encode_text
 
@@ -259,3 +261,24 @@ def test_task_info_cli(small_demo_root):
         result = run(*bad)
         assert result.returncode != 0 and result.stderr.startswith("error: ")
         assert "Traceback" not in result.stderr and "valid" in result.stderr
+
+
+def test_task_info_gives_the_bash_steps_utils_paths_layout(tmp_path):
+    """The bash steps build no output path themselves: every one comes from utils/paths.py through task_info."""
+    env = {**os.environ, "MMPAB_OUTPUT_ROOT": str(tmp_path)}
+    run = lambda *args: subprocess.run([sys.executable, "-m", "tools.task_info", "demo", *args], cwd=REPO,  # noqa: E731
+                                       capture_output=True, text=True, env=env)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+        expected = {("--path", "baseline_acc_file", "--seed", "3"): paths.baseline_acc_file("perceiver_io", "demo", 3),
+                    ("2", "--path", "backbone_dir", "--arch", "lenet5"): paths.backbone_dir("lenet5", "demo", "shapes_noisy"),
+                    ("7", "--path", "target_dir", "--backbone", "untrained"):
+                        paths.target_dir("perceiver_io", "demo", "untrained", "shapes_captions"),
+                    ("--path", "targets_root"): paths.targets_root("perceiver_io", "demo")}
+    for args, path in expected.items():
+        assert run(*args).stdout == f"{path}\n"
+    missing = run("--selections")
+    assert missing.returncode == 1 and "find_backbone.sh" in missing.stderr
+    (tmp_path / "pickaback_demo_result.csv").write_text("target_id,task_id\n7,8\n1,2\n")
+    assert run("--selections").stdout == "1 2\n7 8\n"
+    assert run("--path", "target_dir").returncode == 1

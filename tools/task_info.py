@@ -1,4 +1,4 @@
-"""Map a config's task ids to names and modalities, for the bash scripts.
+"""Map a config's task ids to names and modalities, and tell the bash scripts where outputs are (utils/paths.py).
 
     python -m tools.task_info demo 3                    # -> patterns_clean
     python -m tools.task_info demo 7 --field modality   # -> text
@@ -6,13 +6,28 @@
     python -m tools.task_info demo --list --modality image
     python -m tools.task_info demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
     python -m tools.task_info data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
+    python -m tools.task_info demo --path baseline_acc_file             # -> <output root>/logs_perceiver_io/...
+    python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes   # -> step 3-2's folder of the pair
+    python -m tools.task_info demo --selections        # -> "<target id> <backbone id>" per line of step 3-1's picks
 """
 from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils import paths
+from utils.results import read_selections
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
+# --path: what each kind is of (arch, config name[, task name]) and seed, as utils/paths.py lays it out
+PATHS = {
+    "logs_dir": lambda a, cfg, seed: paths.logs_dir(a.arch, seed),
+    "baseline_acc_file": lambda a, cfg, seed: paths.baseline_acc_file(a.arch, cfg.name, seed),
+    "backbones_root": lambda a, cfg, seed: paths.backbones_root(a.arch, cfg.name, seed),
+    "backbone_dir": lambda a, cfg, seed: paths.backbone_dir(a.arch, cfg.name, cfg.task(a.task).name, seed),
+    "targets_root": lambda a, cfg, seed: paths.targets_root(a.arch, cfg.name, seed),
+    "target_dir": lambda a, cfg, seed: paths.target_dir(a.arch, cfg.name, a.backbone, cfg.task(a.task).name, seed),
+    "pickaback_result_csv": lambda a, cfg, seed: paths.pickaback_result_csv(cfg.name, seed),
+}
+NEEDS_TASK = ("backbone_dir", "target_dir")
 
 
 def get_args_parser():
@@ -26,8 +41,15 @@ def get_args_parser():
     parser.add_argument("--modality", choices=("image", "text"), help="with --list: only tasks of this modality")
     parser.add_argument("--transfer_on", metavar="BACKBONE",
                         help="print the key/value transfer checkpoint step 4 wrote for this target on that backbone")
-    parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on")
-    parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="with --transfer_on")
+    parser.add_argument("--path", choices=list(PATHS),
+                        help="print this output path (backbone_dir, target_dir: of the task given)")
+    parser.add_argument("--backbone", help="with --path target_dir: the backbone folder's name (a task name, "
+                                           "scratch@<width> or untrained)")
+    parser.add_argument("--selections", action="store_true",
+                        help="print step 3-1's picks, '<target id> <backbone id>' per line")
+    parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on, --path")
+    parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="with --transfer_on, --path, "
+                                                                                  "--selections")
     return parser
 
 
@@ -36,6 +58,19 @@ def main():
     cfg = get_config(args.config)
     if args.config_name:
         print(cfg.name)
+        return 0
+    if args.path:
+        if args.path in NEEDS_TASK and args.task is None:
+            raise UserError(f"--path {args.path} needs a task id or name.")
+        if args.path == "target_dir" and not args.backbone:
+            raise UserError("--path target_dir needs --backbone.")
+        print(PATHS[args.path](args, cfg, args.seed))
+        return 0
+    if args.selections:
+        result = paths.pickaback_result_csv(cfg.name, args.seed)
+        if not result.exists():
+            raise UserError(f"{result} is missing; run run_pickaback/find_backbone.sh {args.config} first.")
+        print("\n".join(f"{target} {backbone}" for target, backbone in sorted(read_selections(result).items())))
         return 0
     if args.list:
         print("\n".join(str(task.task_id) for task in cfg.tasks

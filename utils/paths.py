@@ -1,4 +1,5 @@
-"""Where every step reads and writes (DESIGN §3): the one definition of the output layout.
+"""Where every step reads and writes: the one definition of the output layout (the bash steps ask
+tools/task_info.py --path for theirs).
 
 Outputs live under the repository root, or under `$MMPAB_OUTPUT_ROOT` when it is set (tests use
 it to run the pipeline in a temporary folder). The default seed's outputs stay where the original
@@ -53,9 +54,14 @@ def baseline_test_acc_file(arch, cfg_name, seed=DEFAULT_SEED):
     return logs_dir(arch, seed) / f"baseline_{cfg_name}_test_acc.txt"
 
 
+def backbones_root(arch, cfg_name, seed=DEFAULT_SEED):
+    """Step 2-1's runs, one folder per task."""
+    return checkpoints_dir(arch, seed) / "CPG_single_scratch_woexp" / arch / cfg_name
+
+
 def backbone_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     """Step 2-1 output of one task: `scratch/`, `gradual_prune/<ratio>/`, `train.log`, `train.csv`."""
-    return checkpoints_dir(arch, seed) / "CPG_single_scratch_woexp" / arch / cfg_name / task_name
+    return backbones_root(arch, cfg_name, seed) / task_name
 
 
 def targets_root(arch, cfg_name, seed=DEFAULT_SEED):
