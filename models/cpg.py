@@ -1,4 +1,5 @@
-"""CPGModel: the one model object every pipeline step uses (contract `models/`, DESIGN §5-6).
+"""CPGModel: the one model object every pipeline step uses, so every step trains, prunes, grows and
+evaluates tasks the same way.
 
 It wraps one architecture body (`lenet5` or `perceiver_io`) whose maskable weights carry a
 `models.masking.TaskMask`, and keeps the rest of CPG's bookkeeping:
@@ -358,7 +359,7 @@ class CPGModel(nn.Module):
     # ----- metrics ------------------------------------------------------------------------------
     @torch.no_grad()
     def stats(self) -> dict:
-        """The numbers of the original's validate line (reference §3.9), over maskable weights only.
+        """The numbers of the original's validate line, over maskable weights only.
 
         With i = active task index, M = all owner-map entries (summed over layers), m = width_mult:
           sparsity     = #(owner == 0) / #(owner == i or owner == 0)   (pruned among own + free)

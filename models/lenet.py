@@ -1,4 +1,4 @@
-"""CPG LeNet-5 (reference §1.1) with per-task heads.
+"""CPG LeNet-5 with per-task heads, the layer sizes of Pick-a-back's CIFAR-100 model.
 
 features: conv 3->c1 k5 (no bias), BN, ReLU, avgpool 2 | conv c1->c2 k5 (no bias), BN, ReLU, avgpool 2
 classifier body: flatten (channel-major) -> fc 25*c2 -> f1, ReLU -> fc f1 -> f2, ReLU

@@ -12,7 +12,7 @@ modules carry one (`maskable_modules`). `TaskMask` is registered on it with
       W * (owner == t)  +  W.detach() * (0 < owner < t) * binarise(piggy_t)
   Free entries and entries of later tasks never act. Because earlier tasks' entries enter
   detached, the raw weight only receives gradient on the active task's own entries, and the
-  piggymask only on earlier tasks' entries (CPG's freezing, reference §3.3-3.4): the gradient of
+  piggymask only on earlier tasks' entries (CPG's freezing of earlier tasks): the gradient of
   this formula, so no optimiser step can move a weight the active task does not own.
 
 The fused autograd function computes the weight with one `torch.where` (exact +0 elsewhere, so a

@@ -1,4 +1,4 @@
-"""Multimodal Perceiver IO for CPG, assembled from perceiver-pytorch's blocks (DESIGN §5, reference §1.4).
+"""Multimodal Perceiver IO for CPG, assembled from perceiver-pytorch's blocks, as MM-Pick-a-back's model.
 
     input adapter (per task) -> [k ; v] context
     latents (learned array, N x D) -> ONE cross-attention PreNorm(Attention) + PreNorm(FeedForward)

@@ -9,7 +9,7 @@ from tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles import choo
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py"
 
-# The original's committed record of food_containers (reference §8.1), baseline 0.718.
+# The original repository's committed record of food_containers, baseline 0.718.
 ORIGINAL_RECORD = {"0.0": 0.742, "0.1": 0.738, "0.2": 0.742, "0.3": 0.74, "0.4": 0.746, "0.5": 0.736,
                    "0.6": 0.744, "0.7": 0.726, "0.8": 0.732, "0.9": 0.694, "0.95": 0.67}
 

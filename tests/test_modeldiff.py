@@ -7,12 +7,18 @@ from torch import nn
 
 from utils.errors import UserError
 from utils_pickaback.modeldiff import (
-    cosine_distance, decision_distance_vector, logits_distance, model_distance, modeldiff, normalised_image_range,
+    cosine_distance, decision_distance_vectors, logits_distance, model_distance, normalised_image_range,
     search_profiling_inputs, search_single_moves)
 from utils_pickaback.ranking import rank_candidates
 
 VOCAB = 50
 SEARCH = dict(epsilon=0.1, max_iterations=15, progress=False)
+
+
+def decision_distance_vector(model, inputs, metric, pairs="halves"):
+    """One model's decision distance vector of one metric on `inputs`."""
+    with torch.no_grad():
+        return decision_distance_vectors(model(inputs).float(), pairs)[metric]
 
 
 def small_cnn(seed, num_classes=5):
@@ -73,7 +79,7 @@ def gen(seed):
 def reference_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, generator, valid_range=None,
                            vocab_size=None):
     """Every iteration builds the two whole proposed batches, runs them through both models and scores
-    them with the global objective from scratch (reference §5.1), as the original does."""
+    them with the global objective from scratch, as the original does."""
     start_a, start_b = model_a(seeds).double(), model_b(seeds).double()
 
     def score(batch):
@@ -200,7 +206,8 @@ def test_noisy_copy_ranks_first_when_similar_and_not_first_when_dissimilar():
     candidates = {"twin": noisy_copy(target, 0.05, seed=9)}
     candidates.update({f"random{i}": small_cnn(100 + i) for i in range(3)})
     seeds, bounds = image_seeds()
-    distances = {name: modeldiff(target, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH)["euc"]
+    distances = {name: model_distance(target, model, search_profiling_inputs(
+                     target, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH))["euc"]
                  for name, model in candidates.items()}
     assert distances["twin"] < min(v for k, v in distances.items() if k != "twin")
     assert rank_candidates(distances, "similar")[0] == "twin"

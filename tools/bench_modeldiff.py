@@ -1,6 +1,6 @@
 """Seconds per (target, candidate) pair of the ModelDiff searches: the original's loop, single-move, batched.
 
-Settings are the original's (reference §5.1): 100 profiling inputs, 100 iterations, epsilon 0.1,
+Settings are the original's: 100 profiling inputs, 100 iterations, epsilon 0.1,
 32 x 32 images, 5 classes. Two architectures, built here from torch.nn / perceiver-pytorch so the bench
 does not depend on models/: a LeNet-5-sized CNN and a small Perceiver. Three searches:
 * original: re-implements the original's hill climbing as §5.1 describes it: one random element of one
@@ -64,7 +64,7 @@ ARCHS = {"lenet5": lenet5, "perceiver": lambda seed: SmallPerceiver(seed).eval()
 
 
 # ---------------------------------------------------------------------------------------------------
-# the original's search, element by element (reference §5.1 step 3)
+# the original's search, element by element
 
 @torch.no_grad()
 def _logits_numpy(model, inputs):

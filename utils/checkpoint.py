@@ -1,4 +1,5 @@
-"""Checkpoint files: one plain dict, written atomically, read as untrusted input (DESIGN §8).
+"""Checkpoint files: one plain dict, written atomically, read as untrusted input (a backbone may come from
+another device, so loading one must not run its code).
 
 Payload keys: "format" (FORMAT), "arch", "profile", "config" (dataset config name), "model"
 (= CPGModel.checkpoint_state()), "epoch", "accuracy" (val), "test_accuracy", "args" (plain values).

@@ -147,7 +147,7 @@ def _demo(root: Path) -> DatasetConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# cifar100: the original's 20 superclass tasks, in its order (reference §0.1), each normalised
+# cifar100: the original's 20 superclass tasks, in its order, each normalised
 # with the per-superclass statistics of its training images that the original used
 # (Pick-a-back utils/cifar100_config.py).
 CIFAR100_TASKS = (

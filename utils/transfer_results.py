@@ -1,4 +1,4 @@
-"""The results of one pipeline run under the field's names: results_<cfg>.csv, one row per target (DESIGN §8).
+"""The results of one pipeline run under the field's names: results_<cfg>.csv, one row per target.
 
 For each target that step 3-2 trained on its selected backbone:
 - forward transfer = its accuracy on the backbone (step 3-2) - its accuracy trained alone from scratch (step 1);

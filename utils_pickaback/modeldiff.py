@@ -4,7 +4,7 @@ Models are plain callables `model(x) -> logits` (B x C, C may differ between the
 eval mode and on the device of the inputs. Inputs are one batch tensor: images float32 B x 3 x H x W, or
 text int64 B x T token ids with 0 = padding.
 
-Score of a batch X (reference §5.1): chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) -
+Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) -
 f_j(X0_n)|| (X0 = seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits
 on X. The original hill-climbs that global score one element of one input per iteration, re-running the
 whole batch through both models twice per iteration. Two searches are offered:
@@ -343,13 +343,6 @@ def decision_distance_vectors(logits, pairs="halves"):
     }
 
 
-def decision_distance_vector(model, inputs, metric="euc", forward_batch_size=None, pairs="halves"):
-    """DDV of `model` on `inputs` with `metric` "euc" (Euclidean) or "cos" (cosine distance)."""
-    if metric not in METRICS:
-        raise UserError(f"unknown DDV metric {metric!r}; choose one of {', '.join(METRICS)}.")
-    return decision_distance_vectors(_forward(model, inputs, forward_batch_size), pairs)[metric]
-
-
 def cosine_distance(u, v):
     """1 - cosine similarity of two DDVs (scipy's definition), in [0, 2].
 
@@ -388,17 +381,3 @@ def logits_distance(logits_a, logits_b, centred=False, pairs="halves"):
     if centred:
         ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
-
-
-def modeldiff(target, candidate, seeds, *, epsilon, max_iterations, generator, valid_range=None,
-              vocab_size=None, elements_per_mutation=1, forward_batch_size=None, progress=True):
-    """Search profiling inputs for (target, candidate), then their model distance {"euc", "cos"}.
-
-    For results that do not depend on the order in which candidates are compared, pass a fresh
-    generator seeded the same way for every pair.
-    """
-    inputs = search_profiling_inputs(
-        target, candidate, seeds, epsilon=epsilon, max_iterations=max_iterations, generator=generator,
-        valid_range=valid_range, vocab_size=vocab_size, elements_per_mutation=elements_per_mutation,
-        forward_batch_size=forward_batch_size, progress=progress)
-    return model_distance(target, candidate, inputs, forward_batch_size)
