@@ -98,8 +98,9 @@ def get_args_parser():
                         "modality has no counterpart in the other). Not the default: the transfer control found the "
                         "paired task picked for every paired target, and it transferred worse (README)")
     p.add_argument("--score", default="modeldiff", choices=list(SCORES),
-                   help="what ranks the candidates: modeldiff (distance of decision distance vectors, smallest "
-                        "first), or logme / leep (the candidate's features / outputs on the target's labelled "
+                   help="what ranks the candidates: modeldiff (distance of the decision distance vectors of "
+                        "cosine distances, smallest first), modeldiff_euc (of Euclidean distances: the original's), "
+                        "or logme / leep (the candidate's features / outputs on the target's labelled "
                         "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
                         "every score is computed and saved in the table whichever ranks")
     p.add_argument("--ddv_similarity", default="cosine", choices=["cosine", "centred"],
@@ -415,7 +416,7 @@ def main():
         selected = rank_candidates(ranking_values(scores, args.score), args.select)[0]
         related = cfg.related.get(target.name)
         note = "" if not related else f"  (designed related task: {cfg.task(related).task_id})"
-        label = "euc" if args.score == "modeldiff" else args.score
+        label = {"modeldiff": "cos", "modeldiff_euc": "euc"}.get(args.score, args.score)
         print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
         # saved now, not at the end: a run stopped at a later target keeps this one
         save_target(cfg, args.seed, target.task_id, selected, records, provenances)

@@ -8,8 +8,11 @@ the "similar" rule, so one rule serves every score.
 from utils.errors import UserError
 
 SELECT_RULES = ("similar", "dissimilar")
-# score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better)
-SCORES = {"modeldiff": ("ddv_euc", False), "logme": ("logme", True), "leep": ("leep", True), "cka": ("cka", True)}
+# score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff's distance
+# is that of the DDVs of cosine distances (the original printed it as "cos-cos" and ranked by the DDVs of Euclidean
+# distances, "euc-cos", here modeldiff_euc): over the transfer controls it had the lower mean regret.
+SCORES = {"modeldiff": ("ddv_cos", False), "modeldiff_euc": ("ddv_euc", False), "logme": ("logme", True),
+          "leep": ("leep", True), "cka": ("cka", True)}
 
 
 def ranking_values(scores, score):
