@@ -20,11 +20,13 @@ Each model's decision distance vector (DDV) holds the distances between its outp
 by default every pair, of the features its head reads (--ddv_pairs, --ddv_outputs; the original ModelDiff:
 the pairs (k, k + n/2) of its logits after a 100-step search). Over the demo's and emoji's transfer controls
 and three probe seeds these defaults gave a lower mean regret than the original's settings on both, the
-same pick under every probe seed for more targets, and no per-pair search (README). The candidate
-whose DDV is closest (cosine distance) to the target's is selected (`--select dissimilar` takes the
-farthest, as the original code did). Beside ModelDiff, every pair also gets LogME and
-LEEP of the candidate on the target's labelled probes and linear CKA between the two models' features
-(utils_pickaback/transferability.py); `--score` ranks by one of them instead. Writes, under
+same pick under every probe seed for more targets, and no per-pair search (README). Each pair gets two
+DDVs per model, of the cosine and of the Euclidean distances; the candidate whose DDV of cosine distances
+is closest (cosine distance, ddv_cos) to the target's is selected (`--score modeldiff_euc` ranks by the
+Euclidean ones, as the original; `--select dissimilar` takes the farthest, as the original code did).
+Beside ModelDiff, every pair also gets LogME and LEEP of the candidate on the target's labelled probes and
+linear CKA between the two models' features (utils_pickaback/transferability.py); `--score` ranks by one
+of them instead. Writes, under
 paths.output_root(--seed):
 * pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
 * pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka -- every pair's
