@@ -21,9 +21,9 @@ by default every pair, of the features its head reads (--ddv_pairs, --ddv_output
 the pairs (k, k + n/2) of its logits after a 100-step search). Over the demo's and emoji's transfer controls
 and three probe seeds these defaults gave a lower mean regret than the original's settings on both, the
 same pick under every probe seed for more targets, and no per-pair search (README). Each pair gets two
-DDVs per model, of the cosine and of the Euclidean distances; the candidate whose DDV of cosine distances
-is closest (cosine distance, ddv_cos) to the target's is selected (`--score modeldiff_euc` ranks by the
-Euclidean ones, as the original; `--select dissimilar` takes the farthest, as the original code did).
+DDVs per model, of the Euclidean and of the cosine distances; the candidate whose DDV of Euclidean
+distances is closest (cosine distance, ddv_euc) to the target's is selected, as the original (`--score
+modeldiff_cos` ranks by the other; `--select dissimilar` takes the farthest, as the original code did).
 Beside ModelDiff, every pair also gets LogME and LEEP of the candidate on the target's labelled probes and
 linear CKA between the two models' features (utils_pickaback/transferability.py); `--score` ranks by one
 of them instead. Writes, under
@@ -101,7 +101,7 @@ def get_args_parser():
                         "paired task picked for every paired target, and it transferred worse (README)")
     p.add_argument("--score", default="modeldiff", choices=list(SCORES),
                    help="what ranks the candidates: modeldiff (distance of the decision distance vectors of "
-                        "cosine distances, smallest first), modeldiff_euc (of Euclidean distances: the original's), "
+                        "Euclidean distances, smallest first, as the original), modeldiff_cos (of cosine distances), "
                         "or logme / leep (the candidate's features / outputs on the target's labelled "
                         "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
                         "every score is computed and saved in the table whichever ranks")
@@ -418,7 +418,7 @@ def main():
         selected = rank_candidates(ranking_values(scores, args.score), args.select)[0]
         related = cfg.related.get(target.name)
         note = "" if not related else f"  (designed related task: {cfg.task(related).task_id})"
-        label = {"modeldiff": "cos", "modeldiff_euc": "euc"}.get(args.score, args.score)
+        label = {"modeldiff": "euc", "modeldiff_cos": "cos"}.get(args.score, args.score)
         print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
         # saved now, not at the end: a run stopped at a later target keeps this one
         save_target(cfg, args.seed, target.task_id, selected, records, provenances)

@@ -60,7 +60,7 @@ def test_each_target_gets_one_backbone_among_its_peers(pipeline):
     picks = {int(t): int(c) for t, c in rows[1:]}
     assert set(picks) == set(TASKS)
     assert all(c in TASKS and c != t for t, c in picks.items())
-    assert "Selected backbone for target 7 = (cos)" in pipeline["logs"]["find_backbone"]
+    assert "Selected backbone for target 7 = (euc)" in pipeline["logs"]["find_backbone"]
 
 
 def test_targets_train_on_their_backbones_and_log_the_final_line(pipeline):
@@ -140,10 +140,10 @@ def test_other_modality_candidates_are_compared_through_the_targets_adapter_by_d
 def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     out, env = pipeline["out"], pipeline["env"]
     table = read_csv(out / "pickaback_demo_table.csv")
-    distance = {key: float(row["ddv_cos"]) for key, row in read_table(out).items()}   # ModelDiff's
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
-        assert distance[(target, chosen)] == min(d for (t, _), d in distance.items() if t == target)
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
     assert "already computed" in run_step("find_backbone", env)                 # resumes
     run_step("find_backbone", dict(env, FORCE="1"))                               # recomputes
     assert read_csv(out / "pickaback_demo_table.csv") == table          # same seed, same numbers
@@ -164,14 +164,14 @@ def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
     env = dict(pipeline["env"], SELECT="dissimilar")
     run_step("find_backbone", env)
     out = pipeline["out"]
-    distance = {key: float(row["ddv_cos"]) for key, row in read_table(out).items()}   # ModelDiff's
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
-        assert distance[(target, chosen)] == max(d for (t, _), d in distance.items() if t == target)
+        assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
     run_step("find_backbone", pipeline["env"])    # back to the default rule, re-ranked from the table
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     for target, chosen in picks.items():
-        assert distance[(target, chosen)] == min(d for (t, _), d in distance.items() if t == target)
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
 
 
 def test_score_leep_ranks_by_the_tables_leep_without_recomputing(pipeline):
@@ -292,7 +292,7 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(figures["variants"]) == {"same_modality", "probe_seed_1", "probe_seed_3"}
     for variant in figures["variants"].values():
-        assert set(variant["scores"]) == {"modeldiff", "modeldiff_euc", "logme", "leep", "cka"}
+        assert set(variant["scores"]) == {"modeldiff", "modeldiff_cos", "logme", "leep", "cka"}
         assert all(s["targets"] == len(TASKS) for s in variant["scores"].values())
     for score in figures["variants"]["same_modality"]["scores"].values():     # the variant's flag reached step 3-1
         assert all((int(t) <= 6) == (c <= 6) for t, c in score["picks"].items())

@@ -41,7 +41,7 @@ def write_records(cfg):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(SCRATCH[split]))
     write_csv(paths.pickaback_result_csv(cfg.name), [["target_id", "task_id"], *SELECTIONS.items()])
-    write_csv(paths.pickaback_table_csv(cfg.name), [["target_id", "task_id", "ddv_cos"], [1, 2, 0.1], [1, 3, 0.2],
+    write_csv(paths.pickaback_table_csv(cfg.name), [["target_id", "task_id", "ddv_euc"], [1, 2, 0.1], [1, 3, 0.2],
                                                     [7, 2, 0.3], [7, 8, 0.4]])
     # the control ran target 1 only: backbone 3 is better on validation, the selected one on test
     write_csv(paths.transfer_csv(cfg.name), [

@@ -3,7 +3,7 @@
     python -m tools.report [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3]
 
 Writes logs_<arch>/report_<cfg>/ of each seed's run (seed S != 2 under seed<S>/):
-  similarity.png  model distance (ddv_cos) of every target x candidate pair, selected backbones marked
+  similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
   pruning.png     validation accuracy vs pruning ratio of every backbone task, its baseline and the chosen ratio
   accuracy.png    per target, test accuracy: trained alone from scratch vs trained on its selected backbone
   transfer.png    the transfer control: test accuracy of every target on every candidate backbone,
@@ -84,7 +84,7 @@ class Run:
     records: dict = field(default_factory=dict)          # task name -> {ratio: accuracy}
     chosen: dict = field(default_factory=dict)           # task name -> chosen.json
     selections: dict = field(default_factory=dict)       # target id -> backbone id
-    distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_cos
+    distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_euc
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
@@ -270,8 +270,8 @@ def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, or
 
 
 def plot_similarity(run, path):
-    """ddv_cos of every pair: dark = close, so the selected backbone should sit on a dark cell."""
-    plot_grid(run, run.distances, path, cmap="Blues_r", colorbar_label="ddv_cos (smaller = more similar)",
+    """ddv_euc of every pair: dark = close, so the selected backbone should sit on a dark cell."""
+    plot_grid(run, run.distances, path, cmap="Blues_r", colorbar_label="ddv_euc (smaller = more similar)",
               title=f"Model distance, config {run.cfg.name}", low_is_dark=True,
               crossed=[pair for pair, how in run.compared_as.items() if how == "target adapter"])
 
@@ -444,7 +444,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out = [f"# Pipeline report: config `{run.cfg.name}`, arch `{run.arch}`", "",
            "Targets, their backbones and the transfer control: test accuracies (the test split took no part in any "
            "decision). Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
-           "Accuracies are fractions; distances are ddv_cos (smaller = more similar).",
+           "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
            "", "## Steps", ""]
     out += [f"- {sentence}" for sentence in step_status(run)]
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]

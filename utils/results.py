@@ -39,9 +39,8 @@ def read_selections(path):
     return {int(as_float(row["target_id"], path)): int(as_float(row["task_id"], path)) for row in rows}
 
 
-def read_distances(path, column="ddv_cos"):
-    """Step 3-1: (target id, candidate id) -> a column of its table (ddv_cos, ModelDiff's distance: smaller = more
-    similar)."""
+def read_distances(path, column="ddv_euc"):
+    """Step 3-1: (target id, candidate id) -> a column of its table (ddv_euc: smaller = more similar)."""
     rows = read_csv_rows(path, ["target_id", "task_id", column], "run_pickaback/find_backbone.sh")
     return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))):
             as_float(row[column], path) for row in rows}

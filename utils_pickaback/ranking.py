@@ -8,10 +8,10 @@ the "similar" rule, so one rule serves every score.
 from utils.errors import UserError
 
 SELECT_RULES = ("similar", "dissimilar")
-# score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff's distance
-# is that of the DDVs of cosine distances (the original printed it as "cos-cos" and ranked by the DDVs of Euclidean
-# distances, "euc-cos", here modeldiff_euc): over the transfer controls it had the lower mean regret.
-SCORES = {"modeldiff": ("ddv_cos", False), "modeldiff_euc": ("ddv_euc", False), "logme": ("logme", True),
+# score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
+# distance of the DDVs of Euclidean distances, as the original ("euc-cos"); modeldiff_cos by that of the DDVs of
+# cosine distances, which the original printed beside it ("cos-cos").
+SCORES = {"modeldiff": ("ddv_euc", False), "modeldiff_cos": ("ddv_cos", False), "logme": ("logme", True),
           "leep": ("leep", True), "cka": ("cka", True)}
 
 
