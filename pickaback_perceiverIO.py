@@ -18,9 +18,9 @@ both, each candidate of the target's modality and the target run once more, on t
 is per pair, so N - 1 searches of --max_iterations steps each (tools/bench_selection_scaling.py).
 Each model's decision distance vector (DDV) holds the distances between its outputs on pairs of probes:
 by default every pair, of the features its head reads (--ddv_pairs, --ddv_outputs; the original ModelDiff:
-the pairs (k, k + n/2) of its logits after a 100-step search). Over the demo's and emoji's transfer controls
-and three probe seeds these defaults gave a lower mean regret than the original's settings on both, the
-same pick under every probe seed for more targets, and no per-pair search (README). Each pair gets two
+the pairs (k, k + n/2) of its logits after a 100-step search). Over three transfer controls (two of the demo,
+emoji's) and three probe seeds these defaults gave a lower mean regret than the original's settings on each,
+the same pick under every probe seed for more targets, and no per-pair search (README). Each pair gets two
 DDVs per model, of the Euclidean and of the cosine distances; the candidate whose DDV of Euclidean
 distances is closest (cosine distance, ddv_euc) to the target's is selected, as the original (`--score
 modeldiff_cos` ranks by the other; `--select dissimilar` takes the farthest, as the original code did).
@@ -117,7 +117,8 @@ def get_args_parser():
     p.add_argument("--probe_seed", type=seed_int, default=None,
                    help="seed of the profiling inputs and their search (default: --seed); the run's outputs "
                         "stay those of --seed")
-    p.add_argument("--n_inputs", type=positive_even_int, default=200, help="profiling inputs per target (the original's 100)")
+    p.add_argument("--n_inputs", type=positive_even_int, default=200,
+                   help="profiling inputs per target (the original's 100)")
     p.add_argument("--epsilon", type=positive_float, default=0.1)
     p.add_argument("--max_iterations", type=non_negative_int, default=0,
                    help="steps of the mutation search per pair (the original's 100); 0: the probes as drawn")
