@@ -96,7 +96,7 @@ def test_missing_data_root_is_one_sentence(tmp_path):
     line = assert_one_error_line(run(tmp_path / "out", tmp_path / "no_data", "--dataset", "1", "--epochs", "1",
                                      "--device", "cpu"))
     assert "{train,test}/<task>/<class>/<file>" in line
-    assert "make_demo_data.py" in line
+    assert "tools.make_demo_data" in line
     assert not (tmp_path / "out" / "logs_perceiver_io" / "baseline_demo_acc.txt").exists()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles import choose_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOL = ROOT / "tools" / "choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py"
+TOOL = "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles"
 
 # The original repository's committed record of food_containers, baseline 0.718.
 ORIGINAL_RECORD = {"0.0": 0.742, "0.1": 0.738, "0.2": 0.742, "0.3": 0.74, "0.4": 0.746, "0.5": 0.736,
@@ -43,7 +43,7 @@ def make_task_dir(tmp_path, record):
 
 
 def run_tool(task_dir, baseline):
-    return subprocess.run([sys.executable, str(TOOL), "--pruning_ratio_to_acc_record_file",
+    return subprocess.run([sys.executable, "-m", TOOL, "--pruning_ratio_to_acc_record_file",
                            str(task_dir / "gradual_prune" / "record.txt"), "--baseline_acc_file", str(baseline),
                            "--dataset", "food_containers", "--allow_acc_loss", "0.001"],
                           capture_output=True, text=True, cwd=ROOT)
