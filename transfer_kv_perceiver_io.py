@@ -19,7 +19,7 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import provenance
-from utils.results import read_selections
+from utils.results import require_selections
 from utils.train import seed_everything
 
 
@@ -36,13 +36,6 @@ def get_args_parser():
                    help="the run's seed: where its outputs are (seed<S>/ unless 2) and the target's fresh head")
     p.add_argument("--force", action="store_true", help="redo transfers whose inputs are unchanged")
     return p
-
-
-def read_pairs(path):
-    """(target_id, task_id) rows of the step 3-1 result file."""
-    if not path.exists():
-        raise UserError(f"{path} is missing; run run_pickaback/find_backbone.sh first.")
-    return sorted(read_selections(path).items())
 
 
 def parse_pairs(items):
@@ -87,7 +80,7 @@ def main():
     cfg = get_config(args.dataset_config)
     csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
     wanted = None if args.target_id == ["all"] else {cfg.task(k).task_id for k in args.target_id}
-    pairs = parse_pairs(args.pairs) if args.pairs else read_pairs(csv_path)
+    pairs = parse_pairs(args.pairs) if args.pairs else sorted(require_selections(csv_path).items())
     for target_id, task_id in pairs:
         if wanted is not None and target_id not in wanted:
             continue

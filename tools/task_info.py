@@ -14,18 +14,18 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils import paths
-from utils.results import read_selections
+from utils.results import require_selections
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
-# --path: what each kind is of (arch, config name[, task name]) and seed, as utils/paths.py lays it out
+# --path: each kind from the arguments (arch, task, backbone, seed) and the config, as utils/paths.py lays it out
 PATHS = {
-    "logs_dir": lambda a, cfg, seed: paths.logs_dir(a.arch, seed),
-    "baseline_acc_file": lambda a, cfg, seed: paths.baseline_acc_file(a.arch, cfg.name, seed),
-    "backbones_root": lambda a, cfg, seed: paths.backbones_root(a.arch, cfg.name, seed),
-    "backbone_dir": lambda a, cfg, seed: paths.backbone_dir(a.arch, cfg.name, cfg.task(a.task).name, seed),
-    "targets_root": lambda a, cfg, seed: paths.targets_root(a.arch, cfg.name, seed),
-    "target_dir": lambda a, cfg, seed: paths.target_dir(a.arch, cfg.name, a.backbone, cfg.task(a.task).name, seed),
-    "pickaback_result_csv": lambda a, cfg, seed: paths.pickaback_result_csv(cfg.name, seed),
+    "logs_dir": lambda a, cfg: paths.logs_dir(a.arch, a.seed),
+    "baseline_acc_file": lambda a, cfg: paths.baseline_acc_file(a.arch, cfg.name, a.seed),
+    "backbones_root": lambda a, cfg: paths.backbones_root(a.arch, cfg.name, a.seed),
+    "backbone_dir": lambda a, cfg: paths.backbone_dir(a.arch, cfg.name, cfg.task(a.task).name, a.seed),
+    "targets_root": lambda a, cfg: paths.targets_root(a.arch, cfg.name, a.seed),
+    "target_dir": lambda a, cfg: paths.target_dir(a.arch, cfg.name, a.backbone, cfg.task(a.task).name, a.seed),
+    "pickaback_result_csv": lambda a, cfg: paths.pickaback_result_csv(cfg.name, a.seed),
 }
 NEEDS_TASK = ("backbone_dir", "target_dir")
 
@@ -64,13 +64,11 @@ def main():
             raise UserError(f"--path {args.path} needs a task id or name.")
         if args.path == "target_dir" and not args.backbone:
             raise UserError("--path target_dir needs --backbone.")
-        print(PATHS[args.path](args, cfg, args.seed))
+        print(PATHS[args.path](args, cfg))
         return 0
     if args.selections:
-        result = paths.pickaback_result_csv(cfg.name, args.seed)
-        if not result.exists():
-            raise UserError(f"{result} is missing; run run_pickaback/find_backbone.sh {args.config} first.")
-        print("\n".join(f"{target} {backbone}" for target, backbone in sorted(read_selections(result).items())))
+        selections = require_selections(paths.pickaback_result_csv(cfg.name, args.seed))
+        print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
         return 0
     if args.list:
         print("\n".join(str(task.task_id) for task in cfg.tasks

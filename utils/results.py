@@ -39,6 +39,13 @@ def read_selections(path):
     return {int(as_float(row["target_id"], path)): int(as_float(row["task_id"], path)) for row in rows}
 
 
+def require_selections(path):
+    """read_selections of a step 3-1 result file that must exist: one sentence naming the step when it is missing."""
+    if not Path(path).exists():
+        raise UserError(f"{path} is missing; run run_pickaback/find_backbone.sh first.")
+    return read_selections(path)
+
+
 def read_distances(path, column="ddv_euc"):
     """Step 3-1: (target id, candidate id) -> a column of its table (ddv_euc: smaller = more similar)."""
     rows = read_csv_rows(path, ["target_id", "task_id", column], "run_pickaback/find_backbone.sh")

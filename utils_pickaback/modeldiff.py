@@ -33,8 +33,9 @@ whole batch through both models twice per iteration. Two searches are offered:
 Common to both:
 * Both models see the same inputs (the caller passes seeds from the target's own training data), and
   all randomness comes from the caller's torch.Generator, so a search is reproducible.
-* DDV: pairs (k, k + n/2) as the original, or every pair; Euclidean and cosine distance of each pair's logits; model distance =
-  cosine distance between the two models' DDVs (0 = identical decisions). Logits, not softmax.
+* DDV: pairs (k, k + n/2) as the original, or every pair; Euclidean and cosine distance of each pair's
+  logits; model distance = cosine distance between the two models' DDVs (0 = identical decisions). Logits,
+  not softmax.
 """
 import torch
 from tqdm import tqdm
