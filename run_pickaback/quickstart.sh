@@ -19,7 +19,7 @@ for seed in $seeds; do
     echo "##### run_pickaback/${step}.sh ${cfg}${of_seed}"
     SEED=$seed bash "run_pickaback/${step}.sh" "$cfg"
   done
-  "$PY" -m tools.summarize_pipeline "$cfg" --arch "$arch" --seed "$seed"
+  "$PY" -m tools.report "$cfg" --arch "$arch" --seed "$seed" --summary
 done
 echo
 echo "Pipeline finished in $(( $(date +%s) - started ))s."

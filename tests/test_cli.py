@@ -41,7 +41,6 @@ REQUIRED_ARGS = {
     "tools/prepare_oxford.py": ["--archive", "ARCHIVE", "--labels", "LABELS", "--captions", "CAPTIONS"],
     "tools/report.py": [],
     "tools/results_table.py": [],
-    "tools/summarize_pipeline.py": [],
     "tools/task_info.py": ["demo"],
     "tools/transfer_control.py": ["plan", "demo", "--targets", "1"],
 }
@@ -155,7 +154,7 @@ PARSERS = {
         ["--pruning_ratio_to_acc_record_file", "r", "--baseline_acc_file", "b", "--dataset", "x"],
     "tools.bench_data": [],
     "tools.make_demo_data": [],
-    "tools.summarize_pipeline": [],
+    "tools.report": [],
 }
 
 COMMON_BAD = [("--epochs", "-3"), ("--epochs", "0"), ("--epochs", "2.5"), ("--batch_size", "0"),
@@ -190,7 +189,7 @@ BAD_VALUES = [
     ("tools.make_demo_data", "--train-per-class", "0"),
     ("tools.make_demo_data", "--test-per-class", "-1"),
     ("tools.make_demo_data", "--seed", "-1"),
-    ("tools.summarize_pipeline", "--seed", "-1"),
+    ("tools.report", "--seed", "-1"),
 ]
 
 

@@ -79,7 +79,7 @@ def test_backbone_checkpoints_are_untouched_by_steps_4_and_3_2(pipeline):
 
 
 def test_summary_shows_backbones_bit_identical(pipeline):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.summarize_pipeline", "demo"], cwd=ROOT,
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.report", "demo", "--summary"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "bit-identical" in result.stdout and "CHANGED" not in result.stdout

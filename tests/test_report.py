@@ -1,4 +1,4 @@
-"""tools/report.py and tools/summarize_pipeline.py on fake pipeline outputs: full results, step 1 only, nothing
+"""tools/report.py (and its --summary) on fake pipeline outputs: full results, step 1 only, nothing
 at all, and several seeds."""
 import csv
 import json
@@ -284,10 +284,10 @@ def test_report_imports_no_torch():
     assert subprocess.run([sys.executable, "-c", check], cwd=ROOT, timeout=60).returncode == 0
 
 
-# ---------------------------------------------------------------------------- tools/summarize_pipeline.py
+# ------------------------------------------------------------------------ tools/report.py --summary
 def test_summary_reads_the_results_file_and_names_its_split(out_root):
     write_results([results_row(t) for t in TARGET_RESULTS])
-    result = run_tool(out_root, tool="tools.summarize_pipeline")
+    result = run_tool(out_root, "--summary")
     assert result.returncode == 0, result.stderr
     assert ("Targets (test accuracy; scratch = the target trained alone from scratch, forward transfer = on "
             "backbone - scratch)") in result.stdout
@@ -302,13 +302,13 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
 
 def test_summary_fails_when_a_backbone_changed(out_root):
     write_results([results_row(t, after=0.6100 if t == 8 else None) for t in TARGET_RESULTS])
-    result = run_tool(out_root, tool="tools.summarize_pipeline")
+    result = run_tool(out_root, "--summary")
     assert result.returncode == 1
     assert "CHANGED" in result.stdout and "-0.0200" in result.stdout and "guarantee is broken" in result.stderr
 
 
 def test_summary_without_results_names_the_tool_that_writes_them(out_root):
-    result = run_tool(out_root, tool="tools.summarize_pipeline")
+    result = run_tool(out_root, "--summary")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "-m tools.results_table demo" in result.stderr
 

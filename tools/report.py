@@ -1,6 +1,6 @@
 """Report of a pipeline run: four figures and one Markdown file of the numbers behind them; over seeds, one more.
 
-    python -m tools.report [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3]
+    python -m tools.report [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3] [--summary]
 
 Writes logs_<arch>/report_<cfg>/ of each seed's run (seed S != 2 under seed<S>/):
   similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
@@ -18,9 +18,15 @@ test accuracies (results_<cfg>.csv, tools/results_table.py; the test split took 
 the backbone tasks' pruning records are validation accuracies (what steps 2-1 and 2-2 decided by). Reads
 only the files the steps write (no checkpoint, no torch, no log text), so it runs on partial results: a
 step that has not run is said in report.md and its figure is skipped.
+
+`--summary` prints the quickstart's closing tables of a finished run instead (results_<cfg>.csv, test
+accuracies): per target what it picked and reached; per backbone its accuracy before any target trained on it
+and inside each target's final checkpoint, with whether its outputs stayed bit-identical, which CPG promises.
+It exits 1 if a backbone changed.
 """
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +64,8 @@ def get_args_parser():
     runs.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed) to report")
     runs.add_argument("--seeds", type=seed_int, nargs="+",
                       help="several runs: each one's report, and one over them (mean ± 95%% interval over seeds)")
+    p.add_argument("--summary", action="store_true",
+                   help="print the closing tables of a finished run (exit 1 if a backbone changed); no files written")
     return p
 
 
@@ -605,6 +613,68 @@ def write_seeds_report(cfg, arch, rows_by_seed):
     return folder, lines + ([absent_sentence(absent)] if absent else [])
 
 
+# ------------------------------------------------------------------------------- the console summary
+def finished_results(cfg, arch, seed):
+    """results_<cfg>.csv of a finished run; UserError naming the tool that writes it when it has no rows."""
+    path = paths.results_csv(cfg.name, seed)
+    results = read_results(path, arch)
+    if not results:
+        raise UserError(f"{path} has no results of arch {arch}; run .venv/bin/python -m tools.results_table "
+                        f"{cfg.name} --arch {arch} --seed {seed} first (run_pickaback/quickstart.sh runs it).")
+    return results
+
+
+def summary_target_row(r):
+    return {"target": f"{r['target_id']} {r['target_name']}", "modality": r["target_modality"],
+            "scratch": fmt(r["scratch_test_acc"]),
+            "backbone": f"{r['backbone_id']} {r['backbone_name']} ({r['backbone_modality']})",
+            "related": {None: "n/a", True: "yes", False: "no"}[r["picked_related"]],
+            "on backbone": fmt(r["on_backbone_test_acc"]),
+            "forward transfer": fmt(r["forward_transfer_test"], "+.4f"),
+            "width": f"{r['final_width']:g}", "shared": fmt(r["shared_ratio"], ".3f")}
+
+
+def summary_backbone_rows(results):
+    by_backbone = {}
+    for r in results.values():
+        by_backbone.setdefault(r["backbone_id"], []).append(r)
+    return [{"backbone": f"{backbone_id} {trained[0]['backbone_name']}",
+             "before": fmt(trained[0]["backbone_before_test_acc"]),
+             "after": " ".join(fmt(r["backbone_after_test_acc"]) for r in trained),
+             "backward transfer": " ".join(fmt(r["backward_transfer_test"], "+.4f") for r in trained),
+             "targets": " ".join(str(r["target_id"]) for r in trained),
+             "outputs": "bit-identical" if all(r["backbone_outputs_identical"] for r in trained) else "CHANGED"}
+            for backbone_id, trained in sorted(by_backbone.items())]
+
+
+def print_columns(rows):
+    if not rows:
+        return
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
+    print("  ".join(k.ljust(w) for k, w in widths.items()))
+    for row in rows:
+        print("  ".join(str(row[k]).ljust(w) for k, w in widths.items()))
+
+
+def print_summary(cfg, arch, seed):
+    """The closing tables of one finished run; 1 if a backbone's outputs changed, else 0."""
+    results = finished_results(cfg, arch, seed)
+    print("\nTargets (test accuracy; scratch = the target trained alone from scratch, "
+          "forward transfer = on backbone - scratch)")
+    print_columns([summary_target_row(r) for _, r in sorted(results.items())])
+    judged = [r["picked_related"] for r in results.values() if r["picked_related"] is not None]
+    if judged:
+        print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")
+    backbones = summary_backbone_rows(results)
+    print("\nBackbones before and after their targets trained on them (test accuracy; backward transfer = "
+          "after - before)")
+    print_columns(backbones)
+    if any(row["outputs"] == "CHANGED" for row in backbones):
+        print("A backbone's outputs changed after a target trained on it: CPG's guarantee is broken.", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- main
 def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
@@ -623,6 +693,8 @@ def main():
     args = get_args_parser().parse_args()
     cfg = get_config(args.config)
     seeds = list(dict.fromkeys(args.seeds or [args.seed]))
+    if args.summary:
+        return max(print_summary(cfg, args.arch, seed) for seed in seeds)
     rows_by_seed = {}
     for seed in seeds:
         folder, run, rows_by_seed[seed], written, skipped = write_report(cfg, args.arch, seed)
