@@ -25,24 +25,24 @@ It wraps one architecture body (`lenet5` or `perceiver_io`) whose maskable weigh
   `mask_gradients` adds L2 decay to the active task's own entries only (as the original's manual
   decay; every other entry's gradient is zero from the masks' backward); build a fresh optimiser per task so no momentum
   from another task moves a frozen weight.
+
+Saving and loading a model is `utils.checkpoint` (`model_state`, `model_from_state`); the validate line's
+ownership figures are `models.masking.ownership_stats`.
 """
 import copy
-import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from models.lenet import LeNet5
 from models.lenet import PROFILES as LENET_PROFILES
-from models.masking import (PIGGYMASK_INIT, PIGGYMASK_THRESHOLD, OWNER_DTYPE, attach_masks, place,
-                            raw_weight, shrink)
+from models.masking import PIGGYMASK_INIT, attach_masks, ownership_stats, place, raw_weight, shrink
 from models.perceiver_io import PROFILES as PERCEIVER_PROFILES
 from models.perceiver_io import PerceiverIO
 from utils.errors import UserError
 
 ARCHS = {"lenet5": (LeNet5, tuple(LENET_PROFILES)), "perceiver_io": (PerceiverIO, tuple(PERCEIVER_PROFILES))}
-STATE_FORMAT = "cpg-model-1"
 
 
 @dataclass
@@ -91,8 +91,8 @@ class CPGModel(nn.Module):
         super().__init__()
         self.arch, self.profile, self.width_mult = arch, profile, float(width_mult)
         self.body = build_body(arch, profile, width_mult)
-        self._maskable = self.body.maskable_modules()
-        self._masks = attach_masks(self._maskable, self.body.dim0_blocks)
+        self.maskable = self.body.maskable_modules()
+        self.masks = attach_masks(self.maskable, self.body.dim0_blocks)
         self.tasks: dict[str, TaskInfo] = {}
         self.task_names: list[str] = []
         self.active_task = None
@@ -114,17 +114,17 @@ class CPGModel(nn.Module):
         info = TaskInfo(task.name, task.modality, int(task.num_classes), self.width_mult,
                         {"image_size": int(cfg.image_size), "vocab_size": int(cfg.vocab_size),
                          "max_text_length": int(cfg.max_text_length)})
-        self._register_task(info)
+        self.register_task(info)
         t = len(self.task_names)
         with torch.no_grad():
-            for mask in self._masks.values():
+            for mask in self.masks.values():
                 mask.owner[mask.owner == 0] = t
                 if t >= 2:
                     mask.piggymasks[str(t)] = nn.Parameter(torch.full_like(mask.owner, PIGGYMASK_INIT,
                                                                            dtype=torch.float32))
         self._switch_to(info.name)
 
-    def _register_task(self, info):
+    def register_task(self, info):
         self.body.add_task_modules(info.name, info.modality, info.num_classes, info.adapter_config,
                                   info.width_mult)
         device = self._device()
@@ -143,7 +143,7 @@ class CPGModel(nn.Module):
         t = self.task_index(self.active_task)
         if t != len(self.task_names):
             raise UserError(f"Only the newest task ({self.task_names[-1]}) can claim free weights.")
-        for mask in self._masks.values():
+        for mask in self.masks.values():
             mask.owner[mask.owner == 0] = t
             mask.invalidate()
         self._widen_task(self.active_task)
@@ -182,12 +182,12 @@ class CPGModel(nn.Module):
         control trains a target on such an untrained backbone to measure what the backbone's knowledge adds."""
         t = self.task_index(self.active_task)
         fresh = build_body(self.arch, self.profile, self.width_mult).state_dict()
-        for layer, module in self._maskable.items():
-            owner = self._masks[layer].owner
+        for layer, module in self.maskable.items():
+            owner = self.masks[layer].owner
             earlier = (owner > 0) & (owner < t)
             weight = raw_weight(module)
             weight.copy_(torch.where(earlier, fresh[f"{layer}.weight"].to(weight.device), weight))
-        for name, live in self._live_private().items():
+        for name, live in self.live_private().items():
             live.copy_(fresh[name])
 
     # ----- active task and private state -------------------------------------------------------
@@ -207,7 +207,7 @@ class CPGModel(nn.Module):
             self._restore_private(self._private.pop(name))
         self.active_task = name
         t = self.task_index(name)
-        for mask in self._masks.values():
+        for mask in self.masks.values():
             mask.task = t
             mask.invalidate()
             for key, piggy in mask.piggymasks.items():
@@ -216,7 +216,8 @@ class CPGModel(nn.Module):
             for module in self.body.task_modules(task).values():
                 module.requires_grad_(task == name)
 
-    def _live_private(self):
+    def live_private(self):
+        """The body's private tensors (the active task's, at the model's width) by state name, live."""
         return {k: v for k, v in self.body.state_dict(keep_vars=True).items() if _is_private_body_state(k)}
 
     def _shapes_at(self, width_mult):
@@ -228,14 +229,20 @@ class CPGModel(nn.Module):
     def _snapshot_private(self, name):
         shapes = self._shapes_at(self.tasks[name].width_mult)
         return {k: shrink(v.detach(), shapes[k], self.body.dim0_blocks(_module_path(k)))
-                for k, v in self._live_private().items()}
+                for k, v in self.live_private().items()}
 
-    def _private_state(self, name):
+    def private_state(self, name):
+        """Task `name`'s private body state at its own width (a snapshot; the active task's taken now)."""
         return self._snapshot_private(name) if name == self.active_task else self._private[name]
+
+    def load_inactive_private(self, snapshots) -> None:
+        """The inactive tasks' private state, each snapshot at its task's own width (a model rebuilt from a
+        checkpoint)."""
+        self._private = {name: {k: v.clone() for k, v in snapshot.items()} for name, snapshot in snapshots.items()}
 
     @torch.no_grad()
     def _restore_private(self, snapshot):
-        for k, live in self._live_private().items():
+        for k, live in self.live_private().items():
             live.copy_(place(snapshot[k].to(live.device), live.detach(), self.body.dim0_blocks(_module_path(k))))
 
     def _device(self):
@@ -255,9 +262,9 @@ class CPGModel(nn.Module):
         body = build_body(self.arch, self.profile, info.width_mult, device="meta")
         body.add_task_modules(name, info.modality, info.num_classes, info.adapter_config, info.width_mult)
         shapes = {k: v.shape for k, v in body.state_dict().items()}
-        state = dict(self._private_state(name))
-        for layer, module in self._maskable.items():
-            mask = self._masks[layer]
+        state = dict(self.private_state(name))
+        for layer, module in self.maskable.items():
+            mask = self.masks[layer]
             effective = mask.effective_for(raw_weight(module), t)
             state[f"{layer}.weight"] = shrink(effective, shapes[f"{layer}.weight"], mask.dim0_blocks)
         for prefix, module in self.body.task_modules(name).items():
@@ -275,18 +282,18 @@ class CPGModel(nn.Module):
             raise UserError(f"Cannot shrink the network from width {self.width_mult} to {width_mult}.")
         new = CPGModel(self.arch, self.profile, width_mult).to(self._device())
         for name in self.task_names:
-            new._register_task(copy.deepcopy(self.tasks[name]))
+            new.register_task(copy.deepcopy(self.tasks[name]))
             for prefix, module in self.body.task_modules(name).items():
                 new.body.task_modules(name)[prefix].load_state_dict(module.state_dict())
-        for layer, module in self._maskable.items():
-            old, fresh = self._masks[layer], new._masks[layer]
+        for layer, module in self.maskable.items():
+            old, fresh = self.masks[layer], new.masks[layer]
             blocks = old.dim0_blocks
-            raw_weight(new._maskable[layer]).copy_(place(raw_weight(module), raw_weight(new._maskable[layer]), blocks))
+            raw_weight(new.maskable[layer]).copy_(place(raw_weight(module), raw_weight(new.maskable[layer]), blocks))
             fresh.owner.copy_(place(old.owner, fresh.owner, blocks))
             for key, piggy in old.piggymasks.items():
                 wide = torch.full_like(fresh.owner, PIGGYMASK_INIT, dtype=torch.float32)
                 fresh.piggymasks[key] = nn.Parameter(place(piggy.detach(), wide, blocks))
-        new._restore_private({k: v.detach() for k, v in self._live_private().items()})
+        new._restore_private({k: v.detach() for k, v in self.live_private().items()})
         new._private = {k: {n: v.clone() for n, v in snap.items()} for k, snap in self._private.items()}
         if self.active_task is not None:
             new.active_task = None
@@ -304,8 +311,8 @@ class CPGModel(nn.Module):
         if not 0.0 <= sparsity < 1.0:
             raise UserError(f"The pruning ratio must be in [0, 1), got {sparsity}.")
         t = self.task_index(self.active_task)
-        for layer, module in self._maskable.items():
-            mask, weight = self._masks[layer], raw_weight(module)
+        for layer, module in self.maskable.items():
+            mask, weight = self.masks[layer], raw_weight(module)
             owner = mask.owner.view(-1)
             own_idx = (owner == t).nonzero().squeeze(1)
             n_free = int((owner == 0).sum())
@@ -321,8 +328,8 @@ class CPGModel(nn.Module):
     @torch.no_grad()
     def zero_free_weights(self) -> None:
         """Set every free weight to 0: SGD momentum would otherwise keep moving weights pruned mid-run."""
-        for layer, module in self._maskable.items():
-            raw_weight(module).masked_fill_(self._masks[layer].owner == 0, 0.0)
+        for layer, module in self.maskable.items():
+            raw_weight(module).masked_fill_(self.masks[layer].owner == 0, 0.0)
 
     @torch.no_grad()
     def mask_gradients(self, weight_decay: float) -> None:
@@ -330,22 +337,22 @@ class CPGModel(nn.Module):
         already gave every other entry (and every piggymask entry outside earlier tasks') a zero gradient."""
         if not weight_decay:
             return
-        for layer, module in self._maskable.items():
+        for layer, module in self.maskable.items():
             weight = raw_weight(module)
             if weight.grad is not None:
-                own = self._masks[layer].active_masks().own_float(weight.dtype)
+                own = self.masks[layer].active_masks().own_float(weight.dtype)
                 weight.grad.addcmul_(weight, own, value=weight_decay)
 
     def parameter_groups(self, lr, lr_mask, weight_decay) -> list[dict]:
         """Optimiser groups, each with a "name": "shared" (maskable weights, weight_decay 0: applied
         by mask_gradients), "private_decay" (the active head/adapter >= 2-D weights), "private"
         (biases, norms: no decay) for SGD; "piggymask" (the active task's masks) for Adam at lr_mask."""
-        shared = [raw_weight(m) for m in self._maskable.values()]
-        private = [v for v in self._live_private().values() if isinstance(v, nn.Parameter)]
+        shared = [raw_weight(m) for m in self.maskable.values()]
+        private = [v for v in self.live_private().values() if isinstance(v, nn.Parameter)]
         own_modules = self.body.task_modules(self.active_task).values()
         own_params = [p for m in own_modules for p in m.parameters()]
         t = str(self.task_index(self.active_task))
-        piggy = [m.piggymasks[t] for m in self._masks.values() if t in m.piggymasks]
+        piggy = [m.piggymasks[t] for m in self.masks.values() if t in m.piggymasks]
         groups = [
             {"name": "shared", "params": shared, "lr": lr, "weight_decay": 0.0},
             {"name": "private_decay", "params": [p for p in own_params if p.dim() >= 2],
@@ -357,109 +364,6 @@ class CPGModel(nn.Module):
         return [g for g in groups if g["params"]]
 
     # ----- metrics ------------------------------------------------------------------------------
-    @torch.no_grad()
     def stats(self) -> dict:
-        """The numbers of the original's validate line, over maskable weights only.
-
-        With i = active task index, M = all owner-map entries (summed over layers), m = width_mult:
-          sparsity     = #(owner == 0) / #(owner == i or owner == 0)   (pruned among own + free)
-          task_ratio   = #(owner == i) / M * m      ("task<i> ratio"; m = mpl^2, as the original)
-          zero_ratio   = #(owner == 0) / M * m
-          shared_ratio = #(0 < owner < i and piggy_i > 5e-3) / #(0 < owner < i)
-                         (earlier weights the piggymask currently selects; 0.0 for task 1)
-          mpl          = sqrt(m)
-        """
-        i = self.task_index(self.active_task)
-        total = own = free = earlier = selected = 0
-        for mask in self._masks.values():
-            owner = mask.owner
-            total += owner.numel()
-            own += int((owner == i).sum())
-            free += int((owner == 0).sum())
-            before = (owner > 0) & (owner < i)
-            earlier += int(before.sum())
-            if str(i) in mask.piggymasks:
-                selected += int((before & (mask.piggymasks[str(i)] > PIGGYMASK_THRESHOLD)).sum())
-        m = self.width_mult
-        return {"task_index": i,
-                "sparsity": free / (own + free) if own + free else 0.0,
-                "task_ratio": own / total * m,
-                "zero_ratio": free / total * m,
-                "shared_ratio": selected / earlier if earlier else 0.0,
-                "mpl": math.sqrt(m)}
-
-    # ----- checkpoint state ---------------------------------------------------------------------
-    def checkpoint_state(self) -> dict:
-        """Plain dict (tensors/str/int/float/list/dict only) from which `from_checkpoint_state` rebuilds."""
-        def cpu(t):
-            return t.detach().cpu().clone()
-        private = {name: {k: cpu(v) for k, v in self._private_state(name).items()} for name in self.task_names}
-        return {
-            "format": STATE_FORMAT, "arch": self.arch, "profile": self.profile, "width_mult": self.width_mult,
-            "widths": dict(self.body.widths),
-            "tasks": [asdict(self.tasks[name]) for name in self.task_names],
-            "active_task": self.active_task,
-            "weights": {layer: cpu(raw_weight(m)) for layer, m in self._maskable.items()},
-            "owners": {layer: cpu(mask.owner) for layer, mask in self._masks.items()},
-            "piggymasks": {name: {layer: cpu(mask.piggymasks[str(t)]) for layer, mask in self._masks.items()}
-                           for t, name in enumerate(self.task_names, 1) if t >= 2},
-            "private": private,
-            "live_private": {k: cpu(v) for k, v in self._live_private().items()},
-            "task_modules": {name: {f"{prefix}.{k}": cpu(v) for prefix, module in self.body.task_modules(name).items()
-                                    for k, v in module.state_dict().items()} for name in self.task_names},
-        }
-
-    @classmethod
-    def from_checkpoint_state(cls, state: dict) -> "CPGModel":
-        """Rebuild a model exactly; UserError when the state is incomplete or does not fit the architecture."""
-        try:
-            return cls._rebuild(state)
-        except UserError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise UserError(f"The saved model state does not fit the architecture it names ({reason}).") from err
-
-    @classmethod
-    @torch.no_grad()
-    def _rebuild(cls, state):
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise UserError(f"The saved model state is not in format '{STATE_FORMAT}'.")
-        model = cls(state["arch"], state["profile"], state["width_mult"])
-        if dict(model.body.widths) != dict(state["widths"]):
-            raise UserError(f"The saved layer widths {state['widths']} do not match {model.body.widths}.")
-        for entry in state["tasks"]:
-            info = TaskInfo(**entry)
-            model._register_task(info)
-            for prefix, module in model.body.task_modules(info.name).items():
-                sub = {k[len(prefix) + 1:]: v for k, v in state["task_modules"][info.name].items()
-                       if k.startswith(prefix + ".")}
-                module.load_state_dict(sub, strict=True)
-        for layer, module in model._maskable.items():
-            mask = model._masks[layer]
-            _copy_exact(raw_weight(module), state["weights"][layer], layer)
-            _copy_exact(mask.owner, state["owners"][layer].to(OWNER_DTYPE), layer)
-        for t, name in enumerate(model.task_names, 1):
-            if t >= 2:
-                for layer, mask in model._masks.items():
-                    piggy = state["piggymasks"][name][layer]
-                    if piggy.shape != mask.owner.shape:
-                        raise UserError(f"The saved piggymask of layer {layer} has the wrong shape.")
-                    mask.piggymasks[str(t)] = nn.Parameter(piggy.clone().float())
-        live = model._live_private()
-        if set(live) != set(state["live_private"]):
-            raise UserError("The saved per-task state names do not match the architecture.")
-        for k, v in live.items():
-            _copy_exact(v, state["live_private"][k], k)
-        active = state["active_task"]
-        model._private = {name: {k: v.clone() for k, v in state["private"][name].items()}
-                          for name in model.task_names if name != active}
-        if active is not None:
-            model._switch_to(active)
-        return model
-
-
-def _copy_exact(dest, src, name):
-    if not torch.is_tensor(src) or tuple(src.shape) != tuple(dest.shape):
-        raise UserError(f"The saved tensor '{name}' does not have the model's shape {tuple(dest.shape)}.")
-    dest.data.copy_(src)
+        """The numbers of the original's validate line for the active task (models.masking.ownership_stats)."""
+        return ownership_stats(self.masks.values(), self.task_index(self.active_task), self.width_mult)

@@ -27,6 +27,8 @@ first layer rows are [x | gates]); `block_index` maps a narrow tensor's rows/col
 one block by block, and is what growing (old entries to the top-left of each block) and task
 views (slicing a wide weight back to a task's own width) both use.
 """
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -174,3 +176,33 @@ def place(small, big, dim0_blocks=1):
         return out
     out[_grid(small.shape, big.shape, dim0_blocks, big.device)] = small.to(out.dtype)
     return out
+
+
+@torch.no_grad()
+def ownership_stats(masks, task, width_mult) -> dict:
+    """The numbers of the original's validate line for task `task`, over maskable weights only.
+
+    With i = task, M = all owner-map entries (summed over layers), m = width_mult:
+      sparsity     = #(owner == 0) / #(owner == i or owner == 0)   (pruned among own + free)
+      task_ratio   = #(owner == i) / M * m      ("task<i> ratio"; m = mpl^2, as the original)
+      zero_ratio   = #(owner == 0) / M * m
+      shared_ratio = #(0 < owner < i and piggy_i > 5e-3) / #(0 < owner < i)
+                     (earlier weights the piggymask currently selects; 0.0 for task 1)
+      mpl          = sqrt(m)
+    """
+    total = own = free = earlier = selected = 0
+    for mask in masks:
+        owner = mask.owner
+        total += owner.numel()
+        own += int((owner == task).sum())
+        free += int((owner == 0).sum())
+        before = (owner > 0) & (owner < task)
+        earlier += int(before.sum())
+        if str(task) in mask.piggymasks:
+            selected += int((before & (mask.piggymasks[str(task)] > PIGGYMASK_THRESHOLD)).sum())
+    return {"task_index": task,
+            "sparsity": free / (own + free) if own + free else 0.0,
+            "task_ratio": own / total * width_mult,
+            "zero_ratio": free / total * width_mult,
+            "shared_ratio": selected / earlier if earlier else 0.0,
+            "mpl": math.sqrt(width_mult)}

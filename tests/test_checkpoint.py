@@ -5,7 +5,7 @@ import torch
 from models.cpg import CPGModel
 from tests.test_cpg import text_batch, train_steps
 from tests.test_models import CFG, images, spec
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint, model_from_state, model_state, save_checkpoint
 from utils.errors import UserError
 
 
@@ -22,7 +22,7 @@ def trained_model():
 
 
 def payload(model, **extra):
-    return {"arch": model.arch, "profile": model.profile, "config": "demo", "model": model.checkpoint_state(),
+    return {"arch": model.arch, "profile": model.profile, "config": "demo", "model": model_state(model),
             "epoch": 3, "accuracy": 0.5, "test_accuracy": 0.4, "args": {"lr": 0.1}, **extra}
 
 
@@ -47,8 +47,8 @@ def test_round_trip_is_exact(tmp_path):
     save_checkpoint(path, payload(model))
     assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temp file left behind
     loaded = load_checkpoint(path, expect_arch="perceiver_io", expect_config="demo")
-    rebuilt = CPGModel.from_checkpoint_state(loaded["model"])
-    assert_same(rebuilt.checkpoint_state(), model.checkpoint_state())
+    rebuilt = model_from_state(loaded["model"])
+    assert_same(model_state(rebuilt), model_state(model))
     assert rebuilt.task_names == ["img", "txt"] and rebuilt.active_task == "txt"
     model.eval(), rebuilt.eval()
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_round_trip_of_lenet_with_batchnorm_state(tmp_path):
     model.add_task(spec(2, "b"), CFG)
     train_steps(model, images(seed=2))
     save_checkpoint(tmp_path / "c.pth.tar", payload(model))
-    rebuilt = CPGModel.from_checkpoint_state(load_checkpoint(tmp_path / "c.pth.tar")["model"])
+    rebuilt = model_from_state(load_checkpoint(tmp_path / "c.pth.tar")["model"])
     rebuilt.set_active_task("a"), model.set_active_task("a")
     rebuilt.eval(), model.eval()
     with torch.no_grad():
@@ -128,18 +128,18 @@ def test_arch_and_config_mismatch_are_user_errors(tmp_path):
 def test_model_state_that_does_not_fit_is_a_user_error():
     model = CPGModel.create("lenet5", "demo")
     model.add_task(spec(1, "a"), CFG)
-    state = model.checkpoint_state()
+    state = model_state(model)
     state["width_mult"] = 2.0     # widths no longer match the saved tensors
     with pytest.raises(UserError):
-        CPGModel.from_checkpoint_state(state)
-    state = model.checkpoint_state()
+        model_from_state(state)
+    state = model_state(model)
     state["weights"]["fc1"] = torch.zeros(3, 3)
     with pytest.raises(UserError):
-        CPGModel.from_checkpoint_state(state)
-    state = model.checkpoint_state()
+        model_from_state(state)
+    state = model_state(model)
     del state["owners"]
     with pytest.raises(UserError):
-        CPGModel.from_checkpoint_state(state)
+        model_from_state(state)
 
 
 def test_atomic_writes_get_the_permissions_open_gives(tmp_path):

@@ -84,8 +84,8 @@ def test_free_and_later_weights_have_no_effect(arch):
     x = images(seed=5)
     before = model(x)
     with torch.no_grad():   # scribble over every free weight
-        for layer, mask in model._masks.items():
-            w = raw_weight(model._maskable[layer])
+        for layer, mask in model.masks.items():
+            w = raw_weight(model.maskable[layer])
             w[mask.owner == 0] = torch.randn(int((mask.owner == 0).sum())) * 10
     assert torch.equal(model(x), before)
     model.add_task(spec(2, "b"), CFG)   # task b owns those weights now; task a must not see them
@@ -106,8 +106,8 @@ def test_gradients_only_reach_own_weights_and_piggymask_only_earlier_entries():
     F.cross_entropy(model(images()), torch.zeros(4, dtype=torch.long)).backward()
     model.mask_gradients(weight_decay=0.1)
     piggy_seen = 0
-    for layer, mask in model._masks.items():
-        w = raw_weight(model._maskable[layer])
+    for layer, mask in model.masks.items():
+        w = raw_weight(model.maskable[layer])
         assert (w.grad[mask.owner != 2] == 0).all(), layer
         piggy = mask.piggymasks["2"]
         assert (piggy.grad[mask.owner != 1] == 0).all(), layer
@@ -125,7 +125,7 @@ def test_parameter_groups_hold_only_the_active_tasks_private_modules():
     assert not params & {id(p) for p in model.body.heads["a"].parameters()}
     assert {id(p) for p in model.body.adapters["b"].parameters()} <= params
     assert groups["shared"]["weight_decay"] == 0.0
-    assert len(groups["piggymask"]["params"]) == len(model._masks)
+    assert len(groups["piggymask"]["params"]) == len(model.masks)
 
 
 @pytest.mark.parametrize("arch", ["lenet5", "perceiver_io"])
@@ -134,14 +134,14 @@ def test_prune_frees_exactly_the_smallest_own_weights_per_layer(arch, sparsity):
     torch.manual_seed(0)
     model = CPGModel.create(arch, "demo")
     model.add_task(spec(1, "a"), CFG)
-    original = {k: raw_weight(m).detach().clone() for k, m in model._maskable.items()}
+    original = {k: raw_weight(m).detach().clone() for k, m in model.maskable.items()}
     model.prune_active_task(0.1)    # gradual schedule: earlier stage, then the target
     model.prune_active_task(sparsity)
-    for layer, mask in model._masks.items():
+    for layer, mask in model.masks.items():
         pool = mask.owner.numel()
         free = int((mask.owner == 0).sum())
         assert free == round(sparsity * pool), layer
-        w = raw_weight(model._maskable[layer])
+        w = raw_weight(model.maskable[layer])
         assert (w[mask.owner == 0] == 0).all()
         kept = mask.owner == 1
         assert torch.equal(w[kept], original[layer][kept]), layer     # kept weights keep their values
@@ -155,14 +155,14 @@ def test_prune_never_touches_earlier_tasks():
     model.prune_active_task(0.5)
     model.add_task(spec(2, "b"), CFG)
     with torch.no_grad():   # b's entries were zeroed when a freed them: give them magnitudes to rank
-        for layer, mask in model._masks.items():
-            w = raw_weight(model._maskable[layer])
+        for layer, mask in model.masks.items():
+            w = raw_weight(model.maskable[layer])
             w[mask.owner == 2] = torch.randn(int((mask.owner == 2).sum())) * 0.01   # smaller than most of a's
-    owners = {k: m.owner.clone() for k, m in model._masks.items()}
-    original = {k: raw_weight(m).detach().clone() for k, m in model._maskable.items()}
+    owners = {k: m.owner.clone() for k, m in model.masks.items()}
+    original = {k: raw_weight(m).detach().clone() for k, m in model.maskable.items()}
     model.prune_active_task(0.9)
-    for layer, mask in model._masks.items():
-        w, before = raw_weight(model._maskable[layer]), owners[layer]
+    for layer, mask in model.masks.items():
+        w, before = raw_weight(model.maskable[layer]), owners[layer]
         assert torch.equal(mask.owner == 1, before == 1), layer
         assert torch.equal(w[before == 1], original[layer][before == 1]), layer
         own_pool = int((before == 2).sum())
@@ -181,12 +181,12 @@ def test_stats_follow_the_original_definitions():
     model = model.grown(2.0)
     model.add_task(spec(2, "b"), CFG)
     s = model.stats()
-    total = sum(m.owner.numel() for m in model._masks.values())
-    own = sum(int((m.owner == 2).sum()) for m in model._masks.values())
+    total = sum(m.owner.numel() for m in model.masks.values())
+    own = sum(int((m.owner == 2).sum()) for m in model.masks.values())
     assert s["task_ratio"] == pytest.approx(own / total * 2.0)
     assert s["sparsity"] == 0.0 and s["shared_ratio"] == 1.0 and s["mpl"] == pytest.approx(math.sqrt(2))
     with torch.no_grad():
-        for mask in model._masks.values():
+        for mask in model.masks.values():
             mask.piggymasks["2"].fill_(0.0)
     assert model.stats()["shared_ratio"] == 0.0
 
@@ -198,11 +198,11 @@ def test_piggymask_below_threshold_switches_earlier_weights_off():
     model.eval()
     with torch.no_grad():
         on = model(images())
-        for mask in model._masks.values():
+        for mask in model.masks.values():
             mask.piggymasks["2"].fill_(0.004)
         off = model(images())
     assert not torch.equal(on, off)
-    assert torch.equal(model._masks["fc1"].owner.unique(), torch.tensor([1], dtype=torch.int16))
+    assert torch.equal(model.masks["fc1"].owner.unique(), torch.tensor([1], dtype=torch.int16))
 
 
 def three_owner_model():
@@ -215,9 +215,9 @@ def three_owner_model():
     model.add_task(spec(2, "b"), CFG)
     model.prune_active_task(0.5)
     with torch.no_grad():
-        for module in model._maskable.values():
+        for module in model.maskable.values():
             raw_weight(module).copy_(torch.randn_like(raw_weight(module)))
-    for layer, mask in model._masks.items():
+    for layer, mask in model.masks.items():
         assert {0, 1, 2} <= set(mask.owner.unique().tolist()), layer
     return model
 
@@ -226,10 +226,10 @@ def three_owner_model():
 def test_piggymask_selects_an_earlier_weight_only_strictly_above_5e_3(value, selected):
     model = three_owner_model()
     model.eval()
-    mask, module = model._masks["fc1"], model._maskable["fc1"]
+    mask, module = model.masks["fc1"], model.maskable["fc1"]
     earlier, w = mask.owner == 1, raw_weight(module).detach()
     with torch.no_grad():
-        for m in model._masks.values():
+        for m in model.masks.values():
             m.piggymasks["2"].fill_(value)
         live = module.weight                       # the parametrised (effective) weight
         baked = mask.effective_for(w, 2)           # the task-view path
@@ -246,12 +246,12 @@ def test_piggymask_gradient_is_straight_through_on_earlier_entries_only():
     d L / d W = dL/dW_eff on own entries only (before mask_gradients)."""
     model = three_owner_model()
     model.train()
-    for layer, mask in model._masks.items():   # half the earlier entries switched off
+    for layer, mask in model.masks.items():   # half the earlier entries switched off
         with torch.no_grad():
             piggy = mask.piggymasks["2"]
             piggy.copy_(torch.where(torch.rand_like(piggy) < 0.5, 0.004, 0.01))
-    for layer, module in model._maskable.items():
-        mask, w = model._masks[layer], raw_weight(module)
+    for layer, module in model.maskable.items():
+        mask, w = model.masks[layer], raw_weight(module)
         piggy = mask.piggymasks["2"]
         w.grad = piggy.grad = None
         upstream = torch.randn_like(w)
@@ -272,16 +272,16 @@ def test_first_task_gradient_reaches_only_its_own_entries_after_pruning(arch):
     model.prune_active_task(0.5)
     model.train()
     upstream = {}
-    for layer, module in model._maskable.items():
-        mask, w = model._masks[layer], raw_weight(module)
+    for layer, module in model.maskable.items():
+        mask, w = model.masks[layer], raw_weight(module)
         w.grad = None
         upstream[layer] = torch.randn_like(w)
         (module.weight * upstream[layer]).sum().backward()
         assert (mask.owner == 0).any(), layer
         assert torch.equal(w.grad, torch.where(mask.owner == 1, upstream[layer], 0.0)), layer
     model.mask_gradients(weight_decay=0.1)
-    for layer, module in model._maskable.items():
-        w, own = raw_weight(module), model._masks[layer].owner == 1
+    for layer, module in model.maskable.items():
+        w, own = raw_weight(module), model.masks[layer].owner == 1
         decayed = torch.where(own, upstream[layer] + 0.1 * w.detach(), 0.0)
         assert torch.allclose(w.grad, decayed, rtol=0, atol=1e-6), layer
 
@@ -294,7 +294,7 @@ def test_piggymask_adam_is_built_at_lr_mask_only_for_later_tasks():
     model.add_task(spec(2, "b"), CFG)
     sgd, adam = build_optimizers(model, 0.1, 1e-4, 5e-4)
     assert isinstance(adam, torch.optim.Adam) and [g["lr"] for g in adam.param_groups] == [1e-4]
-    piggies = {id(m.piggymasks["2"]) for m in model._masks.values()}
+    piggies = {id(m.piggymasks["2"]) for m in model.masks.values()}
     assert {id(p) for p in adam.param_groups[0]["params"]} == piggies
     assert not piggies & {id(p) for g in sgd.param_groups for p in g["params"]}
     assert build_optimizers(model, 0.1, 0.0, 5e-4)[1] is None

@@ -6,6 +6,7 @@ from models.cpg import CPGModel, build_body
 from models.masking import raw_weight
 from tests.test_cpg import train_steps
 from tests.test_models import CFG, images, spec
+from utils.checkpoint import model_from_state, model_state
 
 
 def grown_target(arch):
@@ -48,7 +49,7 @@ def test_grown_task_survives_a_checkpoint_round_trip(arch):
     x = images(seed=3)
     with torch.no_grad():
         before = model.task_view("b")(x)
-        reloaded = CPGModel.from_checkpoint_state(model.checkpoint_state())
+        reloaded = model_from_state(model_state(model))
         assert torch.equal(reloaded.task_view("b")(x), before)
         reloaded.set_active_task("b")
         reloaded.eval()
@@ -64,17 +65,17 @@ def test_untrained_backbone_keeps_the_structure_and_forgets_the_weights():
     train_steps(model, images(seed=1))
     model.prune_active_task(0.5)
     model.add_task(spec(2, "b"), CFG)
-    weights = {layer: raw_weight(m).clone() for layer, m in model._maskable.items()}
-    owners = {layer: mask.owner.clone() for layer, mask in model._masks.items()}
-    piggy = {layer: mask.piggymasks["2"].detach().clone() for layer, mask in model._masks.items()}
+    weights = {layer: raw_weight(m).clone() for layer, m in model.maskable.items()}
+    owners = {layer: mask.owner.clone() for layer, mask in model.masks.items()}
+    piggy = {layer: mask.piggymasks["2"].detach().clone() for layer, mask in model.masks.items()}
     torch.manual_seed(7)
     model.reinitialise_earlier_tasks()
     torch.manual_seed(7)
     fresh = build_body("perceiver_io", "demo", 1.0).state_dict()
-    for layer, module in model._maskable.items():
-        owner, weight = model._masks[layer].owner, raw_weight(module)
+    for layer, module in model.maskable.items():
+        owner, weight = model.masks[layer].owner, raw_weight(module)
         assert torch.equal(owner, owners[layer])
         assert torch.equal(weight[owner == 1], fresh[f"{layer}.weight"][owner == 1])
         assert not torch.equal(weight[owner == 1], weights[layer][owner == 1])
         assert torch.equal(weight[owner == 2], weights[layer][owner == 2])
-        assert torch.equal(model._masks[layer].piggymasks["2"].detach(), piggy[layer])
+        assert torch.equal(model.masks[layer].piggymasks["2"].detach(), piggy[layer])

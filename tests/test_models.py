@@ -76,7 +76,7 @@ def test_growing_places_fused_kv_and_geglu_halves():
     old_ff, new_ff = model.body.layers[1][1].fn.net[0], wide.body.layers[1][1].fn.net[0]
     assert torch.equal(raw_weight(new_ff)[hidden2:hidden2 + hidden], raw_weight(old_ff)[hidden:])
     assert torch.equal(new_ff.bias[hidden2:hidden2 + hidden], old_ff.bias[hidden:])
-    owner = wide._masks["layers.0.0.fn.to_kv"].owner
+    owner = wide.masks["layers.0.0.fn.to_kv"].owner
     assert (owner[:inner] == 1).all() and (owner[inner:inner2] == 0).all()
     # new entries are freshly initialised (random), not zero
     assert raw_weight(new_ff)[hidden:hidden2].abs().sum() > 0
@@ -88,7 +88,7 @@ def test_growing_lenet_keeps_old_block_top_left():
     wide = model.grown(2.0)
     assert raw_weight(wide.body.fc1).shape == (169, 550)
     assert torch.equal(raw_weight(wide.body.fc1)[:120, :400], raw_weight(model.body.fc1))
-    assert (wide._masks["conv2"].owner[16:] == 0).all()
+    assert (wide.masks["conv2"].owner[16:] == 0).all()
     assert wide.body.heads["a"].in_features == 84
 
 

@@ -79,6 +79,6 @@ def test_gradual_pruner_brings_a_real_model_to_the_exact_target_per_layer():
     pruner = GradualPruner(model, initial=0.0, target=0.6, begin=0, end=8, frequency=3)
     for _ in range(8):
         pruner()
-    for layer, mask in model._masks.items():
+    for layer, mask in model.masks.items():
         assert int((mask.owner == 0).sum()) == round(0.6 * mask.owner.numel()), layer
-        assert (raw_weight(model._maskable[layer])[mask.owner == 0] == 0).all(), layer
+        assert (raw_weight(model.maskable[layer])[mask.owner == 0] == 0).all(), layer

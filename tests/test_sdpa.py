@@ -5,12 +5,11 @@ from perceiver_pytorch.perceiver_pytorch import Attention
 from torch import nn
 
 from models import perceiver_io
-from models.cpg import CPGModel
 from models.perceiver_io import PerceiverIO, SDPAAttention
 from tests.test_checkpoint import assert_same, payload, trained_model
 from tests.test_cpg import text_batch
 from tests.test_models import CFG, images
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint, model_from_state, model_state, save_checkpoint
 
 BATCH = {"demo": 4, "paper": 2}   # the paper profile at a small batch keeps the test fast
 ADAPTER_CONFIG = {"vocab_size": CFG.vocab_size, "max_text_length": CFG.max_text_length}
@@ -126,9 +125,9 @@ def test_a_cpg_checkpoint_of_the_upstream_attention_loads_unchanged(monkeypatch,
         old = trained_model()
     path = tmp_path / "checkpoint-3.pth.tar"
     save_checkpoint(path, payload(old))
-    rebuilt = CPGModel.from_checkpoint_state(load_checkpoint(path, expect_arch="perceiver_io")["model"])
+    rebuilt = model_from_state(load_checkpoint(path, expect_arch="perceiver_io")["model"])
     assert isinstance(rebuilt.body.cross_attn.fn, SDPAAttention)
-    assert_same(rebuilt.checkpoint_state(), old.checkpoint_state())
+    assert_same(model_state(rebuilt), model_state(old))
     old.eval(), rebuilt.eval()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(text_batch()), old(text_batch()), rtol=0, atol=1e-6)

@@ -9,7 +9,7 @@ import torch
 
 from conftest import ok, run, script_env
 from utils import paths
-from utils.checkpoint import load_checkpoint, load_model, save_model
+from utils.checkpoint import load_checkpoint, load_model, model_state, save_model
 from utils.provenance import fingerprint
 
 BACKBONE, IMAGE_TARGET, TEXT_TARGET = "shapes_clean", "shapes_noisy", "shapes_captions"   # ids 1, 2, 7
@@ -87,7 +87,7 @@ def test_backbone_task_unchanged(pipeline, target_id, target):
     backbone, _ = load_model(pipeline["chosen"])
     moved, _ = load_model(kv_path(pipeline, target_id))
     assert moved.task_names == [BACKBONE, target]
-    old, new = backbone.checkpoint_state(), moved.checkpoint_state()
+    old, new = model_state(backbone), model_state(moved)
     for layer, weight in old["weights"].items():
         assert torch.equal(weight, new["weights"][layer]), layer
         assert torch.equal(old["owners"][layer] == 1, new["owners"][layer] == 1), layer
@@ -142,9 +142,9 @@ def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
 
 def test_transfer_is_reproducible(pipeline):
     """The target's fresh head is seeded: re-running step 4 writes the same checkpoint, tensor for tensor."""
-    before = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
+    before = model_state(load_model(kv_path(pipeline, 2))[0])
     ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2", "--force"))
-    after = load_model(kv_path(pipeline, 2))[0].checkpoint_state()
+    after = model_state(load_model(kv_path(pipeline, 2))[0])
     flat_before, flat_after = flatten(before), flatten(after)
     assert flat_before.keys() == flat_after.keys()
     assert all(torch.equal(flat_before[k], flat_after[k]) for k in flat_before if torch.is_tensor(flat_before[k]))

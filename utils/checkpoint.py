@@ -2,7 +2,7 @@
 another device, so loading one must not run its code).
 
 Payload keys: "format" (FORMAT), "arch", "profile", "config" (dataset config name), "model"
-(= CPGModel.checkpoint_state()), "epoch", "accuracy" (val), "test_accuracy", "args" (plain values).
+(= model_state(CPGModel)), "epoch", "accuracy" (val), "test_accuracy", "args" (plain values).
 Only tensors, str, int, float, bool, None, list and dict go inside, so `torch.load(weights_only=True)`
 can read it: a peer's checkpoint that carries a pickled object is refused before any of its code runs.
 Writes go through `utils.records.atomic_file` (a temporary file, then a rename), so a crash never leaves a
@@ -10,15 +10,20 @@ half-written checkpoint under the real name.
 """
 import pickle
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from models.cpg import CPGModel, TaskInfo
+from models.masking import OWNER_DTYPE, raw_weight
 from utils.errors import UserError
 from utils.provenance import why_stale
 from utils.records import atomic_file
 
 FORMAT = "mmpab-checkpoint-1"
+MODEL_FORMAT = "cpg-model-1"
 
 
 def save_checkpoint(path, payload: dict) -> None:
@@ -71,15 +76,90 @@ def _first_line(err):
 def save_model(path, model, config_name, **extra) -> None:
     """Save a CPGModel with its dataset config name and plain-valued extras (epoch, accuracy, args...)."""
     save_checkpoint(path, {"arch": model.arch, "profile": model.profile, "config": config_name,
-                           "model": model.checkpoint_state(), **extra})
+                           "model": model_state(model), **extra})
 
 
 def load_model(path, *, expect_arch=None, expect_config=None):
     """(CPGModel, payload) from a checkpoint file, validated; every failure is one sentence naming the file."""
-    from models.cpg import CPGModel  # models import utils; import here to keep utils importable alone
-
     payload = load_checkpoint(path, expect_arch=expect_arch, expect_config=expect_config)
     try:
-        return CPGModel.from_checkpoint_state(payload["model"]), payload
+        return model_from_state(payload["model"]), payload
     except UserError as err:
         raise UserError(f"Checkpoint {path}: {err}") from err
+
+
+# ------------------------------------------------------------------------------------ the model's state
+def model_state(model) -> dict:
+    """A CPGModel as a plain dict (tensors/str/int/float/list/dict only), from which `model_from_state` rebuilds
+    it exactly: every task's registry entry, the raw weights, owner maps and piggymasks, every task's private
+    state (the active one's also at the model's width) and every task's head and adapter."""
+    def cpu(t):
+        return t.detach().cpu().clone()
+    return {
+        "format": MODEL_FORMAT, "arch": model.arch, "profile": model.profile, "width_mult": model.width_mult,
+        "widths": dict(model.body.widths),
+        "tasks": [asdict(model.tasks[name]) for name in model.task_names],
+        "active_task": model.active_task,
+        "weights": {layer: cpu(raw_weight(m)) for layer, m in model.maskable.items()},
+        "owners": {layer: cpu(mask.owner) for layer, mask in model.masks.items()},
+        "piggymasks": {name: {layer: cpu(mask.piggymasks[str(t)]) for layer, mask in model.masks.items()}
+                       for t, name in enumerate(model.task_names, 1) if t >= 2},
+        "private": {name: {k: cpu(v) for k, v in model.private_state(name).items()} for name in model.task_names},
+        "live_private": {k: cpu(v) for k, v in model.live_private().items()},
+        "task_modules": {name: {f"{prefix}.{k}": cpu(v) for prefix, module in model.body.task_modules(name).items()
+                                for k, v in module.state_dict().items()} for name in model.task_names},
+    }
+
+
+def model_from_state(state: dict) -> CPGModel:
+    """Rebuild a model exactly; UserError when the state is incomplete or does not fit the architecture."""
+    try:
+        return _rebuild(state)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"The saved model state does not fit the architecture it names ({reason}).") from err
+
+
+@torch.no_grad()
+def _rebuild(state):
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise UserError(f"The saved model state is not in format '{MODEL_FORMAT}'.")
+    model = CPGModel(state["arch"], state["profile"], state["width_mult"])
+    if dict(model.body.widths) != dict(state["widths"]):
+        raise UserError(f"The saved layer widths {state['widths']} do not match {model.body.widths}.")
+    for entry in state["tasks"]:
+        info = TaskInfo(**entry)
+        model.register_task(info)
+        for prefix, module in model.body.task_modules(info.name).items():
+            sub = {k[len(prefix) + 1:]: v for k, v in state["task_modules"][info.name].items()
+                   if k.startswith(prefix + ".")}
+            module.load_state_dict(sub, strict=True)
+    for layer, module in model.maskable.items():
+        mask = model.masks[layer]
+        _copy_exact(raw_weight(module), state["weights"][layer], layer)
+        _copy_exact(mask.owner, state["owners"][layer].to(OWNER_DTYPE), layer)
+    for t, name in enumerate(model.task_names, 1):
+        if t >= 2:
+            for layer, mask in model.masks.items():
+                piggy = state["piggymasks"][name][layer]
+                if piggy.shape != mask.owner.shape:
+                    raise UserError(f"The saved piggymask of layer {layer} has the wrong shape.")
+                mask.piggymasks[str(t)] = nn.Parameter(piggy.clone().float())
+    live = model.live_private()
+    if set(live) != set(state["live_private"]):
+        raise UserError("The saved per-task state names do not match the architecture.")
+    for k, v in live.items():
+        _copy_exact(v, state["live_private"][k], k)
+    active = state["active_task"]
+    model.load_inactive_private({name: state["private"][name] for name in model.task_names if name != active})
+    if active is not None:
+        model.set_active_task(active)
+    return model
+
+
+def _copy_exact(dest, src, name):
+    if not torch.is_tensor(src) or tuple(src.shape) != tuple(dest.shape):
+        raise UserError(f"The saved tensor '{name}' does not have the model's shape {tuple(dest.shape)}.")
+    dest.data.copy_(src)
