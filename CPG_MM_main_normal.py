@@ -336,8 +336,7 @@ def finished_status(run, checkpoint):
     return None
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     check_args(args)
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
@@ -406,4 +405,4 @@ STATUS_SENTENCES = {
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

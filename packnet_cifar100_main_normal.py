@@ -100,8 +100,7 @@ def run_task(args, cfg, task):
     console_info(stage_line(task.name, "baseline", val_acc, test_acc, seconds))
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.dataset_config)
     tasks = [resolve_task(cfg, key, args) for key in args.dataset]
     if len(tasks) > 1 and args.save_folder:
@@ -112,4 +111,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

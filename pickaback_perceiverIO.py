@@ -397,8 +397,7 @@ def save_target(cfg, seed, target_id, selected, records, provenances):
         write_csv_atomic(result_path, ["target_id", "task_id"], sorted(results.items()))
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.dataset_config)
     seed_everything(args.seed)
     device = resolve_device(args.device)
@@ -429,4 +428,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -75,8 +75,7 @@ def transfer(cfg, arch, target, backbone, seed, force=False):
     return out, f"written ({reason})"
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.dataset_config)
     csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
     wanted = None if args.target_id == ["all"] else {cfg.task(k).task_id for k in args.target_id}
@@ -92,4 +91,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

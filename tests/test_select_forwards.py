@@ -1,7 +1,6 @@
 """Step 3-1 without the mutation search runs each model once per target, and its distances and scores are those
 of each pair compared on its own (the per-pair computation step 3-1 did before it reused outputs)."""
 import csv
-import sys
 
 import pytest
 import torch
@@ -34,10 +33,10 @@ def run_step(untrained_run, small_demo_root, monkeypatch):
     monkeypatch.setenv("MMPAB_DATA_ROOT", str(small_demo_root))
 
     def run(*options):
-        monkeypatch.setattr(sys, "argv", ["pickaback_perceiverIO.py", "--dataset_config", "demo", "--compare",
-                                          "baseline", "--device", "cpu", "--force", *options])
+        args = step.get_args_parser().parse_args(["--dataset_config", "demo", "--compare", "baseline", "--device",
+                                                  "cpu", "--force", *options])
         with counting_forwards() as count:
-            assert step.main() == 0
+            assert step.main(args) == 0
         with open(paths.pickaback_table_csv("demo")) as f:
             return count["calls"], list(csv.DictReader(f))
     return run

@@ -41,8 +41,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     cfg = get_config(args.config)
@@ -65,4 +64,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -76,8 +76,7 @@ def print_report(cfg, figures, summary, split):
         print(f"designed related task picked for {s['related_picks']} of {s['related_targets']} targets")
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.config)
     if args.table is not None and args.score is None:
         raise UserError("--table needs --score: the score of that table that makes the selection.")
@@ -95,4 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -186,8 +186,7 @@ def time_cells(row):
     return f"{row['forwards_per_target']:>16.0f} {row['seconds']:>17.1f}{mark:1} {row['ratio']:>6.2f}"
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     with tempfile.TemporaryDirectory() as scratch:
         work = (args.work or Path(scratch)).resolve()
         demo = work / "demo"
@@ -202,4 +201,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

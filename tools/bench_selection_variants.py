@@ -116,8 +116,7 @@ def fmt(value, digits=3):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.config)
     if not paths.transfer_csv(cfg.name, args.seed).exists():
         raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing; run "
@@ -153,4 +152,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

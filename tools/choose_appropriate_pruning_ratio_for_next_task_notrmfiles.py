@@ -56,8 +56,7 @@ def install_chosen(prune_dir, source, ratio, accuracy):
     return target
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     setup_logging(args.log_path)
     baselines = read_json_record(args.baseline_acc_file)
     if args.dataset not in baselines:
@@ -79,4 +78,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -265,8 +265,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     if args.train_per_class < 2 or args.test_per_class < 1:
         raise UserError("--train-per-class must be at least 2 and --test-per-class at least 1.")
     out = args.out if args.out is not None else data_root() / "demo"
@@ -282,4 +281,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

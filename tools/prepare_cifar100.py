@@ -129,8 +129,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     out = args.out if args.out is not None else data_root() / "cifar100_org"
     if prepare(args.archive, out, args.force):
         print(f"CIFAR-100 written to {out}")
@@ -140,4 +139,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

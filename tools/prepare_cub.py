@@ -131,8 +131,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     out = args.out if args.out is not None else data_root() / "cub"
     if not prepare(args.archive, args.captions, out, args.force):
         print(f"{out} is already complete (use --force to rewrite)")
@@ -147,4 +146,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

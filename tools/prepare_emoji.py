@@ -299,8 +299,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     out = args.out if args.out is not None else data_root() / "emoji"
     if not prepare(args.twitter, args.google, args.emojibase, out, args.image_size, args.force):
         print(f"{out} is already complete (use --force to rewrite)")
@@ -315,4 +314,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -121,8 +121,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     out = args.out if args.out is not None else data_root() / "oxford"
     if prepare(args.archive, args.labels, args.captions, out, args.force):
         print(f"oxford written to {out}: {len(GROUPS)} image groups and their {len(GROUPS)} caption groups")
@@ -132,4 +131,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

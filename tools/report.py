@@ -689,8 +689,7 @@ def print_report(folder, run, t_rows, written, skipped):
                                                            if skipped else ""))
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.config)
     seeds = list(dict.fromkeys(args.seeds or [args.seed]))
     if args.summary:
@@ -709,4 +708,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -26,8 +26,7 @@ def get_args_parser():
     return p
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     path, rows, missing = write_results(get_config(args.config), args.arch, args.seed)
     print(f"Wrote {path} ({len(rows)} targets).")
     if missing:
@@ -36,4 +35,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

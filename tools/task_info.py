@@ -53,8 +53,7 @@ def get_args_parser():
     return parser
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     cfg = get_config(args.config)
     if args.config_name:
         print(cfg.name)
@@ -95,4 +94,4 @@ def transfer_checkpoint(cfg, target, backbone, arch, seed):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

@@ -111,11 +111,10 @@ def collect(args):
     print(f"Wrote {out} ({len(rows)} runs).")
 
 
-def main():
-    args = get_args_parser().parse_args()
+def main(args):
     {"plan": plan, "width": width, "collect": collect}[args.command](args)
     return 0
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, get_args_parser)

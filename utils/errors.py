@@ -20,10 +20,11 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
-def run_main(main):
-    """Run an entry point: its int result is the exit status; a UserError becomes one line on stderr."""
+def run_main(main, get_args_parser=None):
+    """Run an entry point, `main(args)` with the arguments `get_args_parser()` reads (`main()` without one): its
+    int result is the exit status; a UserError becomes one line on stderr."""
     try:
-        status = main()
+        status = main(get_args_parser().parse_args()) if get_args_parser else main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
