@@ -9,9 +9,11 @@ It wraps one architecture body (`lenet5` or `perceiver_io`) whose maskable weigh
   and ownership of every free weight; it becomes the active task.
 * Per-task private state: the head and adapter (ModuleDicts by task name), and every body tensor
   that is not a maskable weight (biases, LayerNorm / BatchNorm parameters and running statistics).
-  The active task's private state lives in the body; the others are snapshots taken at the task's
-  own width and restored on `set_active_task`. A new task starts from the previously active
-  task's private values (its backbone's).
+  The latter are kept as data, one `TaskPrivate` per task at the task's own width;
+  `set_active_task` points the body's modules at the active task's tensors (the same objects, so
+  training and BatchNorm statistics update them in place, and nothing is copied on a switch). A
+  new task starts from the previously active task's private values (its backbone's); the units a
+  task gains when it widens start from the body's initial values (`fresh_private`).
 * Width: every task records the width multiplier it was added at. `grown(m)` copies the model to a
   wider body (old entries to the top-left of each fused block, new entries freshly initialised and
   free: the next task added claims them). Grow first, then add the task (the original retrains
@@ -75,6 +77,26 @@ def _is_private_body_state(name):
     return ".parametrizations." not in name and not name.startswith(("heads.", "adapters."))
 
 
+class TaskPrivate(nn.Module):
+    """One task's private body state (by body state name), parameters and buffers as the body has them."""
+
+    def __init__(self, tensors, parameter_names):
+        super().__init__()
+        self.names = list(tensors)
+        for name, tensor in tensors.items():
+            if name in parameter_names:
+                self.register_parameter(_slot(name), nn.Parameter(tensor.detach().clone()))
+            else:
+                self.register_buffer(_slot(name), tensor.detach().clone())
+
+    def tensors(self):
+        return {name: getattr(self, _slot(name)) for name in self.names}
+
+
+def _slot(state_name):
+    return state_name.replace(".", "__")    # a module attribute name may not hold a dot
+
+
 class TaskView(nn.Module):
     """A plain eval model of one task: forward(x) -> logits."""
 
@@ -96,8 +118,10 @@ class CPGModel(nn.Module):
         self.tasks: dict[str, TaskInfo] = {}
         self.task_names: list[str] = []
         self.active_task = None
-        self._private = {}          # inactive task -> {body state name: tensor at its own width}
-        self._shape_cache = {}
+        self.private = nn.ModuleDict()      # task name -> TaskPrivate at the task's own width
+        initial = self.live_private()
+        self._private_parameters = {k for k, v in initial.items() if isinstance(v, nn.Parameter)}
+        self.fresh_private = TaskPrivate(initial, ())
 
     # ----- construction -----------------------------------------------------------------------
     @classmethod
@@ -114,7 +138,10 @@ class CPGModel(nn.Module):
         info = TaskInfo(task.name, task.modality, int(task.num_classes), self.width_mult,
                         {"image_size": int(cfg.image_size), "vocab_size": int(cfg.vocab_size),
                          "max_text_length": int(cfg.max_text_length)})
+        start = (self.fresh_private.tensors() if self.active_task is None
+                 else self._placed_private(self.active_task, self.fresh_private.tensors()))
         self.register_task(info)
+        self.private[info.name] = TaskPrivate(start, self._private_parameters)
         t = len(self.task_names)
         with torch.no_grad():
             for mask in self.masks.values():
@@ -150,18 +177,20 @@ class CPGModel(nn.Module):
 
     @torch.no_grad()
     def _widen_task(self, name):
-        """Rebuild task `name`'s head and adapter at the model's width, old entries in place (no output changes)."""
+        """Rebuild task `name`'s head, adapter and private state at the model's width, old entries in place."""
         info = self.tasks[name]
         if info.width_mult == self.width_mult:
             return
         old = {prefix: module.state_dict() for prefix, module in self.body.task_modules(name).items()}
+        self.private[name] = TaskPrivate(self._placed_private(name, self.fresh_private.tensors()),
+                                         self._private_parameters)
         info.width_mult = self.width_mult
         self.body.add_task_modules(name, info.modality, info.num_classes, info.adapter_config, info.width_mult)
         for prefix, module in self.body.task_modules(name).items():
             module.to(self._device())
             for key, value in module.state_dict().items():
                 value.copy_(place(old[prefix][key], torch.zeros_like(value)))
-            module.requires_grad_(name == self.active_task)
+        self._switch_to(self.active_task)     # the body takes the task's new tensors
 
     @torch.no_grad()
     def install_adapter(self, name, source, source_task) -> None:
@@ -187,8 +216,8 @@ class CPGModel(nn.Module):
             earlier = (owner > 0) & (owner < t)
             weight = raw_weight(module)
             weight.copy_(torch.where(earlier, fresh[f"{layer}.weight"].to(weight.device), weight))
-        for name, live in self.live_private().items():
-            live.copy_(fresh[name])
+        for name, own in self.private[self.active_task].tensors().items():
+            own.copy_(shrink(fresh[name], own.shape, self.body.dim0_blocks(_module_path(name))))
 
     # ----- active task and private state -------------------------------------------------------
     def task_index(self, name):
@@ -200,55 +229,58 @@ class CPGModel(nn.Module):
         self._switch_to(name)
 
     def _switch_to(self, name):
-        """Snapshot the active task's private state, restore `name`'s, point the masks at it."""
-        if self.active_task is not None and self.active_task != name:
-            self._private[self.active_task] = self._snapshot_private(self.active_task)
-        if name in self._private:
-            self._restore_private(self._private.pop(name))
+        """Point the body at task `name`'s private tensors and the masks at its weights; only its own tensors
+        take gradients."""
         self.active_task = name
+        zeros = {k: torch.zeros_like(v) for k, v in self.fresh_private.tensors().items()}
+        for k, tensor in self._placed_private(name, zeros).items():
+            path, _, leaf = k.rpartition(".")
+            setattr(self.body.get_submodule(path), leaf, tensor)
         t = self.task_index(name)
         for mask in self.masks.values():
             mask.task = t
             mask.invalidate()
             for key, piggy in mask.piggymasks.items():
                 piggy.requires_grad_(key == str(t))
-        for task in self.task_names:   # other tasks' heads/adapters stay out of any optimiser
-            for module in self.body.task_modules(task).values():
+        for task in self.task_names:   # other tasks' heads/adapters/private state stay out of any optimiser
+            for module in [*self.body.task_modules(task).values(), self.private[task]]:
                 module.requires_grad_(task == name)
 
+
+    def _placed_private(self, name, fill):
+        """Task `name`'s private tensors at the model's width: its own ones, or (an earlier, narrower task) placed
+        into copies of `fill`."""
+        own = self.private[name].tensors()
+        if self.tasks[name].width_mult == self.width_mult:
+            return own
+        placed = {k: place(v.detach(), fill[k].detach(), self.body.dim0_blocks(_module_path(k))) for k, v in own.items()}
+        return {k: nn.Parameter(v, requires_grad=False) if k in self._private_parameters else v
+                for k, v in placed.items()}
+
     def live_private(self):
-        """The body's private tensors (the active task's, at the model's width) by state name, live."""
+        """The private tensors the body holds (the active task's at the model's width), by body state name."""
         return {k: v for k, v in self.body.state_dict(keep_vars=True).items() if _is_private_body_state(k)}
 
-    def _shapes_at(self, width_mult):
-        if width_mult not in self._shape_cache:
-            body = build_body(self.arch, self.profile, width_mult, device="meta")
-            self._shape_cache[width_mult] = {k: tuple(v.shape) for k, v in body.state_dict().items()}
-        return self._shape_cache[width_mult]
-
-    def _snapshot_private(self, name):
-        shapes = self._shapes_at(self.tasks[name].width_mult)
-        return {k: shrink(v.detach(), shapes[k], self.body.dim0_blocks(_module_path(k)))
-                for k, v in self.live_private().items()}
-
     def private_state(self, name):
-        """Task `name`'s private body state at its own width (a snapshot; the active task's taken now)."""
-        return self._snapshot_private(name) if name == self.active_task else self._private[name]
+        """Task `name`'s private body state at its own width, detached."""
+        return {k: v.detach() for k, v in self.private[name].tensors().items()}
 
-    def load_inactive_private(self, snapshots) -> None:
-        """The inactive tasks' private state, each snapshot at its task's own width (a model rebuilt from a
-        checkpoint)."""
-        self._private = {name: {k: v.clone() for k, v in snapshot.items()} for name, snapshot in snapshots.items()}
-
-    @torch.no_grad()
-    def _restore_private(self, snapshot):
-        for k, live in self.live_private().items():
-            live.copy_(place(snapshot[k].to(live.device), live.detach(), self.body.dim0_blocks(_module_path(k))))
+    def load_private(self, states) -> None:
+        """Every task's private state from `states` (task -> {body state name: tensor at its own width})."""
+        for name, state in states.items():
+            self.private[name] = TaskPrivate(state, self._private_parameters)
 
     def _device(self):
         return next(self.body.parameters()).device
 
     # ----- forward and views ------------------------------------------------------------------
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .double() make new buffer objects: point the body at the active task's moved ones again
+        super()._apply(fn, *args, **kwargs)
+        if self.active_task is not None:
+            self._switch_to(self.active_task)
+        return self
+
     def forward(self, x):
         """Logits of the active task, B x num_classes."""
         return self.body(x, self.active_task)
@@ -293,8 +325,7 @@ class CPGModel(nn.Module):
             for key, piggy in old.piggymasks.items():
                 wide = torch.full_like(fresh.owner, PIGGYMASK_INIT, dtype=torch.float32)
                 fresh.piggymasks[key] = nn.Parameter(place(piggy.detach(), wide, blocks))
-        new._restore_private({k: v.detach() for k, v in self.live_private().items()})
-        new._private = {k: {n: v.clone() for n, v in snap.items()} for k, snap in self._private.items()}
+        new.load_private({name: self.private_state(name) for name in self.task_names})
         if self.active_task is not None:
             new.active_task = None
             new._switch_to(self.active_task)
@@ -348,7 +379,7 @@ class CPGModel(nn.Module):
         by mask_gradients), "private_decay" (the active head/adapter >= 2-D weights), "private"
         (biases, norms: no decay) for SGD; "piggymask" (the active task's masks) for Adam at lr_mask."""
         shared = [raw_weight(m) for m in self.maskable.values()]
-        private = [v for v in self.live_private().values() if isinstance(v, nn.Parameter)]
+        private = [v for v in self.private[self.active_task].tensors().values() if isinstance(v, nn.Parameter)]
         own_modules = self.body.task_modules(self.active_task).values()
         own_params = [p for m in own_modules for p in m.parameters()]
         t = str(self.task_index(self.active_task))

@@ -74,6 +74,33 @@ def test_task_view_matches_live_forward_at_the_same_width():
         assert torch.allclose(model(images()), model.task_view("b")(images()), atol=1e-5)
 
 
+def test_switching_tasks_keeps_each_tasks_private_state_apart():
+    """The body reads the active task's own private tensors: training one task's BatchNorm leaves the other's."""
+    torch.manual_seed(0)
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    model.add_task(spec(2, "b"), CFG)
+    kept = {k: v.clone() for k, v in model.private_state("a").items()}
+    train_steps(model, images())
+    assert all(torch.equal(model.private_state("a")[k], v) for k, v in kept.items())
+    assert not all(torch.equal(model.private_state("b")[k], v) for k, v in kept.items())
+    model.set_active_task("a")
+    assert all(torch.equal(model.live_private()[k], v) for k, v in kept.items())
+
+
+def test_training_after_a_conversion_updates_the_tasks_own_statistics():
+    """.double() (like .to(device)) makes new buffer objects; the body must use the task's converted ones, or
+    training would update statistics that no checkpoint saves."""
+    torch.manual_seed(0)
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    model = model.double()
+    before = {k: v.clone() for k, v in model.private_state("a").items() if k.endswith("running_mean")}
+    model.train()
+    model(images().double())
+    assert before and all(not torch.equal(model.private_state("a")[k], v) for k, v in before.items())
+
+
 @pytest.mark.parametrize("arch", ["lenet5", "perceiver_io"])
 def test_free_and_later_weights_have_no_effect(arch):
     torch.manual_seed(0)

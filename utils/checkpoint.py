@@ -147,15 +147,14 @@ def _rebuild(state):
                 if piggy.shape != mask.owner.shape:
                     raise UserError(f"The saved piggymask of layer {layer} has the wrong shape.")
                 mask.piggymasks[str(t)] = nn.Parameter(piggy.clone().float())
-    live = model.live_private()
-    if set(live) != set(state["live_private"]):
-        raise UserError("The saved per-task state names do not match the architecture.")
-    for k, v in live.items():
-        _copy_exact(v, state["live_private"][k], k)
-    active = state["active_task"]
-    model.load_inactive_private({name: state["private"][name] for name in model.task_names if name != active})
-    if active is not None:
-        model.set_active_task(active)
+    model.load_private({name: state["private"][name] for name in model.task_names})
+    if state["active_task"] is not None:
+        model.set_active_task(state["active_task"])
+        live = model.live_private()
+        if set(live) != set(state["live_private"]):
+            raise UserError("The saved per-task state names do not match the architecture.")
+        for k, v in live.items():
+            _copy_exact(v, state["live_private"][k], k)
     return model
 
 
