@@ -327,7 +327,6 @@ class CPGModel(nn.Module):
                 fresh.piggymasks[key] = nn.Parameter(place(piggy.detach(), wide, blocks))
         new.load_private({name: self.private_state(name) for name in self.task_names})
         if self.active_task is not None:
-            new.active_task = None
             new._switch_to(self.active_task)
         return new
 
