@@ -246,7 +246,6 @@ class CPGModel(nn.Module):
             for module in [*self.body.task_modules(task).values(), self.private[task]]:
                 module.requires_grad_(task == name)
 
-
     def _placed_private(self, name, fill):
         """Task `name`'s private tensors at the model's width: its own ones, or (an earlier, narrower task) placed
         into copies of `fill`."""
