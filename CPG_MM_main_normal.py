@@ -21,7 +21,7 @@ from utils.baseline import ACC_TOLERANCE, reaches_baseline, read_baseline
 from utils.checkpoint import load_checkpoint, load_model, save_model
 from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, positive_float,
                        positive_int, resolve_task)
-from utils.data import task_loaders
+from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
@@ -303,7 +303,7 @@ def plan_run(args, cfg, task):
     start = start_checkpoint(args)
     reuse = same_run_baseline(args, cfg, task, settings)
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
-    return Run(args, baseline, start, reuse, provenance(settings, inputs))
+    return Run(args, baseline, start, reuse, provenance(settings, inputs, data=data_fingerprint(cfg, task)))
 
 
 def output_checkpoint(args):

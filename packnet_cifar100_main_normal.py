@@ -8,7 +8,7 @@ from pathlib import Path
 
 from packnet_models.baseline import build_baseline
 from utils import paths
-from utils.data import task_loaders
+from utils.data import data_fingerprint, task_loaders
 from utils.checkpoint import NOT_MADE, save_model, why_redo
 from utils.cli import ArgumentParser, add_common_args, resolve_task
 from utils.dataset_config import get_config
@@ -39,10 +39,10 @@ def remove_stale_checkpoints(folder, keep):
 
 def run_provenance(args, cfg, task):
     """What shapes this task's baseline: the settings (one task, the config's validation share resolved, the
-    config as its provenance_id: a config file's contents, not the path it was given by)."""
+    config as its provenance_id: a config file's contents, not the path it was given by) and the task's data."""
     val_fraction = cfg.val_fraction if args.val_fraction is None else args.val_fraction
     return provenance(settings_of(args, dataset=task.name, val_fraction=val_fraction,
-                                  dataset_config=cfg.provenance_id), inputs={})
+                                  dataset_config=cfg.provenance_id), inputs={}, data=data_fingerprint(cfg, task))
 
 
 def why_retrain(checkpoint, logfile, task, wanted):

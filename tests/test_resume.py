@@ -61,6 +61,24 @@ def test_step_1_retrains_when_the_lr_changed(out, small_demo_root):
     assert load_checkpoint(baseline_checkpoint(out))["provenance"]["settings"]["lr"] == 0.05
 
 
+def edited_copy(data_root, tmp_path):
+    """A copy of the data root in which one training image of TASK is replaced by another of the same class."""
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    folder = copy / "demo" / "images" / "train" / TASK / "circle"
+    first, second = sorted(folder.iterdir())[:2]
+    shutil.copyfile(second, first)
+    return copy
+
+
+def test_step_1_retrains_when_its_data_changed(out, small_demo_root, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(small_demo_root, moved)
+    assert "already done" in step1(script_env(out, moved)).stdout    # the same files in another place
+    proc = step1(script_env(out, edited_copy(small_demo_root, tmp_path)))
+    assert "Retraining the baseline of shapes_clean: its input 'data' changed." in proc.stdout
+
+
 def test_another_seed_writes_beside_the_default_seed(out, small_demo_root):
     before = baseline_checkpoint(out).read_bytes()
     proc = step1(script_env(out, small_demo_root), "--seed", "3")
@@ -102,6 +120,13 @@ def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_p
     assert "lr changed (0.01 -> 0.05)" in proc.stdout and epochs_trained(tmp_path / "t") == 2
     proc = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05", "--seed", "3")
     assert "seed changed (2 -> 3)" in proc.stdout and epochs_trained(tmp_path / "t") == 3
+
+
+def test_finetune_reruns_when_its_data_changed(small_demo_root, tmp_path):
+    finetune(script_env(tmp_path / "empty", small_demo_root), tmp_path / "t", "--epochs", 1)
+    proc = finetune(script_env(tmp_path / "empty", edited_copy(small_demo_root, tmp_path)), tmp_path / "t",
+                    "--epochs", 1)
+    assert "its input 'data' changed" in proc.stdout and epochs_trained(tmp_path / "t") == 2
 
 
 # ---------------------------------------------------------------- one rule against the baseline

@@ -18,6 +18,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from utils.errors import UserError
+from utils.provenance import files_fingerprint
 from utils.text import encode_batch
 
 # torchvision's image extensions (its ImageFolder reads the same files); torchvision itself is only
@@ -76,6 +77,13 @@ def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str
             kind = "image" if task.modality == "image" else ".txt caption"
             raise UserError(f"Class folder {folder / name} has no {kind} files.")
     return samples, classes
+
+
+def data_fingerprint(cfg, task) -> str:
+    """utils.provenance.files_fingerprint of every sample file of `task`'s two splits, the files a run of the task
+    reads: regenerated or edited data redoes the runs that trained on it."""
+    files = [path for split in SPLITS for path, _ in scan_samples(cfg, task, split)[0]]
+    return files_fingerprint(files, cfg.root_of(task))
 
 
 def read_image(path: str, size: int) -> Image.Image:

@@ -43,9 +43,22 @@ def settings_of(args, **overrides) -> dict:
     return dict(sorted(settings.items()))
 
 
-def provenance(settings: dict, inputs: dict) -> dict:
-    """{"settings": ..., "inputs": {name: fingerprint}} for the files in `inputs` (name -> path)."""
-    return {"settings": plain(settings), "inputs": {name: fingerprint(path) for name, path in sorted(inputs.items())}}
+def files_fingerprint(files, root) -> str:
+    """One fingerprint of several files, in the order given: each one's path inside `root` and its bytes, so a
+    renamed, added, removed or changed file changes it, and the same files under another root do not."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{Path(path).relative_to(root).as_posix()}\0{fingerprint(path)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def provenance(settings: dict, inputs: dict, data: str | None = None) -> dict:
+    """{"settings": ..., "inputs": {name: fingerprint}} for the files in `inputs` (name -> path), and input
+    "data" = `data`, the fingerprint of the task data the run trained on (utils.data.data_fingerprint)."""
+    fingerprints = {name: fingerprint(path) for name, path in inputs.items()}
+    if data is not None:
+        fingerprints["data"] = data
+    return {"settings": plain(settings), "inputs": dict(sorted(fingerprints.items()))}
 
 
 def why_stale(saved, wanted, ignore=()) -> str | None:
