@@ -70,12 +70,13 @@ task_ids() {
 
 task_name() { "$PY" -m tools.task_info "$CFG" "$1" --field name; }
 
-# path_of <kind> [<task> [<backbone folder>]]: an output path of this run (seed, arch, $MMPAB_OUTPUT_ROOT) as
-# utils/paths.py lays it out, e.g. `path_of backbone_dir shapes_clean` (kinds: tools/task_info.py --help).
+# path_of <kind> [<task> [<backbone folder> [<training seed>]]]: an output path of this run (seed, arch,
+# $MMPAB_OUTPUT_ROOT) as utils/paths.py lays it out, e.g. `path_of backbone_dir shapes_clean` (kinds:
+# tools/task_info.py --help); a training seed names a transfer-control run's repeat with that seed.
 path_of() {
-  local kind=$1 task=${2:-} backbone=${3:-}
+  local kind=$1 task=${2:-} backbone=${3:-} training_seed=${4:-}
   "$PY" -m tools.task_info "$CFG" ${task:+"$task"} --path "$kind" ${backbone:+--backbone "$backbone"} \
-    --arch "$ARCH" --seed "$SEED"
+    ${training_seed:+--training_seed "$training_seed"} --arch "$ARCH" --seed "$SEED"
 }
 
 # a >= b for decimal numbers (bash compares only integers, and "2" vs "2.0" as strings)

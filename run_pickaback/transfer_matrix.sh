@@ -5,12 +5,17 @@
 # tools/bench_selection.py turns into regret, rank and correlation. Needs steps 1 to 3-1; the selected
 # pair is step 3-2's own run (reused when it is done; FORCE=1 redoes every run, that one too). Backbones are only
 # read, never written.
-# Usage: [CONTROL_BACKBONES=all|related|random:K] [JOBS=2] bash run_pickaback/transfer_matrix.sh [cfg]
+# CONTROL_SEEDS="3 4" trains each target's control runs again with each of these training seeds (the same
+# backbones and transfer files; a run of seed S in <run folder>/training_seed<S>/), so that the figures are
+# means over seeds and the spread between seeds says how large a difference the control can resolve;
+# CONTROL_TARGETS="1 4" runs the control for these targets only (the candidates stay every task of TASKS).
+# Usage: [CONTROL_BACKBONES=all|related|random:K] [CONTROL_SEEDS=...] [CONTROL_TARGETS=...] [JOBS=2]
+#        bash run_pickaback/transfer_matrix.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
 # shellcheck disable=SC2046
 mapfile -t plan < <("$PY" -m tools.transfer_control plan "$CFG" --arch "$ARCH" --seed "$SEED" \
-  --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids))
+  --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids) ${CONTROL_TARGETS:+--only $CONTROL_TARGETS})
 
 if [ "$ARCH" = perceiver_io ]; then   # step 4 for every (target, backbone) pair, in one process
   pairs=()
@@ -24,10 +29,10 @@ fi
 
 # One target: its selected backbone first (the width that run ends at sizes the scratch control), then
 # scratch at that width, the untrained backbone (the selected one's structure, re-initialised), and the
-# other candidates.
+# other candidates; then all of them again for each training seed of CONTROL_SEEDS.
 control_target() {
   local target_id=$1 selected=$2; shift 2
-  local target width
+  local target width training_seed backbone_id
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
@@ -35,6 +40,19 @@ control_target() {
   train_target "$target" "$(path_of target_dir "$target" "scratch@${width}")" "$width" "$width"
   train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained)" --untrained_backbone
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
+  for training_seed in ${CONTROL_SEEDS:-}; do
+    [ "$training_seed" != "$SEED" ] || continue
+    echo "=== control of target ${target_id} (${target}) again, training seed ${training_seed}"
+    # the later --seed is the one the run takes: its initialisation, data order and validation split
+    for backbone_id in "$selected" "$@"; do
+      train_on_backbone "$target_id" "$backbone_id" \
+        "$(path_of target_dir "$target" "$(task_name "$backbone_id")" "$training_seed")" --seed "$training_seed"
+    done
+    train_target "$target" "$(path_of target_dir "$target" "scratch@${width}" "$training_seed")" "$width" "$width" \
+      --seed "$training_seed"
+    train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
+      --untrained_backbone --seed "$training_seed"
+  done
 }
 
 run_jobs "$T_ROOT" control control_target "${plan[@]}"

@@ -19,7 +19,7 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils_pickaback.ranking import SCORES
-from utils_pickaback.selection_quality import figures_as_rows, selection_figures
+from utils_pickaback.selection_quality import figures_as_rows, selection_figures, spread_sentence
 
 
 def add_run_arguments(p):
@@ -74,6 +74,7 @@ def print_report(cfg, figures, summary, split):
           f"weighted Kendall tau {fmt(s['weighted_tau'], 2)}")
     if s["related_targets"]:
         print(f"designed related task picked for {s['related_picks']} of {s['related_targets']} targets")
+    print(spread_sentence(s["seed_spread"]))
 
 
 def main(args):

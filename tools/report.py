@@ -46,7 +46,7 @@ from utils.records import read_json_record  # noqa: E402
 from utils.results import (as_float, read_baselines, read_compared_as, read_distances, read_results,  # noqa: E402
                            read_selections)
 from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
-                                               mean_of, selection_figures)
+                                               mean_of, selection_figures, spread_sentence)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -444,7 +444,8 @@ def selection_section(run):
              f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
              f"{gain('gain_over_untrained')}.",
              f"Selector score vs transfer accuracy, mean per target: Spearman {fmt(summary['spearman'], '+.2f')}, "
-             f"weighted Kendall tau {fmt(summary['weighted_tau'], '+.2f')}."]
+             f"weighted Kendall tau {fmt(summary['weighted_tau'], '+.2f')}.",
+             f"{spread_sentence(summary['seed_spread']).capitalize()}."]
     return [table, ""] + lines
 
 

@@ -8,6 +8,7 @@
     python -m tools.task_info data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
     python -m tools.task_info demo --path baseline_acc_file             # -> <output root>/logs_perceiver_io/...
     python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes   # -> step 3-2's folder of the pair
+    python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes --training_seed 3   # its repeat
     python -m tools.task_info demo --selections        # -> "<target id> <backbone id>" per line of step 3-1's picks
 """
 from utils.cli import ArgumentParser, seed_int
@@ -24,10 +25,15 @@ PATHS = {
     "backbones_root": lambda a, cfg: paths.backbones_root(a.arch, cfg.name, a.seed),
     "backbone_dir": lambda a, cfg: paths.backbone_dir(a.arch, cfg.name, cfg.task(a.task).name, a.seed),
     "targets_root": lambda a, cfg: paths.targets_root(a.arch, cfg.name, a.seed),
-    "target_dir": lambda a, cfg: paths.target_dir(a.arch, cfg.name, a.backbone, cfg.task(a.task).name, a.seed),
+    "target_dir": lambda a, cfg: target_run_dir(a, cfg),
     "pickaback_result_csv": lambda a, cfg: paths.pickaback_result_csv(cfg.name, a.seed),
 }
 NEEDS_TASK = ("backbone_dir", "target_dir")
+
+
+def target_run_dir(args, cfg):
+    folder = paths.target_dir(args.arch, cfg.name, args.backbone, cfg.task(args.task).name, args.seed)
+    return folder if args.training_seed is None else paths.repeat_dir(folder, args.training_seed)
 
 
 def get_args_parser():
@@ -45,6 +51,9 @@ def get_args_parser():
                         help="print this output path (backbone_dir, target_dir: of the task given)")
     parser.add_argument("--backbone", help="with --path target_dir: the backbone folder's name (a task name, "
                                            "scratch@<width> or untrained)")
+    parser.add_argument("--training_seed", type=seed_int,
+                        help="with --path target_dir: the folder of that run trained again with this seed (the "
+                             "transfer control's CONTROL_SEEDS)")
     parser.add_argument("--selections", action="store_true",
                         help="print step 3-1's picks, '<target id> <backbone id>' per line")
     parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on, --path")

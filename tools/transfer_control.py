@@ -4,10 +4,11 @@
     python -m tools.transfer_control width <run folder>                              # its final width
     python -m tools.transfer_control collect demo                                    # writes the CSV
 
-`plan` prints, per target, its selected backbone first and then the other candidates the control
-trains it on: `all` the target's peers, `related` only the designed related task, `random:K` K peers
-drawn with the seed (the same draw on every run). `collect` writes pickaback_<cfg>_transfer.csv from
-the runs' outcome.json files, one row per run found, so re-running it never adds rows.
+`plan` prints, per target (of `--only`, default all), its selected backbone first and then the other
+candidates the control trains it on: `all` the target's peers (the tasks of `--targets`), `related` only
+the designed related task, `random:K` K peers drawn with the seed (the same draw on every run).
+`collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per run found
+(a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows.
 """
 import json
 import random
@@ -31,6 +32,7 @@ def get_args_parser():
     plan.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     plan.add_argument("--targets", nargs="+", required=True, help="target ids (their peers are the candidates)")
     plan.add_argument("--backbones", default="all", help="all | related | random:K")
+    plan.add_argument("--only", nargs="+", help="plan these of the targets only (ids or names)")
     width = sub.add_parser("width", help="print the final width of a finished run")
     width.add_argument("folder", help="a run folder (holding scratch/outcome.json)")
     collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
@@ -60,7 +62,11 @@ def plan(args):
     cfg = get_config(args.config)
     peers = [cfg.task(t).task_id for t in args.targets]
     selections = read_selections(paths.pickaback_result_csv(cfg.name, args.seed))
-    for target_id in peers:
+    planned = peers if args.only is None else [cfg.task(t).task_id for t in args.only]
+    for target_id in planned:
+        if target_id not in peers:
+            raise UserError(f"Target {target_id} of CONTROL_TARGETS is not one of the tasks run "
+                            f"({' '.join(map(str, peers))}).")
         if target_id not in selections:
             raise UserError(f"Target {target_id} has no selected backbone in "
                             f"{paths.pickaback_result_csv(cfg.name, args.seed)}; run run_pickaback/find_backbone.sh first.")
@@ -99,12 +105,15 @@ def collect(args):
     rows = []
     for task in cfg.tasks:
         for folder in sorted(root.glob(f"*/{task.name}")):
-            label, outcome = backbone_label(cfg, folder.parent.name), read_outcome(folder)
-            if label is None or outcome is None:
+            label = backbone_label(cfg, folder.parent.name)
+            if label is None:
                 continue
-            rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
-                         f"{outcome['test_accuracy']:.4f}", args.seed])
-    rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6)))
+            for training_seed, run in {args.seed: folder, **paths.repeat_dirs(folder)}.items():
+                outcome = read_outcome(run)
+                if outcome is not None:
+                    rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
+                                 f"{outcome['test_accuracy']:.4f}", training_seed])
+    rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6), r[5]))
     out = paths.transfer_csv(cfg.name, args.seed)
     with locked(out):
         write_csv_atomic(out, TRANSFER_FIELDS, rows)

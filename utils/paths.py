@@ -74,6 +74,24 @@ def target_dir(arch, cfg_name, backbone_name, target_name, seed=DEFAULT_SEED):
     return targets_root(arch, cfg_name, seed) / backbone_name / target_name
 
 
+REPEAT_PREFIX = "training_seed"
+
+
+def repeat_dir(run_folder, training_seed) -> Path:
+    """A transfer-control run trained again with another training seed (CONTROL_SEEDS): inside the run's folder."""
+    return Path(run_folder) / f"{REPEAT_PREFIX}{training_seed}"
+
+
+def repeat_dirs(run_folder) -> dict[int, Path]:
+    """{training seed: folder} of the repeats of a run (repeat_dir), by seed."""
+    found = {}
+    for folder in Path(run_folder).glob(f"{REPEAT_PREFIX}*"):
+        suffix = folder.name[len(REPEAT_PREFIX):]
+        if folder.is_dir() and suffix.isdigit():
+            found[int(suffix)] = folder
+    return dict(sorted(found.items()))
+
+
 def pickaback_result_csv(cfg_name, seed=DEFAULT_SEED):
     return output_root(seed) / f"pickaback_{cfg_name}_result.csv"
 

@@ -11,7 +11,9 @@ every candidate backbone, and also from scratch at the width its selected-backbo
   the figures transferability-estimation papers (LEEP, LogME) report against brute-force fine-tuning;
 * overall: mean regret and rank, the selection's mean gain over a random pick, over capacity-matched
   scratch and over the untrained backbone, each with a 95% interval over targets (Student t), the
-  mean correlations, and how often the designed related task was picked.
+  mean correlations, and how often the designed related task was picked;
+* where the control trained runs again with other training seeds (CONTROL_SEEDS), every accuracy is the
+  mean over the seeds, and the spread between seeds says how small a difference the control resolves.
 
 Reads only the files the steps write (no torch).
 """
@@ -71,13 +73,32 @@ def read_transfer_csv(path):
     return read_csv_rows(path, TRANSFER_FIELDS, "run_pickaback/transfer_matrix.sh")
 
 
-def accuracies_by_target(rows, split):
-    """{target id: {backbone label: accuracy}}; a label is a task id (int), 'untrained' or 'scratch@<w>'."""
+def runs_by_target(rows, split):
+    """{target id: {backbone label: [accuracy of each training seed]}}; a label is a task id (int), 'untrained'
+    or 'scratch@<w>'."""
     table = {}
     for row in rows:
         label = int(row["backbone"]) if row["backbone"].isdigit() else row["backbone"]
-        table.setdefault(int(row["target_id"]), {})[label] = float(row[f"{split}_accuracy"])
+        table.setdefault(int(row["target_id"]), {}).setdefault(label, []).append(float(row[f"{split}_accuracy"]))
     return table
+
+
+def accuracies_by_target(rows, split):
+    """{target id: {backbone label: accuracy}}, the mean over the run's training seeds (CONTROL_SEEDS)."""
+    return {target: {label: float(np.mean(accs)) for label, accs in runs.items()}
+            for target, runs in runs_by_target(rows, split).items()}
+
+
+def seed_spread(rows, split):
+    """How far one run's accuracy moves with its training seed: {"runs": runs trained with 2 or more seeds,
+    "seeds": the most seeds of one run, "sd": the root mean square over those runs of the standard deviation
+    between seeds} (sd None without such runs). A difference between two backbones well under ~2 sd of a
+    single run is one the control does not resolve."""
+    repeated = [accs for runs in runs_by_target(rows, split).values() for accs in runs.values() if len(accs) > 1]
+    if not repeated:
+        return {"runs": 0, "seeds": 1, "sd": None}
+    sd = math.sqrt(float(np.mean([np.var(accs, ddof=1) for accs in repeated])))
+    return {"runs": len(repeated), "seeds": max(len(accs) for accs in repeated), "sd": sd}
 
 
 def correlation(scores, accuracies):
@@ -87,6 +108,14 @@ def correlation(scores, accuracies):
     rho = stats.spearmanr(scores, accuracies).statistic
     tau = stats.weightedtau(scores, accuracies).statistic
     return (None if math.isnan(rho) else float(rho)), (None if math.isnan(tau) else float(tau))
+
+
+def spread_sentence(spread):
+    """seed_spread in words, for the benchmark and the report."""
+    if not spread["runs"]:
+        return "one training seed per run (CONTROL_SEEDS repeats them): the control's own noise is not measured"
+    return (f"accuracies are means over up to {spread['seeds']} training seeds; between seeds one run's accuracy "
+            f"moves by sd {spread['sd']:.4f} ({spread['runs']} runs repeated)")
 
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar"):
@@ -168,7 +197,8 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="si
     table of another step 3-1 run of the same models) by that score: the control judges any selector whose
     scores the table holds, without training again.
     """
-    runs = accuracies_by_target(read_transfer_csv(paths.transfer_csv(cfg.name, seed)), split)
+    rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
+    runs = accuracies_by_target(rows, split)
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
     if score is None:
         selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
@@ -190,4 +220,4 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="si
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
             figures.append(figure)
-    return figures, summarise(figures)
+    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split)}
