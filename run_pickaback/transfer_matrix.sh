@@ -32,12 +32,13 @@ fi
 # other candidates; then all of them again for each training seed of CONTROL_SEEDS.
 control_target() {
   local target_id=$1 selected=$2; shift 2
-  local target width training_seed backbone_id
+  local target matched training_seed backbone_id
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
-  width=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
-  train_target "$target" "$(path_of target_dir "$target" "scratch@${width}")" "$width" "$width"
+  # (not $width, which every training run below sets: finetune_growing leaves its last width there)
+  matched=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
+  train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}")" "$matched" "$matched"
   train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained)" --untrained_backbone
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
   for training_seed in ${CONTROL_SEEDS:-}; do
@@ -48,8 +49,8 @@ control_target() {
       train_on_backbone "$target_id" "$backbone_id" \
         "$(path_of target_dir "$target" "$(task_name "$backbone_id")" "$training_seed")" --seed "$training_seed"
     done
-    train_target "$target" "$(path_of target_dir "$target" "scratch@${width}" "$training_seed")" "$width" "$width" \
-      --seed "$training_seed"
+    train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}" "$training_seed")" "$matched" \
+      "$matched" --seed "$training_seed"
     train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
       --untrained_backbone --seed "$training_seed"
   done

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from utils.checkpoint import load_checkpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
 
@@ -238,6 +240,23 @@ def test_control_rerun_adds_no_rows_and_trains_nothing(pipeline, control):
 
 def test_control_leaves_every_backbone_byte_identical(pipeline, control):
     assert {name: sha256(p) for name, p in pipeline["chosen"].items()} == pipeline["hashes_before"]
+
+
+def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, control, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    env = dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out), CONTROL_SEEDS="2 5", CONTROL_TARGETS="7")
+    run_step("transfer_matrix", env)
+    rows = list(csv.DictReader(open(out / "pickaback_demo_transfer.csv")))
+    again = {r["backbone"] for r in rows if r["seed"] == "5"}
+    assert {r["target_id"] for r in rows if r["seed"] == "5"} == {"7"}
+    assert again == {b for t, b in control["rows"] if t == 7}       # every run of target 7, nothing else
+    assert {(int(r["target_id"]), r["backbone"]): r for r in rows if r["seed"] == "2"} == control["rows"]
+    repeat = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+              / "shapes_notes" / "shapes_captions" / "training_seed5" / "scratch")
+    assert load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]["seed"] == 5
+    spread = bench(env, out)["seed_spread"]
+    assert (spread["runs"], spread["seeds"]) == (len(again), 2) and spread["sd"] >= 0.0
 
 
 def bench(env, out, *extra):

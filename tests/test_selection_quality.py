@@ -2,8 +2,9 @@
 import pytest
 
 from utils.dataset_config import get_config
-from utils_pickaback.selection_quality import (compared_candidates, correlation, designed_related_pick, interval95,
-                                               summarise, target_figures)
+from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, correlation,
+                                               designed_related_pick, interval95, seed_spread, summarise,
+                                               target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -84,3 +85,23 @@ def test_candidates_are_the_tables_pairs_else_every_other_task():
     demo = get_config("demo")
     assert compared_candidates(demo, {(1, 3): 0.2, (1, 2): 0.1, (7, 8): 0.3}, 1) == [2, 3]
     assert compared_candidates(demo, {}, 1) == list(range(2, 13))
+
+
+def control_row(target, backbone, test_accuracy, seed):
+    return {"target_id": str(target), "backbone": str(backbone), "width": "1", "val_accuracy": "0.5",
+            "test_accuracy": f"{test_accuracy:.4f}", "seed": str(seed)}
+
+
+def test_a_run_repeated_with_other_training_seeds_counts_as_the_mean_of_its_seeds():
+    rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3), control_row(1, 2, 0.70, 4),
+            control_row(1, 3, 0.70, 2), control_row(1, "untrained", 0.60, 2)]
+    assert accuracies_by_target(rows, "test") == {1: {2: pytest.approx(0.80), 3: 0.70, "untrained": 0.60}}
+    spread = seed_spread(rows, "test")
+    assert (spread["runs"], spread["seeds"]) == (1, 3) and spread["sd"] == pytest.approx(0.10)
+    assert seed_spread(rows[3:], "test") == {"runs": 0, "seeds": 1, "sd": None}
+
+
+def test_the_spread_is_the_root_mean_square_of_the_runs_standard_deviations():
+    rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3),       # sd 0.0707
+            control_row(1, 3, 0.70, 2), control_row(1, 3, 0.70, 3)]       # sd 0
+    assert seed_spread(rows, "test")["sd"] == pytest.approx((0.005 / 2) ** 0.5)

@@ -1,0 +1,55 @@
+"""The transfer control's bookkeeping (tools/transfer_control.py): which runs it plans, and the rows it collects."""
+import csv
+import json
+
+import pytest
+
+from tools.transfer_control import collect, get_args_parser, plan
+from utils import paths
+from utils.errors import UserError
+
+
+@pytest.fixture
+def output_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def finished_run(folder, test_accuracy, width=1.0):
+    (folder / "scratch").mkdir(parents=True)
+    outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy}
+    (folder / "scratch" / "outcome.json").write_text(json.dumps(outcome))
+
+
+def run_dir(backbone, target):
+    return paths.target_dir("perceiver_io", "demo", backbone, target)
+
+
+def test_collect_writes_one_row_per_training_seed_of_a_run(output_root):
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90)
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 3), 0.80)
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 4), 0.70)
+    paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 5).mkdir()     # started, not finished: no row
+    finished_run(run_dir("untrained", "shapes_clean"), 0.60)
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        rows = [(r["target_id"], r["backbone"], r["test_accuracy"], r["seed"]) for r in csv.DictReader(f)]
+    assert rows == [("1", "2", "0.9000", "2"), ("1", "2", "0.8000", "3"), ("1", "2", "0.7000", "4"),
+                    ("1", "untrained", "0.6000", "2")]
+
+
+def write_selections(selections):
+    path = paths.pickaback_result_csv("demo")
+    path.write_text("target_id,task_id\n" + "".join(f"{t},{c}\n" for t, c in selections.items()))
+
+
+def test_plan_of_some_targets_keeps_every_task_run_as_a_candidate(output_root, capsys):
+    write_selections({1: 4, 2: 1, 3: 4, 4: 2})
+    plan(get_args_parser().parse_args(["plan", "demo", "--targets", "1", "2", "3", "4", "--only", "1", "4"]))
+    assert capsys.readouterr().out.splitlines() == ["1 4 2 3", "4 2 1 3"]
+
+
+def test_plan_of_a_target_outside_the_tasks_run_is_one_clear_error(output_root):
+    write_selections({1: 4, 2: 1, 5: 6})
+    with pytest.raises(UserError, match="Target 5 of CONTROL_TARGETS is not one of the tasks run"):
+        plan(get_args_parser().parse_args(["plan", "demo", "--targets", "1", "2", "--only", "5"]))
