@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from packnet_models_pickaback.compare import load_task_model
+from pickaback_perceiverIO import as_model_inputs
 from utils.checkpoint import load_checkpoint
+from utils.data import load_split
+from utils.dataset_config import get_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
@@ -53,6 +57,24 @@ def test_every_task_has_a_baseline_and_a_backbone(pipeline):
     for name, path in pipeline["chosen"].items():
         record = json.loads((path.parent / "record.txt").read_text())
         assert "0.0" in record and path.exists()
+
+
+def test_relations_bench_gives_each_targets_own_accuracy_and_its_related_models_on_its_data(pipeline, monkeypatch):
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_relations", "demo"], cwd=ROOT,
+                            env=pipeline["env"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = {r["target_id"]: r for r in json.loads(result.stdout.strip().splitlines()[-1])["targets"]}
+    assert {t: r["related_id"] for t, r in rows.items()} == {1: 2, 2: 1, 7: 8, 8: 7}
+    assert all(r["chance"] == 0.2 for r in rows.values())
+    step1 = json.loads((pipeline["out"] / "logs_perceiver_io" / "baseline_demo_test_acc.txt").read_text())
+    assert {t: r["own"] for t, r in rows.items()} == {t: pytest.approx(float(step1[TASKS[t]])) for t in rows}
+    # the notes model on the captions' test split, computed here another way
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(pipeline["out"]))
+    cfg = get_config("demo", data_root_dir=Path(pipeline["env"]["MMPAB_DATA_ROOT"]))
+    notes, captions = cfg.task(8), cfg.task(7)
+    x, y = as_model_inputs(cfg, notes, load_split(cfg, captions, "test"), "cpu", 2)
+    view = load_task_model(cfg, notes, "perceiver_io").task_view(notes.name)
+    assert rows[7]["related_zero_shot"] == pytest.approx((view(x).argmax(1) == y).float().mean().item())
 
 
 def test_each_target_gets_one_backbone_among_its_peers(pipeline):

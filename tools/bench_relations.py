@@ -1,0 +1,90 @@
+"""Do the config's designed relations exist in the trained models? Each related task's model on the target's data.
+
+    .venv/bin/python -m tools.bench_relations [cfg] [--arch perceiver_io] [--seed 2] [--split test]
+
+A designed relation (the config's `related`) says that two tasks share their classes and differ in domain,
+and the related-pick rate of tools/bench_selection.py counts how often step 3-1 found it. This measures,
+for every target whose related task has the same class names, how the related task's step-1 model
+classifies the target's samples: through its own input adapter and its own head, untrained on the target
+(zero-shot). Near the target's own model, the relation is in the models for a selector to see; near chance
+(1 / classes), the two models do not share it, and a selector comparing models has nothing to find there
+(the transfer control still says which backbone helps). Prints one row per target; JSON on the last line.
+Needs step 1's models (targets without one, or whose related task has none, are left out).
+"""
+import json
+
+import torch
+
+from packnet_models_pickaback.compare import load_task_model
+from utils import paths
+from utils.cli import ArgumentParser, seed_int
+from utils.data import TaskLoader, load_split, scan_samples
+from utils.dataset_config import CONFIG_HELP, get_config
+from utils.errors import UserError, run_main
+from utils.train import evaluate, resolve_device
+
+BATCH = 200
+
+
+def get_args_parser():
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config", nargs="?", default="demo", help=f"dataset config: {CONFIG_HELP}")
+    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed)")
+    p.add_argument("--split", default="test", choices=["test", "train"], help="the target's samples to classify")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    return p
+
+
+@torch.no_grad()
+def accuracy_on(cfg, model_task, data_task, args, device):
+    """Accuracy of `model_task`'s step-1 model on `data_task`'s split, read as `model_task` reads its own data."""
+    model = load_task_model(cfg, model_task, args.arch, args.seed).to(device).task_view(model_task.name)
+    loader = TaskLoader(load_split(cfg, data_task, args.split), model_task, cfg, BATCH, shuffle=False,
+                        augment=False, device=device, seed=args.seed)
+    return evaluate(model, loader, device)[1]
+
+
+def has_model(cfg, task, arch, seed):
+    return any(paths.baseline_dir(arch, cfg.name, task.name, seed).glob("checkpoint-*.pth.tar"))
+
+
+def related_pairs(cfg, arch, seed):
+    """(target, related task) for every target whose designed related task has the same class names and modality,
+    both with a step-1 model."""
+    pairs = []
+    for target in cfg.tasks:
+        related = cfg.task(cfg.related[target.name]) if target.name in cfg.related else None
+        if related is None or related.modality != target.modality or not all(
+                has_model(cfg, t, arch, seed) for t in (target, related)):
+            continue
+        if scan_samples(cfg, target, "test")[1] == scan_samples(cfg, related, "test")[1]:
+            pairs.append((target, related))
+    return pairs
+
+
+def main(args):
+    cfg = get_config(args.config)
+    pairs = related_pairs(cfg, args.arch, args.seed)
+    if not pairs:
+        raise UserError(f"Config '{cfg.name}' has no target whose designed related task shares its classes and "
+                        f"modality and has, like the target, a step-1 {args.arch} model (run_pickaback/baseline.sh).")
+    device = resolve_device(args.device)
+    print(f"Designed relations of '{cfg.name}' as the step-1 models see them ({args.split} split): each target's "
+          f"own model, and its related task's model untrained on it")
+    print(f"{'target':<26} {'own':>6} {'related task':<26} {'its acc':>7} {'chance':>6}")
+    rows = []
+    for target, related in pairs:
+        chance = 1 / len(scan_samples(cfg, target, "test")[1])
+        own, zero_shot = accuracy_on(cfg, target, target, args, device), accuracy_on(cfg, related, target, args, device)
+        rows.append({"target_id": target.task_id, "related_id": related.task_id, "own": own,
+                     "related_zero_shot": zero_shot, "chance": chance})
+        print(f"{f'{target.task_id} {target.name}'[:26]:<26} {own:>6.3f} {f'{related.task_id} {related.name}'[:26]:<26} "
+              f"{zero_shot:>7.3f} {chance:>6.3f}")
+    print(json.dumps({"config": cfg.name, "arch": args.arch, "seed": args.seed, "split": args.split,
+                      "targets": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, get_args_parser)
