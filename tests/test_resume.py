@@ -8,6 +8,7 @@ import torch
 from conftest import BASELINE_EPOCHS, ok, run, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, load_model
+from utils.provenance import why_stale
 
 TASK = "shapes_clean"     # demo task 1, trained by the baseline_outputs fixture
 COMMON = ("--device", "cpu", "--profile", "demo", "--dataset_config", "demo")
@@ -77,6 +78,14 @@ def test_step_1_retrains_when_its_data_changed(out, small_demo_root, tmp_path):
     assert "already done" in step1(script_env(out, moved)).stdout    # the same files in another place
     proc = step1(script_env(out, edited_copy(small_demo_root, tmp_path)))
     assert "Retraining the baseline of shapes_clean: its input 'data' changed." in proc.stdout
+
+
+def test_an_output_made_before_an_input_was_recorded_says_so():
+    recorded = {"settings": {"lr": 0.1}, "inputs": {"data": "abc"}}
+    assert why_stale({"settings": {"lr": 0.1}, "inputs": {}}, recorded) == \
+        "it records no input 'data'"
+    assert why_stale(recorded, {"settings": {"lr": 0.1}, "inputs": {"data": "abd"}}) == "its input 'data' changed"
+    assert why_stale(recorded, recorded) is None
 
 
 def test_another_seed_writes_beside_the_default_seed(out, small_demo_root):

@@ -77,6 +77,8 @@ def why_stale(saved, wanted, ignore=()) -> str | None:
         return f"{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
     old_inputs, new_inputs = saved.get("inputs", {}), wanted["inputs"]
     for name in sorted(set(old_inputs) | set(new_inputs)):
+        if name not in old_inputs:
+            return f"it records no input '{name}'"
         if old_inputs.get(name) != new_inputs.get(name):
             return f"its input '{name}' changed"
     return None
