@@ -28,6 +28,7 @@ REQUIRED_ARGS = {
     "transfer_kv_perceiver_io.py": [],
     "tools/bench_data.py": [],
     "tools/bench_model.py": [],
+    "tools/bench_relations.py": [],
     "tools/bench_selection.py": [],
     "tools/bench_selection_scaling.py": [],
     "tools/bench_selection_variants.py": [],
