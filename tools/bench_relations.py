@@ -21,6 +21,7 @@ from utils.cli import ArgumentParser, seed_int
 from utils.data import TaskLoader, load_split, scan_samples
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
+from utils.results import read_baselines
 from utils.train import evaluate, resolve_device
 
 BATCH = 200
@@ -45,18 +46,14 @@ def accuracy_on(cfg, model_task, data_task, args, device):
     return evaluate(model, loader, device)[1]
 
 
-def has_model(cfg, task, arch, seed):
-    return any(paths.baseline_dir(arch, cfg.name, task.name, seed).glob("checkpoint-*.pth.tar"))
-
-
 def related_pairs(cfg, arch, seed):
     """(target, related task) for every target whose designed related task has the same class names and modality,
-    both with a step-1 model."""
+    both with a step-1 model (in step 1's record)."""
+    trained = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     pairs = []
     for target in cfg.tasks:
         related = cfg.task(cfg.related[target.name]) if target.name in cfg.related else None
-        if related is None or related.modality != target.modality or not all(
-                has_model(cfg, t, arch, seed) for t in (target, related)):
+        if related is None or related.modality != target.modality or not {target.name, related.name} <= trained.keys():
             continue
         if scan_samples(cfg, target, "test")[1] == scan_samples(cfg, related, "test")[1]:
             pairs.append((target, related))
