@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.make_demo_data import MARKER, generate_demo_data, render_image
+from tools.make_demo_data import MARKER, generate_demo_data, render_caption, render_image
 from utils.data import load_paired_split, load_split, sample_keys
 from utils.dataset_config import DEMO_CLASSES, DEMO_TASKS, get_config
 from utils.errors import UserError
@@ -74,6 +74,35 @@ def test_a_shape_looks_alike_in_both_image_domains(fitted, read):
     means = np.stack([x_fit[y_fit == k].mean(axis=0) for k in range(len(DEMO_CLASSES["shapes"]))])
     predicted = (x_read @ means.T).argmax(axis=1)
     assert (predicted == y_read).mean() > 0.6
+
+
+def _texts_with_labels(family, style, per_class, seed):
+    """(words of a text as (place in the text, word) pairs, label) for `per_class` texts of each class."""
+    rng = np.random.default_rng(seed)
+    looks = [dict(size=size, place=place) for size in ("small", "medium", "large")
+             for place in ("centre", "top left", "all over")]
+    texts = []
+    for label, name in enumerate(DEMO_CLASSES[family]):
+        for n in range(per_class):
+            words = render_caption(family, style, name, looks[n % len(looks)], rng).lower().replace(".", " ").split()
+            texts.append((list(enumerate(words)), label))
+    return texts
+
+
+@pytest.mark.parametrize("family", sorted(DEMO_CLASSES))
+@pytest.mark.parametrize("fitted, read", [("captions", "notes"), ("notes", "captions")])
+def test_related_text_styles_name_a_class_with_the_same_words_in_the_same_places(family, fitted, read):
+    """The designed relation is in the words: counts of (place, word) fitted on one style's texts classify
+    the other style's (0.51-0.62 measured, chance 0.20). Styles with words and sentence shapes of their
+    own read each other at chance (0.22-0.30)."""
+    counts = [{} for _ in DEMO_CLASSES[family]]
+    for words, label in _texts_with_labels(family, fitted, 60, seed=0):
+        for word in words:
+            counts[label][word] = counts[label].get(word, 0) + 1
+    texts = _texts_with_labels(family, read, 60, seed=1)
+    right = sum(np.argmax([sum(np.log1p(c.get(w, 0)) for w in words) for c in counts]) == label
+                for words, label in texts)
+    assert right / len(texts) > 0.45
 
 
 def test_complete_folder_is_skipped_and_half_written_one_regenerated(tmp_path):

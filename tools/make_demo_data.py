@@ -2,7 +2,7 @@
 
 Tasks 1-6 are 32x32 RGB PNG images, tasks 7-12 one-caption .txt files (the task list, families and
 related pairs are defined once, in utils/dataset_config.py). Two tasks of one family share their
-classes and differ in domain (image: clean vs noisy rendering; text: caption vs note templates),
+classes and differ in domain (image: clean vs noisy rendering; text: caption vs note wording),
 so each task has a right answer for backbone selection. Written to <out>/{images,text}/{train,test}/
 <task>/<class>/; a marker file is written last, so a half-written folder is regenerated.
 
@@ -23,7 +23,9 @@ from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DE
 from utils.errors import UserError, run_main
 from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
-FORMAT_VERSION = 3   # 2: paired captions, 200 + 40 samples per class; 3: one polarity in both image domains
+# 2: paired captions, 200 + 40 samples per class; 3: one polarity in both image domains, one set of words
+# per class and one sentence shape per template in both text styles
+FORMAT_VERSION = 3
 SPLIT_STREAM = {"train": 0, "test": 1}
 # 1000 train samples per task, of which the config holds 20% out for validation: 200 validation and
 # 200 test samples per task, so a 1 pp difference is two samples, not a fraction of one
@@ -137,28 +139,28 @@ def place_of(cy, cx):
 
 
 # --------------------------------------------------------------------------- captions
-# Per class: (keywords of the "captions" style, keywords of the "notes" style). The first keyword
-# is shared by both styles, the others are the style's own, so related text tasks overlap but differ.
-KEYWORDS = {
-    "circle": (["circle", "disc", "round shape"], ["circle", "round disk", "full moon outline"]),
-    "cross": (["cross", "plus sign", "crossing bars"], ["cross", "plus mark", "intersecting strokes"]),
-    "ring": (["ring", "hoop", "hollow loop"], ["ring", "donut", "annulus"]),
-    "square": (["square", "box", "block"], ["square", "tile", "four sided panel"]),
-    "triangle": (["triangle", "wedge", "three sided shape"], ["triangle", "pyramid outline", "tent"]),
-    "checkerboard": (["checkerboard", "checked pattern", "chess grid"],
-                     ["checkerboard", "checks", "alternating squares"]),
-    "dots": (["dots", "polka dots", "spotted pattern"], ["dots", "speckles", "grid of spots"]),
-    "gradient": (["gradient", "smooth fade", "colour ramp"], ["gradient", "soft blend", "shading"]),
-    "horizontal_stripes": (["horizontal stripes", "horizontal bands", "lying lines"],
-                           ["horizontal stripes", "flat bars", "sideways lines"]),
-    "vertical_stripes": (["vertical stripes", "vertical bands", "standing lines"],
-                         ["vertical stripes", "upright bars", "pillar lines"]),
-    "blue": (["blue", "azure", "navy"], ["blue", "sky tinted", "cobalt"]),
-    "green": (["green", "emerald", "leafy"], ["green", "grass tinted", "lime"]),
-    "purple": (["purple", "violet", "lilac"], ["purple", "plum tinted", "mauve"]),
-    "red": (["red", "crimson", "scarlet"], ["red", "cherry tinted", "ruby"]),
-    "yellow": (["yellow", "golden", "lemon"], ["yellow", "sunflower tinted", "amber"]),
+# Per class: the words a text names it by, in both styles: related text tasks share their classes' words.
+SYNONYMS = {
+    "circle": ["circle", "disc", "round shape", "round disk", "full moon outline"],
+    "cross": ["cross", "plus sign", "crossing bars", "plus mark", "intersecting strokes"],
+    "ring": ["ring", "hoop", "hollow loop", "donut", "annulus"],
+    "square": ["square", "box", "block", "tile", "four sided panel"],
+    "triangle": ["triangle", "wedge", "three sided shape", "pyramid outline", "tent"],
+    "checkerboard": ["checkerboard", "checked pattern", "chess grid", "checks", "alternating squares"],
+    "dots": ["dots", "polka dots", "spotted pattern", "speckles", "grid of spots"],
+    "gradient": ["gradient", "smooth fade", "colour ramp", "soft blend", "shading"],
+    "horizontal_stripes": ["horizontal stripes", "horizontal bands", "lying lines", "flat bars", "sideways lines"],
+    "vertical_stripes": ["vertical stripes", "vertical bands", "standing lines", "upright bars", "pillar lines"],
+    "blue": ["blue", "azure", "navy", "sky tinted", "cobalt"],
+    "green": ["green", "emerald", "leafy", "grass tinted", "lime"],
+    "purple": ["purple", "violet", "lilac", "plum tinted", "mauve"],
+    "red": ["red", "crimson", "scarlet", "cherry tinted", "ruby"],
+    "yellow": ["yellow", "golden", "lemon", "sunflower tinted", "amber"],
 }
+# The two styles word the same sentence shapes differently (a photo / a sketch, in the / at the, their own
+# size and mood words), so a class's words stand at the same places in both: a model of one style reads
+# the other's. (Format 2's styles had templates of their own and two thirds of their words apart, and no
+# text model read its related task's texts above 0.36, chance 0.20.)
 STYLES = {
     "captions": dict(
         templates=["a photo of a {size} {kw} {place}.", "this image shows a {kw} {place}, {mood}.",
@@ -168,27 +170,25 @@ STYLES = {
         place=lambda where: "all over the picture" if where == "all over" else f"in the {where}",
         mood=["bright", "faded", "sharp", "blurry", "simple"]),
     "notes": dict(
-        templates=["note {n}: {kw}; {size}, {place}.", "sketch #{n} - {kw} drawn {place}",
-                   "{place} we find one {kw} ({size})", "label? {kw}. quality: {mood}"],
-        distractor=" (no {other} here)",
-        size={"small": "compact", "medium": "about 3 cm", "large": "huge"},
-        place=lambda where: where,
-        mood=["good", "poor", "ok", "excellent", "unclear"]),
+        templates=["a sketch of a {size} {kw} {place}.", "this note shows a {kw} {place}, {mood}.",
+                   "in the drawing there is a {size} {kw}.", "a {mood} tiny {kw} {place}."],
+        distractor=" unlike the {other} beside it.",
+        size={"small": "compact", "medium": "mid sized", "large": "huge"},
+        place=lambda where: "all over the sketch" if where == "all over" else f"at the {where}",
+        mood=["good", "poor", "neat", "rough", "unclear"]),
 }
 DISTRACTOR_PROBABILITY = 0.3   # a mention of another class caps bag-of-words accuracy below 100%
 
 
 def render_caption(family, style, label, looks, rng) -> str:
     """A caption of class `label` describing an image that `looks` (render_image's size and place)."""
-    which = 0 if style == "captions" else 1
     spec = STYLES[style]
     pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
-    text = pick(spec["templates"]).format(kw=pick(KEYWORDS[label][which]), n=rng.integers(1, 1000),
-                                          size=spec["size"][looks["size"]], place=spec["place"](looks["place"]),
-                                          mood=pick(spec["mood"]))
+    text = pick(spec["templates"]).format(kw=pick(SYNONYMS[label]), size=spec["size"][looks["size"]],
+                                          place=spec["place"](looks["place"]), mood=pick(spec["mood"]))
     if rng.random() < DISTRACTOR_PROBABILITY:
         other = pick([c for c in DEMO_CLASSES[family] if c != label])
-        text += spec["distractor"].format(other=pick(KEYWORDS[other][which]))
+        text += spec["distractor"].format(other=pick(SYNONYMS[other]))
     return text
 
 
