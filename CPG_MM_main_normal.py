@@ -10,6 +10,7 @@ its accuracy goal.
 """
 import argparse
 import logging
+import shutil
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -28,7 +29,7 @@ from utils.paths import folder_checkpoint
 from utils.logs import TrainCsv, console_info, read_train_csv, setup_logging, stage_line, validate_line
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
-from utils.records import read_json_record, update_json_record, write_json_atomic
+from utils.records import read_json_record, remove_json_keys, update_json_record, write_json_atomic
 from utils.train import SAME_RUN_SETTINGS, Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 def get_args_parser():
@@ -353,6 +354,7 @@ def main(args):
     if status is not None:
         console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
         return status
+    drop_stages_pruned_further(args)
     seed_everything(args.seed)
     loaders = task_loaders_of(args, cfg, task, device)
     started = time.time()
@@ -368,6 +370,29 @@ def main(args):
     if status != ExitStatus.DONE:
         console_info(STATUS_SENTENCES[status].format(task=task.name))
     return status
+
+
+def drop_stages_pruned_further(args):
+    """Before a stage is made anew, remove the stages pruned further than it (their folders and record
+    entries): they were pruned from its earlier version (other data or settings), and when this run's
+    pruning loop stops earlier than that one did, step 2-2 would otherwise choose among them."""
+    if not args.pruning_ratio_to_acc_record_file:
+        return
+    made = args.target_sparsity if args.mode == "prune" else 0.0
+    record_file = Path(args.pruning_ratio_to_acc_record_file)
+    remove_json_keys(record_file, lambda ratio: float(ratio) > made)
+    for folder in record_file.parent.iterdir() if record_file.parent.is_dir() else ():
+        ratio = pruning_ratio_of(folder.name)
+        if folder.is_dir() and ratio is not None and ratio > made:
+            shutil.rmtree(folder)
+
+
+def pruning_ratio_of(name):
+    """The pruning ratio a stage folder of gradual_prune/ is named by; None for any other name."""
+    try:
+        return float(name)
+    except ValueError:
+        return None
 
 
 def with_stage_files(run, cfg, checkpoint, log_path):

@@ -218,6 +218,36 @@ def test_rerun_and_force_of_grow_run(work, grow_run):
     assert record.read_text().count('"0.0"') == 1
 
 
+def test_a_stage_made_anew_removes_the_stages_pruned_further_from_its_earlier_version(work, tmp_path):
+    """Stages pruned from an earlier version of a stage (other data or settings) must not outlive it: when
+    the new pruning loop stops earlier than the old one, step 2-2 would choose a stage of the old run."""
+    record, prune_dir = tmp_path / "gradual_prune" / "record.txt", tmp_path / "gradual_prune"
+
+    def finetune(lr):
+        return cpg(work.env, "--dataset", TASK1, "--mode", "finetune", "--save_folder", tmp_path / "scratch",
+                   "--epochs", 1, "--lr", lr, "--jsonfile", work.base0, "--pruning_ratio_to_acc_record_file",
+                   record, "--log_path", tmp_path / "train.log")
+
+    def prune(initial, target, lr="1e-3"):
+        load = tmp_path / "scratch" if initial == "0.0" else prune_dir
+        return cpg(work.env, "--dataset", TASK1, "--mode", "prune", "--load_folder", load, "--save_folder", prune_dir,
+                   "--epochs", 1, "--lr", lr, "--jsonfile", work.base0, "--initial_sparsity", initial,
+                   "--target_sparsity", target, "--pruning_ratio_to_acc_record_file", record,
+                   "--log_path", tmp_path / "train.log")
+
+    for proc in (finetune("1e-2"), prune("0.0", "0.5"), prune("0.5", "0.8")):
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert set(json.loads(record.read_text())) == {"0.0", "0.5", "0.8"}
+
+    assert prune("0.0", "0.5", lr="2e-3").returncode == 0          # stage 0.5 anew: 0.8 came from the old one
+    assert set(json.loads(record.read_text())) == {"0.0", "0.5"}
+    assert (prune_dir / "0.5").is_dir() and not (prune_dir / "0.8").exists()
+
+    assert finetune("2e-2").returncode == 0                          # the unpruned model anew: every stage goes
+    assert set(json.loads(record.read_text())) == {"0.0"}
+    assert not (prune_dir / "0.5").exists()
+
+
 # ---------------------------------------------------------------- earlier tasks never change
 
 def test_first_task_bit_identical_after_second_task(work, second_task):

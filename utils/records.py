@@ -92,3 +92,13 @@ def update_json_record(path, key, value):
         record[str(key)] = value
         write_json_atomic(path, record)
     return record
+
+
+def remove_json_keys(path, remove):
+    """Remove the keys `remove(key)` is true of, under the file's lock (a missing file stays missing)."""
+    with locked(path):
+        record = read_json_record(path)
+        kept = {key: value for key, value in record.items() if not remove(key)}
+        if kept != record:
+            write_json_atomic(path, kept)
+    return kept
