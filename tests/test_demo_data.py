@@ -67,12 +67,12 @@ def _standardised_shapes(domain, per_class, seed):
 @pytest.mark.parametrize("fitted, read", [("clean", "noisy"), ("noisy", "clean")])
 def test_a_shape_looks_alike_in_both_image_domains(fitted, read):
     """The designed relation is in the pixels: class means fitted on one domain's shapes classify the other
-    domain's shapes (0.72 and 0.83 measured, chance 0.20). An inverted domain (a dark object on a bright
+    domain's shapes (0.715 and 0.83 measured, chance 0.20). An inverted domain (a dark object on a bright
     background) puts nearly every shape in the wrong class (0.03 and 0.00)."""
     x_fit, y_fit = _standardised_shapes(fitted, 40, seed=0)
     x_read, y_read = _standardised_shapes(read, 40, seed=1)
     means = np.stack([x_fit[y_fit == k].mean(axis=0) for k in range(len(DEMO_CLASSES["shapes"]))])
-    predicted = (x_read @ means.T).argmax(axis=1)
+    predicted = (x_read @ (means / np.linalg.norm(means, axis=1, keepdims=True)).T).argmax(axis=1)
     assert (predicted == y_read).mean() > 0.6
 
 
