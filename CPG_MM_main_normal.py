@@ -82,12 +82,23 @@ def save_run(path, model, cfg, run, *, accuracy, test_accuracy, status):
 
 
 def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
-    """`outcome.json` beside the checkpoint: the stage's result for readers without torch (the bash summary)."""
+    """`outcome.json` beside the checkpoint: the stage's result for readers without torch (the bash summary, and
+    the transfer control's collector, which checks that the checkpoint the run started from is still the same)."""
     write_json_atomic(Path(folder) / "outcome.json", {
         "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
         "reached_baseline": reaches_baseline(accuracy, run.baseline, run.args.allow_acc_loss),
-        "status": int(status)})
+        "status": int(status), "start": start_record(run)})
+
+
+def start_record(run):
+    """The checkpoint the run started from (inside the output root: relative to it, so a copied root keeps it)
+    and its fingerprint; None for a fresh model."""
+    if run.start is None:
+        return None
+    start, root = Path(run.start).resolve(), paths.output_root().resolve()
+    return {"path": str(start.relative_to(root) if start.is_relative_to(root) else start),
+            "fingerprint": run.provenance["inputs"]["start"]}
 
 
 def prepare_model(args, cfg, task, start):

@@ -7,6 +7,7 @@ import pytest
 from tools.transfer_control import collect, get_args_parser, plan
 from utils import paths
 from utils.errors import UserError
+from utils.provenance import fingerprint
 
 
 @pytest.fixture
@@ -15,9 +16,9 @@ def output_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def finished_run(folder, test_accuracy, width=1.0):
+def finished_run(folder, test_accuracy, width=1.0, start=None):
     (folder / "scratch").mkdir(parents=True)
-    outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy}
+    outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy, "start": start}
     (folder / "scratch" / "outcome.json").write_text(json.dumps(outcome))
 
 
@@ -36,6 +37,24 @@ def test_collect_writes_one_row_per_training_seed_of_a_run(output_root):
         rows = [(r["target_id"], r["backbone"], r["test_accuracy"], r["seed"]) for r in csv.DictReader(f)]
     assert rows == [("1", "2", "0.9000", "2"), ("1", "2", "0.8000", "3"), ("1", "2", "0.7000", "4"),
                     ("1", "untrained", "0.6000", "2")]
+
+
+def test_collect_leaves_out_a_run_whose_starting_checkpoint_changed_after_it_ran(output_root, capsys):
+    """A backbone trained again (new data, other settings) makes new transfer files; runs made from the old ones
+    measured another backbone, so they must not stand in the table as if they were its runs."""
+    transfers = {}
+    for backbone in ("shapes_noisy", "patterns_clean"):
+        transfers[backbone] = output_root / "backbones" / backbone / "checkpoint-2_kv_transfer_1.pth.tar"
+        transfers[backbone].parent.mkdir(parents=True)
+        transfers[backbone].write_bytes(b"the backbone as the run started from it")
+        start = {"path": str(transfers[backbone].relative_to(output_root)), "fingerprint": fingerprint(transfers[backbone])}
+        finished_run(run_dir(backbone, "shapes_clean"), 0.90, start=start)
+    finished_run(run_dir("scratch@1", "shapes_clean"), 0.80)                  # a fresh model: nothing to compare
+    transfers["patterns_clean"].write_bytes(b"the backbone trained again")
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        assert [(r["target_id"], r["backbone"]) for r in csv.DictReader(f)] == [("1", "2"), ("1", "scratch@1")]
+    assert "Left out 1 runs whose starting checkpoint changed" in capsys.readouterr().out
 
 
 def write_selections(selections):

@@ -8,7 +8,8 @@
 candidates the control trains it on: `all` the target's peers (the tasks of `--targets`), `related` only
 the designed related task, `random:K` K peers drawn with the seed (the same draw on every run).
 `collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per run found
-(a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows.
+(a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows;
+a run whose starting checkpoint changed after it ran (its backbone trained again) is left out, and named.
 """
 import json
 import random
@@ -18,6 +19,7 @@ from utils import paths
 from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
+from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
 from utils.results import read_selections
 from utils_pickaback.selection_quality import SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED
@@ -99,10 +101,21 @@ def backbone_label(cfg, folder_name):
     return names.get(folder_name)
 
 
+def started_from_what_is_there_now(outcome):
+    """False when the checkpoint the run started from (a backbone's transfer file, the untrained backbone) has
+    changed since or is gone: the run trained on an earlier backbone. Runs from a fresh model, and runs of
+    versions that did not record their start, count as current."""
+    start = outcome.get("start")
+    if not start:
+        return True
+    path = paths.output_root() / start["path"]      # an absolute path stays as it is
+    return path.is_file() and fingerprint(path) == start["fingerprint"]
+
+
 def collect(args):
     cfg = get_config(args.config)
     root = paths.targets_root(args.arch, cfg.name, args.seed)
-    rows = []
+    rows, stale = [], []
     for task in cfg.tasks:
         for folder in sorted(root.glob(f"*/{task.name}")):
             label = backbone_label(cfg, folder.parent.name)
@@ -110,7 +123,9 @@ def collect(args):
                 continue
             for training_seed, run in {args.seed: folder, **paths.repeat_dirs(folder)}.items():
                 outcome = read_outcome(run)
-                if outcome is not None:
+                if outcome is not None and not started_from_what_is_there_now(outcome):
+                    stale.append(run)
+                elif outcome is not None:
                     rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
                                  f"{outcome['test_accuracy']:.4f}", training_seed])
     rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6), r[5]))
@@ -118,6 +133,10 @@ def collect(args):
     with locked(out):
         write_csv_atomic(out, TRANSFER_FIELDS, rows)
     print(f"Wrote {out} ({len(rows)} runs).")
+    if stale:
+        named = ", ".join(str(run.relative_to(root)) for run in stale[:5]) + (", ..." if len(stale) > 5 else "")
+        print(f"Left out {len(stale)} runs whose starting checkpoint changed after they ran (a backbone trained "
+              f"again); the control redoes them when their targets and backbones are among TASKS: {named}")
 
 
 def main(args):
