@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tools.transfer_control import collect, get_args_parser, plan
+from tools.transfer_control import collect, get_args_parser, plan, width
 from utils import paths
 from utils.errors import UserError
 from utils.provenance import fingerprint
@@ -16,9 +16,11 @@ def output_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def finished_run(folder, test_accuracy, width=1.0, start=None):
+def finished_run(folder, test_accuracy, width=1.0, start=None, status=None):
     (folder / "scratch").mkdir(parents=True)
     outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy, "start": start}
+    if status is not None:      # (an outcome of an older version has no status)
+        outcome["status"] = status
     (folder / "scratch" / "outcome.json").write_text(json.dumps(outcome))
 
 
@@ -55,6 +57,29 @@ def test_collect_leaves_out_a_run_whose_starting_checkpoint_changed_after_it_ran
     with open(paths.transfer_csv("demo")) as f:
         assert [(r["target_id"], r["backbone"]) for r in csv.DictReader(f)] == [("1", "2"), ("1", "scratch@1")]
     assert "Left out 1 runs whose starting checkpoint changed" in capsys.readouterr().out
+
+
+def test_collect_leaves_out_and_names_a_run_whose_grow_loop_stopped(output_root, capsys):
+    """Step 3-2 writes outcome.json after every attempt, exit 2 ("grow": retry wider) included; a run whose last
+    attempt asked to grow was stopped mid-loop, and its accuracy is not the one the recipe ends at."""
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, width=1.5, status=0)
+    finished_run(run_dir("patterns_clean", "shapes_clean"), 0.40, width=1.5, status=2)
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 3), 0.30, status=2)
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        assert [(r["target_id"], r["backbone"], r["seed"]) for r in csv.DictReader(f)] == [("1", "2", "2")]
+    out = capsys.readouterr().out
+    assert "Left out 2 runs whose grow loop stopped before they finished" in out
+    assert "patterns_clean/shapes_clean" in out and "shapes_noisy/shapes_clean/training_seed3" in out
+
+
+def test_width_of_a_run_whose_grow_loop_stopped_is_one_clear_error(output_root, capsys):
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, width=1.5, status=0)
+    width(get_args_parser().parse_args(["width", str(run_dir("shapes_noisy", "shapes_clean"))]))
+    assert capsys.readouterr().out == "1.5\n"
+    finished_run(run_dir("patterns_clean", "shapes_clean"), 0.40, width=1.5, status=2)
+    with pytest.raises(UserError, match="holds no finished run: its last attempt, at width 1.5, asked to grow"):
+        width(get_args_parser().parse_args(["width", str(run_dir("patterns_clean", "shapes_clean"))]))
 
 
 def write_selections(selections):

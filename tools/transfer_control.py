@@ -9,7 +9,8 @@ candidates the control trains it on: `all` the target's peers (the tasks of `--t
 the designed related task, `random:K` K peers drawn with the seed (the same draw on every run).
 `collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per run found
 (a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows;
-a run whose starting checkpoint changed after it ran (its backbone trained again) is left out, and named.
+a run whose starting checkpoint changed after it ran (its backbone trained again), or whose grow loop stopped
+before it finished (its last attempt exited 2), is left out, and named.
 """
 import json
 import random
@@ -18,7 +19,7 @@ from pathlib import Path
 from utils import paths
 from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
-from utils.errors import UserError, run_main
+from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
 from utils.results import read_selections
@@ -86,10 +87,20 @@ def read_outcome(folder):
         raise UserError(f"{path} is not valid JSON; delete the run folder {folder} and re-run it.")
 
 
+def asked_to_grow(outcome):
+    """True when the run's last attempt exited 2 (under its baseline: retry wider) and no wider attempt followed:
+    the grow loop was stopped, since at its largest width step 3-2 ends with 0. Older outcomes without a
+    status count as finished."""
+    return outcome.get("status", ExitStatus.DONE) == ExitStatus.GROW
+
+
 def width(args):
     outcome = read_outcome(args.folder)
     if outcome is None:
         raise UserError(f"{args.folder} holds no finished run ({OUTCOME} is missing).")
+    if asked_to_grow(outcome):
+        raise UserError(f"{args.folder} holds no finished run: its last attempt, at width {outcome['width']:g}, "
+                        f"asked to grow (exit 2) and the grow loop stopped there; run it again.")
     print(f"{outcome['width']:g}")
 
 
@@ -115,7 +126,7 @@ def started_from_what_is_there_now(outcome):
 def collect(args):
     cfg = get_config(args.config)
     root = paths.targets_root(args.arch, cfg.name, args.seed)
-    rows, stale = [], []
+    rows, stale, unfinished = [], [], []
     for task in cfg.tasks:
         for folder in sorted(root.glob(f"*/{task.name}")):
             label = backbone_label(cfg, folder.parent.name)
@@ -123,9 +134,13 @@ def collect(args):
                 continue
             for training_seed, run in {args.seed: folder, **paths.repeat_dirs(folder)}.items():
                 outcome = read_outcome(run)
-                if outcome is not None and not started_from_what_is_there_now(outcome):
+                if outcome is None:
+                    continue
+                if asked_to_grow(outcome):
+                    unfinished.append(run)
+                elif not started_from_what_is_there_now(outcome):
                     stale.append(run)
-                elif outcome is not None:
+                else:
                     rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
                                  f"{outcome['test_accuracy']:.4f}", training_seed])
     rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6), r[5]))
@@ -133,10 +148,19 @@ def collect(args):
     with locked(out):
         write_csv_atomic(out, TRANSFER_FIELDS, rows)
     print(f"Wrote {out} ({len(rows)} runs).")
+    if unfinished:
+        print(f"Left out {len(unfinished)} runs whose grow loop stopped before they finished (their last attempt "
+              f"asked for a wider network); the control finishes them when it runs their targets again: "
+              f"{named_runs(unfinished, root)}")
     if stale:
-        named = ", ".join(str(run.relative_to(root)) for run in stale[:5]) + (", ..." if len(stale) > 5 else "")
         print(f"Left out {len(stale)} runs whose starting checkpoint changed after they ran (a backbone trained "
-              f"again); the control redoes them when their targets and backbones are among TASKS: {named}")
+              f"again); the control redoes them when their targets and backbones are among TASKS: "
+              f"{named_runs(stale, root)}")
+
+
+def named_runs(runs, root):
+    """The first five run folders, relative to the targets' root, for a message."""
+    return ", ".join(str(run.relative_to(root)) for run in runs[:5]) + (", ..." if len(runs) > 5 else "")
 
 
 def main(args):
