@@ -69,8 +69,7 @@ def run_task(args, cfg, task):
     save_folder = (Path(args.save_folder) if args.save_folder
                    else paths.baseline_dir(args.arch, cfg.name, task.name, args.seed))
     logfile = Path(args.logfile) if args.logfile else paths.baseline_acc_file(args.arch, cfg.name, args.seed)
-    test_logfile = (logfile.with_name(logfile.name.replace("_acc", "_test_acc")) if args.logfile
-                    else paths.baseline_test_acc_file(args.arch, cfg.name, args.seed))
+    test_logfile = paths.test_acc_file_of(logfile)
     checkpoint = paths.checkpoint_file(save_folder, args.epochs)
     wanted = run_provenance(args, cfg, task)
     reason = "--force" if args.force else why_retrain(checkpoint, logfile, task, wanted)

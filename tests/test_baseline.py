@@ -118,3 +118,17 @@ def test_lenet5_on_text_task(tmp_path, small_demo_root):
     line = assert_one_error_line(run(tmp_path, small_demo_root, "--arch", "lenet5", "--dataset", "shapes_captions",
                                      "--epochs", "1", "--device", "cpu"))
     assert "lenet5" in line and "text" in line
+
+
+@pytest.mark.parametrize("logfile", ["acc.txt", "my_acc.txt"])
+def test_a_logfile_of_any_name_keeps_the_validation_baseline_apart_from_the_test_accuracy(
+        small_demo_root, tmp_path, logfile):
+    out = tmp_path / "out"
+    proc = run(out, small_demo_root, "--dataset", "7", "--epochs", "1", "--device", "cpu",
+               "--logfile", str(tmp_path / logfile))
+    assert proc.returncode == 0, proc.stderr
+    _, payload = load_model(baseline_ckpt(out, "shapes_captions", epochs=1))
+    test_file = paths.test_acc_file_of(tmp_path / logfile)
+    assert test_file != tmp_path / logfile
+    assert read_json_record(tmp_path / logfile) == {"shapes_captions": f"{payload['accuracy']:.4f}"}
+    assert read_json_record(test_file) == {"shapes_captions": f"{payload['test_accuracy']:.4f}"}

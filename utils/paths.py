@@ -51,7 +51,16 @@ def baseline_acc_file(arch, cfg_name, seed=DEFAULT_SEED):
 
 def baseline_test_acc_file(arch, cfg_name, seed=DEFAULT_SEED):
     """Test accuracy of the same models, for reporting only."""
-    return logs_dir(arch, seed) / f"baseline_{cfg_name}_test_acc.txt"
+    return test_acc_file_of(baseline_acc_file(arch, cfg_name, seed))
+
+
+def test_acc_file_of(acc_file):
+    """The test-accuracy record beside a validation-accuracy record: `<x>_acc.txt` -> `<x>_test_acc.txt`, any
+    other `<x>.<ext>` -> `<x>_test.<ext>`; never the same file, which would overwrite the validation baseline."""
+    acc_file = Path(acc_file)
+    stem = acc_file.name[:-len(acc_file.suffix)] if acc_file.suffix else acc_file.name
+    test_stem = stem[:-len("_acc")] + "_test_acc" if stem.endswith("_acc") else stem + "_test"
+    return acc_file.with_name(test_stem + acc_file.suffix)
 
 
 def backbones_root(arch, cfg_name, seed=DEFAULT_SEED):
