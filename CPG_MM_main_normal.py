@@ -21,7 +21,7 @@ from utils import paths
 from utils.baseline import ACC_TOLERANCE, reaches_baseline, read_baseline
 from utils.checkpoint import load_checkpoint, load_model, save_model
 from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, positive_float,
-                       positive_int, resolve_task)
+                       positive_int, resolve_task, seed_int)
 from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
@@ -56,6 +56,10 @@ def get_args_parser():
     p.add_argument("--allow_acc_loss", type=non_negative_float, default=ACC_TOLERANCE,
                    help="accuracy a run may fall short of its baseline and still count as reaching it "
                         "(growing and pruning; step 2-2 uses the same)")
+    p.add_argument("--training_seed", type=seed_int,
+                   help="seed of the initialisation and the data order (default: --seed); the validation split "
+                        "and the output layout follow --seed, so the transfer control's repeats with another "
+                        "training seed never validate on samples their start checkpoint trained on")
     p.add_argument("--untrained_backbone", action="store_true",
                    help="re-initialise the start checkpoint's earlier tasks' weights before training (the "
                         "transfer control's untrained backbone: same structure and recipe, no knowledge)")
@@ -293,9 +297,10 @@ def start_checkpoint(args):
     return folder_checkpoint(args.load_folder) if args.load_folder else None
 
 
-def same_run_baseline(args, cfg, task, settings):
+def same_run_baseline(args, cfg, task, settings, data):
     """Step 1's checkpoint of `task` when this finetune would repeat that run (task alone, width 1.0,
-    the same training settings); None otherwise. Both runs are seeded alike, so the result is the same."""
+    the same training settings, the same data fingerprint `data`); None otherwise. Both runs are seeded alike,
+    so the result is the same."""
     if args.mode != "finetune" or args.load_checkpoint or args.load_folder or args.network_width_multiplier != 1.0:
         return None
     path = paths.checkpoint_file(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed), args.epochs)
@@ -305,6 +310,8 @@ def same_run_baseline(args, cfg, task, settings):
     made_by = payload.get("provenance", {}).get("settings", {})
     if "train_accuracy" not in payload or any(made_by.get(k) != settings[k] for k in SAME_RUN_SETTINGS):
         return None
+    if payload.get("provenance", {}).get("inputs", {}).get("data") != data:
+        return None     # step 1's model is of other data (regenerated since): train this run instead
     return path
 
 
@@ -313,9 +320,10 @@ def plan_run(args, cfg, task):
     settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline, dataset_config=cfg.provenance_id,
                            val_fraction=cfg.val_fraction if args.val_fraction is None else args.val_fraction)
     start = start_checkpoint(args)
-    reuse = same_run_baseline(args, cfg, task, settings)
+    data = data_fingerprint(cfg, task)
+    reuse = same_run_baseline(args, cfg, task, settings, data)
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
-    return Run(args, baseline, start, reuse, provenance(settings, inputs, data=data_fingerprint(cfg, task)))
+    return Run(args, baseline, start, reuse, provenance(settings, inputs, data=data))
 
 
 def output_checkpoint(args):
@@ -366,7 +374,7 @@ def main(args):
         console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
         return status
     drop_stages_pruned_further(args)
-    seed_everything(args.seed)
+    seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
     started = time.time()
     step = finetune if args.mode == "finetune" else prune
@@ -426,9 +434,14 @@ def under_baseline_note(run, val_acc, status):
     return ""
 
 
+def training_seed(args):
+    return args.seed if args.training_seed is None else args.training_seed
+
+
 def task_loaders_of(args, cfg, task, device):
     return task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
-                        val_fraction=args.val_fraction, seed=args.seed, device=device)
+                        val_fraction=args.val_fraction, seed=training_seed(args), split_seed=args.seed,
+                        device=device)
 
 
 STATUS_SENTENCES = {

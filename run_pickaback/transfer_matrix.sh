@@ -44,15 +44,16 @@ control_target() {
   for training_seed in ${CONTROL_SEEDS:-}; do
     [ "$training_seed" != "$SEED" ] || continue
     echo "=== control of target ${target_id} (${target}) again, training seed ${training_seed}"
-    # the later --seed is the one the run takes: its initialisation, data order and validation split
+    # another initialisation and data order; the validation split stays $SEED's, the one step 4's start
+    # checkpoints were trained beside (a split redrawn by the training seed would validate on their train part)
     for backbone_id in "$selected" "$@"; do
       train_on_backbone "$target_id" "$backbone_id" \
-        "$(path_of target_dir "$target" "$(task_name "$backbone_id")" "$training_seed")" --seed "$training_seed"
+        "$(path_of target_dir "$target" "$(task_name "$backbone_id")" "$training_seed")" --training_seed "$training_seed"
     done
     train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}" "$training_seed")" "$matched" \
-      "$matched" --seed "$training_seed"
+      "$matched" --training_seed "$training_seed"
     train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
-      --untrained_backbone --seed "$training_seed"
+      --untrained_backbone --training_seed "$training_seed"
   done
 }
 

@@ -179,6 +179,16 @@ def test_train_order_is_seeded(demo_cfg):
     assert not torch.equal(first, second)      # a new order every epoch
 
 
+def test_a_training_seed_changes_the_order_but_not_the_split_seed_s_validation_samples(demo_cfg):
+    task = demo_cfg.task(7)
+    loaders = lambda seed, split_seed: task_loaders(demo_cfg, task, batch_size=8, seed=seed,  # noqa: E731
+                                                    split_seed=split_seed)
+    (train_a, val_a, _), (train_b, val_b, _) = loaders(2, None), loaders(5, 2)
+    assert torch.equal(_collect(val_a)[0], _collect(val_b)[0])
+    assert not torch.equal(_collect(train_a)[1], _collect(train_b)[1])
+    assert not torch.equal(_collect(val_a)[0], _collect(loaders(5, None)[1])[0])
+
+
 def test_val_fraction_zero_means_val_is_test(demo_cfg):
     train, val, test = task_loaders(demo_cfg, demo_cfg.task(7), val_fraction=0.0)
     assert val is test and sum(len(y) for _, y in train) == 5 * SMALL_TRAIN_PER_CLASS

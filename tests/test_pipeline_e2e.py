@@ -276,7 +276,9 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, con
     assert {(int(r["target_id"]), r["backbone"]): r for r in rows if r["seed"] == "2"} == control["rows"]
     repeat = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
               / "shapes_notes" / "shapes_captions" / "training_seed5" / "scratch")
-    assert load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]["seed"] == 5
+    settings = load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]
+    # seed 5 trains; the validation split stays seed 2's, beside which step 4's start checkpoint was trained
+    assert (settings["training_seed"], settings["seed"]) == (5, 2)
     spread = bench(env, out)["seed_spread"]
     assert (spread["runs"], spread["seeds"]) == (len(again), 2) and spread["sd"] >= 0.0
 

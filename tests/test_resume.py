@@ -118,6 +118,12 @@ def test_step_2_1_trains_when_its_settings_differ_from_step_1(out, small_demo_ro
     assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
 
 
+def test_step_2_1_trains_when_step_1s_model_is_of_other_data(out, small_demo_root, tmp_path):
+    """Data regenerated after step 1, step 2-1 run first: step 1's checkpoint is a model of the old data."""
+    proc = finetune(script_env(out, edited_copy(small_demo_root, tmp_path)), tmp_path / "t")
+    assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
+
+
 # ---------------------------------------------------------------- steps 2-1 / 3-2 resume
 
 def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_path):

@@ -107,3 +107,14 @@ def test_a_stage_killed_mid_way_resumes_to_the_uninterrupted_checkpoint(stage, t
     assert load_checkpoint(whole)["accuracy"] == load_checkpoint(resumed)["accuracy"]
     rows = [(tmp_path / run / "train.csv").read_text() for run in ("whole", "killed")]
     assert rows[0] == rows[1] and rows[0].count("\n") == EPOCHS
+
+
+def test_a_long_stage_gives_its_estimate_after_the_first_epoch(monkeypatch, caplog):
+    from models.cpg import CPGModel
+    from utils import train
+    model = CPGModel.create("perceiver_io", "paper")
+    with caplog.at_level("INFO"):
+        train.announce_long_stage("finetune@1.0", model, first_epoch_seconds=30.0, epochs_left=99)
+        train.announce_long_stage("finetune@1.0", model, first_epoch_seconds=1.0, epochs_left=99)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "about 50 min" in lines[0] and "PROFILE=demo" in lines[0]

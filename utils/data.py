@@ -229,9 +229,10 @@ def fits_in_memory(cfg, task, num_samples: int) -> bool:
     return task.modality != "image" or estimated_bytes(cfg, task, num_samples) < IN_MEMORY_LIMIT_BYTES
 
 
-def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=None, seed=0,
+def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=None, seed=0, split_seed=None,
                  device="cpu", in_memory=None, stratify=True):
-    """(train, val, test) loaders; train shuffled + augmented, val carved from train (seeded).
+    """(train, val, test) loaders; train shuffled + augmented by `seed`, val carved from train by `split_seed`
+    (default: `seed`), so runs that differ in their training seed alone can share one split.
 
     val_fraction None means the config's; 0 means val is the test split (the original's behaviour).
     `in_memory` None picks the path by the decoded size of the train split; True/False forces one
@@ -243,7 +244,8 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
     if in_memory is None:
         in_memory = fits_in_memory(cfg, task, len(train_samples) + len(test_samples))
     train_labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
-    train_idx, val_idx = split_indices(train_labels, val_fraction, seed, stratify)
+    train_idx, val_idx = split_indices(train_labels, val_fraction, seed if split_seed is None else split_seed,
+                                       stratify)
     evaluation = dict(shuffle=False, augment=False, device=device, seed=seed)
     if in_memory or task.modality != "image":
         full_train = load_split(cfg, task, "train")

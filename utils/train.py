@@ -3,6 +3,7 @@ which runs a stage's epochs, saving after each one what a killed run needs to re
 import contextlib
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from utils.provenance import why_stale
 # The settings that make two from-scratch runs of one task the same run (step 1 and step 2-1's finetune
 # of a task alone at width 1.0 share these; the piggymask lr does not matter for a first task).
 SAME_RUN_SETTINGS = ("arch", "profile", "dataset_config", "dataset", "epochs", "optimizer", "lr", "weight_decay",
-                     "batch_size", "seed", "val_fraction")
+                     "batch_size", "seed", "training_seed", "val_fraction")
 
 
 def resolve_device(name):
@@ -228,6 +229,7 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
         restore_loop_state(saved["loops"], optimizer, mask_optimizer, schedules, pruner, train_loader)
     csv_log = TrainCsv(csv_path, stage=stage, done_epochs=start)
     scalars = _tensorboard_writer(tensorboard_dir, start)
+    started = time.time()
     for epoch in tqdm(range(start, recipe.epochs), desc=f"{stage} {model.active_task}", initial=start,
                       total=recipe.epochs, leave=False, dynamic_ncols=True, disable=None):
         lr = optimizer.param_groups[0]["lr"]
@@ -249,9 +251,25 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
         if state is not None:
             state.save(model, epoch + 1, loop_state(optimizer, mask_optimizer, schedules, pruner, train_loader),
                        [val_acc, train_acc])
+        if epoch == start:
+            announce_long_stage(stage, model, time.time() - started, recipe.epochs - start - 1)
     if scalars is not None:
         scalars.close()
     return model, val_acc, train_acc
+
+
+LONG_STAGE_SECONDS = 600
+
+
+def announce_long_stage(stage, model, first_epoch_seconds, epochs_left):
+    """After a stage's first epoch, one console line when the rest will take long (and, for the paper profile on
+    a CPU, the way to a CPU-sized model): a run that takes hours says so in the first minutes, not at the end."""
+    seconds = first_epoch_seconds * epochs_left
+    if seconds < LONG_STAGE_SECONDS:
+        return
+    hint = "; PROFILE=demo trains a CPU-sized model" if model.profile == "paper" and not torch.cuda.is_available() else ""
+    console_info(f"{stage} {model.active_task}: its first epoch took {first_epoch_seconds:.0f} s, so the "
+                 f"{epochs_left} epochs left take about {seconds / 60:.0f} min{hint}.")
 
 
 def _tensorboard_writer(log_dir, start):
