@@ -14,7 +14,7 @@ import torch
 
 from models.cpg import CPGModel
 from utils import paths
-from utils.checkpoint import save_model
+from utils.checkpoint import load_model, save_model
 from utils.data import task_loaders
 from utils.errors import UserError
 from utils.results import RESULT_FIELDS, read_results
@@ -149,3 +149,20 @@ def test_no_selection_is_one_sentence(demo_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
     with pytest.raises(UserError, match="run the pipeline"):
         write_results(demo_cfg, ARCH)
+
+
+def test_the_backbone_is_evaluated_on_the_validation_split_its_run_used(fabricated_run):
+    """A pipeline run with --val_fraction 0.5: the backbone's validation figures come from that split, not the
+    config's."""
+    cfg, _, _ = fabricated_run
+    folder = paths.backbone_dir(ARCH, cfg.name, "shapes_noisy") / "gradual_prune"
+    model, payload = load_model(folder / "checkpoint-2.pth.tar")
+    save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=0.9, test_accuracy=0.9,
+               provenance={"settings": {"val_fraction": 0.5}, "inputs": {}})
+    broken = load_model(paths.target_dir(ARCH, cfg.name, "shapes_noisy", "shapes_captions") / "scratch"
+                        / "checkpoint-2.pth.tar")[0].task_view("shapes_noisy")
+    accuracy = {fraction: round(evaluate(broken, task_loaders(cfg, cfg.task(2), seed=SEED, val_fraction=fraction)[1],
+                                         torch.device("cpu"))[1], 4) for fraction in (None, 0.5)}
+    assert accuracy[None] != accuracy[0.5]          # the two splits tell apart
+    _, rows, _ = write_results(cfg, ARCH)
+    assert {row["target_id"]: row["backbone_after_val_acc"] for row in rows}[7] == accuracy[0.5]

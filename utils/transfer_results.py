@@ -41,13 +41,15 @@ class TaskEvaluator:
         self.cfg, self.seed, self.loaders = cfg, seed, {}
 
     @torch.no_grad()
-    def outputs(self, model, task):
-        """{split: (accuracy, logits)} of `task`'s view of `model` (at the task's own width, as CPG evaluates it)."""
-        if task.name not in self.loaders:
-            _, val, test = task_loaders(self.cfg, task, seed=self.seed)   # the seed carves the validation split
-            self.loaders[task.name] = {"val": val, "test": test}
+    def outputs(self, model, task, val_fraction):
+        """{split: (accuracy, logits)} of `task`'s view of `model` (at the task's own width, as CPG evaluates it),
+        the validation split carved by the pipeline's seed and `val_fraction`, as the run that made it did."""
+        key = (task.name, val_fraction)
+        if key not in self.loaders:
+            _, val, test = task_loaders(self.cfg, task, seed=self.seed, val_fraction=val_fraction)
+            self.loaders[key] = {"val": val, "test": test}
         view = model.task_view(task.name)
-        return {split: accuracy_and_logits(view, loader) for split, loader in self.loaders[task.name].items()}
+        return {split: accuracy_and_logits(view, loader) for split, loader in self.loaders[key].items()}
 
 
 def accuracy_and_logits(view, loader):
@@ -56,18 +58,27 @@ def accuracy_and_logits(view, loader):
     return (logits.argmax(1) == labels).sum().item() / len(labels), logits
 
 
+def recorded_val_fraction(payload):
+    """The validation share a checkpoint's run decided by (its provenance); None (the config's) when unrecorded."""
+    return payload.get("provenance", {}).get("settings", {}).get("val_fraction")
+
+
 def backbone_before(cfg, arch, backbone, seed, evaluator):
-    """The backbone task's outputs in the checkpoint its targets started from (step 2-2's choice)."""
+    """(the backbone task's outputs in the checkpoint its targets started from (step 2-2's choice), the validation
+    share its run used)."""
     chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
-    model, _ = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
-    return evaluator.outputs(model, backbone)
+    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
+    val_fraction = recorded_val_fraction(payload)
+    return evaluator.outputs(model, backbone, val_fraction), val_fraction
 
 
 def target_result(cfg, arch, seed, target, backbone, before, evaluator):
-    """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after."""
+    """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after
+    (on the same samples as `before`, (outputs, validation share))."""
+    before, val_fraction = before
     folder = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
     model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
-    after = evaluator.outputs(model, backbone)
+    after = evaluator.outputs(model, backbone, val_fraction)
     model.set_active_task(target.name)
     result = {"final_width": model.tasks[target.name].width_mult,
               "shared_ratio": rounded(model.stats()["shared_ratio"]),
