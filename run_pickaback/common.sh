@@ -43,6 +43,12 @@ else
   PRUNING_FREQUENCY=${PRUNING_FREQUENCY:-2}
 fi
 JOBS=${JOBS:-1}
+# The paper profile without a GPU: say so before any work (a Perceiver stage of a real task takes hours there).
+if [ "$PROFILE" = paper ] && { [ "$DEVICE" = cpu ] || ! nvidia-smi -L >/dev/null 2>&1; }; then
+  echo "Config ${CFG_NAME} trains the paper profile (the original's model sizes) on the CPU, where one stage of a" \
+    "real task can take hours (each stage says its estimate after its first epoch); PROFILE=demo trains a" \
+    "CPU-sized model." >&2
+fi
 MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-0}     # the profiling-input search's length (the original's: 100)
 MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
 FORCE_FLAG=""

@@ -43,3 +43,16 @@ def test_one_job_at_a_time_runs_on_the_console_in_order(tmp_path):
     assert proc.returncode == 0 and done == {"a", "b"}
     assert proc.stdout.index("job a says hello") < proc.stdout.index("job b says hello")
     assert not (tmp_path / "logs").exists()
+
+
+def sourced_stderr(tmp_path, cfg, **env):
+    proc = subprocess.run(["bash", "-c", f"source run_pickaback/common.sh {cfg}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_the_paper_profile_on_a_cpu_is_said_before_any_work(tmp_path):
+    said = sourced_stderr(tmp_path, "cifar100", DEVICE="cpu")
+    assert "paper profile" in said and "PROFILE=demo" in said and len(said.strip().splitlines()) == 1
+    assert sourced_stderr(tmp_path, "cifar100", DEVICE="cpu", PROFILE="demo", JOBS="1") == ""
