@@ -3,6 +3,7 @@ at all, and several seeds."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -293,11 +294,35 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
             "backbone - scratch)") in result.stdout
     assert ("Backbones before and after their targets trained on them (test accuracy; backward transfer = after - "
             "before)") in result.stdout
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line[:1].isdigit()}
+    targets, backbones = result.stdout.split("\nBackbones before and after")
+    rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
     assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "(text)", "yes", "0.7025", "+0.0575", "1.5",
                          "0.634"]
-    assert rows["2"] == ["2", name(2), "0.6300", "0.6300", "0.6300", "+0.0000", "+0.0000", "1", "8", "bit-identical"]
+    rows = [line.split() for line in backbones.splitlines() if line[:1].isdigit()]
+    assert rows[:2] == [["1", name(1), "3", "0.7000", "0.7000", "+0.0000", "bit-identical"],
+                        ["2", name(2), "1", "0.6300", "0.6300", "+0.0000", "bit-identical"]]
     assert "Selected the designed related task for 2 of 4 targets." in result.stdout
+
+
+def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
+    """Every target picked backbone 2: one row per (backbone, target) pair, each cell one value under its header."""
+    shared = []
+    for target in TARGET_RESULTS:
+        row = dict(zip(RESULT_FIELDS, results_row(target, after=0.3800 if target == 7 else 0.3900)))
+        row.update(backbone_id=2, backbone_name=name(2), backbone_modality="image", backbone_before_test_acc=0.3900,
+                   backward_transfer_test=-0.01 if target == 7 else 0.0, backbone_outputs_identical=target != 7)
+        shared.append([row[key] for key in RESULT_FIELDS])
+    write_results(shared)
+    assert report.print_summary(CFG, ARCH, paths.DEFAULT_SEED) == 1            # target 7 changed the backbone
+    table = capsys.readouterr().out.split("(test accuracy; backward transfer = after - before)\n", 1)[1]
+    header, *lines = table.splitlines()
+    starts = [m.start() for m in re.finditer(r"(?<!\S)\S+(?: \S+)*", header)]       # where each column begins
+    cells = [[line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])] for line in lines]
+    assert [c[:3] for c in cells] == [[f"2 {name(2)}", str(t), "0.3900"] for t in sorted(TARGET_RESULTS)]
+    for line, row in zip(lines, cells):
+        assert all(line[a - 2:a] == "  " and line[a] != " " for a in starts[1:])   # every cell under its header
+        assert len(row) == len(starts) and " " not in "".join(row[1:-1])          # one value per cell
+    assert cells[2][3:] == ["0.3800", "-0.0100", "CHANGED"] and cells[0][3:] == ["0.3900", "+0.0000", "bit-identical"]
 
 
 def test_summary_fails_when_a_backbone_changed(out_root):

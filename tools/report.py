@@ -20,8 +20,9 @@ only the files the steps write (no checkpoint, no torch, no log text), so it run
 step that has not run is said in report.md and its figure is skipped.
 
 `--summary` prints the quickstart's closing tables of a finished run instead (results_<cfg>.csv, test
-accuracies): per target what it picked and reached; per backbone its accuracy before any target trained on it
-and inside each target's final checkpoint, with whether its outputs stayed bit-identical, which CPG promises.
+accuracies): per target what it picked and reached; per (backbone, target) pair the backbone's accuracy before
+any target trained on it and inside that target's final checkpoint, with whether its outputs stayed
+bit-identical, which CPG promises.
 It exits 1 if a backbone changed.
 """
 import math
@@ -636,16 +637,13 @@ def summary_target_row(r):
 
 
 def summary_backbone_rows(results):
-    by_backbone = {}
-    for r in results.values():
-        by_backbone.setdefault(r["backbone_id"], []).append(r)
-    return [{"backbone": f"{backbone_id} {trained[0]['backbone_name']}",
-             "before": fmt(trained[0]["backbone_before_test_acc"]),
-             "after": " ".join(fmt(r["backbone_after_test_acc"]) for r in trained),
-             "backward transfer": " ".join(fmt(r["backward_transfer_test"], "+.4f") for r in trained),
-             "targets": " ".join(str(r["target_id"]) for r in trained),
-             "outputs": "bit-identical" if all(r["backbone_outputs_identical"] for r in trained) else "CHANGED"}
-            for backbone_id, trained in sorted(by_backbone.items())]
+    """One row per (backbone, target) pair, by backbone then target: a backbone serving several targets has a
+    row for each, every cell one value, so the columns stay aligned."""
+    return [{"backbone": f"{r['backbone_id']} {r['backbone_name']}", "target": str(r["target_id"]),
+             "before": fmt(r["backbone_before_test_acc"]), "after": fmt(r["backbone_after_test_acc"]),
+             "backward transfer": fmt(r["backward_transfer_test"], "+.4f"),
+             "outputs": "bit-identical" if r["backbone_outputs_identical"] else "CHANGED"}
+            for r in sorted(results.values(), key=lambda r: (r["backbone_id"], r["target_id"]))]
 
 
 def print_columns(rows):
