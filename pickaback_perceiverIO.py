@@ -41,7 +41,8 @@ A target's rows (and its result row) are saved as soon as it is done, so a stopp
 it finished. A re-run reuses a target's saved distances only when the table holds every pair of its pool
 and each pair's provenance is the one the run would record now; otherwise it recomputes them and says
 why in one line (e.g. "max_iterations changed (100 -> 50)", "its input 'candidate 4' changed").
---force recomputes; --select and --score only re-rank the saved table.
+--force recomputes; --select and --score only re-rank the saved table. A narrower pool (--candidate_ids)
+keeps the target's rows against the candidates outside it; its result row is the pick among the pool.
 """
 import csv
 from dataclasses import dataclass
@@ -375,26 +376,41 @@ def read_table(path):
 
 
 def save_target(cfg, seed, target_id, selected, records, provenances):
-    """Replace one target's rows in the table, its pairs' provenance and its row of the result CSV.
-
-    Other targets' rows are kept (one result row per target). Every write is atomic, and the target's old
-    provenance is dropped before its new rows go in and the new provenance is added after, so a run killed
-    in between leaves rows without provenance (recomputed next time), never rows with another run's.
-    """
+    """Save one target: its table rows against the candidates of `records` with their provenance, and its row of
+    the result CSV. Other targets' rows, and the target's rows against candidates outside this run's pool (a
+    narrower re-run: each pair's provenance is its own), are kept; a file whose contents would not change is not
+    rewritten. All under the table's lock, as step 3-1's jobs (one per target) save at once."""
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
-    record_path = provenance_json(cfg.name, seed)
-    t = str(target_id)
     with locked(table_path):
-        record = {k: v for k, v in read_json_record(record_path).items() if k.split(",")[0] != t}
-        write_json_atomic(record_path, record)
-        kept = [row for (target, _), row in read_table(table_path).items() if target != target_id]
-        rows = kept + [table_row(target_id, c, r) for c, r in records.items()]
-        rows = sorted(rows, key=lambda r: (int(r["target_id"]), int(r["task_id"])))
-        write_csv_atomic(table_path, TABLE_FIELDS, [[row.get(f, "") for f in TABLE_FIELDS] for row in rows])
-        record.update({f"{t},{c}": provenances[c] for c in records})
-        write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
-        results = {**read_selections(result_path), target_id: selected}
-        write_csv_atomic(result_path, ["target_id", "task_id"], sorted(results.items()))
+        save_distances(table_path, provenance_json(cfg.name, seed), target_id, records, provenances)
+        save_selection(result_path, target_id, selected)
+
+
+def save_distances(table_path, record_path, target_id, records, provenances):
+    """Replace the target's rows of the pairs in `records` and their provenance, unless they are saved as they are.
+
+    Every write is atomic, and the replaced pairs' old provenance is dropped before their new rows go in and the
+    new provenance is added after, so a run killed in between leaves rows without provenance (recomputed next
+    time), never rows with another run's."""
+    table, record = read_table(table_path), read_json_record(record_path)
+    rows = {(target_id, c): table_row(target_id, c, r) for c, r in records.items()}
+    pairs = {f"{target_id},{c}": provenances[c] for c in records}
+    if all(table.get(k) == row for k, row in rows.items()) and all(record.get(k) == p for k, p in pairs.items()):
+        return      # reused distances: nothing to write
+    kept = {k: v for k, v in record.items() if k not in pairs}
+    write_json_atomic(record_path, kept)
+    table.update(rows)
+    ordered = [table[pair] for pair in sorted(table)]
+    write_csv_atomic(table_path, TABLE_FIELDS, [[row.get(f, "") for f in TABLE_FIELDS] for row in ordered])
+    record = {**kept, **pairs}
+    write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
+
+
+def save_selection(result_path, target_id, selected):
+    """Set the target's row of the result CSV (one row per target), only if changed."""
+    results = read_selections(result_path)
+    if results.get(target_id) != selected:
+        write_csv_atomic(result_path, ["target_id", "task_id"], sorted({**results, target_id: selected}.items()))
 
 
 def main(args):
@@ -422,7 +438,7 @@ def main(args):
         print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
         # saved now, not at the end: a run stopped at a later target keeps this one
         save_target(cfg, args.seed, target.task_id, selected, records, provenances)
-    print(f"Wrote {paths.pickaback_result_csv(cfg.name, args.seed)}, {paths.pickaback_table_csv(cfg.name, args.seed)} "
+    print(f"Saved {paths.pickaback_result_csv(cfg.name, args.seed)}, {paths.pickaback_table_csv(cfg.name, args.seed)} "
           f"and {provenance_json(cfg.name, args.seed)}")
     return 0
 

@@ -1,0 +1,84 @@
+"""Step 3-1 saving (pickaback_perceiverIO.save_target), in process on generated files: the fake checkpoints are
+only fingerprinted, and a recomputation's distances come from a stub."""
+import json
+
+import pytest
+
+import pickaback_perceiverIO as step
+from utils import paths
+from utils.dataset_config import get_config
+
+CFG = get_config("demo")
+POOL = (2, 3, 4)          # target 1's candidates in the finished table
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An output root with a fake step 1 checkpoint of tasks 1-4 and a finished table of target 1 against POOL."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    for task_id in (1, *POOL):
+        folder = paths.baseline_dir("perceiver_io", "demo", CFG.task(task_id).name)
+        folder.mkdir(parents=True)
+        (folder / "checkpoint-2.pth.tar").write_bytes(f"model of task {task_id}".encode())
+    args = arguments(*map(str, POOL))
+    provenances = {c: step.pair_provenance(CFG, CFG.task(1), CFG.task(c), args, {}) for c in POOL}
+    step.save_target(CFG, paths.DEFAULT_SEED, 1, 4, {c: record(c) for c in POOL}, provenances)
+    return tmp_path
+
+
+def arguments(*candidates, extra=()):
+    return step.get_args_parser().parse_args(["--target_id", "1", "--candidate_ids", *candidates, "--compare",
+                                              "baseline", "--device", "cpu", *extra])
+
+
+def record(candidate, shift=0.0):
+    """compare()'s record of (1, candidate): ddv_euc grows with the candidate's id, logme falls."""
+    return {"ddv_cos": 0.5, "ddv_euc": candidate / 10 + shift, "compared_as": "own adapter", "logme": -candidate,
+            "leep": 0.0, "cka": 0.0}
+
+
+def saved(root):
+    names = ("pickaback_demo_table.csv", "pickaback_demo_table.json", "pickaback_demo_result.csv")
+    return {name: (root / name).read_bytes() for name in names}
+
+
+def table_pairs(root):
+    return [tuple(line.split(",")[:2]) for line in (root / "pickaback_demo_table.csv").read_text().splitlines()[1:]]
+
+
+class StubModel:
+    """Stands in for a task's model where the comparison itself is stubbed."""
+    def to(self, device):
+        return self
+
+    def task_view(self, name):
+        return name
+
+
+def test_a_narrower_rerun_reusing_the_distances_leaves_the_table_as_it_was(root, capsys):
+    before, files = saved(root), [root / "pickaback_demo_table.csv", root / "pickaback_demo_table.json"]
+    inodes = [f.stat().st_ino for f in files]            # an atomic write replaces the file: a new inode
+    assert step.main(arguments("3")) == 0
+    assert "Distances of target 1 already computed" in capsys.readouterr().out
+    after = saved(root)
+    assert after["pickaback_demo_table.csv"] == before["pickaback_demo_table.csv"]      # byte for byte
+    assert after["pickaback_demo_table.json"] == before["pickaback_demo_table.json"]
+    assert [f.stat().st_ino for f in files] == inodes                                   # not even rewritten
+    assert after["pickaback_demo_result.csv"].decode().splitlines() == ["target_id,task_id", "1,3"]   # among the pool
+
+
+def test_a_narrower_rerun_recomputing_keeps_the_rows_outside_its_pool(root, monkeypatch, capsys):
+    """The pool's pair is recomputed (another epsilon); the pairs outside it keep their rows and provenance."""
+    before = json.loads((root / "pickaback_demo_table.json").read_text())
+    monkeypatch.setattr(step, "load_task_model", lambda *a: StubModel())
+    monkeypatch.setattr(step, "load_candidate_model", lambda *a: StubModel())
+    monkeypatch.setattr(step, "compare", lambda cfg, target, candidate, *a: record(candidate.task_id, shift=1.0))
+    assert step.main(arguments("2", extra=("--epsilon", "0.3"))) == 0
+    assert "Distances of target 1 recomputed: epsilon changed (0.1 -> 0.3)" in capsys.readouterr().out
+    assert table_pairs(root) == [("1", "2"), ("1", "3"), ("1", "4")]
+    after = json.loads((root / "pickaback_demo_table.json").read_text())
+    assert after["1,2"]["settings"]["epsilon"] == 0.3
+    assert after["1,3"] == before["1,3"] and after["1,4"] == before["1,4"]
+    euc = {line.split(",")[1]: line.split(",")[3]
+           for line in (root / "pickaback_demo_table.csv").read_text().splitlines()[1:]}
+    assert euc == {"2": "1.20000000", "3": "0.30000000", "4": "0.40000000"}
