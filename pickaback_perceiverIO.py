@@ -29,6 +29,8 @@ linear CKA between the two models' features (utils_pickaback/transferability.py)
 of them instead. Writes, under
 paths.output_root(--seed):
 * pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
+* pickaback_<cfg>_result.json: how each target's row was ranked, {"<target id>": {"score": ..., "select": ...,
+  "candidates": [<id>, ...]}}, so the report and the selection benchmark judge it by the score that made it;
 * pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka -- every pair's
   distances, how the candidate was compared ("own adapter", "paired probes" or "target adapter") and the
   other scores;
@@ -64,7 +66,7 @@ from utils.results import read_selections
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import (PAIRINGS, logits_distance, normalised_image_range,
                                        search_profiling_inputs, search_single_moves)
-from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
+from utils_pickaback.ranking import SCORES, rank_candidates, rankings_json, ranking_values
 from utils_pickaback.transferability import leep, linear_cka, logme
 
 DDV_OUTPUTS = ("logits", "features")   # in logits_and_features' order
@@ -375,15 +377,16 @@ def read_table(path):
         return {(int(row["target_id"]), int(row["task_id"])): row for row in csv.DictReader(f)}
 
 
-def save_target(cfg, seed, target_id, selected, records, provenances):
-    """Save one target: its table rows against the candidates of `records` with their provenance, and its row of
-    the result CSV. Other targets' rows, and the target's rows against candidates outside this run's pool (a
+def save_target(cfg, seed, target_id, selected, records, provenances, ranking=None):
+    """Save one target: its table rows against the candidates of `records` with their provenance, its row of the
+    result CSV, and `ranking` (the score, rule and candidates it was ranked by; None: no record) in the result
+    CSV's sidecar. Other targets' rows, and the target's rows against candidates outside this run's pool (a
     narrower re-run: each pair's provenance is its own), are kept; a file whose contents would not change is not
     rewritten. All under the table's lock, as step 3-1's jobs (one per target) save at once."""
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
     with locked(table_path):
         save_distances(table_path, provenance_json(cfg.name, seed), target_id, records, provenances)
-        save_selection(result_path, target_id, selected)
+        save_selection(result_path, target_id, selected, ranking)
 
 
 def save_distances(table_path, record_path, target_id, records, provenances):
@@ -406,11 +409,18 @@ def save_distances(table_path, record_path, target_id, records, provenances):
     write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
 
 
-def save_selection(result_path, target_id, selected):
-    """Set the target's row of the result CSV (one row per target), only if changed."""
+def save_selection(result_path, target_id, selected, ranking):
+    """Set the target's row of the result CSV (one row per target) and its ranking record, each only if changed."""
     results = read_selections(result_path)
     if results.get(target_id) != selected:
         write_csv_atomic(result_path, ["target_id", "task_id"], sorted({**results, target_id: selected}.items()))
+    ranking_path = rankings_json(result_path)
+    saved = read_json_record(ranking_path)
+    wanted = {k: v for k, v in saved.items() if k != str(target_id)}
+    if ranking is not None:
+        wanted[str(target_id)] = ranking
+    if wanted != saved:
+        write_json_atomic(ranking_path, dict(sorted(wanted.items(), key=lambda kv: kv[0].zfill(12))))
 
 
 def main(args):
@@ -437,9 +447,11 @@ def main(args):
         label = {"modeldiff": "euc", "modeldiff_cos": "cos"}.get(args.score, args.score)
         print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
         # saved now, not at the end: a run stopped at a later target keeps this one
-        save_target(cfg, args.seed, target.task_id, selected, records, provenances)
-    print(f"Saved {paths.pickaback_result_csv(cfg.name, args.seed)}, {paths.pickaback_table_csv(cfg.name, args.seed)} "
-          f"and {provenance_json(cfg.name, args.seed)}")
+        save_target(cfg, args.seed, target.task_id, selected, records, provenances,
+                    ranking={"score": args.score, "select": args.select, "candidates": sorted(records)})
+    result_path = paths.pickaback_result_csv(cfg.name, args.seed)
+    print(f"Saved {result_path} (how each target was ranked: {rankings_json(result_path)}), "
+          f"{paths.pickaback_table_csv(cfg.name, args.seed)} and {provenance_json(cfg.name, args.seed)}")
     return 0
 
 

@@ -236,6 +236,18 @@ def test_a_results_row_of_an_earlier_selection_is_left_out(out_root):
     assert table_row((folder / "report.md").read_text(), f"3 {name(3)}", "Targets")[7] == "-"
 
 
+def test_a_target_is_reported_among_the_candidates_step_3_1_ranked_it_among(out_root):
+    """A narrower re-run of step 3-1 keeps the table's rows against the other candidates; its record says which
+    were ranked."""
+    write_step1(), write_step3_1()
+    write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),
+               {"1": {"score": "modeldiff", "select": "similar", "candidates": [2, 3]}})
+    run = report.load_run(CFG, ARCH)
+    assert sorted(c for t, c in run.distances if t == 1) == [2, 3]
+    assert sorted(c for t, c in run.distances if t == 3) == [1, 2, 4, 7, 8]      # no record: every pair
+    assert report.target_rows(run)[0]["candidates"] == 2
+
+
 def test_step1_only_says_what_is_missing_and_skips_the_figures(out_root):
     write_step1()
     (report_dir()).mkdir(parents=True)

@@ -82,3 +82,15 @@ def test_a_narrower_rerun_recomputing_keeps_the_rows_outside_its_pool(root, monk
     euc = {line.split(",")[1]: line.split(",")[3]
            for line in (root / "pickaback_demo_table.csv").read_text().splitlines()[1:]}
     assert euc == {"2": "1.20000000", "3": "0.30000000", "4": "0.40000000"}
+
+
+def test_the_score_and_rule_each_target_was_ranked_by_are_recorded(root):
+    """Beside the result CSV, per target: what ranked its row, so the figures judge it by that score."""
+    step.main(arguments("2", "3", "4", extra=("--score", "logme")))
+    assert (root / "pickaback_demo_result.csv").read_text().splitlines() == ["target_id,task_id", "1,2"]
+    ranking = json.loads((root / "pickaback_demo_result.json").read_text())
+    assert ranking == {"1": {"score": "logme", "select": "similar", "candidates": [2, 3, 4]}}
+    step.main(arguments("3", "4", extra=("--select", "dissimilar")))
+    ranking = json.loads((root / "pickaback_demo_result.json").read_text())
+    assert ranking == {"1": {"score": "modeldiff", "select": "dissimilar", "candidates": [3, 4]}}
+    assert (root / "pickaback_demo_result.csv").read_text().splitlines()[1] == "1,4"

@@ -1,10 +1,13 @@
 """Selection figures from the transfer control, on hand-made numbers (utils_pickaback/selection_quality.py)."""
+import json
+
 import pytest
 
 from utils.dataset_config import get_config
+from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, correlation,
-                                               designed_related_pick, interval95, seed_spread, summarise,
-                                               target_figures)
+                                               designed_related_pick, interval95, seed_spread, selection_figures,
+                                               summarise, target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -105,3 +108,43 @@ def test_the_spread_is_the_root_mean_square_of_the_runs_standard_deviations():
     rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3),       # sd 0.0707
             control_row(1, 3, 0.70, 2), control_row(1, 3, 0.70, 3)]       # sd 0
     assert seed_spread(rows, "test")["sd"] == pytest.approx((0.005 / 2) ** 0.5)
+
+
+# ------------------------------------------------------------------ the score step 3-1 ranked by (its record)
+def write_step_3_1_and_control(root, ranking=None):
+    """Target 1 of demo, candidates 2-4 ranked by step 3-1 and 5 only in its table (an earlier, wider pool): the
+    control's accuracy rises 2 < 3 < 4 < 5; ddv_euc says the opposite (2 closest), logme agrees on 2-4."""
+    (root / "pickaback_demo_result.csv").write_text("target_id,task_id\n1,4\n")
+    if ranking is not None:
+        (root / "pickaback_demo_result.json").write_text(json.dumps({"1": ranking}))
+    table = {2: (0.1, 1.0), 3: (0.2, 2.0), 4: (0.3, 3.0), 5: (0.4, 0.0)}      # candidate: (ddv_euc, logme)
+    (root / "pickaback_demo_table.csv").write_text("target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka\n" +
+                                                    "".join(f"1,{c},0.5,{d},own adapter,{m},0,0\n"
+                                                            for c, (d, m) in table.items()))
+    accuracy = {2: 0.6, 3: 0.7, 4: 0.8, 5: 0.9}
+    (root / "pickaback_demo_transfer.csv").write_text("target_id,backbone,width,val_accuracy,test_accuracy,seed\n" +
+                                                       "".join(f"1,{c},1,0.5,{a},2\n" for c, a in accuracy.items()))
+
+
+def test_the_correlation_is_of_the_score_and_rule_step_3_1_ranked_by(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path, {"score": "logme", "select": "similar", "candidates": [2, 3, 4]})
+    figures, summary = selection_figures(get_config("demo"), "perceiver_io")
+    assert figures[0].spearman == pytest.approx(1.0) and summary["spearman"] == pytest.approx(1.0)
+    assert figures[0].n_candidates == 4 and figures[0].oracle == 5    # judged against every candidate the control ran
+
+    write_step_3_1_and_control(tmp_path, {"score": "logme", "select": "dissimilar", "candidates": [2, 3, 4]})
+    assert selection_figures(get_config("demo"), "perceiver_io")[0][0].spearman == pytest.approx(-1.0)
+
+
+def test_a_run_without_the_record_is_judged_by_modeldiff_similar(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path)
+    assert selection_figures(get_config("demo"), "perceiver_io")[0][0].spearman == pytest.approx(-1.0)
+
+
+def test_an_unreadable_ranking_record_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path, {"score": "distance"})
+    with pytest.raises(UserError, match="holds no score and rule for target '1'; delete it and re-run"):
+        selection_figures(get_config("demo"), "perceiver_io")

@@ -34,11 +34,12 @@ def add_run_arguments(p):
 def get_args_parser():
     p = add_run_arguments(ArgumentParser(
         description="Selection quality (regret, rank, correlation) from the transfer control."))
-    p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
-                   help="the rule step 3-1 ranked by (the sign of the selector's score)")
+    p.add_argument("--select", choices=["similar", "dissimilar"],
+                   help="the rule that signs the selector's score (default: the one step 3-1 recorded ranking each "
+                        "target by; with --score, similar)")
     p.add_argument("--score", choices=list(SCORES),
                    help="judge the selection this score of step 3-1's table makes (default: step 3-1's own "
-                        "selection, its result CSV)")
+                        "selection, its result CSV, by the score it recorded ranking each target by)")
     p.add_argument("--table", type=Path,
                    help="with --score: a table of another step 3-1 run of the same models (e.g. other settings)")
     return p

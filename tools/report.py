@@ -46,6 +46,7 @@ from utils.errors import UserError, run_main  # noqa: E402
 from utils.records import read_json_record  # noqa: E402
 from utils.results import (as_float, read_baselines, read_compared_as, read_distances, read_results,  # noqa: E402
                            read_selections)
+from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
                                                mean_of, selection_figures, spread_sentence)
 
@@ -116,7 +117,9 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
         if chosen:
             run.chosen[task.name] = chosen
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-    run.distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
+    # the pairs each selection was made among (a narrower re-run of step 3-1 keeps the table's other rows)
+    run.distances = ranked_pairs(read_distances(paths.pickaback_table_csv(cfg.name, seed)),
+                                 read_rankings(paths.pickaback_result_csv(cfg.name, seed)))
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
     run.results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()

@@ -3,9 +3,13 @@ benchmark rank the same way.
 
 ModelDiff's score is a distance (smaller = more alike); the scores reported beside it (LogME, LEEP, linear
 CKA) are larger-is-better. `ranking_values` turns any of them into a value where smaller ranks first under
-the "similar" rule, so one rule serves every score.
+the "similar" rule, so one rule serves every score. Step 3-1 records, per target, the score and rule its
+selection was ranked by beside its result CSV, so the figures judge a selection by the score that made it.
 """
+from pathlib import Path
+
 from utils.errors import UserError
+from utils.records import read_json_record
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -36,3 +40,35 @@ def rank_candidates(distances, select="similar"):
     invalid = [name for name, value in numbers if value != value]
     ordered = sorted(valid, key=lambda item: item[1], reverse=(select == "dissimilar"))
     return [name for name, _ in ordered] + invalid
+
+
+# How a target without a record was ranked: step 3-1's defaults before it recorded them, over every pair of its table.
+DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None}
+
+
+def rankings_json(result_csv):
+    """The result CSV's sidecar: "<target id>" -> {"score", "select", "candidates"}, how that target's row was
+    ranked (per target: a target can be re-run with other settings, or against a narrower pool)."""
+    return Path(result_csv).with_suffix(".json")
+
+
+def read_rankings(result_csv):
+    """{target id: its ranking record} of the result CSV's sidecar ({} when there is none: an older run)."""
+    path = rankings_json(result_csv)
+    rankings = {}
+    for key, ranking in read_json_record(path).items():
+        if not (key.isdigit() and isinstance(ranking, dict) and ranking.get("score") in SCORES
+                and ranking.get("select") in SELECT_RULES):
+            raise UserError(f"{path} holds no score and rule for target {key!r}; delete it and re-run "
+                            f"run_pickaback/find_backbone.sh (it re-ranks the saved distances).")
+        rankings[int(key)] = {**DEFAULT_RANKING, **ranking}
+    return rankings
+
+
+def ranked_pairs(values, rankings):
+    """The pairs of `values` ({(target id, candidate id): value}) each target was ranked over: its recorded
+    candidates (its table may hold rows of a wider earlier pool), every pair of a target without a record."""
+    def ranked(target, candidate):
+        pool = rankings.get(target, DEFAULT_RANKING)["candidates"]
+        return pool is None or candidate in pool
+    return {pair: value for pair, value in values.items() if ranked(*pair)}

@@ -6,9 +6,10 @@ every candidate backbone, and also from scratch at the width its selected-backbo
 
 * per target: the selected backbone's accuracy, the best candidate's (the oracle), the mean over the
   candidates (what a random pick gets on average), regret = oracle - selected, the selected
-  backbone's rank among the candidates (1 = best), and the correlation between the selector's score
-  (-distance for the "similar" rule) and transfer accuracy: Spearman's rho and weighted Kendall tau,
-  the figures transferability-estimation papers (LEEP, LogME) report against brute-force fine-tuning;
+  backbone's rank among the candidates (1 = best), and the correlation between the selector's score (the
+  one step 3-1 ranked the target by, signed by its rule: -distance for ModelDiff under "similar") and
+  transfer accuracy: Spearman's rho and weighted Kendall tau, the figures transferability-estimation
+  papers (LEEP, LogME) report against brute-force fine-tuning;
 * overall: mean regret and rank, the selection's mean gain over a random pick, over capacity-matched
   scratch and over the untrained backbone, each with a 95% interval over targets (Student t), the
   mean correlations, and how often the designed related task was picked;
@@ -25,7 +26,8 @@ from scipy import stats
 
 from utils import paths
 from utils.results import read_baselines, read_csv_rows, read_distances, read_selections
-from utils_pickaback.ranking import SCORES, rank_candidates, ranking_values
+from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, rank_candidates, ranked_pairs, ranking_values,
+                                    read_rankings)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 UNTRAINED = "untrained"
@@ -189,35 +191,52 @@ def figures_as_rows(figures):
     return [asdict(f) for f in figures]
 
 
-def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule="similar", score=None, table=None):
+def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=None, score=None, table=None):
     """([TargetFigures] of every target the control ran on its selected backbone, summary) of a pipeline run.
 
-    By default the selection is step 3-1's (its result CSV) and the selector's score its ModelDiff distance.
-    With `score` (a name of ranking.SCORES) the selection is re-made from step 3-1's table (or `table`, a
-    table of another step 3-1 run of the same models) by that score: the control judges any selector whose
+    By default the selection is step 3-1's (its result CSV), and each target's selector score and rule are
+    those step 3-1 ranked it by (recorded beside the result CSV; ModelDiff and "similar" for a run from before the
+    record), over the candidates it ranked; `rule` overrides the recorded rule. With `score` (a name of
+    ranking.SCORES) the selection is re-made from step 3-1's table (or `table`, a table of another step 3-1 run
+    of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
     runs = accuracies_by_target(rows, split)
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
     if score is None:
-        selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-        distances = read_distances(table)
+        result_csv = paths.pickaback_result_csv(cfg.name, seed)
+        selections = read_selections(result_csv)
+        ranked = recorded_scores(table, selections, read_rankings(result_csv), rule)
     else:
-        values = read_distances(table, SCORES[score][0])
-        distances = ranking_values(values, score)
-        selections = {t: rank_candidates({c: v for (tt, c), v in distances.items() if tt == t}, rule)[0]
-                      for t in sorted({t for t, _ in distances})}
+        values = ranking_values(read_distances(table, SCORES[score][0]), score)
+        ranked = {t: ({c: v for (tt, c), v in values.items() if tt == t}, rule or "similar")
+                  for t in sorted({t for t, _ in values})}
+        selections = {t: rank_candidates(candidates, how)[0] for t, (candidates, how) in ranked.items()}
     baseline_file = (paths.baseline_test_acc_file if split == "test" else paths.baseline_acc_file)(arch, cfg.name, seed)
     scratch = read_baselines(baseline_file)
     figures = []
     for target_id, selected in sorted(selections.items()):
         target = cfg.task(target_id)
         related = cfg.related.get(target.name)
-        figure = target_figures(target_id, selected, runs.get(target_id, {}),
-                                {c: d for (t, c), d in distances.items() if t == target_id},
-                                scratch=scratch.get(target.name), rule=rule,
+        values, target_rule = ranked[target_id]
+        figure = target_figures(target_id, selected, runs.get(target_id, {}), values,
+                                scratch=scratch.get(target.name), rule=target_rule,
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
             figures.append(figure)
     return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split)}
+
+
+def recorded_scores(table, selections, rankings, rule=None):
+    """{target id: ({candidate id: value, smaller = more similar}, rule)}: each selected target's candidates by
+    the score and rule step 3-1 recorded for it (`rankings`, read_rankings'), `rule` overriding the rule."""
+    columns, ranked = {}, {}
+    for target_id in selections:
+        ranking = rankings.get(target_id, DEFAULT_RANKING)
+        score = ranking["score"]
+        if score not in columns:   # each score's column read once
+            columns[score] = ranked_pairs(ranking_values(read_distances(table, SCORES[score][0]), score), rankings)
+        ranked[target_id] = ({c: v for (t, c), v in columns[score].items() if t == target_id},
+                             rule or ranking["select"])
+    return ranked
