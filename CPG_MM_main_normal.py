@@ -26,7 +26,7 @@ from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
-from utils.logs import TrainCsv, console_info, read_train_csv, setup_logging, stage_line, validate_line
+from utils.logs import TrainCsv, commit_train_csv, console_info, read_train_csv, setup_logging, stage_line, validate_line
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import read_json_record, remove_json_keys, update_json_record, write_json_atomic
@@ -373,7 +373,6 @@ def main(args):
     if status is not None:
         console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
         return status
-    drop_stages_pruned_further(args)
     seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
     started = time.time()
@@ -381,8 +380,10 @@ def main(args):
     model, val_acc, status = step(run, cfg, task, device, loaders)
     if val_acc is not None:
         _, test_acc = evaluate(model, loaders[2], device)
+        drop_what_the_old_stage_made(args, checkpoint)
         save_run(checkpoint, model, cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         run.state.remove()
+        commit_train_csv(run.csv_path, run.stage)
         write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
                                 under_baseline_note(run, val_acc, status)))
@@ -391,10 +392,15 @@ def main(args):
     return status
 
 
-def drop_stages_pruned_further(args):
-    """Before a stage is made anew, remove the stages pruned further than it (their folders and record
-    entries): they were pruned from its earlier version (other data or settings), and when this run's
-    pruning loop stops earlier than that one did, step 2-2 would otherwise choose among them."""
+def drop_what_the_old_stage_made(args, checkpoint):
+    """Just before a stage's new checkpoint is written (a run killed earlier leaves the old outputs whole), remove
+    what was made from its earlier version (other data or settings): the other checkpoints of its folder (another
+    epoch count), the stages pruned further (folders and record entries; when this run's pruning loop stops
+    earlier, step 2-2 would otherwise choose among them) and step 2-2's choice when it was this stage or one pruned
+    further (with its copy and step 4's transfers of it), so the later steps redo them instead of reading them."""
+    for old in checkpoint.parent.glob("checkpoint-*.pth.tar"):
+        if old != checkpoint:
+            old.unlink()
     if not args.pruning_ratio_to_acc_record_file:
         return
     made = args.target_sparsity if args.mode == "prune" else 0.0
@@ -404,6 +410,21 @@ def drop_stages_pruned_further(args):
         ratio = pruning_ratio_of(folder.name)
         if folder.is_dir() and ratio is not None and ratio > made:
             shutil.rmtree(folder)
+    discard_choice_from(record_file.parent, made)
+
+
+def discard_choice_from(prune_dir, made):
+    """Remove step 2-2's choice in `prune_dir` when it is the stage pruned to `made` or further."""
+    chosen_file = prune_dir / paths.CHOSEN_FILE
+    chosen = read_json_record(chosen_file)
+    if not chosen or float(chosen.get("ratio", 0.0)) < made:
+        return
+    copy = prune_dir / str(chosen.get("checkpoint", ""))
+    for stale in prune_dir.glob(copy.name.replace(".pth.tar", "_kv_transfer_*.pth.tar")):
+        stale.unlink()
+    if copy.is_file():
+        copy.unlink()
+    chosen_file.unlink()
 
 
 def pruning_ratio_of(name):

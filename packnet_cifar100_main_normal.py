@@ -13,10 +13,12 @@ from utils.checkpoint import NOT_MADE, save_model, why_redo
 from utils.cli import ArgumentParser, add_common_args, resolve_task
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
-from utils.logs import console_info, setup_logging, stage_line
+from utils.logs import commit_train_csv, console_info, setup_logging, stage_line
 from utils.provenance import provenance, settings_of
 from utils.records import read_json_record, update_json_record
 from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
+
+STAGE = "baseline"    # the stage column of train.csv
 
 
 def get_args_parser():
@@ -57,7 +59,7 @@ def train(args, cfg, task, model, device, save_folder, state):
     loaders = task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
                            val_fraction=args.val_fraction, seed=args.seed, device=device)
     recipe = Recipe(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay)
-    model, val_acc, train_acc = fit(model, loaders, device, recipe, stage="baseline",
+    model, val_acc, train_acc = fit(model, loaders, device, recipe, stage=STAGE,
                                     csv_path=save_folder / "train.csv", state=state,
                                     tensorboard_dir=save_folder / "tensorboard" if args.tensorboard else None)
     _, test_acc = evaluate(model, loaders[2], device)
@@ -91,6 +93,7 @@ def run_task(args, cfg, task):
     save_model(checkpoint, model, cfg.name, epoch=args.epochs, accuracy=val_acc, train_accuracy=train_acc,
                test_accuracy=test_acc, args=settings_of(args), provenance=wanted)
     state.remove()
+    commit_train_csv(save_folder / "train.csv", STAGE)
     remove_stale_checkpoints(save_folder, keep=checkpoint)
     update_json_record(logfile, task.name, f"{val_acc:.4f}")
     update_json_record(test_logfile, task.name, f"{test_acc:.4f}")

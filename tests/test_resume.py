@@ -170,3 +170,26 @@ def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_p
     far = tmp_path / "far.json"
     far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
     assert prune(env, folder, far).returncode == 6
+
+
+def choose(env, folder):
+    return run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
+               "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+               "--baseline_acc_file", folder / "base0.json")
+
+
+def test_a_finetune_redone_with_other_epochs_replaces_what_came_of_the_old_one(small_demo_root, tmp_path):
+    """Step 2-1 re-run with another EPOCHS: one checkpoint in scratch/, the old pruning stages and step 2-2's
+    choice of them gone, and step 2-2 can choose again (before: two checkpoints and a stale chosen.json, and
+    step 2-2 stopped asking for itself)."""
+    env, folder = script_env(tmp_path / "empty", small_demo_root), tmp_path / "t"
+    finetune(env, folder, "--epochs", 1)
+    ok(prune(env, folder, folder / "base0.json"))
+    ok(choose(env, folder))
+    assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5
+    finetune(env, folder, "--epochs", 2)
+    assert sorted(p.name for p in (folder / "scratch").glob("checkpoint-*")) == ["checkpoint-2.pth.tar"]
+    assert [p.name for p in (folder / "gradual_prune").iterdir() if not p.name.startswith("record.txt")] == []
+    assert list(json.loads((folder / "gradual_prune" / "record.txt").read_text())) == ["0.0"]
+    ok(choose(env, folder))
+    assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.0

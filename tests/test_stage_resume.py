@@ -118,3 +118,19 @@ def test_a_long_stage_gives_its_estimate_after_the_first_epoch(monkeypatch, capl
         train.announce_long_stage("finetune@1.0", model, first_epoch_seconds=1.0, epochs_left=99)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "about 50 min" in lines[0] and "PROFILE=demo" in lines[0]
+
+
+@pytest.mark.parametrize("stage", ["baseline", "finetune"])
+def test_a_forced_rerun_killed_mid_way_leaves_the_finished_outputs_whole(stage, tmp_path, baseline_outputs,
+                                                                         small_demo_root):
+    env = single_threaded(script_env(tmp_path / "out", small_demo_root))
+    baseline_folder = baseline_outputs / paths.baseline_dir("perceiver_io", "demo", "shapes_clean").relative_to(
+        paths.output_root())
+    argv, checkpoint = command(stage, tmp_path / "run", baseline_folder)
+    ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600))
+    finished = {path: path.read_bytes() for path in (checkpoint, tmp_path / "run" / "train.csv")}
+    killed = kill_after_saved_epochs([*argv, "--force"], env, paths.stage_state_file(checkpoint), 1)
+    assert killed.returncode == -signal.SIGKILL
+    assert {path: path.read_bytes() for path in finished} == finished
+    rerun = ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True))
+    assert "already done" in rerun.stdout

@@ -72,25 +72,39 @@ def read_train_csv(path):
 class TrainCsv:
     """`train.csv` rows `epoch_idx,val_acc,train_acc,stage`.
 
-    The original appended every run's rows, so a re-run duplicated them; here the rows of a stage
-    are replaced when that stage runs again, except those of the `done_epochs` epochs a resumed
-    stage keeps.
+    The original appended every run's rows, so a re-run duplicated them; here a running stage writes its rows
+    to `train.csv.partial` (keeping those of the `done_epochs` epochs a resumed stage keeps), and `commit_train_csv`
+    puts them in place of the stage's earlier rows once its checkpoint is written: a run killed before that leaves
+    the finished history as it was.
     """
 
     def __init__(self, path, stage, done_epochs=0):
-        self.path = Path(path)
-        self.stage = stage
+        self.path, self.stage = Path(path), stage
+        self.pending = pending_rows_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        kept = [row for row in self._rows() if row[3:4] != [stage] or int(row[0]) < done_epochs]
-        self._write(kept)
-
-    def _rows(self):
-        return read_train_csv(self.path)
-
-    def _write(self, rows):
-        with atomic_file(self.path, newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(rows)
+        source = self.pending if self.pending.exists() else self.path   # resumed from a version without it
+        kept = [row for row in read_train_csv(source) if row[3:4] == [stage] and int(row[0]) < done_epochs]
+        _write_rows(self.pending, kept)
 
     def append(self, epoch_idx, val_acc, train_acc):
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
+        with open(self.pending, "a", newline="", encoding="utf-8") as f:
             csv.writer(f).writerow([epoch_idx, val_acc, train_acc, self.stage])
+
+
+def pending_rows_file(path):
+    return Path(path).with_name(Path(path).name + ".partial")
+
+
+def commit_train_csv(path, stage):
+    """Replace `stage`'s rows of train.csv by those its finished run wrote (called once its checkpoint is saved)."""
+    pending = pending_rows_file(path)
+    if not pending.exists():
+        return
+    kept = [row for row in read_train_csv(path) if row[3:4] != [stage]]
+    _write_rows(path, kept + read_train_csv(pending))
+    pending.unlink()
+
+
+def _write_rows(path, rows):
+    with atomic_file(path, newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
