@@ -292,3 +292,31 @@ def test_task_info_gives_the_bash_steps_utils_paths_layout(tmp_path):
     (tmp_path / "pickaback_demo_result.csv").write_text("target_id,task_id\n7,8\n1,2\n")
     assert run("--selections").stdout == "1 2\n7 8\n"
     assert run("--path", "target_dir").returncode == 1
+
+
+# --------------------------------------------------------------------------- class folders: one numbering per task
+
+def test_a_class_folder_in_one_split_only_is_named(writable_demo):
+    """Labels are positions in the sorted class folders: a class missing from one split would shift the others'."""
+    test_folder = writable_demo.image_root / "test" / "shapes_clean"
+    shutil.rmtree(test_folder / "ring")
+    with pytest.raises(UserError, match=r"only in train: ring; only in test: none\); give both splits the same"):
+        load_split(writable_demo, writable_demo.task(1), "train")
+    shutil.copytree(test_folder / "cross", test_folder / "ring")
+    shutil.copytree(test_folder / "cross", test_folder / "star")
+    with pytest.raises(UserError, match=f"{writable_demo.image_root / 'train' / 'shapes_clean'} and {test_folder} "
+                                        r"differ \(only in train: none; only in test: star\)"):
+        task_loaders(writable_demo, writable_demo.task(1))
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_class_folders_must_be_as_many_as_num_classes(writable_demo, extra):
+    for split in ("train", "test"):
+        folder = writable_demo.text_root / split / "shapes_captions"
+        if extra:
+            shutil.copytree(folder / "ring", folder / "star")
+        else:
+            shutil.rmtree(folder / "ring")
+    with pytest.raises(UserError, match=f"has {6 if extra else 4} class folders in .* but num_classes 5 in "
+                                        "config 'demo'; make the two agree"):
+        task_loaders(writable_demo, writable_demo.task("shapes_captions"))

@@ -1,5 +1,6 @@
 """A dataset described by a config file (.toml / .json), no code edited: parsing, discovery by name, one-sentence
 errors, provenance that follows the file's contents, and the bash pipeline run on such a dataset."""
+import codecs
 import copy
 import csv
 import dataclasses
@@ -11,6 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ok, run, script_env
+from utils import dataset_config
 from utils.data import load_split
 from utils.dataset_config import REPO_ROOT, get_config
 from utils.errors import UserError
@@ -153,6 +155,17 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "bytes_vocabulary": (changed(lambda t: t.update(text_encoding="bytes", vocab_size=256)), "vocab_size", "257"),
     "built_in_name": (changed(lambda t: t.update(name="demo")), "name", "built-in"),
     "name_unfit_for_paths": (changed(lambda t: t.update(name="my data")), "name", "letters, digits"),
+    "name_of_dots": (changed(lambda t: t.update(name="..")), "name", "not start with '.'"),
+    # a task's name is a folder of every output path and a key of the model's per-task modules
+    "task_name_with_a_dot": (changed(task(0, name="captions.v2")), "name", "task 1 ('captions.v2') must hold only"),
+    "task_name_up_a_folder": (changed(task(0, name="../b")), "name", "letters, digits, '_' and '-'"),
+    "task_name_of_dots": (changed(task(0, name="..")), "name", "letters, digits, '_' and '-'"),
+    "task_name_with_a_slash": (changed(task(0, name="x/y")), "name", "letters, digits, '_' and '-'"),
+    "task_name_absolute": (changed(task(0, name="/tmp/x")), "name", "letters, digits, '_' and '-'"),
+    "std_zero": (changed(lambda t: t.update(std=[0, 0, 0])), "std", "greater than 0"),
+    "task_std_negative": (changed(task(1, std=[0.2, -0.2, 0.2])), "std", "task 2 ('b') must be three finite"),
+    "max_text_length_huge": (changed(lambda t: t.update(max_text_length=10 ** 9)), "max_text_length", "to 4096"),
+    "vocab_size_huge": (changed(lambda t: t.update(vocab_size=2 ** 40)), "vocab_size", "to 1048576"),
 }
 
 
@@ -185,6 +198,28 @@ def test_a_malformed_file_is_one_sentence_with_the_parsers_line(tmp_path, suffix
     with pytest.raises(UserError) as err:
         get_config(str(path))
     assert_one_sentence(str(err.value), str(path), words)
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    path = tmp_path / "cfg.toml"
+    path.write_bytes(codecs.BOM_UTF8 + MINIMAL.encode("utf-8"))
+    assert get_config(str(path)).task(1).name == "a"
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda cfg: dict(tasks=(dataclasses.replace(cfg.tasks[0], name="../shapes_noisy"),) + cfg.tasks[1:]), "name"),
+    (lambda cfg: dict(tasks=(dataclasses.replace(cfg.tasks[0], std=(0.0, 0.0, 0.0)),) + cfg.tasks[1:]), "std"),
+    (lambda cfg: dict(tasks=(dataclasses.replace(cfg.tasks[0], std=(0.25, 0.25)),) + cfg.tasks[1:]), "std"),
+    (lambda cfg: dict(max_text_length=10 ** 6), "max_text_length"),
+])
+def test_a_built_in_config_is_held_to_the_checks_of_a_file(monkeypatch, change, key):
+    """One check for both kinds of config: an entry added to _BUILDERS with a bad value is refused as a file is."""
+    build = dataset_config._BUILDERS["demo"]
+    monkeypatch.setitem(dataset_config._BUILDERS, "demo",
+                        lambda root: dataclasses.replace(build(root), **change(build(root))))
+    with pytest.raises(UserError) as err:
+        get_config("demo")
+    assert_one_sentence(str(err.value), "built-in config 'demo'", f"'{key}'")
 
 
 def test_a_missing_file_is_one_sentence(tmp_path):

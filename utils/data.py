@@ -61,12 +61,30 @@ def task_folder(cfg, task, split: str) -> Path:
     return folder
 
 
+def class_folders(cfg, task) -> list[str]:
+    """The task's class names, sorted: a label is a position in this list (as ImageFolder's), so every split
+    must hold the same class folders, and as many as the config's num_classes (the model's outputs)."""
+    folders = [task_folder(cfg, task, split) for split in SPLITS]
+    train, test = found = [sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()) for folder in folders]
+    for folder, classes in zip(folders, found):
+        if not classes:
+            raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
+    if train != test:
+        only_train, only_test = (", ".join(sorted(set(a) - set(b))) or "none"
+                                 for a, b in ((train, test), (test, train)))
+        raise UserError(f"The class folders of {folders[0]} and {folders[1]} differ (only in train: {only_train}; "
+                        f"only in test: {only_test}); give both splits the same class folders, since a label is a "
+                        f"class's place in their sorted list.")
+    if len(train) != task.num_classes:
+        raise UserError(f"Task {task.name} has {len(train)} class folders in {folders[0]} and {folders[1]} but "
+                        f"num_classes {task.num_classes} in config '{cfg.name}'; make the two agree.")
+    return train
+
+
 def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str]]:
     """(file, label) pairs in ImageFolder order (sorted classes, sorted files) and the class names."""
+    classes = class_folders(cfg, task)
     folder = task_folder(cfg, task, split)
-    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
-    if not classes:
-        raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
     extensions = IMAGE_EXTENSIONS if task.modality == "image" else (".txt",)
     samples = [(str(path), label) for label, name in enumerate(classes)
                for path in sorted((folder / name).rglob("*"))

@@ -7,6 +7,7 @@ beside their data (data/readme.md, "Your own data: a config file"), found by its
 """
 import difflib
 import json
+import math
 import os
 import re
 import tomllib
@@ -256,7 +257,7 @@ def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
     spec = str(spec)
     root = Path(data_root_dir) if data_root_dir is not None else data_root()
     if spec in _BUILDERS:
-        return _BUILDERS[spec](root)
+        return check_config(_BUILDERS[spec](root), f"the built-in config {spec!r} (utils/dataset_config.py)")
     if Path(spec).suffix in (".toml", ".json"):
         return read_config_file(Path(spec))
     for file_name in CONFIG_FILES:
@@ -277,7 +278,17 @@ MODALITIES = ("image", "text")
 TRAIN_AUGMENTS = ("crop_flip", "resize_flip")
 TEXT_ENCODINGS = ("hashed_words", "bytes")
 BYTES_VOCAB_SIZE = 257      # 256 byte values + padding (utils/text.py)
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")   # the name is part of output file names and bash paths
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")   # part of output file names and bash paths: not '..'
+# A task's name is a folder of every output path and a key of the model's per-task modules (nn.ModuleDict,
+# which refuses a '.'): no dot, no path separator, so neither '../x' nor '/x' leaves the config's folders.
+TASK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+# Upper bounds well above any real use, so that a slip (an extra zero) is refused rather than exhausting memory:
+# Perceiver IO's own language model reads 2,048 UTF-8 bytes, 4,096 tokens is a page per caption, and a split
+# in memory holds 8 bytes per token (utils/text.py); 2**20 hashed-word buckets leave few collisions in any
+# caption corpus (the built-ins use 2**14-2**15) and already make a text task's embedding table 1 GiB at the
+# paper profile's text_dim 256.
+MAX_TEXT_LENGTH = 4096
+MAX_VOCAB_SIZE = 2 ** 20
 
 
 def _is_number(value) -> bool:
@@ -326,30 +337,49 @@ def read_config_file(path: Path) -> DatasetConfig:
     naming the key and the file."""
     values = _read_keys(_parse(path), CONFIG_KEYS, path)
     name = values["name"] or (path.parent.name if path.name in CONFIG_FILES else path.stem)
-    _check(NAME_PATTERN.fullmatch(name), path, "name",
-           f"must hold only letters, digits, '_', '-' and '.' (it names output files), not {name!r}")
     _check(name not in _BUILDERS, path, "name", f"is {name!r}, a built-in config's name; choose another")
-    _check_one_of(values, "train_augment", TRAIN_AUGMENTS, path)
-    _check_one_of(values, "text_encoding", TEXT_ENCODINGS, path)
-    fraction = values["val_fraction"]
-    _check(0 <= fraction < 1, path, "val_fraction", f"must be from 0 up to (not including) 1, not {fraction}")
-    _check(values["max_text_length"] >= 1, path, "max_text_length", "must be at least 1")
-    least_vocab = BYTES_VOCAB_SIZE if values["text_encoding"] == "bytes" else 2
-    _check(values["vocab_size"] >= least_vocab, path, "vocab_size",
-           f"must be at least {least_vocab} with text_encoding {values['text_encoding']!r}")
     tasks = _read_tasks(values, path)
     if any(task.modality == "image" for task in tasks):
         _check(values["image_size"] is not None, path, "image_size", "is missing (a config with image tasks needs it)")
         _check(values["image_size"] >= 1, path, "image_size", "must be at least 1")
     folder = path.resolve().parent
-    return DatasetConfig(
+    cfg = DatasetConfig(
         name=name, image_root=folder / values["image_root"], text_root=folder / values["text_root"],
         tasks=tasks, image_size=values["image_size"] or 0,   # 0: no image task reads it
         train_augment=values["train_augment"], text_encoding=values["text_encoding"],
         vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
         related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
-        prepare_command=values["prepare_command"], val_fraction=float(fraction),
+        prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
         source_fingerprint=fingerprint(path))
+    return check_config(cfg, path)
+
+
+def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
+    """`cfg`, once its values are fit to run (the checks a built-in and a config file share); else one UserError
+    sentence naming the key and `origin`, the file or built-in it came from."""
+    _check(NAME_PATTERN.fullmatch(cfg.name), origin, "name", "must hold only letters, digits, '_', '-' and '.', "
+           f"and not start with '.' (it names output files), not {cfg.name!r}")
+    _check_one_of(cfg.train_augment, "train_augment", TRAIN_AUGMENTS, origin)
+    _check_one_of(cfg.text_encoding, "text_encoding", TEXT_ENCODINGS, origin)
+    fraction = cfg.val_fraction
+    _check(0 <= fraction < 1, origin, "val_fraction", f"must be from 0 up to (not including) 1, not {fraction}")
+    _check(1 <= cfg.max_text_length <= MAX_TEXT_LENGTH, origin, "max_text_length",
+           f"must be from 1 to {MAX_TEXT_LENGTH}, not {cfg.max_text_length}")
+    least_vocab = BYTES_VOCAB_SIZE if cfg.text_encoding == "bytes" else 2
+    _check(least_vocab <= cfg.vocab_size <= MAX_VOCAB_SIZE, origin, "vocab_size",
+           f"must be from {least_vocab} (with text_encoding {cfg.text_encoding!r}) to {MAX_VOCAB_SIZE}, "
+           f"not {cfg.vocab_size}")
+    for task in cfg.tasks:
+        label = f"task {task.task_id} ({task.name!r})"
+        _check(TASK_NAME_PATTERN.fullmatch(task.name), origin, "name", "must hold only letters, digits, '_' and "
+               f"'-' (it names a folder of every output path), not {task.name!r}", label)
+        _check(task.num_classes >= 1, origin, "num_classes", "must be at least 1", label)
+        _check(len(task.mean) == 3 and all(map(math.isfinite, task.mean)), origin, "mean",
+               f"must be three finite numbers, one per colour channel, not {list(task.mean)}", label)
+        _check(len(task.std) == 3 and all(0 < value < math.inf for value in task.std), origin, "std",
+               f"must be three finite numbers greater than 0 (the images are divided by it), not {list(task.std)}",
+               label)
+    return cfg
 
 
 def _parse(path: Path) -> dict:
@@ -359,8 +389,8 @@ def _parse(path: Path) -> dict:
         text = path.read_bytes()
     except OSError as err:
         raise UserError(f"Cannot read the dataset config file {path}: {err.strerror or err}.") from None
-    try:    # the decoders' messages give the line and column
-        table = json.loads(text) if kind == "JSON" else tomllib.loads(text.decode("utf-8"))
+    try:    # the decoders' messages give the line and column; a BOM (some Windows editors write one) is skipped
+        table = json.loads(text) if kind == "JSON" else tomllib.loads(text.decode("utf-8-sig"))
     except ValueError as err:
         raise UserError(f"The dataset config file {path} is not valid {kind}: {err}.") from None
     if not isinstance(table, dict):
@@ -378,9 +408,8 @@ def _check(ok, path, key, problem, task=""):
         raise _file_error(path, key, problem, task)
 
 
-def _check_one_of(values, key, allowed, path, task=""):
-    _check(values[key] in allowed, path, key,
-           f"must be {' or '.join(map(repr, allowed))}, not {values[key]!r}", task)
+def _check_one_of(value, key, allowed, path, task=""):
+    _check(value in allowed, path, key, f"must be {' or '.join(map(repr, allowed))}, not {value!r}", task)
 
 
 def _read_keys(table: dict, schema: dict, path, task="") -> dict:
@@ -409,8 +438,7 @@ def _read_tasks(values, path) -> tuple[TaskSpec, ...]:
     for position, table in enumerate(values["tasks"], start=1):
         label = _task_label(position, table)
         task = _read_keys(table, TASK_KEYS, path, label)
-        _check_one_of(task, "modality", MODALITIES, path, label)
-        _check(task["num_classes"] >= 1, path, "num_classes", "must be at least 1", label)
+        _check_one_of(task["modality"], "modality", MODALITIES, path, label)
         _check(task["name"] not in first_of, path, "name",
                f"repeats the name of task {first_of.get(task['name'])}; task names must differ", label)
         first_of[task["name"]] = position

@@ -2,6 +2,7 @@
 which runs a stage's epochs, saving after each one what a killed run needs to resume."""
 import contextlib
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -78,11 +79,12 @@ def build_optimizers(model, lr, lr_mask, weight_decay, optimizer="sgd"):
 
 
 def train_one_epoch(model, loader, optimizer, device, epoch, *, weight_decay, mask_optimizer=None,
-                    after_step=None):
+                    after_step=None, stage="training"):
     """One pass over `loader`; returns (mean loss, accuracy as a fraction).
 
     `model.mask_gradients` keeps every weight that is not the active task's own frozen;
-    `after_step` (the pruning schedule) runs after each optimizer step.
+    `after_step` (the pruning schedule) runs after each optimizer step. A non-finite loss stops the stage
+    with a UserError: its weights are lost, and their chance-level accuracy must not become a result.
     """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -101,7 +103,12 @@ def train_one_epoch(model, loader, optimizer, device, epoch, *, weight_decay, ma
             mask_optimizer.step()
         if after_step is not None:
             after_step()
-        total_loss += loss.item() * len(y)
+        batch_loss = loss.item()
+        if not math.isfinite(batch_loss):
+            raise UserError(f"Stage {stage} of task {model.active_task} stopped in epoch {epoch}: its training loss "
+                            f"became {batch_loss}, so it records no result; lower --lr, or check the dataset "
+                            f"config's normalisation (mean, std) and the data.")
+        total_loss += batch_loss * len(y)
         correct += (logits.argmax(dim=1) == y).sum().item()
         seen += len(y)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
@@ -235,7 +242,7 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, device, epoch + 1,
                                                 weight_decay=recipe.weight_decay, mask_optimizer=mask_optimizer,
-                                                after_step=pruner)
+                                                after_step=pruner, stage=stage)
         if pruner is not None and epoch == recipe.epochs - 1:
             pruner.finish()
         for schedule in schedules:
