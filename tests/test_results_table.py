@@ -166,3 +166,13 @@ def test_the_backbone_is_evaluated_on_the_validation_split_its_run_used(fabricat
     assert accuracy[None] != accuracy[0.5]          # the two splits tell apart
     _, rows, _ = write_results(cfg, ARCH)
     assert {row["target_id"]: row["backbone_after_val_acc"] for row in rows}[7] == accuracy[0.5]
+
+
+def test_picked_related_judges_a_target_among_the_candidates_it_was_ranked_among(fabricated_run):
+    """Target 7 re-ranked among backbone 2 alone (a narrowed step 3-1): its related task 8 was no candidate, though
+    the table keeps the 7,8 row of the wider run."""
+    cfg, _, _ = fabricated_run
+    paths.pickaback_result_csv(cfg.name).with_suffix(".json").write_text(json.dumps(
+        {"7": {"score": "modeldiff", "select": "similar", "candidates": [2]}}))
+    _, rows, _ = write_results(cfg, ARCH)
+    assert {row["target_id"]: row["picked_related"] for row in rows} == {1: True, 7: None}

@@ -21,6 +21,7 @@ from utils.data import task_loaders
 from utils.errors import UserError
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, read_baselines, read_distances, read_selections
+from utils_pickaback.ranking import ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import compared_candidates, designed_related_pick, selection_figures
 
 SPLITS = ("val", "test")
@@ -103,7 +104,8 @@ def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
                "test": read_baselines(paths.baseline_test_acc_file(arch, cfg.name, seed))}
     regret = {split: {f.target_id: f.regret for f in selection_figures(cfg, arch, seed, split=split)[0]}
               for split in SPLITS}
-    distances = read_distances(paths.pickaback_table_csv(cfg.name, seed))
+    distances = ranked_pairs(read_distances(paths.pickaback_table_csv(cfg.name, seed)),
+                             read_rankings(paths.pickaback_result_csv(cfg.name, seed)))   # the pool it ranked
     evaluator, befores, rows, missing = TaskEvaluator(cfg, seed), {}, [], []
     for target_id, backbone_id in sorted(selections.items()):
         target, backbone = cfg.task(target_id), cfg.task(backbone_id)
