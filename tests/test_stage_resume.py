@@ -134,3 +134,12 @@ def test_a_forced_rerun_killed_mid_way_leaves_the_finished_outputs_whole(stage, 
     assert {path: path.read_bytes() for path in finished} == finished
     rerun = ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True))
     assert "already done" in rerun.stdout
+
+
+def test_a_corrupt_state_file_is_discarded_not_a_blocker(tmp_path, caplog):
+    from utils.train import StageState
+    state_file = tmp_path / "checkpoint-3.pth.tar.partial"
+    state_file.write_bytes(b"PK\x03\x04 half a zip")
+    with caplog.at_level("INFO"):
+        assert StageState(state_file, "demo", {"settings": {}, "inputs": {}}).load() is None
+    assert "cannot be read" in caplog.text

@@ -165,7 +165,11 @@ class StageState:
         """(model, payload) of the saved epoch, or None when there is none with this provenance."""
         if not self.path.is_file():
             return None
-        model, payload = load_model(self.path, expect_config=self.config_name)
+        try:
+            model, payload = load_model(self.path, expect_config=self.config_name)
+        except UserError as err:     # a corrupt state file costs its epochs, never the stage
+            console_info(f"Not resuming from {self.path}, which cannot be read ({err}); training from the start.")
+            return None
         reason = why_stale(payload.get("provenance"), self.provenance)
         if reason is not None:
             console_info(f"Not resuming from {self.path}: {reason}.")
