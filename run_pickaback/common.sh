@@ -7,7 +7,41 @@ set -euo pipefail
 # file. A relative path is the caller's, so it is made absolute before the cd to the repository.
 CFG=${1:-demo}
 case "$CFG" in *.toml|*.json) [[ "$CFG" = /* ]] || CFG="$PWD/$CFG" ;; esac
+# so are relative output and data roots (the Python steps read them in the repository)
+for root in MMPAB_OUTPUT_ROOT MMPAB_DATA_ROOT; do
+  if [ -n "${!root:-}" ] && [[ "${!root}" != /* ]]; then export "$root=$PWD/${!root}"; fi
+done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# A bad setting is one sentence and exit 1 (2, 3, 5 and 6 are the steps' protocol), before any work.
+refuse() { echo "$*" >&2; exit 1; }
+# check_number NAME KIND CONDITION REQUIREMENT: $NAME (unless empty: the default) must be a KIND (whole: digits;
+# number: a decimal; list: decimals separated by spaces) for which the awk CONDITION on v holds (p: the list's
+# previous item); REQUIREMENT says what it must be. A whole number loses its leading zeros (bash reads 010 as 8).
+check_number() {
+  local name=$1 kind=$2 condition=$3 requirement=$4 value=${!1:-} items=() item prev=""
+  local pattern='^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'
+  [ -n "$value" ] || return 0
+  if [ "$kind" = list ]; then read -r -a items <<< "$value"; else items=("$value"); fi
+  if [ "$kind" = whole ]; then pattern='^[0-9]+$'; fi
+  for item in "${items[@]}"; do
+    [[ "$item" =~ $pattern ]] && awk -v x="$item" -v y="$prev" "BEGIN { v = x + 0; p = y + 0; exit !($condition) }" ||
+      refuse "${name} must be ${requirement}, not \"${value}\"."
+    prev=$item
+  done
+  if [ "$kind" = whole ]; then value=${value#"${value%%[!0]*}"}; printf -v "$name" '%s' "${value:-0}"; fi
+}
+# check_choice NAME CHOICE...: $NAME (unless empty: the default) must be one of the choices.
+check_choice() {
+  local name=$1 choice; shift
+  for choice in "" "$@"; do [ "${!name:-}" != "$choice" ] || return 0; done
+  refuse "${name} must be one of: $(printf '%s, ' "$@" | sed 's/, $//') (or empty), not \"${!name}\"."
+}
+check_choice ARCH perceiver_io lenet5
+check_choice PROFILE demo paper
+if [ -n "${MMPAB_OUTPUT_ROOT:-}" ] && [ -e "$MMPAB_OUTPUT_ROOT" ] && [ ! -d "$MMPAB_OUTPUT_ROOT" ]; then
+  refuse "MMPAB_OUTPUT_ROOT names a file, ${MMPAB_OUTPUT_ROOT}, where the steps write into a folder: give a folder's path."
+fi
 
 ARCH=${ARCH:-perceiver_io}
 if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
@@ -43,14 +77,30 @@ else
   PRUNING_FREQUENCY=${PRUNING_FREQUENCY:-2}
 fi
 JOBS=${JOBS:-1}
-# The paper profile without a GPU: say so before any work (a Perceiver stage of a real task takes hours there).
-if [ "$PROFILE" = paper ] && { [ "$DEVICE" = cpu ] || ! nvidia-smi -L >/dev/null 2>&1; }; then
-  echo "Config ${CFG_NAME} trains the paper profile (the original's model sizes) on the CPU, where one stage of a" \
-    "real task can take hours (each stage says its estimate after its first epoch); PROFILE=demo trains a" \
-    "CPU-sized model." >&2
-fi
 MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-0}     # the profiling-input search's length (the original's: 100)
 MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
+# Every setting once, as the Python flags they become take them (utils/cli.py), so that a bad one stops here and
+# not after hours of work (or, like JOBS=0, in a bash error).
+check_number JOBS whole 'v >= 1' "a whole number of at least 1"
+check_number EPOCHS whole 'v >= 1' "a whole number of at least 1"
+check_number PRUNE_EPOCHS whole 'v >= 1' "a whole number of at least 1"
+check_number PRUNING_INTERVAL whole 'v >= 1' "a whole number of at least 1"
+check_number PRUNING_FREQUENCY whole 'v >= 1' "a whole number of at least 1"
+check_number MODELDIFF_ITERATIONS whole 'v >= 0' "a whole number of at least 0"
+check_number SEED whole 'v < 2 ^ 32' "a whole number from 0 to 4294967295"
+check_number LR number 'v > 0' "a number greater than 0"
+check_number PRUNE_LR number 'v > 0' "a number greater than 0"
+check_number MAX_WIDTH number 'v >= 1' "a number of at least 1 (a width multiplier; training starts at 1.0)"
+check_number PRUNE_STAGES list 'v > 0 && v < 1 && v > p' \
+  "pruning ratios greater than 0 and less than 1, separated by spaces, each greater than the one before"
+# the tolerance of every "reached its baseline?" decision (steps 2-1, 2-2, 3-2): an accuracy difference
+check_number ALLOW_ACC_LOSS number 'v >= 0 && v < 1' "a number from 0 up to (not including) 1"
+check_choice DEVICE auto cpu cuda
+check_choice OPTIMIZER sgd adam
+check_choice MODELDIFF_SEARCH single batched
+check_choice FORCE 0 1
+check_choice VERBOSE 0 1
+check_choice TENSORBOARD 0 1
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
 # The console shows one line per finished stage (or target); VERBOSE=1 echoes every line of the logs too
@@ -62,10 +112,6 @@ COMMON_ARGS=(--arch "$ARCH" --profile "$PROFILE" --dataset_config "$CFG" --seed 
 TRAIN_ARGS=(--optimizer "$OPTIMIZER" --weight_decay 4e-5)   # every training run of steps 1, 2-1 and 3-2
 if [ -n "$VERBOSE_FLAG" ]; then TRAIN_ARGS+=("$VERBOSE_FLAG"); fi
 if [ "${TENSORBOARD:-0}" = 1 ]; then TRAIN_ARGS+=(--tensorboard); fi   # scalars in tensorboard/ beside train.log
-
-# The demo data is generated on first use and again when the generator's format changes (seeded: the
-# same files on every machine); a complete copy of the current format is kept, whatever its sizes.
-if [ "$CFG_NAME" = demo ]; then "$PY" -m tools.make_demo_data --if-outdated; fi
 
 # The task ids to run: $TASKS when given, else every task of the config (LeNet-5: its image tasks).
 task_ids() {
@@ -191,3 +237,39 @@ if [ -n "${ALLOW_ACC_LOSS:-}" ]; then ACC_ARGS=(--allow_acc_loss "$ALLOW_ACC_LOS
 # default writes the same layout under seed<S>/, so seeds live side by side.
 BASELINE_FILE=$(path_of baseline_acc_file)
 T_ROOT=$(path_of targets_root)   # step 3-2's runs
+
+# Two runs of one step on the same outputs (config, arch, seed, output root) would write the same files: a step
+# script (the file that sourced this one) locks each task it works on, and a second run on any of them is refused,
+# naming the first. The first run's jobs (run_jobs's, its Python processes) share its locks; runs of other tasks
+# (the Ray launcher's per-task jobs) and other steps are not held up. Step 3-2 and the transfer control train the
+# same selected pairs, so they share one lock.
+lock_tasks() {
+  local step=$1 dir id fd file; shift
+  dir="$(dirname "$BASELINE_FILE")/locks"
+  mkdir -p "$dir"
+  for id in "$@"; do
+    file="${dir}/${CFG_NAME}_${step}_task${id//[^A-Za-z0-9_.@-]/_}.lock"
+    exec {fd}>>"$file"
+    flock -n "$fd" || refuse "Task ${id} of config ${CFG_NAME} is already in a run of this step on these outputs" \
+      "($(cat "$file" 2>/dev/null || true)); wait for it to end, or run other tasks (lock: ${file})."
+    echo "pid $$ ($0 ${CFG}, since $(date '+%F %T'))" > "$file"
+  done
+}
+if [ -n "${BASH_SOURCE[1]:-}" ]; then
+  case "$(basename "${BASH_SOURCE[1]}" .sh)" in
+    find_backbone) lock_tasks find_backbone ${TARGETS:-$(task_ids)} ;;
+    w_backbone) lock_tasks w_backbone $(task_ids) ;;
+    transfer_matrix) lock_tasks w_backbone ${CONTROL_TARGETS:-$(task_ids)} ;;
+    *) lock_tasks "$(basename "${BASH_SOURCE[1]}" .sh)" $(task_ids) ;;
+  esac
+fi
+
+# The paper profile without a GPU: say so before any work (a Perceiver stage of a real task takes hours there).
+if [ "$PROFILE" = paper ] && { [ "$DEVICE" = cpu ] || ! nvidia-smi -L >/dev/null 2>&1; }; then
+  echo "Config ${CFG_NAME} trains the paper profile (the original's model sizes) on the CPU, where one stage of a" \
+    "real task can take hours (each stage says its estimate after its first epoch); PROFILE=demo trains a" \
+    "CPU-sized model." >&2
+fi
+# The demo data is generated on first use and again when the generator's format changes (seeded: the
+# same files on every machine); a complete copy of the current format is kept, whatever its sizes.
+if [ "$CFG_NAME" = demo ]; then "$PY" -m tools.make_demo_data --if-outdated; fi
