@@ -53,7 +53,7 @@ def get_args_parser():
     p.add_argument("--pruning_frequency", type=positive_int, default=10, help="optimizer steps between mask updates")
     p.add_argument("--train_acc_gate", action="store_true",
                    help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
-    p.add_argument("--allow_acc_loss", type=non_negative_float, default=ACC_TOLERANCE,
+    p.add_argument("--allow_acc_loss", type=fraction, default=ACC_TOLERANCE,
                    help="accuracy a run may fall short of its baseline and still count as reaching it "
                         "(growing and pruning; step 2-2 uses the same)")
     p.add_argument("--training_seed", type=seed_int,

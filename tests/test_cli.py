@@ -184,6 +184,7 @@ BAD_VALUES = [
     ("transfer_kv_perceiver_io", "--seed", "-1"),
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "-0.1"),
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "1"),
+    ("CPG_MM_main_normal", "--allow_acc_loss", "5"),      # the same rule as step 2-2's
     ("tools.bench_data", "--epochs", "0"),
     ("tools.bench_data", "--batch-size", "0"),
     ("tools.bench_data", "--threads", "0"),
