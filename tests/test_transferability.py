@@ -74,6 +74,57 @@ def test_logme_is_near_the_maximum_evidence_when_d_exceeds_n():
     assert score == pytest.approx(max_dense_log_evidence(features.numpy(), labels.numpy()), abs=1e-3)
 
 
+def d_by_d_fixed_point_log_evidence(f, labels):
+    """The reference code's d x d route: one eigendecomposition of F'F keeping all d eigenvalues (d - n of them
+    zero when d > n), MacKay's fixed point from alpha = beta = 1 run to 1e-10, then the dense evidence at the
+    fixed point; mean over classes."""
+    n, d = f.shape
+    eigenvalues, vectors = np.linalg.eigh(f.T @ f)
+    eigenvalues = eigenvalues.clip(min=0)                               # rounding leaves some zeros below 0
+    evidences = []
+    for c in np.unique(labels):
+        y = (labels == c).astype(np.float64)
+        projected = vectors.T @ (f.T @ y)
+        alpha = beta = 1.0
+        for _ in range(20000):
+            precision = alpha + beta * eigenvalues                       # the d eigenvalues of A
+            m = vectors @ (beta * projected / precision)
+            gamma = np.sum(beta * eigenvalues / precision)
+            new_alpha, new_beta = gamma / (m @ m), (n - gamma) / np.sum((y - f @ m) ** 2)
+            settled = abs(new_alpha / new_beta - alpha / beta) <= 1e-10 * alpha / beta
+            alpha, beta = new_alpha, new_beta
+            if settled:
+                break
+        else:
+            raise AssertionError(f"class {c}: the fixed point did not settle")
+        evidences.append(dense_log_evidence(f, y, alpha, beta))
+    return float(np.mean(evidences))
+
+
+def test_logme_with_more_features_than_samples_is_the_evidence_at_the_fixed_point():
+    """d > n with a fixed point inside: log|A| counts each of the d - n zero eigenvalues of F'F as log alpha
+    (the reference code's fixed-point branch leaves them out for n < d and adds (d - n) / (2n) log alpha)."""
+    labels = torch.randint(0, 4, (100,), generator=generator(14))
+    features = class_features(labels, 512, noise=15.0, seed=15)
+    expected = d_by_d_fixed_point_log_evidence(features.numpy(), labels.numpy())
+    assert logme(features, labels) == pytest.approx(expected, rel=1e-6)
+
+
+def test_logme_of_separable_features_in_the_paper_profile_is_the_supremum_of_the_evidence():
+    """512-d features, 200 probes: y lies in range(F), and the evidence rises towards beta -> inf, where
+    y ~ N(0, F F' / alpha); the supremum is that density at its best alpha = n / y'(F F')^-1 y."""
+    labels = torch.randint(0, 4, (200,), generator=generator(16))
+    features = class_features(labels, 512, noise=1.0, seed=17)
+    f, n = features.numpy(), 200
+    gram = f @ f.T
+    suprema = []
+    for c in range(4):
+        y = (labels.numpy() == c).astype(np.float64)
+        alpha = n / (y @ np.linalg.solve(gram, y))
+        suprema.append(multivariate_normal(np.zeros(n), gram / alpha).logpdf(y) / n)
+    assert logme(features, labels) == pytest.approx(np.mean(suprema), rel=1e-9)
+
+
 def test_logme_depends_on_features_only_through_their_gram_matrix():
     """Zero columns (pushing d above n) and rotations leave F F', hence the evidence, unchanged."""
     labels = torch.randint(0, 4, (30,), generator=generator(4))

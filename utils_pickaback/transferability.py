@@ -32,8 +32,11 @@ def logme(features, labels):
     Model: y = F w + noise, w ~ N(0, I / alpha), noise ~ N(0, I / beta). The paper's fixed point
     (alpha = gamma / m'm, beta = (n - gamma) / ||y - F m||^2, m the posterior mean) is written in the thin
     SVD F = U diag(sigma) V' (k = min(n, d) singular values): one decomposition serves every class and
-    iteration, and n < d works as d < n. Ids that never occur are skipped: an all-zero column has no
-    evidence maximum. Scale-dependent: compare candidates on features prepared the same way.
+    iteration, and n < d works as d < n. The evidence is exact for any n, d: log|alpha I + beta F'F| counts
+    all d eigenvalues, the d - k zero ones too, as the reference code's d x d branch (`_fit_icml`); its default
+    `_fit_fixed_point` drops them when n < d (thuml/LogME issue #23), adding (d - k) / (2n) log alpha.
+    Ids that never occur are skipped: an all-zero column has no evidence maximum. Scale-dependent: compare
+    candidates on features prepared the same way.
     When a class's evidence is largest at a boundary (lambda -> 0: labels fitted exactly, possible when
     n <= d; lambda -> inf: features no better than noise) lambda never settles and the value after
     LOGME_MAX_ITERATIONS is a lower bound that is still rising slowly towards the supremum.
