@@ -2,10 +2,9 @@
 
 The chosen stage's checkpoint is copied into `gradual_prune/` and named in `gradual_prune/chosen.json`,
 which is what step 3-2 loads: no guessing by "the highest epoch number in the folder".
-Falls back to the unpruned model (`scratch/`) when no ratio qualifies. Imports no torch: it only
-reads JSON and copies files.
+Falls back to the unpruned model (`scratch/`) when no ratio qualifies. A re-run whose choice is already
+installed writes nothing (not even its log line). Imports no torch: it only reads JSON and copies files.
 """
-import json
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,9 @@ from utils.errors import UserError, run_main
 from utils.logs import console_info, setup_logging
 from utils.paths import CHOSEN_FILE, folder_checkpoint
 from utils.provenance import fingerprint
-from utils.records import atomic_file, read_json_record, write_json_atomic
+from utils.records import atomic_file, write_json_atomic
+from utils.results import read_baselines, read_chosen, read_prune_record
+
 
 def get_args_parser():
     p = ArgumentParser(description="Choose the pruning ratio of a task's backbone model.")
@@ -37,12 +38,26 @@ def choose_ratio(record, baseline, allow_acc_loss):
     return None
 
 
+def choice_record(prune_dir, source, ratio, accuracy):
+    """What chosen.json says of a choice: the checkpoint is `source`'s copy in gradual_prune/."""
+    return {"ratio": ratio, "accuracy": accuracy, "checkpoint": source.name,
+            "source": str(source.relative_to(prune_dir.parent))}
+
+
+def already_installed(prune_dir, source, ratio, accuracy):
+    """True when chosen.json records this very choice and its copy of `source` is still the same file."""
+    installed = prune_dir / source.name
+    return (read_chosen(prune_dir / CHOSEN_FILE) == choice_record(prune_dir, source, ratio, accuracy)
+            and installed.is_file() and fingerprint(installed) == fingerprint(source))
+
+
 def install_chosen(prune_dir, source, ratio, accuracy):
     """Copy `source` into gradual_prune/ (atomically) and record the choice, removing an earlier, different
     choice and the key/value transfers (step 4) made from it: they would hand targets a stale backbone."""
     chosen_json = prune_dir / CHOSEN_FILE
-    if chosen_json.exists():
-        previous = prune_dir / json.loads(chosen_json.read_text())["checkpoint"]
+    earlier = read_chosen(chosen_json)
+    if earlier is not None:
+        previous = prune_dir / earlier["checkpoint"]
         if previous.exists() and fingerprint(previous) != fingerprint(source):
             for stale in prune_dir.glob(previous.name.replace(".pth.tar", "_kv_transfer_*.pth.tar")):
                 stale.unlink()
@@ -51,28 +66,34 @@ def install_chosen(prune_dir, source, ratio, accuracy):
     target = prune_dir / source.name
     with open(source, "rb") as src, atomic_file(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    write_json_atomic(chosen_json, {"ratio": ratio, "accuracy": accuracy, "checkpoint": target.name,
-                                    "source": str(source.relative_to(prune_dir.parent))})
+    write_json_atomic(chosen_json, choice_record(prune_dir, source, ratio, accuracy))
     return target
 
 
 def main(args):
-    setup_logging(args.log_path)
-    baselines = read_json_record(args.baseline_acc_file)
+    baselines = read_baselines(args.baseline_acc_file)
     if args.dataset not in baselines:
-        raise UserError(f"{args.baseline_acc_file} has no baseline for {args.dataset}; run run_pickaback/baseline.sh first.")
-    record = read_json_record(args.pruning_ratio_to_acc_record_file)
-    if "0.0" not in record:
+        raise UserError(f"{args.baseline_acc_file} has no baseline for {args.dataset}; "
+                        f"run run_pickaback/baseline.sh first.")
+    record = read_prune_record(args.pruning_ratio_to_acc_record_file)
+    if 0.0 not in record:
         raise UserError(f"{args.pruning_ratio_to_acc_record_file} has no unpruned accuracy (key \"0.0\"); "
                         f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
-    ratio = choose_ratio(record, float(baselines[args.dataset]), args.allow_acc_loss)
-    if ratio is None:
-        console_info("We select scratch")
-        source, ratio, accuracy = folder_checkpoint(prune_dir.parent / "scratch"), 0.0, record["0.0"]
+    ratio = choose_ratio(record, baselines[args.dataset], args.allow_acc_loss)
+    scratch = ratio is None
+    if scratch:
+        source, ratio = folder_checkpoint(prune_dir.parent / "scratch"), 0.0
     else:
-        source, accuracy = folder_checkpoint(prune_dir / str(ratio)), record[str(ratio)]
-    install_chosen(prune_dir, source, ratio, accuracy)
+        source = folder_checkpoint(prune_dir / str(ratio))
+    unchanged = already_installed(prune_dir, source, ratio, record[ratio])
+    setup_logging(None if unchanged else args.log_path)   # nothing to do writes nothing, not even train.log
+    if scratch:
+        console_info("We select scratch")
+    if unchanged:
+        console_info(f"We choose pruning ratio {ratio} (already installed, kept)")
+        return 0
+    install_chosen(prune_dir, source, ratio, record[ratio])
     console_info(f"We choose pruning ratio {ratio}")
     return 0
 

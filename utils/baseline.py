@@ -7,7 +7,7 @@ Growing (steps 2-1 and 3-2), ending the pruning loop (step 2-1) and choosing the
 from pathlib import Path
 
 from utils.errors import ExitStatus, UserError
-from utils.records import read_json_record
+from utils.results import read_baselines
 
 ACC_TOLERANCE = 0.001
 
@@ -22,8 +22,8 @@ def read_baseline(jsonfile, task_name):
         raise UserError(f"You should provide the baseline accuracy file ({jsonfile or '--jsonfile'}) as the "
                         f"criterion to decide whether the capacity of the network is enough for a new task; "
                         f"run run_pickaback/baseline.sh first.", exit_code=ExitStatus.NO_BASELINE)
-    record = read_json_record(jsonfile)
-    if task_name not in record:
+    baselines = read_baselines(jsonfile)      # a malformed file: exit 1 with what to do, not the protocol's 3
+    if task_name not in baselines:
         raise UserError(f"{jsonfile} has no baseline accuracy for task {task_name}; run run_pickaback/baseline.sh "
                         f"for it first.", exit_code=ExitStatus.NO_BASELINE)
-    return float(record[task_name])
+    return baselines[task_name]

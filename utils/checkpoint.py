@@ -8,6 +8,8 @@ can read it: a peer's checkpoint that carries a pickled object is refused before
 Writes go through `utils.records.atomic_file` (a temporary file, then a rename), so a crash never leaves a
 half-written checkpoint under the real name.
 """
+import errno
+import os
 import pickle
 import zipfile
 from dataclasses import asdict
@@ -27,9 +29,31 @@ MODEL_FORMAT = "cpg-model-1"
 
 
 def save_checkpoint(path, payload: dict) -> None:
-    """Write `payload` to `path` atomically (parent folders created)."""
-    with atomic_file(path, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
+    """Write `payload` to `path` atomically (parent folders created). A failed write (a full disk) leaves neither
+    a half file nor the temporary one, and raises the operating system's error naming `path`: torch reports it
+    as a RuntimeError of its stream writer that never mentions the cause."""
+    with atomic_file(path, "wb") as f:     # an OSError without a file name gets `path`
+        try:
+            torch.save({"format": FORMAT, **payload}, f)
+        except RuntimeError as err:
+            failure = _write_failure(err, path)
+            if failure is None:
+                raise
+            raise failure from err
+
+
+def _write_failure(err, path):
+    """The OSError (naming `path`) behind torch.save's RuntimeError, whose message ("unexpected pos ...",
+    "PytorchStreamWriter failed writing file ...: file write failed") never names the cause; None when the
+    RuntimeError is not a failed write."""
+    cause = err.__cause__ or err.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return OSError(cause.errno, cause.strerror, str(path))
+    if "file write failed" in str(err):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))   # what a failed write is in practice
+    return None
 
 
 def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:

@@ -6,14 +6,13 @@ it to run the pipeline in a temporary folder). The default seed's outputs stay w
 put them; every other seed S gets the same layout under `seed<S>/`, so runs of several seeds live
 side by side and never resume from one another.
 """
-import json
 import os
 from pathlib import Path
 
 from utils.errors import UserError
+from utils.results import CHOSEN_FILE, chosen_checkpoint  # noqa: F401 (CHOSEN_FILE: step 2-2's choice's name)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHOSEN_FILE = "chosen.json"   # step 2-2's choice: which checkpoint of gradual_prune/ is the backbone
 DEFAULT_SEED = 2
 
 
@@ -133,9 +132,9 @@ def seeds_report_dir(arch, cfg_name):
 def folder_checkpoint(folder):
     """The checkpoint a folder offers: the one step 2-2 chose, else its only checkpoint (never a guess)."""
     folder = Path(folder)
-    chosen = folder / CHOSEN_FILE
-    if chosen.exists():
-        return folder / json.loads(chosen.read_text())["checkpoint"]
+    chosen = chosen_checkpoint(folder)
+    if chosen is not None:
+        return chosen
     found = [f for f in sorted(folder.glob("checkpoint-*.pth.tar")) if "_kv_transfer_" not in f.name]
     if len(found) == 1:
         return found[0]

@@ -1,18 +1,37 @@
-"""Readers of the result files the steps write (JSON records and CSVs), torch-free, each a clear error
-when a file is malformed: the report, the transfer control and the selection benchmark share them."""
+"""Readers of the files the steps write and later steps read (JSON records, CSVs, the side files of a run:
+record.txt, chosen.json, outcome.json), torch-free, each one reader per file kind: a malformed file ends in one
+sentence naming it and how to recover (the file to delete, the step to re-run). The pipeline's steps, the report,
+the transfer control and the selection benchmark share them."""
 import csv
+import math
 from pathlib import Path
 
-from utils.errors import UserError
+from utils.errors import ExitStatus, UserError
 from utils.records import read_json_record
 
+STEP_1 = "run_pickaback/baseline.sh"
+STEP_2_1 = "run_pickaback/wo_backbone.sh"
+STEP_2_2 = "run_pickaback/select_pruning_ratio_of_backbone.sh"
+CHOSEN_FILE = "chosen.json"      # step 2-2's choice: which checkpoint of gradual_prune/ is the backbone
+OUTCOME_FILE = "outcome.json"    # a training stage's result beside its checkpoint (CPG_MM_main_normal.py)
 
-def as_float(value, path):
+
+def as_float(value, path, recover="fix or delete it and re-run the step that writes it"):
+    """`value` as a number (a number or a numeric string, not true/false); else one sentence naming `path`."""
     try:
+        if isinstance(value, bool):
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{path} holds {value!r} where a number belongs; fix or delete it and re-run "
-                        f"the step that writes it.")
+        raise UserError(f"{path} holds {value!r} where a number belongs; {recover}.")
+
+
+def as_accuracy(value, path, recover):
+    """An accuracy (a fraction between 0 and 1) read from `path`."""
+    number = as_float(value, path, recover)
+    if not 0.0 <= number <= 1.0:     # also refuses nan
+        raise UserError(f"{path} holds the accuracy {value!r}, outside 0..1; {recover}.")
+    return number
 
 
 def read_csv_rows(path, fields, writer_step):
@@ -29,8 +48,92 @@ def read_csv_rows(path, fields, writer_step):
 
 
 def read_baselines(path):
-    """Step 1: task name -> accuracy (the file holds "0.dddd" strings)."""
-    return {name: as_float(acc, path) for name, acc in read_json_record(path).items()}
+    """Step 1's logs_<arch>/baseline_<cfg>_acc.txt (or its _test_ twin): task name -> accuracy (the file holds
+    "0.dddd" strings); {} when it does not exist yet."""
+    recover = (f"correct that entry, or delete the file (every task's entry) and re-run {STEP_1}, which trains "
+               f"again the tasks the file lacks")
+    return {name: as_accuracy(acc, path, recover) for name, acc in read_json_record(path, recover).items()}
+
+
+def read_prune_record(path):
+    """Step 2-1's gradual_prune/record.txt: pruning ratio -> validation accuracy, sorted by ratio; {} when not
+    written yet."""
+    recover = f"delete it and re-run {STEP_2_1} for this task with FORCE=1 (a finished stage does not write it again)"
+    record = {}
+    for key, acc in read_json_record(path, recover).items():
+        ratio = as_float(key, path, recover)
+        if not 0.0 <= ratio < 1.0:
+            raise UserError(f"{path} holds the pruning ratio {key!r}, outside 0..1; {recover}.")
+        record[ratio] = as_accuracy(acc, path, recover)
+    return dict(sorted(record.items()))
+
+
+def read_chosen(path):
+    """Step 2-2's gradual_prune/chosen.json: {"ratio", "accuracy" (numbers), "checkpoint" (a file name in the same
+    folder), "source"}, or None when no ratio was chosen yet. Whether the checkpoint exists is `chosen_checkpoint`'s
+    question."""
+    if not Path(path).exists():
+        return None
+    recover = f"delete it and re-run {STEP_2_2}"
+    chosen = read_json_record(path, recover)
+    missing = [key for key in ("ratio", "accuracy", "checkpoint") if key not in chosen]
+    if missing:
+        raise UserError(f"{path} lacks the entr{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}; "
+                        f"{recover}.")
+    name = chosen["checkpoint"]
+    if not isinstance(name, str) or not name.endswith(".pth.tar") or Path(name).name != name:
+        raise UserError(f"{path} names {name!r} as its checkpoint, not a checkpoint file of its folder; {recover}.")
+    ratio = as_float(chosen["ratio"], path, recover)
+    if not 0.0 <= ratio < 1.0:
+        raise UserError(f"{path} holds the pruning ratio {chosen['ratio']!r}, outside 0..1; {recover}.")
+    return {"ratio": ratio, "accuracy": as_accuracy(chosen["accuracy"], path, recover), "checkpoint": name,
+            "source": chosen.get("source")}
+
+
+def chosen_checkpoint(folder):
+    """The checkpoint step 2-2's chosen.json in `folder` names, checked to exist; None when there is no choice."""
+    path = Path(folder) / CHOSEN_FILE
+    chosen = read_chosen(path)
+    if chosen is None:
+        return None
+    checkpoint = Path(folder) / chosen["checkpoint"]
+    if not checkpoint.is_file():
+        raise UserError(f"{path} names {chosen['checkpoint']}, which is not in {folder}; re-run {STEP_2_2}, "
+                        f"which installs the chosen checkpoint again.")
+    return checkpoint
+
+
+def read_outcome(folder):
+    """A training stage's outcome.json in `folder` (beside the stage's checkpoint; a step 3-2 or transfer-control
+    run's is in its scratch/): {"width", "val_accuracy", "test_accuracy" (numbers), "status" (ExitStatus; DONE
+    when an older file lacks it), "reached_baseline" (bool or None), "start" (None or {"path", "fingerprint"}),
+    ...the other entries as written}; None when the stage has not finished."""
+    path = Path(folder) / OUTCOME_FILE
+    if not path.is_file():
+        return None
+    recover = f"delete the folder {folder} and train that run again (a finished run does not write it again)"
+    outcome = read_json_record(path, recover)
+    missing = [key for key in ("width", "val_accuracy", "test_accuracy") if key not in outcome]
+    if missing:
+        raise UserError(f"{path} lacks the entr{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}; "
+                        f"{recover}.")
+    width = as_float(outcome["width"], path, recover)
+    if not (math.isfinite(width) and width > 0):
+        raise UserError(f"{path} holds the width {outcome['width']!r}, not a positive number; {recover}.")
+    status = outcome.get("status", ExitStatus.DONE)
+    if isinstance(status, bool) or status not in {int(s) for s in ExitStatus}:
+        raise UserError(f"{path} holds the status {status!r}, not one of the exit codes "
+                        f"{', '.join(str(int(s)) for s in ExitStatus)}; {recover}.")
+    reached = outcome.get("reached_baseline")
+    if reached is not None and not isinstance(reached, bool):
+        raise UserError(f"{path} holds {reached!r} in reached_baseline, where true or false belongs; {recover}.")
+    start = outcome.get("start")
+    if start is not None and not (isinstance(start, dict) and isinstance(start.get("path"), str)
+                                  and isinstance(start.get("fingerprint"), str)):
+        raise UserError(f"{path} holds {start!r} as the run's start, not a path and fingerprint; {recover}.")
+    return {**outcome, "width": width, "val_accuracy": as_accuracy(outcome["val_accuracy"], path, recover),
+            "test_accuracy": as_accuracy(outcome["test_accuracy"], path, recover), "status": ExitStatus(status),
+            "reached_baseline": reached, "start": start}
 
 
 def read_selections(path):
