@@ -65,3 +65,50 @@ def baseline_outputs(tmp_path_factory, small_demo_root):
                           cwd=REPO_ROOT, env=script_env(out, small_demo_root), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
+
+
+# ---------------------------------------------------------------- the bash steps end to end (one run per session)
+PIPELINE_TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
+
+
+def run_step(name, env):
+    """A bash step of run_pickaback/ on the demo config, as a user runs it; its stdout (it must succeed)."""
+    import subprocess
+    from utils.dataset_config import REPO_ROOT
+    result = subprocess.run(["bash", f"run_pickaback/{name}.sh", "demo"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def sha256(path):
+    import hashlib
+    from pathlib import Path
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def pipeline(small_demo_root, tmp_path_factory):
+    """Steps 1 to 3-2 on PIPELINE_TASKS of the small demo data (2 epochs): {"out", "env", "logs", "chosen" (each
+    backbone's chosen checkpoint), "hashes_before" (theirs before steps 4 and 3-2)}. Some tests run more steps
+    on it (the transfer control); a test that must see it as the pipeline left it copies it first."""
+    import json
+    import os
+    from utils.dataset_config import REPO_ROOT
+    out = tmp_path_factory.mktemp("outputs")
+    python = REPO_ROOT / ".venv/bin/python"
+    env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
+               TASKS=" ".join(map(str, PIPELINE_TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
+               MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2",
+               PYTHON=str(python) if python.exists() else "python3")
+    logs = {}
+    for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
+        logs[step] = run_step(step, env)
+    backbones = out / "checkpoints_perceiver_io" / "CPG_single_scratch_woexp" / "perceiver_io" / "demo"
+    chosen = {name: backbones / name / "gradual_prune" /
+              json.loads((backbones / name / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
+              for name in PIPELINE_TASKS.values()}
+    hashes_before = {name: sha256(path) for name, path in chosen.items()}
+    for step in ("transfer_kv", "w_backbone"):
+        logs[step] = run_step(step, env)
+    return {"out": out, "env": env, "logs": logs, "chosen": chosen, "hashes_before": hashes_before}

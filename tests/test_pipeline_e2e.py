@@ -2,13 +2,13 @@
 import csv
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import PIPELINE_TASKS as TASKS, run_step, sha256
 from packnet_models_pickaback.compare import load_task_model
 from pickaback_perceiverIO import as_model_inputs
 from utils.checkpoint import load_checkpoint
@@ -16,38 +16,6 @@ from utils.data import load_split
 from utils.dataset_config import get_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
-
-
-def run_step(name, env):
-    result = subprocess.run(["bash", f"run_pickaback/{name}.sh", "demo"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def pipeline(small_demo_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
-               TASKS=" ".join(map(str, TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
-               MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2", PYTHON=str(ROOT / ".venv/bin/python")
-               if (ROOT / ".venv/bin/python").exists() else "python3")
-    logs = {}
-    for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
-        logs[step] = run_step(step, env)
-    backbones = out / "checkpoints_perceiver_io" / "CPG_single_scratch_woexp" / "perceiver_io" / "demo"
-    chosen = {name: backbones / name / "gradual_prune" /
-              json.loads((backbones / name / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
-              for name in TASKS.values()}
-    hashes_before = {name: sha256(path) for name, path in chosen.items()}
-    for step in ("transfer_kv", "w_backbone"):
-        logs[step] = run_step(step, env)
-    return {"out": out, "env": env, "logs": logs, "chosen": chosen, "hashes_before": hashes_before}
 
 
 def test_every_task_has_a_baseline_and_a_backbone(pipeline):
