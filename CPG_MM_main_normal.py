@@ -26,10 +26,12 @@ from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
-from utils.logs import TrainCsv, commit_train_csv, console_info, read_train_csv, setup_logging, stage_line, validate_line
+from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv, setup_logging, stage_line,
+                        validate_line)
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
-from utils.records import read_json_record, remove_json_keys, update_json_record, write_json_atomic
+from utils.records import remove_json_keys, update_json_record, write_json_atomic
+from utils.results import read_chosen, read_prune_record
 from utils.train import SAME_RUN_SETTINGS, Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 def get_args_parser():
@@ -219,10 +221,10 @@ def prune(run, cfg, task, device, loaders):
     args, baseline = run.args, run.baseline
     if not args.pruning_ratio_to_acc_record_file:
         raise UserError("--mode prune needs --pruning_ratio_to_acc_record_file (the record.txt of the task).")
-    record = read_json_record(args.pruning_ratio_to_acc_record_file)
+    record = read_prune_record(args.pruning_ratio_to_acc_record_file)
     model = prepare_model_for_pruning(args, task, run.start, cfg).to(device)
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
-    if at_max_width and not reaches_baseline(record.get("0.0", 1.0), baseline, args.allow_acc_loss):
+    if at_max_width and not reaches_baseline(record.get(0.0, 1.0), baseline, args.allow_acc_loss):
         if args.initial_sparsity >= must_prune_ratio(args, model):
             return model, None, ExitStatus.PRUNE_FAILED
     if not owns_weights(model):
@@ -405,6 +407,7 @@ def drop_what_the_old_stage_made(args, checkpoint):
         return
     made = args.target_sparsity if args.mode == "prune" else 0.0
     record_file = Path(args.pruning_ratio_to_acc_record_file)
+    read_prune_record(record_file)      # a malformed record: one sentence, before anything is removed
     remove_json_keys(record_file, lambda ratio: float(ratio) > made)
     for folder in record_file.parent.iterdir() if record_file.parent.is_dir() else ():
         ratio = pruning_ratio_of(folder.name)
@@ -416,10 +419,10 @@ def drop_what_the_old_stage_made(args, checkpoint):
 def discard_choice_from(prune_dir, made):
     """Remove step 2-2's choice in `prune_dir` when it is the stage pruned to `made` or further."""
     chosen_file = prune_dir / paths.CHOSEN_FILE
-    chosen = read_json_record(chosen_file)
-    if not chosen or float(chosen.get("ratio", 0.0)) < made:
+    chosen = read_chosen(chosen_file)
+    if chosen is None or chosen["ratio"] < made:
         return
-    copy = prune_dir / str(chosen.get("checkpoint", ""))
+    copy = prune_dir / chosen["checkpoint"]
     for stale in prune_dir.glob(copy.name.replace(".pth.tar", "_kv_transfer_*.pth.tar")):
         stale.unlink()
     if copy.is_file():

@@ -15,7 +15,8 @@ from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.logs import commit_train_csv, console_info, setup_logging, stage_line
 from utils.provenance import provenance, settings_of
-from utils.records import read_json_record, update_json_record
+from utils.records import update_json_record
+from utils.results import read_baselines
 from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 STAGE = "baseline"    # the stage column of train.csv
@@ -49,7 +50,7 @@ def run_provenance(args, cfg, task):
 
 def why_retrain(checkpoint, logfile, task, wanted):
     """None when this task's baseline is done with the same settings, else the reason to train it."""
-    if task.name not in read_json_record(logfile):
+    if task.name not in read_baselines(logfile):
         return NOT_MADE
     return why_redo(checkpoint, wanted)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # STEP 3-2) Train every target of pickaback_<cfg>_result.csv on its selected backbone with CPG,
-# growing the network (1.0 -> 1.5 -> 2.0) while it stays under its baseline; then write results_<cfg>.csv.
-# Usage: bash run_pickaback/w_backbone.sh [cfg]
+# growing the network (1.0 -> 1.5 -> 2.0) while it stays under its baseline, and on the backbone's untrained
+# twin (the same structure, ownership and recipe with fresh weights: what the recipe gives without the
+# backbone's knowledge; UNTRAINED=0 skips it); then write results_<cfg>.csv.
+# Usage: [UNTRAINED=0] bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
 picks=$("$PY" -m tools.task_info "$CFG" --selections --seed "$SEED")   # says so when step 3-1 has not run
@@ -11,6 +13,11 @@ target_on_backbone() {
   local target_id=$1 task_id=$2
   echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
   train_on_backbone "$target_id" "$task_id" ""
+  if [ "${UNTRAINED:-1}" = 1 ]; then
+    echo "=== target ${target_id} on the untrained twin of backbone ${task_id}"
+    train_on_backbone "$target_id" "$task_id" "$(path_of target_dir "$(task_name "$target_id")" untrained)" \
+      --untrained_backbone
+  fi
 }
 
 pairs=()

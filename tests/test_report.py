@@ -84,8 +84,9 @@ def compared_as(target, candidate):
     return "target adapter" if target == 8 else "paired probes"
 
 
-def results_row(target, seed=paths.DEFAULT_SEED, on_backbone=None, after=None, regret=None):
-    """A row of results_demo.csv as tools/results_table.py writes it; validation figures 0.01 above the test ones."""
+def results_row(target, seed=paths.DEFAULT_SEED, on_backbone=None, after=None, regret=None, untrained=None):
+    """A row of results_demo.csv as tools/results_table.py writes it; validation figures 0.01 above the test ones;
+    `untrained`: the test accuracy on the backbone's untrained twin (None: not trained)."""
     acc, width, shared, before = TARGET_RESULTS[target]
     acc = acc if on_backbone is None else on_backbone
     after = before if after is None else after
@@ -98,6 +99,10 @@ def results_row(target, seed=paths.DEFAULT_SEED, on_backbone=None, after=None, r
            "on_backbone_val_acc": acc + 0.01, "on_backbone_test_acc": acc,
            "forward_transfer_val": round(acc + 0.01 - float(BASELINES[target]), 4),
            "forward_transfer_test": round(acc - SCRATCH_TEST[target], 4),
+           "on_untrained_val_acc": "" if untrained is None else untrained + 0.01,
+           "on_untrained_test_acc": "" if untrained is None else untrained,
+           "knowledge_transfer_val": "" if untrained is None else round(acc - untrained, 4),
+           "knowledge_transfer_test": "" if untrained is None else round(acc - untrained, 4),
            "backbone_before_val_acc": before + 0.01, "backbone_before_test_acc": before,
            "backbone_after_val_acc": after + 0.01, "backbone_after_test_acc": after,
            "backward_transfer_val": round(after - before, 4), "backward_transfer_test": round(after - before, 4),
@@ -183,8 +188,8 @@ def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_roo
 
     # test accuracies from results_demo.csv (not the train.log's 12.34 / mpl 9.0), mpl = sqrt(final width)
     row = table_row(md, f"7 {name(7)}", "Targets")
-    assert row[1:] == ["text", "0.6450", f"8 {name(8)}", "text", "own adapter", "yes", "0.7025", "+0.0575", "+0.0000",
-                       "1.225", "0.634"]
+    assert row[1:] == ["text", "0.6450", f"8 {name(8)}", "text", "own adapter", "yes", "0.7025", "-", "+0.0575", "-",
+                       "+0.0000", "1.225", "0.634"]
     row = table_row(md, f"8 {name(8)}", "Targets")
     assert row[3:7] == [f"2 {name(2)}", "image", "target adapter", "no"] and row[7] == "0.6480"
     crossed = [(t, c) for t in SELECTIONS for c in TASK_IDS if c != t and compared_as(t, c) != "own adapter"]
@@ -302,14 +307,15 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
     write_results([results_row(t) for t in TARGET_RESULTS])
     result = run_tool(out_root, "--summary")
     assert result.returncode == 0, result.stderr
-    assert ("Targets (test accuracy; scratch = the target trained alone from scratch, forward transfer = on "
-            "backbone - scratch)") in result.stdout
+    assert ("Targets (test accuracy; scratch = the target trained alone from scratch, on untrained = on the "
+            "backbone's untrained twin; forward transfer = on backbone - scratch, knowledge transfer = on backbone - "
+            "on untrained)") in result.stdout
     assert ("Backbones before and after their targets trained on them (test accuracy; backward transfer = after - "
             "before)") in result.stdout
     targets, backbones = result.stdout.split("\nBackbones before and after")
     rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
-    assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "(text)", "yes", "0.7025", "+0.0575", "1.5",
-                         "0.634"]
+    assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "(text)", "yes", "0.7025", "-", "+0.0575", "-",
+                         "1.5", "0.634"]
     rows = [line.split() for line in backbones.splitlines() if line[:1].isdigit()]
     assert rows[:2] == [["1", name(1), "3", "0.7000", "0.7000", "+0.0000", "bit-identical"],
                         ["2", name(2), "1", "0.6300", "0.6300", "+0.0000", "bit-identical"]]
@@ -335,6 +341,21 @@ def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
         assert all(line[a - 2:a] == "  " and line[a] != " " for a in starts[1:])   # every cell under its header
         assert len(row) == len(starts) and " " not in "".join(row[1:-1])          # one value per cell
     assert cells[2][3:] == ["0.3800", "-0.0100", "CHANGED"] and cells[0][3:] == ["0.3900", "+0.0000", "bit-identical"]
+
+
+@pytest.mark.parametrize("gains, says_nothing", [((0.02, -0.01, 0.0, -0.005), True),     # the recipe's gain
+                                                 ((0.05, 0.06, 0.04, 0.05), False)])   # the backbones' knowledge
+def test_summary_says_when_the_backbones_add_nothing_beyond_the_recipe(out_root, gains, says_nothing):
+    write_results([results_row(t, untrained=TARGET_RESULTS[t][0] - gain) for t, gain in zip(TARGET_RESULTS, gains)])
+    result = run_tool(out_root, "--summary")
+    assert result.returncode == 0, result.stderr
+    assert f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin, 95% interval): " \
+           f"{sum(gains) / 4:+.4f}" in result.stdout
+    assert ("add nothing measurable beyond the training recipe" in result.stdout) == says_nothing
+    targets = result.stdout.split("\nBackbones before and after")[0]
+    rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
+    on_backbone, forward = "0.7813", f"{0.7813 - SCRATCH_TEST[1]:+.4f}"
+    assert rows["1"][8:12] == [on_backbone, f"{0.7813 - gains[0]:.4f}", forward, f"{gains[0]:+.4f}"]
 
 
 def test_summary_fails_when_a_backbone_changed(out_root):
@@ -374,6 +395,6 @@ def test_seeds_report_gives_each_figure_as_mean_and_t_interval_over_seeds(out_ro
     assert table_row(md, "designed related task picked (share of targets)", "Headline")[1:3] == ["0.500 ± 0.0000", "3"]
     assert table_row(md, f"1 {name(1)}", "Targets across seeds")[1:] == [
         "2 / 2 / 2", f"{SCRATCH_TEST[1]:.4f} ± 0.0000", f"0.6000 ± {half}", f"{0.6 - SCRATCH_TEST[1]:+.4f} ± {half}",
-        "+0.0000 ± 0.0000", "0.0500 (one seed: no interval)", "3"]
+        "-", "+0.0000 ± 0.0000", "0.0500 (one seed: no interval)", "3"]
     assert "[seed 1](../../seed1/logs_perceiver_io/report_demo/report.md)" in md
     assert f"accuracy on the selected backbone: 0.6000 ± {half}" in result.stdout

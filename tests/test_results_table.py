@@ -116,6 +116,8 @@ def test_every_column_of_the_results_table(fabricated_run):
         "scratch_val_acc": 0.70, "scratch_test_acc": 0.68,
         "on_backbone_val_acc": 0.8123, "on_backbone_test_acc": 0.7912,
         "forward_transfer_val": 0.1123, "forward_transfer_test": 0.1112,
+        "on_untrained_val_acc": None, "on_untrained_test_acc": None,       # no untrained twin was trained
+        "knowledge_transfer_val": None, "knowledge_transfer_test": None,
         "backbone_before_val_acc": CONSTANT_ACCURACY, "backbone_before_test_acc": CONSTANT_ACCURACY,
         "backbone_after_val_acc": CONSTANT_ACCURACY, "backbone_after_test_acc": CONSTANT_ACCURACY,
         "backward_transfer_val": 0.0, "backward_transfer_test": 0.0, "backbone_outputs_identical": True,
@@ -129,6 +131,8 @@ def test_every_column_of_the_results_table(fabricated_run):
         "scratch_val_acc": 0.60, "scratch_test_acc": 0.59,
         "on_backbone_val_acc": 0.6501, "on_backbone_test_acc": 0.6633,
         "forward_transfer_val": 0.0501, "forward_transfer_test": 0.0733,
+        "on_untrained_val_acc": None, "on_untrained_test_acc": None,
+        "knowledge_transfer_val": None, "knowledge_transfer_test": None,
         "backbone_before_val_acc": CONSTANT_ACCURACY, "backbone_before_test_acc": CONSTANT_ACCURACY,
         "backbone_after_val_acc": changed["val"], "backbone_after_test_acc": changed["test"],
         "backward_transfer_val": round(changed["val"] - CONSTANT_ACCURACY, 4),
@@ -176,3 +180,24 @@ def test_picked_related_judges_a_target_among_the_candidates_it_was_ranked_among
         {"7": {"score": "modeldiff", "select": "similar", "candidates": [2]}}))
     _, rows, _ = write_results(cfg, ARCH)
     assert {row["target_id"]: row["picked_related"] for row in rows} == {1: True, 7: None}
+
+
+def test_knowledge_transfer_is_against_the_untrained_twin_that_started_where_the_target_did(fabricated_run):
+    """Target 1's untrained twin started from the same step-4 file as its run on the backbone; target 7's from
+    another (an earlier selection's): only target 1 gets the figures."""
+    cfg, _, _ = fabricated_run
+    for target_id, start, twin_start in ((1, "f1", "f1"), (7, "f7", "old")):
+        folder = paths.target_dir(ARCH, cfg.name, "shapes_noisy", cfg.task(target_id).name) / "scratch"
+        model, payload = load_model(folder / "checkpoint-2.pth.tar")
+        provenance = {"settings": {}, "inputs": {"start": start}}
+        save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=payload["accuracy"],
+                   test_accuracy=payload["test_accuracy"], provenance=provenance)
+        twin = paths.target_dir(ARCH, cfg.name, "untrained", cfg.task(target_id).name) / "scratch"
+        save_model(twin / "checkpoint-2.pth.tar", model, cfg.name, accuracy=0.75, test_accuracy=0.70,
+                   provenance={"settings": {}, "inputs": {"start": twin_start}})
+    results = {row["target_id"]: row for row in write_results(cfg, ARCH)[1]}
+    assert {k: results[1][k] for k in ("on_untrained_val_acc", "on_untrained_test_acc", "knowledge_transfer_val",
+                                       "knowledge_transfer_test")} == {
+        "on_untrained_val_acc": 0.75, "on_untrained_test_acc": 0.70,
+        "knowledge_transfer_val": round(0.8123 - 0.75, 4), "knowledge_transfer_test": round(0.7912 - 0.70, 4)}
+    assert results[7]["on_untrained_test_acc"] is None and results[7]["knowledge_transfer_test"] is None

@@ -43,9 +43,8 @@ from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
-from utils.records import read_json_record  # noqa: E402
-from utils.results import (as_float, read_baselines, read_compared_as, read_distances, read_results,  # noqa: E402
-                           read_selections)
+from utils.results import (read_baselines, read_chosen, read_compared_as, read_distances,  # noqa: E402
+                           read_prune_record, read_results, read_selections)
 from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
                                                mean_of, selection_figures, spread_sentence)
@@ -69,20 +68,6 @@ def get_args_parser():
     p.add_argument("--summary", action="store_true",
                    help="print the closing tables of a finished run (exit 1 if a backbone changed); no files written")
     return p
-
-
-# ------------------------------------------------------------------------------------------ readers
-def read_prune_record(path):
-    """Step 2-1: pruning ratio -> validation accuracy, sorted by ratio; {} when not written yet."""
-    return dict(sorted((as_float(ratio, path), as_float(acc, path)) for ratio, acc in read_json_record(path).items()))
-
-
-def read_chosen(path):
-    """Step 2-2: {"ratio", "accuracy", ...} as numbers, or None when no ratio was chosen yet."""
-    chosen = read_json_record(path)
-    if not chosen:
-        return None
-    return {"ratio": as_float(chosen.get("ratio"), path), "accuracy": as_float(chosen.get("accuracy"), path)}
 
 
 # ------------------------------------------------------------------------------------- the run's data
@@ -156,6 +141,7 @@ def target_rows(run):
         rows.append({
             "target": target, "backbone": backbone, "scratch": result.get("scratch_test_acc"),
             "accuracy": result.get("on_backbone_test_acc"), "gain": result.get("forward_transfer_test"),
+            "untrained": result.get("on_untrained_test_acc"), "knowledge": result.get("knowledge_transfer_test"),
             "backward": result.get("backward_transfer_test"), "identical": result.get("backbone_outputs_identical"),
             "regret": result.get("regret_test"), "related": related_verdict(run, target, backbone),
             "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl = sqrt(width multiplier)
@@ -367,12 +353,13 @@ def md_table(header, rows):
 
 def target_table(rows):
     header = ["target", "modality", "scratch test acc", "selected backbone", "backbone modality", "compared as",
-              "designed related", "test acc on backbone", "forward transfer", "backward transfer", "final mpl",
-              "shared ratio"]
+              "designed related", "test acc on backbone", "on its untrained twin", "forward transfer",
+              "knowledge transfer", "backward transfer", "final mpl", "shared ratio"]
     return md_table(header, [
         [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, fmt(r["scratch"]),
          f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["compared_as"], r["related"],
-         fmt(r["accuracy"]), fmt(r["gain"], "+.4f"), fmt(r["backward"], "+.4f"), fmt(r["mpl"], ".4g"),
+         fmt(r["accuracy"]), fmt(r["untrained"]), fmt(r["gain"], "+.4f"), fmt(r["knowledge"], "+.4f"),
+         fmt(r["backward"], "+.4f"), fmt(r["mpl"], ".4g"),
          fmt(r["shared_ratio"], ".3f")]
         for r in rows])
 
@@ -399,6 +386,7 @@ def summary_lines(rows, related):
     if gain is not None:
         lines.append(f"Mean forward transfer (test accuracy on the backbone - scratch): {gain:+.4f} "
                      f"(over {n} targets).")
+    lines += knowledge_sentences([row["knowledge"] for row in rows], [row["gain"] for row in rows])
     backward, n = mean_over_targets(rows, "backward")
     if backward is not None:
         kept = sum(bool(row["identical"]) for row in rows)
@@ -413,6 +401,25 @@ def summary_lines(rows, related):
         why = "no designed related task was a candidate" if related else "the config documents no related tasks"
         lines.append(f"Selected the designed related task: n/a ({why}).")
     return lines
+
+
+def knowledge_sentences(knowledge, forward):
+    """What the selected backbones' knowledge adds (accuracy on them - on their untrained twins, 95% interval over
+    targets), in one plain sentence that says so when it is nothing: then forward transfer is the recipe's gain."""
+    mean, half = interval95(knowledge)
+    if mean is None:
+        return []
+    n = sum(v is not None for v in knowledge)
+    figure = f"{mean:+.4f}" + ("" if half is None else f" ± {half:.4f}")
+    line = (f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin, 95% interval): "
+            f"{figure} (over {n} targets).")
+    if half is None or mean - half > 0:
+        return [line]
+    forward_mean = mean_of(forward)
+    return [line, "The selected backbones add nothing measurable beyond the training recipe: their untrained twins "
+                  "(same structure, recipe and frozen capacity, no knowledge) do as well"
+                  + ("" if forward_mean is None else f", so the forward transfer ({forward_mean:+.4f}) is the "
+                                                      "recipe's gain, not the selection's") + "."]
 
 
 def comparison_line(run):
@@ -519,6 +526,7 @@ def write_report(cfg, arch, seed=paths.DEFAULT_SEED):
 # The headline figures, each a mean over one seed's targets: (target-row key, what it is, number format).
 SEED_FIGURES = (
     ("gain", "forward transfer (accuracy on the backbone - scratch)", "+.4f"),
+    ("knowledge", "knowledge transfer (accuracy on the backbone - on its untrained twin)", "+.4f"),
     ("accuracy", "accuracy on the selected backbone", ".4f"),
     ("scratch", "accuracy trained alone from scratch", ".4f"),
     ("backward", "backward transfer (the backbone's accuracy after - before its targets)", "+.4f"),
@@ -578,7 +586,8 @@ def targets_across_seeds_table(rows_by_seed):
     for seed, rows in rows_by_seed.items():
         for row in rows:
             by_target.setdefault(row["target"].task_id, {})[seed] = row
-    columns = (("scratch", ".4f"), ("accuracy", ".4f"), ("gain", "+.4f"), ("backward", "+.4f"), ("regret", ".4f"))
+    columns = (("scratch", ".4f"), ("accuracy", ".4f"), ("gain", "+.4f"), ("knowledge", "+.4f"), ("backward", "+.4f"),
+               ("regret", ".4f"))
     table = []
     for target_id, per_seed in sorted(by_target.items()):
         target = next(iter(per_seed.values()))["target"]
@@ -587,7 +596,7 @@ def targets_across_seeds_table(rows_by_seed):
                       *[mean_interval([row[key] for row in per_seed.values()], spec) for key, spec in columns],
                       sum(row["accuracy"] is not None for row in per_seed.values())])
     return md_table(["target", f"backbone per seed ({' / '.join(map(str, rows_by_seed))})", "scratch test acc",
-                     "test acc on backbone", "forward transfer", "backward transfer", "regret",
+                     "test acc on backbone", "forward transfer", "knowledge transfer", "backward transfer", "regret",
                      "seeds with results"], table)
 
 
@@ -634,8 +643,9 @@ def summary_target_row(r):
             "scratch": fmt(r["scratch_test_acc"]),
             "backbone": f"{r['backbone_id']} {r['backbone_name']} ({r['backbone_modality']})",
             "related": {None: "n/a", True: "yes", False: "no"}[r["picked_related"]],
-            "on backbone": fmt(r["on_backbone_test_acc"]),
+            "on backbone": fmt(r["on_backbone_test_acc"]), "on untrained": fmt(r["on_untrained_test_acc"]),
             "forward transfer": fmt(r["forward_transfer_test"], "+.4f"),
+            "knowledge transfer": fmt(r["knowledge_transfer_test"], "+.4f"),
             "width": f"{r['final_width']:g}", "shared": fmt(r["shared_ratio"], ".3f")}
 
 
@@ -661,9 +671,13 @@ def print_columns(rows):
 def print_summary(cfg, arch, seed):
     """The closing tables of one finished run; 1 if a backbone's outputs changed, else 0."""
     results = finished_results(cfg, arch, seed)
-    print("\nTargets (test accuracy; scratch = the target trained alone from scratch, "
-          "forward transfer = on backbone - scratch)")
+    print("\nTargets (test accuracy; scratch = the target trained alone from scratch, on untrained = on the "
+          "backbone's untrained twin; forward transfer = on backbone - scratch, knowledge transfer = on backbone - "
+          "on untrained)")
     print_columns([summary_target_row(r) for _, r in sorted(results.items())])
+    for line in knowledge_sentences([r["knowledge_transfer_test"] for r in results.values()],
+                                    [r["forward_transfer_test"] for r in results.values()]):
+        print(line)
     judged = [r["picked_related"] for r in results.values() if r["picked_related"] is not None]
     if judged:
         print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")

@@ -2,6 +2,8 @@
 
 For each target that step 3-2 trained on its selected backbone:
 - forward transfer = its accuracy on the backbone (step 3-2) - its accuracy trained alone from scratch (step 1);
+- knowledge transfer = its accuracy on the backbone - on the backbone's untrained twin (step 3-2's second run:
+  the same structure, ownership and recipe, fresh weights): what the backbone's knowledge adds beyond the recipe;
 - backward transfer = the backbone task's accuracy inside step 3-2's final checkpoint - inside the backbone's
   chosen checkpoint (step 2-2). CPG makes it 0 by construction; it is measured here, both models evaluated on
   the same samples, and `backbone_outputs_identical` says whether their logits agree bit for bit;
@@ -22,7 +24,8 @@ from utils.errors import UserError
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, read_baselines, read_distances, read_selections
 from utils_pickaback.ranking import ranked_pairs, read_rankings
-from utils_pickaback.selection_quality import compared_candidates, designed_related_pick, selection_figures
+from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
+                                               selection_figures)
 
 SPLITS = ("val", "test")
 
@@ -73,6 +76,24 @@ def backbone_before(cfg, arch, backbone, seed, evaluator):
     return evaluator.outputs(model, backbone, val_fraction), val_fraction
 
 
+def started_from(payload):
+    """The fingerprint of the checkpoint a run started from (step 4's file of its target and backbone)."""
+    return payload.get("provenance", {}).get("inputs", {}).get("start")
+
+
+def untrained_result(cfg, arch, seed, target, start):
+    """{split: accuracy} of the target trained on its backbone's untrained twin (step 3-2's second run), when that
+    run started from the same checkpoint `start` as the one on the backbone; else None (not run, or a run on an
+    earlier selection's backbone)."""
+    folder = paths.target_dir(arch, cfg.name, UNTRAINED, target.name, seed) / "scratch"
+    if start is None or not folder.is_dir():
+        return None
+    _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    if started_from(payload) != start:
+        return None
+    return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
+
+
 def target_result(cfg, arch, seed, target, backbone, before, evaluator):
     """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after
     (on the same samples as `before`, (outputs, validation share))."""
@@ -86,7 +107,10 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator):
               "on_backbone_val_acc": rounded(payload["accuracy"]),
               "on_backbone_test_acc": rounded(payload["test_accuracy"]),
               "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS)}
+    untrained = untrained_result(cfg, arch, seed, target, started_from(payload)) or {}
     for split in SPLITS:
+        result[f"on_untrained_{split}_acc"] = untrained.get(split)
+        result[f"knowledge_transfer_{split}"] = difference(result[f"on_backbone_{split}_acc"], untrained.get(split))
         result[f"backbone_before_{split}_acc"] = rounded(before[split][0])
         result[f"backbone_after_{split}_acc"] = rounded(after[split][0])
         result[f"backward_transfer_{split}"] = difference(result[f"backbone_after_{split}_acc"],
