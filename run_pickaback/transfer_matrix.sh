@@ -2,7 +2,7 @@
 # THE TRANSFER CONTROL) Train every target with step 3-2's recipe on every candidate backbone (or a
 # subset), from scratch at the width its selected-backbone run ended at (capacity-matched scratch),
 # and on an untrained backbone; collect every run into pickaback_<cfg>_transfer.csv, which
-# tools/bench_selection.py turns into regret, rank and correlation. Needs steps 1 to 3-1; the selected
+# `python -m tools.transfer_control quality` turns into regret, rank and correlation. Needs steps 1 to 3-1; the selected
 # pair is step 3-2's own run (reused when it is done; FORCE=1 redoes every run, that one too). Backbones are only
 # read, never written.
 # CONTROL_SEEDS="3 4" trains each target's control runs again with each of these training seeds (the same
@@ -62,4 +62,4 @@ run_jobs "$T_ROOT" control control_target "${plan[@]}"
 "$PY" -m tools.transfer_control collect "$CFG" --arch "$ARCH" --seed "$SEED"
 "$PY" -m tools.results_table "$CFG" --arch "$ARCH" --seed "$SEED"   # now with each target's regret
 seed_flag=""; [ "$SEED" = 2 ] || seed_flag=" --seed $SEED"
-echo "Selection quality: .venv/bin/python -m tools.bench_selection ${CFG}${seed_flag}"
+echo "Selection quality: .venv/bin/python -m tools.transfer_control quality ${CFG}${seed_flag}"

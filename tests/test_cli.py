@@ -26,13 +26,12 @@ REQUIRED_ARGS = {
     "CPG_MM_main_normal.py": ["--dataset", "1", "--mode", "finetune", "--save_folder", "SAVE"],
     "pickaback_perceiverIO.py": [],
     "transfer_kv_perceiver_io.py": [],
-    "tools/bench_data.py": [],
-    "tools/bench_model.py": [],
-    "tools/bench_relations.py": [],
-    "tools/bench_selection.py": [],
-    "tools/bench_selection_scaling.py": [],
-    "tools/bench_selection_variants.py": [],
-    "tools/bench_modeldiff.py": [],
+    "tools/bench/data.py": [],
+    "tools/bench/model.py": [],
+    "tools/bench/modeldiff.py": [],
+    "tools/bench/relations.py": [],
+    "tools/bench/scaling.py": [],
+    "tools/bench/variants.py": [],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":
         ["--pruning_ratio_to_acc_record_file", "RECORD", "--baseline_acc_file", "BASELINE", "--dataset", "x"],
     "tools/make_demo_data.py": [],
@@ -48,7 +47,7 @@ REQUIRED_ARGS = {
 
 
 def entry_points_in_tree():
-    files = [*REPO_ROOT.glob("*.py"), *(REPO_ROOT / "tools").glob("*.py")]
+    files = [*REPO_ROOT.glob("*.py"), *(REPO_ROOT / "tools").glob("*.py"), *(REPO_ROOT / "tools" / "bench").glob("*.py")]
     return sorted(str(f.relative_to(REPO_ROOT)) for f in files if "ArgumentParser(" in f.read_text())
 
 
@@ -153,7 +152,7 @@ PARSERS = {
     "transfer_kv_perceiver_io": [],
     "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles":
         ["--pruning_ratio_to_acc_record_file", "r", "--baseline_acc_file", "b", "--dataset", "x"],
-    "tools.bench_data": [],
+    "tools.bench.data": [],
     "tools.make_demo_data": [],
     "tools.report": [],
 }
@@ -185,9 +184,9 @@ BAD_VALUES = [
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "-0.1"),
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "1"),
     ("CPG_MM_main_normal", "--allow_acc_loss", "5"),      # the same rule as step 2-2's
-    ("tools.bench_data", "--epochs", "0"),
-    ("tools.bench_data", "--batch-size", "0"),
-    ("tools.bench_data", "--threads", "0"),
+    ("tools.bench.data", "--epochs", "0"),
+    ("tools.bench.data", "--batch-size", "0"),
+    ("tools.bench.data", "--threads", "0"),
     ("tools.make_demo_data", "--train-per-class", "0"),
     ("tools.make_demo_data", "--test-per-class", "-1"),
     ("tools.make_demo_data", "--seed", "-1"),

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("models", "utils", "utils_pickaback", "packnet_models", "packnet_models_pickaback", "tools")
+PACKAGES = ("models", "utils", "utils_pickaback", "packnet_models", "packnet_models_pickaback", "tools", "tools/bench")
 
 
 def module_name(path):

@@ -28,7 +28,7 @@ def test_every_task_has_a_baseline_and_a_backbone(pipeline):
 
 
 def test_relations_bench_gives_each_targets_own_accuracy_and_its_related_models_on_its_data(pipeline, monkeypatch):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_relations", "demo"], cwd=ROOT,
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.relations", "demo"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = {r["target_id"]: r for r in json.loads(result.stdout.strip().splitlines()[-1])["targets"]}
@@ -247,24 +247,24 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, con
     settings = load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]
     # seed 5 trains; the validation split stays seed 2's, beside which step 4's start checkpoint was trained
     assert (settings["training_seed"], settings["seed"]) == (5, 2)
-    spread = bench(env, out)["seed_spread"]
+    spread = quality(env, out)["seed_spread"]
     assert (spread["runs"], spread["seeds"]) == (len(again), 2) and spread["sd"] >= 0.0
 
 
-def bench(env, out, *extra):
-    result = subprocess.run([env["PYTHON"], "-m", "tools.bench_selection", "demo", *extra], cwd=ROOT,
+def quality(env, out, *extra):
+    result = subprocess.run([env["PYTHON"], "-m", "tools.transfer_control", "quality", "demo", *extra], cwd=ROOT,
                             env=dict(env, MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_bench_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, control, tmp_path):
+def test_quality_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, control, tmp_path):
     out, rows = pipeline["out"], control["rows"]
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
     best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
     regrets = [best[t] - acc[(t, str(picks[t]))] for t in TASKS]
-    figures = bench(pipeline["env"], out)
+    figures = quality(pipeline["env"], out)
     assert figures["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
     assert [f["regret"] for f in figures["per_target"]] == pytest.approx(regrets)
     related = {1: 2, 2: 1, 7: 8, 8: 7}     # the demo's designed pairs among the reduced config's tasks
@@ -276,19 +276,19 @@ def test_bench_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, 
     oracle = {t: max((c for c in TASKS if c != t), key=lambda c: acc[(t, str(c))]) for t in TASKS}
     (tmp_path / "pickaback_demo_result.csv").write_text(
         "target_id,task_id\n" + "".join(f"{t},{c}\n" for t, c in oracle.items()))
-    figures = bench(pipeline["env"], tmp_path)
+    figures = quality(pipeline["env"], tmp_path)
     assert figures["mean_regret"] == 0.0 and figures["mean_rank"] == 1.0
     assert figures["oracle_picks"] == len(TASKS)
 
 
-def test_bench_judges_the_selection_another_score_of_the_table_makes(pipeline, control):
+def test_quality_judges_the_selection_another_score_of_the_table_makes(pipeline, control):
     """--score logme: the candidate of largest LogME per target, judged by the same control."""
     out, rows = pipeline["out"], control["rows"]
     table = read_table(out)
     acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
     picks = {t: max((c for c in TASKS if c != t), key=lambda c: float(table[(t, c)]["logme"])) for t in TASKS}
     best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
-    figures = bench(pipeline["env"], out, "--score", "logme")
+    figures = quality(pipeline["env"], out, "--score", "logme")
     assert {f["target_id"]: f["selected"] for f in figures["per_target"]} == picks
     assert figures["mean_regret"] == pytest.approx(sum(best[t] - acc[(t, str(picks[t]))] for t in TASKS) / len(TASKS))
     assert figures["score"] == "logme"
@@ -296,26 +296,26 @@ def test_bench_judges_the_selection_another_score_of_the_table_makes(pipeline, c
 
 def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, control):
     table_before = read_table(pipeline["out"])
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--variants",
-                             "same_modality", "probe_seed_1", "probe_seed_3"], cwd=ROOT, env=pipeline["env"],
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
+                             "--candidates same-modality", "--variants", "default", "probe_seed_3"], cwd=ROOT, env=pipeline["env"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(figures["variants"]) == {"same_modality", "probe_seed_1", "probe_seed_3"}
+    assert set(figures["variants"]) == {"default", "probe_seed_3"}
     for variant in figures["variants"].values():
         assert set(variant["scores"]) == {"modeldiff", "modeldiff_cos", "logme", "leep", "cka"}
         assert all(s["targets"] == len(TASKS) for s in variant["scores"].values())
-    for score in figures["variants"]["same_modality"]["scores"].values():     # the variant's flag reached step 3-1
-        assert all((int(t) <= 6) == (c <= 6) for t, c in score["picks"].items())
+    for variant in figures["variants"].values():      # the base args reached step 3-1 in every variant
+        assert all((int(t) <= 6) == (c <= 6) for score in variant["scores"].values() for t, c in score["picks"].items())
     assert 0.0 <= figures["probe_seed_agreement"]["modeldiff"]["pairwise"] <= 1.0
-    regrets = [figures["variants"][v]["scores"]["modeldiff"]["mean_regret"] for v in ("probe_seed_1", "probe_seed_3")]
+    regrets = [figures["variants"][v]["scores"]["modeldiff"]["mean_regret"] for v in ("default", "probe_seed_3")]
     assert figures["probe_seed_agreement"]["modeldiff"]["mean_regret"] == pytest.approx(sum(regrets) / 2)
     assert read_table(pipeline["out"]) == table_before     # variants write their tables elsewhere
 
 
 def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
     """An odd probe count is refused by step 3-1 itself, so its error shows the base args reached it."""
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--base_args",
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
                              "--n_inputs 3", "--variants", "probe_seed_1"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 1
@@ -324,9 +324,9 @@ def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
 
 
 def test_variants_bench_without_a_probe_seed_variant_reports_no_agreement(pipeline, control):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench_selection_variants", "demo", "--base_args",
-                             "--max_iterations 0", "--variants", "same_modality"], cwd=ROOT,
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
+                             "--max_iterations 0", "--variants", "default"], cwd=ROOT,
                             env=pipeline["env"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["probe_seed_agreement"] is None and set(figures["variants"]) == {"same_modality"}
+    assert figures["probe_seed_agreement"] is None and set(figures["variants"]) == {"default"}

@@ -1,8 +1,9 @@
-"""The transfer control's bookkeeping for run_pickaback/transfer_matrix.sh (torch-free).
+"""The transfer control's bookkeeping for run_pickaback/transfer_matrix.sh, and its verdict (torch-free).
 
     python -m tools.transfer_control plan demo --targets 1 2 7 --backbones all     # one line per target
     python -m tools.transfer_control width <run folder>                              # its final width
     python -m tools.transfer_control collect demo                                    # writes the CSV
+    python -m tools.transfer_control quality demo [--score S [--table T]]            # how good the selection is
 
 `plan` prints, per target (of `--only`, default all), its selected backbone first and then the other
 candidates the control trains it on: `all` the target's peers (the tasks of `--targets`), `related` only
@@ -11,6 +12,12 @@ the designed related task, `random:K` K peers drawn with the seed (the same draw
 (a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows;
 a run whose starting checkpoint changed after it ran (its backbone trained again), or whose grow loop stopped
 before it finished (its last attempt exited 2), is left out, and named.
+`quality` reads that CSV (trains nothing): per target, scratch (step 1), capacity-matched scratch, the untrained
+backbone, the selected backbone, the oracle (best candidate), the mean over candidates (a random pick), regret and
+rank; then the overall figures (utils_pickaback/selection_quality.py says what each one is), and the same as one
+JSON object on the last line. Test accuracies by default: the test split took no part in any decision. `--score`
+judges the selection another score of step 3-1's table would make (LogME, LEEP, CKA beside ModelDiff), `--table` a
+table of a step 3-1 run with other settings: one control judges every variant (python -m tools.bench.variants).
 """
 import json
 import random
@@ -23,7 +30,9 @@ from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
 from utils.results import read_selections
-from utils_pickaback.selection_quality import SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED
+from utils_pickaback.ranking import SCORES
+from utils_pickaback.selection_quality import (SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED, figures_as_rows,
+                                               selection_figures, spread_sentence)
 
 OUTCOME = "outcome.json"   # written by CPG_MM_main_normal.py beside each run's checkpoint
 
@@ -40,7 +49,18 @@ def get_args_parser():
     width.add_argument("folder", help="a run folder (holding scratch/outcome.json)")
     collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
     collect.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
-    for command in (plan, collect):
+    quality = sub.add_parser("quality", help="regret, rank and correlation of step 3-1's selection")
+    quality.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
+    quality.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
+    quality.add_argument("--select", choices=["similar", "dissimilar"],
+                         help="the rule that signs the selector's score (default: the one step 3-1 recorded ranking "
+                              "each target by; with --score, similar)")
+    quality.add_argument("--score", choices=list(SCORES),
+                         help="judge the selection this score of step 3-1's table makes (default: step 3-1's own "
+                              "selection, its result CSV, by the score it recorded ranking each target by)")
+    quality.add_argument("--table", type=Path,
+                         help="with --score: a table of another step 3-1 run of the same models (e.g. other settings)")
+    for command in (plan, collect, quality):
         command.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
         command.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
     return p
@@ -163,8 +183,57 @@ def named_runs(runs, root):
     return ", ".join(str(run.relative_to(root)) for run in runs[:5]) + (", ..." if len(runs) > 5 else "")
 
 
+def fmt(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def quality(args):
+    cfg = get_config(args.config)
+    if args.table is not None and args.score is None:
+        raise UserError("--table needs --score: the score of that table that makes the selection.")
+    if args.table is not None and not args.table.is_file():
+        raise UserError(f"--table {args.table} is not a file.")
+    figures, summary = selection_figures(cfg, args.arch, args.seed, args.split, args.select, args.score, args.table)
+    if not figures:
+        raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing or holds no run of a selected "
+                        f"backbone; run run_pickaback/transfer_matrix.sh {cfg.name} first.")
+    print_quality(cfg, figures, summary, args.split)
+    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "score": args.score or "step 3-1",
+                      "table": str(args.table or paths.pickaback_table_csv(cfg.name, args.seed)), **summary,
+                      "per_target": figures_as_rows(figures)}))
+
+
+def print_quality(cfg, figures, summary, split):
+    print(f"Selection quality on '{cfg.name}' ({split} accuracy; oracle = the best candidate backbone, "
+          f"random = the mean over candidates)")
+    print(f"{'target':<24} {'scratch':>7} {'scr@w':>7} {'untr.':>7} {'sel':>4} {'acc':>6} {'oracle':>6} "
+          f"{'acc':>6} {'random':>6} {'regret':>6} {'rank':>5} {'rho':>6} {'rel':>4}")
+    for f in figures:
+        name = f"{f.target_id} {cfg.task(f.target_id).name}"[:24]
+        related = "-" if f.picked_related is None else ("yes" if f.picked_related else "no")
+        print(f"{name:<24} {fmt(f.scratch):>7} {fmt(f.matched_scratch):>7} {fmt(f.untrained):>7} {f.selected:>4} "
+              f"{fmt(f.selected_acc):>6} {f.oracle:>6} {fmt(f.oracle_acc):>6} {fmt(f.random_acc):>6} "
+              f"{fmt(f.regret):>6} {f.rank:>2}/{f.n_candidates:<2} {fmt(f.spearman, 2):>6} {related:>4}")
+    s = summary
+
+    def gain(key):
+        g = s[key]
+        return f"{fmt(g['mean'])} ± {fmt(g['ci95'])}" if g["mean"] is not None else "-"
+    print(f"\nmean regret {fmt(s['mean_regret'])} (worst {fmt(s['max_regret'])}); oracle picked for "
+          f"{s['oracle_picks']} of {s['targets']}; mean rank {fmt(s['mean_rank'], 1)} of "
+          f"{fmt(s['mean_candidates'], 1)} (a random pick: {fmt((s['mean_candidates'] or 0) / 2 + 0.5, 1)})")
+    print(f"gain of the selection (95% interval over targets): over a random pick {gain('gain_over_random')}, "
+          f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
+          f"{gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}")
+    print(f"selector score vs transfer accuracy per target: Spearman {fmt(s['spearman'], 2)}, "
+          f"weighted Kendall tau {fmt(s['weighted_tau'], 2)}")
+    if s["related_targets"]:
+        print(f"designed related task picked for {s['related_picks']} of {s['related_targets']} targets")
+    print(spread_sentence(s["seed_spread"]))
+
+
 def main(args):
-    {"plan": plan, "width": width, "collect": collect}[args.command](args)
+    {"plan": plan, "width": width, "collect": collect, "quality": quality}[args.command](args)
     return 0
 
 
