@@ -15,7 +15,7 @@ the same profiling inputs (200), drawn from the target's own training data (pack
 Cost per target of N tasks: without the search (--max_iterations 0) the target runs once on its probes and
 each of the N - 1 candidates once, and those outputs give every distance and score (with --profile_source
 both, each candidate of the target's modality and the target run once more, on the mixed probes); the search
-is per pair, so N - 1 searches of --max_iterations steps each (tools/bench_selection_scaling.py).
+is per pair, so N - 1 searches of --max_iterations steps each (python -m tools.bench.scaling).
 Each model's decision distance vector (DDV) holds the distances between its outputs on pairs of probes:
 by default every pair, of the features its head reads (--ddv_pairs, --ddv_outputs; the original ModelDiff:
 the pairs (k, k + n/2) of its logits after a 100-step search). Over three transfer controls (two of the demo,
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from packnet_models_pickaback.compare import (ADAPTERS, COMPARED, CROSS_MODAL, candidate_checkpoint, compared_as,
+from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, candidate_checkpoint, compared_as,
                                               comparison_view, load_candidate_model, load_task_model,
                                               logits_and_features)
 from utils import paths
@@ -64,8 +64,7 @@ from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import read_selections
 from utils.train import resolve_device, seed_everything
-from utils_pickaback.modeldiff import (PAIRINGS, logits_distance, normalised_image_range,
-                                       search_profiling_inputs, search_single_moves)
+from utils_pickaback.modeldiff import PAIRINGS, logits_distance, normalised_image_range, search_single_moves
 from utils_pickaback.ranking import SCORES, rank_candidates, rankings_json, ranking_values
 from utils_pickaback.transferability import leep, linear_cka, logme
 
@@ -86,16 +85,9 @@ def get_args_parser():
     p.add_argument("--profile_source", default="target", choices=["target", "both"],
                    help="profiling inputs from the target's training data only, or half from the candidate's "
                         "(the original; same-modality candidates only)")
-    p.add_argument("--search", default="single", choices=["single", "batched"],
-                   help="single: the original's search (one move per iteration), computed incrementally; "
-                        "batched: every input moved at each iteration (far more moves per second)")
     p.add_argument("--compare", default="received", choices=COMPARED,
                    help="received: each candidate as the target would receive it (its step-2-2 chosen "
-                        "checkpoint); baseline: its step-1 model")
-    p.add_argument("--candidate_adapter", default="own", choices=ADAPTERS,
-                   help="own: a candidate of the target's modality reads the probes through its own input "
-                        "adapter (the other modality through the target's); target: every candidate through "
-                        "the target's")
+                        "checkpoint); baseline: its step-1 model, as the original compared")
     p.add_argument("--cross_modal_probes", default="target_adapter", choices=CROSS_MODAL,
                    help="target_adapter: a candidate of the other modality reads the target's probes through the "
                         "target's adapter; paired: where the config pairs the target with a task of that modality, "
@@ -108,8 +100,6 @@ def get_args_parser():
                         "or logme / leep (the candidate's features / outputs on the target's labelled "
                         "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
                         "every score is computed and saved in the table whichever ranks")
-    p.add_argument("--ddv_similarity", default="cosine", choices=["cosine", "centred"],
-                   help="cosine of the two decision distance vectors (ModelDiff), or centred first (Pearson)")
     p.add_argument("--ddv_pairs", default="all", choices=list(PAIRINGS),
                    help="the input pairs a decision distance vector holds: all, every pair of the probes (n(n - 1)/2 "
                         "distances from the same forward passes); halves, (k, k + n/2) as the original ModelDiff")
@@ -231,7 +221,7 @@ def compare(cfg, target, candidate, target_outputs, models, args, device, cache)
     and those outputs give both its distances and its scores; the search (per pair) runs both models more.
     """
     probes, theirs = target_probes(cfg, target, candidate, args, device, cache)
-    how = compared_as(candidate, target, args.candidate_adapter, probes.paired is not None)
+    how = compared_as(candidate, target, probes.paired is not None)
     view_t = target_outputs.view
     view_c = comparison_view(models[("candidate", candidate.name)], candidate, view_t, how)
     logits_t, features_t = target_outputs.on(probes)
@@ -243,8 +233,7 @@ def compare(cfg, target, candidate, target_outputs, models, args, device, cache)
     else:   # the probes are the profiling inputs
         profiled_t, profiled_c = (logits_t, features_t), (logits_c, features_c)
     which = DDV_OUTPUTS.index(args.ddv_outputs)
-    distances = logits_distance(profiled_t[which], profiled_c[which], centred=args.ddv_similarity == "centred",
-                                pairs=args.ddv_pairs)
+    distances = logits_distance(profiled_t[which], profiled_c[which], pairs=args.ddv_pairs)
     return {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
             **label_scores(features_t, logits_c, features_c, probes.labels)}
 
@@ -259,8 +248,7 @@ def searched_inputs(cfg, target, view_t, view_c, seeds, args, device):
         search["valid_range"] = tuple(bound.to(device) for bound in normalised_image_range(target.mean, target.std))
     else:
         search["vocab_size"] = cfg.vocab_size
-    search_inputs = search_profiling_inputs if args.search == "batched" else search_single_moves
-    return search_inputs(view_t, view_c, seeds, **search)
+    return search_single_moves(view_t, view_c, seeds, **search)
 
 
 def label_scores(features_t, logits_c, features_c, labels):

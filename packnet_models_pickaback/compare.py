@@ -1,14 +1,12 @@
 """Step 3-1's models: saved checkpoints rebuilt read-only, as plain callables for ModelDiff.
 
 The target is its own step-1 baseline. A candidate is, by default, the model the target would
-receive (its step-2-2 chosen checkpoint), or its step-1 baseline (`--compare baseline`). A
+receive (its step-2-2 chosen checkpoint), or its step-1 baseline (`--compare baseline`, as the original). A
 candidate of the target's modality is seen as it is, through its own input adapter (as Pick-a-back
 compares models). One of the other modality reads, where the config pairs the target's samples with
 samples of that modality (an image and its caption), the paired samples through its own adapter; without
 a pairing it has no adapter for the target's inputs and is seen through the target's (its key/value
 input projection and, for text, its embeddings): the model the target would get after step 4.
-`--candidate_adapter target` uses the target's adapter for every unpaired candidate, as this project
-did before.
 """
 import torch
 
@@ -18,7 +16,6 @@ from utils.checkpoint import load_model
 from utils.errors import UserError
 
 COMPARED = ("received", "baseline")
-ADAPTERS = ("own", "target")
 CROSS_MODAL = ("paired", "target_adapter")
 
 
@@ -45,16 +42,13 @@ def load_candidate_model(cfg, task, arch, seed, compared):
     return model
 
 
-def uses_target_adapter(candidate_task, target_task, adapter):
-    return adapter == "target" or candidate_task.modality != target_task.modality
-
-
-def compared_as(candidate_task, target_task, adapter, paired):
-    """How step 3-1 sees a candidate: "paired probes" (the other modality, reading the paired samples through
-    its own adapter), "target adapter" or "own adapter" (the target's probes through that adapter)."""
-    if candidate_task.modality != target_task.modality and paired:
-        return "paired probes"
-    return "target adapter" if uses_target_adapter(candidate_task, target_task, adapter) else "own adapter"
+def compared_as(candidate_task, target_task, paired):
+    """How step 3-1 sees a candidate: "own adapter" (the target's modality: the target's probes through its own
+    adapter), else "paired probes" (reading the paired samples through its own adapter) or "target adapter"
+    (the target's probes through the target's adapter)."""
+    if candidate_task.modality == target_task.modality:
+        return "own adapter"
+    return "paired probes" if paired else "target adapter"
 
 
 @torch.no_grad()

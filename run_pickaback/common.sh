@@ -78,7 +78,6 @@ else
 fi
 JOBS=${JOBS:-1}
 MODELDIFF_ITERATIONS=${MODELDIFF_ITERATIONS:-0}     # the profiling-input search's length (the original's: 100)
-MODELDIFF_SEARCH=${MODELDIFF_SEARCH:-single}        # or "batched" (see pickaback_perceiverIO.py --help)
 # Every setting once, as the Python flags they become take them (utils/cli.py), so that a bad one stops here and
 # not after hours of work (or, like JOBS=0, in a bash error).
 check_number JOBS whole 'v >= 1' "a whole number of at least 1"
@@ -97,7 +96,6 @@ check_number PRUNE_STAGES list 'v > 0 && v < 1 && v > p' \
 check_number ALLOW_ACC_LOSS number 'v >= 0 && v < 1' "a number from 0 up to (not including) 1"
 check_choice DEVICE auto cpu cuda
 check_choice OPTIMIZER sgd adam
-check_choice MODELDIFF_SEARCH single batched
 check_choice FORCE 0 1
 check_choice VERBOSE 0 1
 check_choice TENSORBOARD 0 1

@@ -25,7 +25,6 @@ BAD = [
     ("EPOCHS", "0"), ("PRUNE_EPOCHS", "two"), ("SEED", "-1"), ("SEED", "4294967296"), ("MAX_WIDTH", "0.5"),
     ("MAX_WIDTH", "wide"), ("MODELDIFF_ITERATIONS", "-1"), ("DEVICE", "gpu"), ("ARCH", "resnet"), ("PROFILE", "big"),
     ("LR", "0"), ("PRUNE_LR", "nan"), ("PRUNING_INTERVAL", "0"), ("PRUNING_FREQUENCY", "x"), ("OPTIMIZER", "rmsprop"),
-    ("MODELDIFF_SEARCH", "fast"),
 ]
 
 

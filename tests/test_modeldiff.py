@@ -8,7 +8,7 @@ from torch import nn
 from utils.errors import UserError
 from utils_pickaback.modeldiff import (
     cosine_distance, decision_distance_vectors, logits_distance, model_distance, normalised_image_range,
-    search_profiling_inputs, search_single_moves)
+    search_single_moves)
 from utils_pickaback.ranking import rank_candidates
 
 VOCAB = 50
@@ -186,10 +186,8 @@ def test_ties_between_plus_and_minus_epsilon_go_to_minus_epsilon():
     settings = dict(epsilon=0.1, max_iterations=30)
     single = search_single_moves(a, b, seeds, generator=gen(2), progress=False, **settings)
     assert torch.equal(single, reference_single_moves(a, b, seeds, generator=gen(2), **settings))
-    batched = search_profiling_inputs(a, b, seeds, generator=gen(2), progress=False, **settings)
-    for inputs in (single, batched):
-        assert (inputs < 0).any()                   # moves were kept ...
-        assert not (inputs > 0).any()               # ... and every tie went to -epsilon
+    assert (single < 0).any()                       # moves were kept ...
+    assert not (single > 0).any()                   # ... and every tie went to -epsilon
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -197,7 +195,7 @@ def test_ties_between_plus_and_minus_epsilon_go_to_minus_epsilon():
 def test_model_compared_with_itself_has_distance_zero():
     model = small_cnn(0)
     seeds, bounds = image_seeds()
-    inputs = search_profiling_inputs(model, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH)
+    inputs = search_single_moves(model, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH)
     assert model_distance(model, model, inputs) == {"euc": 0.0, "cos": 0.0}
 
 
@@ -206,47 +204,13 @@ def test_noisy_copy_ranks_first_when_similar_and_not_first_when_dissimilar():
     candidates = {"twin": noisy_copy(target, 0.05, seed=9)}
     candidates.update({f"random{i}": small_cnn(100 + i) for i in range(3)})
     seeds, bounds = image_seeds()
-    distances = {name: model_distance(target, model, search_profiling_inputs(
+    distances = {name: model_distance(target, model, search_single_moves(
                      target, model, seeds, generator=gen(1), valid_range=bounds, **SEARCH))["euc"]
                  for name, model in candidates.items()}
     assert distances["twin"] < min(v for k, v in distances.items() if k != "twin")
     assert rank_candidates(distances, "similar")[0] == "twin"
     assert rank_candidates(distances, "dissimilar")[0] != "twin"
     assert rank_candidates(distances, "dissimilar")[-1] == "twin"
-
-
-def test_same_seed_same_result_and_different_seed_different_inputs():
-    a, b = small_cnn(0), small_cnn(1)
-    seeds, bounds = image_seeds()
-    first = search_profiling_inputs(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
-    again = search_profiling_inputs(a, b, seeds, generator=gen(7), valid_range=bounds, **SEARCH)
-    other = search_profiling_inputs(a, b, seeds, generator=gen(8), valid_range=bounds, **SEARCH)
-    assert torch.equal(first, again)
-    assert model_distance(a, b, first) == model_distance(a, b, again)
-    assert not torch.equal(first, other)
-    assert not torch.equal(first, seeds)           # the search actually moved something
-
-
-def test_image_search_stays_in_valid_range_and_changes_by_epsilon_steps():
-    a, b = small_cnn(0), small_cnn(1)
-    seeds, (low, high) = image_seeds()
-    seeds[:, :, :4, :4] = high                     # elements on the boundary must not leave it
-    inputs = search_profiling_inputs(a, b, seeds, generator=gen(3), valid_range=(low, high),
-                                     elements_per_mutation=50, epsilon=0.5, max_iterations=20, progress=False)
-    assert (inputs >= low - 1e-6).all() and (inputs <= high + 1e-6).all()
-    assert inputs.shape == seeds.shape and inputs.dtype == seeds.dtype
-
-
-def test_text_search_keeps_valid_ids_and_padding():
-    a, b = BagOfTokens(0), BagOfTokens(1, num_classes=6)     # different class counts are fine
-    seeds = text_seeds()
-    inputs = search_profiling_inputs(a, b, seeds, generator=gen(5), vocab_size=VOCAB,
-                                     epsilon=0.1, max_iterations=30, progress=False)
-    assert inputs.dtype == torch.int64
-    assert torch.equal(inputs == 0, seeds == 0)            # padding stays padding, tokens stay tokens
-    assert inputs.min() >= 0 and inputs.max() < VOCAB
-    assert not torch.equal(inputs, seeds)
-    assert model_distance(a, a, inputs) == {"euc": 0.0, "cos": 0.0}
 
 
 def test_ddv_pairs_first_half_with_second_half():
@@ -281,19 +245,6 @@ def test_cosine_distance_edge_cases_and_ranking_rules():
     assert rank_candidates(distances, "dissimilar") == ["d", "a", "b", "c"]
     with pytest.raises(UserError):
         rank_candidates(distances, "closest")
-    with pytest.raises(UserError):
-        search_profiling_inputs(small_cnn(0), small_cnn(0), text_seeds(), epsilon=0.1, max_iterations=1,
-                                generator=gen(0), vocab_size=None, progress=False)
-
-
-def test_centred_similarity_is_one_minus_pearson():
-    a, b = small_cnn(0), small_cnn(1)
-    inputs, _ = image_seeds(n=20)
-    ddv_a = decision_distance_vector(a, inputs, "euc")
-    ddv_b = decision_distance_vector(b, inputs, "euc")
-    pearson = torch.corrcoef(torch.stack([ddv_a, ddv_b]))[0, 1].item()
-    assert model_distance(a, b, inputs, centred=True)["euc"] == pytest.approx(1.0 - pearson, abs=1e-9)
-    assert model_distance(a, b, inputs)["euc"] != pytest.approx(1.0 - pearson, abs=1e-6)
 
 
 def test_paired_inputs_give_each_model_its_own_modality():

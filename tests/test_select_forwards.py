@@ -56,7 +56,7 @@ def reference_record(cfg, target, candidate, args):
     seeds), both models run on the profiling inputs for the distances and again on the probes for the scores."""
     probes = step.profiling_seeds(cfg, target, args.n_inputs, args, "cpu")
     view_t = load_task_model(cfg, target, ARCH).task_view(target.name)
-    how = compared_as(candidate, target, args.candidate_adapter, probes.paired is not None)
+    how = compared_as(candidate, target, probes.paired is not None)
     view_c = comparison_view(load_task_model(cfg, candidate, ARCH), candidate,
                              load_task_model(cfg, target, ARCH).task_view(target.name), how)
     if how == "paired probes":

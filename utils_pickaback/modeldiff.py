@@ -7,30 +7,13 @@ text int64 B x T token ids with 0 = padding.
 Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) -
 f_j(X0_n)|| (X0 = seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits
 on X. The original hill-climbs that global score one element of one input per iteration, re-running the
-whole batch through both models twice per iteration. Two searches are offered:
+whole batch through both models twice per iteration. `search_single_moves` is that search, move for move,
+computed incrementally: only the two proposals for the moved input go through each model (one batch of 2);
+the other inputs' logits, their changes and the distance matrix are cached and row/column n is replaced, so
+the score is the number a full recomputation gives. Same trajectory for the same random draws (tested
+against a from-scratch re-implementation), ~7x (LeNet-5) to ~25x (Perceiver) faster per pair
+(python -m tools.bench.modeldiff).
 
-* `search_single_moves` -- the original's search, move for move: one random input and one random element
-  (image) or token (text) per iteration, kept only if it strictly beats the global score. It is
-  incremental: only the two proposals for that input go through each model (one batch of 2); the other
-  inputs' logits, their changes and the distance matrix are cached and row/column n is replaced, so the
-  score is the number a full recomputation gives. Same trajectory for the same random draws (tested
-  against a from-scratch re-implementation), ~7x (LeNet-5) to ~25x (Perceiver) faster per pair
-  (tools/bench_modeldiff.py). Use it to reproduce the original's behaviour: same objective, same budget
-  of 100 single moves.
-* `search_profiling_inputs` -- batched: every iteration proposes a move for EVERY input, so an
-  iteration costs about one iteration of the original but makes up to n moves; it reaches the original's
-  final score in about one iteration (~50x faster at equal score) and ends orders of magnitude higher.
-  Use it when the goal is the strongest profiling inputs per second; its trajectory is not the
-  original's. In detail: the score is split per input, s_n = chg_a,n * chg_b,n * div_a,n * div_b,n with
-  chg_j,n the change of input n's logits and div_j,n input n's row of the distance matrix (mean
-  distance of its logits to all inputs' logits; the batch mean of the rows is the original div). Every
-  iteration proposes two mutations per input (images: the same random elements moved by +epsilon and by
-  -epsilon, as the original's pair of moves; text: two random token replacements), runs only those
-  proposals through each model, and keeps the better proposal of input n when it beats s_n with the
-  other inputs held at their current logits (on a tie between the two proposals, the second: -epsilon
-  for images, as in the original).
-
-Common to both:
 * Both models see the same inputs (the caller passes seeds from the target's own training data), and
   all randomness comes from the caller's torch.Generator, so a search is reproducible.
 * DDV: pairs (k, k + n/2) as the original, or every pair; Euclidean and cosine distance of each pair's
@@ -48,50 +31,6 @@ METRICS = ("euc", "cos")
 # ---------------------------------------------------------------------------------------------------
 # profiling-input search
 
-def search_profiling_inputs(model_a, model_b, seeds, *, epsilon, max_iterations, generator,
-                            valid_range=None, vocab_size=None, elements_per_mutation=1,
-                            forward_batch_size=None, progress=True):
-    """Mutate `seeds` (n inputs, same for both models) to maximise the ModelDiff score; returns a new tensor.
-
-    Images: each proposal moves `elements_per_mutation` random elements of an input by +-epsilon, then
-    clips to `valid_range` = (low, high), floats or tensors broadcastable to one input (e.g. 3 x 1 x 1
-    per-channel bounds of normalised images, see `normalised_image_range`); None = no clipping.
-    Text: each proposal replaces one random non-padding token by another id in [1, vocab_size);
-    padding (0) is never touched. `generator` (a CPU torch.Generator) drives every random choice.
-    """
-    is_text = _check_search_arguments(seeds, epsilon, max_iterations, vocab_size)
-    inputs = seeds.clone()
-    start_a = _forward(model_a, inputs, forward_batch_size)
-    start_b = _forward(model_b, inputs, forward_batch_size)
-    logits_a, logits_b = start_a.clone(), start_b.clone()
-    for _ in tqdm(range(max_iterations), desc="profiling-input search", leave=False, disable=not progress):
-        if is_text:
-            proposals = _propose_token_replacements(inputs, vocab_size, generator)
-        else:
-            proposals = _propose_pixel_moves(inputs, epsilon, elements_per_mutation, valid_range, generator)
-        n = inputs.shape[0]
-        flat = proposals.flatten(0, 1)                       # (2 n) x ...: both proposals, one batch
-        prop_a = _forward(model_a, flat, forward_batch_size).view(2, n, -1)
-        prop_b = _forward(model_b, flat, forward_batch_size).view(2, n, -1)
-
-        current = _input_scores(logits_a, logits_b, start_a, start_b)
-        scores = torch.stack([
-            _proposal_scores(prop_a[i], prop_b[i], logits_a, logits_b, start_a, start_b) for i in range(2)])
-        # the -epsilon proposal (index 1) unless +epsilon is strictly better: ties go to -epsilon, as the
-        # original (which keeps X+e only when its score strictly beats X-e's)
-        best = (scores[0] <= scores[1]).long()
-        best_score = scores.max(dim=0).values
-        keep = best_score > current                          # strict, as the original: ties keep the input
-        if not keep.any():
-            continue
-        rows = keep.nonzero().squeeze(1)
-        chosen = best[rows]
-        inputs[rows] = proposals[chosen, rows]
-        logits_a[rows] = prop_a[chosen, rows]
-        logits_b[rows] = prop_b[chosen, rows]
-    return inputs
-
-
 def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, generator, valid_range=None,
                         vocab_size=None, progress=True):
     """The original's hill climb (one move of one input per iteration) on the global score, incrementally.
@@ -99,7 +38,8 @@ def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, gen
     Per iteration, with all draws from `generator` in this order:
     * n = randint(0, batch): the input to move;
     * images: e = randint(0, elements of one input); proposals X_n + epsilon*e and X_n - epsilon*e, each
-      clipped to `valid_range` (as in `search_profiling_inputs`);
+      clipped to `valid_range` = (low, high), floats or tensors broadcastable to one input (e.g. the 3 x 1 x 1
+      per-channel bounds of `normalised_image_range`), None = no clipping;
     * text: if input n is all padding, nothing more is drawn and the iteration is skipped; otherwise,
       twice (one per proposal): k = randint(0, number of real tokens of X_n), s = randint(1, vocab - 1);
       the k-th real token t becomes 1 + (t - 1 + s) mod (vocab - 1), a different id in [1, vocab).
@@ -247,71 +187,9 @@ def _check_token_ids(tokens, vocab_size):
         raise UserError(f"seed token ids must lie in [0, {vocab_size}).")
 
 
-def _propose_pixel_moves(inputs, epsilon, elements_per_mutation, valid_range, generator):
-    """2 x n x ... proposals: the same random elements of each input moved by +epsilon and by -epsilon."""
-    n = inputs.shape[0]
-    size = inputs[0].numel()
-    k = max(1, min(int(elements_per_mutation), size))
-    positions = torch.randint(0, size, (n, k), generator=generator).to(inputs.device)
-    step = torch.zeros(n, size, device=inputs.device, dtype=inputs.dtype)
-    step.scatter_(1, positions, epsilon)
-    step = step.view_as(inputs)
-    proposals = torch.stack([inputs + step, inputs - step])
-    if valid_range is not None:
-        low, high = (torch.as_tensor(b, dtype=inputs.dtype, device=inputs.device) for b in valid_range)
-        proposals = torch.maximum(torch.minimum(proposals, high), low)
-    return proposals
-
-
-def _propose_token_replacements(tokens, vocab_size, generator):
-    """2 x n x T proposals, each replacing one random non-padding token by a different id in [1, vocab)."""
-    proposals = []
-    for _ in range(2):
-        n, length = tokens.shape
-        # a random key per position, -1 on padding, so argmax picks a uniform random real token
-        keys = torch.rand(n, length, generator=generator).to(tokens.device)
-        keys = keys.masked_fill(tokens == 0, -1.0)
-        position = keys.argmax(dim=1)
-        has_tokens = (tokens != 0).any(dim=1)
-        # shift the old id by 1..vocab-2 inside the ring [1, vocab) so the new id always differs
-        shift = torch.randint(1, vocab_size - 1, (n,), generator=generator).to(tokens.device)
-        old = tokens[torch.arange(n), position]
-        new = 1 + (old - 1 + shift) % (vocab_size - 1)
-        proposal = tokens.clone()
-        rows = has_tokens.nonzero().squeeze(1)
-        proposal[rows, position[rows]] = new[rows]
-        proposals.append(proposal)
-    return torch.stack(proposals)
-
-
-def _input_scores(logits_a, logits_b, start_a, start_b):
-    """Per-input score chg_a * chg_b * div_a * div_b of the current inputs."""
-    chg_a = (logits_a - start_a).norm(dim=1)
-    chg_b = (logits_b - start_b).norm(dim=1)
-    div_a = torch.cdist(logits_a, logits_a).mean(dim=1)
-    div_b = torch.cdist(logits_b, logits_b).mean(dim=1)
-    return chg_a * chg_b * div_a * div_b
-
-
-def _proposal_scores(prop_a, prop_b, logits_a, logits_b, start_a, start_b):
-    """Score of each input's proposal as if it replaced that input while the others stay as they are."""
-    chg_a = (prop_a - start_a).norm(dim=1)
-    chg_b = (prop_b - start_b).norm(dim=1)
-    return chg_a * chg_b * _diversity_row(prop_a, logits_a) * _diversity_row(prop_b, logits_b)
-
-
-def _diversity_row(proposal, current):
-    """Mean distance of proposal n to every current output, with its own slot counted as 0 (self)."""
-    distances = torch.cdist(proposal, current)
-    distances.fill_diagonal_(0.0)
-    return distances.mean(dim=1)
-
-
 @torch.no_grad()
-def _forward(model, inputs, batch_size=None):
-    if batch_size is None or batch_size >= inputs.shape[0]:
-        return model(inputs).float()
-    return torch.cat([model(chunk).float() for chunk in inputs.split(batch_size)])
+def _forward(model, inputs):
+    return model(inputs).float()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,25 +238,21 @@ def cosine_distance(u, v):
     return float((1.0 - similarity).clamp(0.0, 2.0))
 
 
-def model_distance(model_a, model_b, inputs, forward_batch_size=None, centred=False, inputs_b=None, pairs="halves"):
+def model_distance(model_a, model_b, inputs, inputs_b=None, pairs="halves"):
     """{"euc": d, "cos": d}: cosine distance between the two models' Euclidean DDVs and cosine DDVs.
 
     `inputs_b` (default: `inputs`) are the same samples as `model_b` reads them, e.g. the captions of the
     images in `inputs`: the DDVs of two models of different modalities then compare the same sample pairs.
-    `centred` subtracts each DDV's mean first (1 - Pearson correlation): two models whose outputs differ
-    in overall scale or spread but order the input pairs alike are then close. `pairs`: which input pairs
-    the DDVs hold (`decision_distance_vectors`).
+    `pairs`: which input pairs the DDVs hold (`decision_distance_vectors`).
     """
-    logits_a = _forward(model_a, inputs, forward_batch_size)
-    logits_b = _forward(model_b, inputs if inputs_b is None else inputs_b, forward_batch_size)
-    return logits_distance(logits_a, logits_b, centred=centred, pairs=pairs)
+    logits_a = _forward(model_a, inputs)
+    logits_b = _forward(model_b, inputs if inputs_b is None else inputs_b)
+    return logits_distance(logits_a, logits_b, pairs=pairs)
 
 
-def logits_distance(logits_a, logits_b, centred=False, pairs="halves"):
+def logits_distance(logits_a, logits_b, pairs="halves"):
     """model_distance of two models from their logits (n x C_a, n x C_b) on the same samples: a caller that
     already holds them (step 3-1, one forward per model on a target's probes) needs no forward more. Any
     per-sample outputs work the same way (step 3-1's --ddv_outputs features passes the features the heads read)."""
     ddvs_a, ddvs_b = decision_distance_vectors(logits_a, pairs), decision_distance_vectors(logits_b, pairs)
-    if centred:
-        ddvs_a, ddvs_b = ({m: v - v.mean() for m, v in ddvs.items()} for ddvs in (ddvs_a, ddvs_b))
     return {metric: cosine_distance(ddvs_a[metric], ddvs_b[metric]) for metric in METRICS}
