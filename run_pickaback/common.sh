@@ -99,6 +99,7 @@ check_choice OPTIMIZER sgd adam
 check_choice FORCE 0 1
 check_choice VERBOSE 0 1
 check_choice TENSORBOARD 0 1
+check_choice UNTRAINED 0 1
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
 # The console shows one line per finished stage (or target); VERBOSE=1 echoes every line of the logs too
@@ -211,7 +212,7 @@ run_jobs() {
   done
   while [ "$(jobs -rp | wc -l)" -gt 0 ]; do reap_one; done
   if [ ${#failed[@]} -gt 0 ]; then
-    echo "Stopped: ${failed[*]} failed; the end of its log says why." >&2
+    echo "Stopped: $(printf '%s; ' "${failed[@]}" | sed 's/; $//')." >&2
     exit 1
   fi
 }
@@ -224,7 +225,8 @@ reap_one() {
   if [ "$status" = 0 ]; then
     echo "$(basename "${log_of[$pid]}" .log): done"
   else
-    failed+=("${log_of[$pid]} (exit ${status})")
+    # the job's last line (its one sentence) on the console: the user need not open the log to know why
+    failed+=("${log_of[$pid]} (exit ${status}) says: $(tail -n 1 "${log_of[$pid]}")")
   fi
 }
 

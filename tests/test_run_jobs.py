@@ -34,7 +34,7 @@ def test_parallel_jobs_each_write_their_own_log_and_report_on_the_console(tmp_pa
 def test_a_failed_job_stops_new_ones_and_the_step_names_its_log(tmp_path):
     proc, done = run_jobs(tmp_path, 2, "slow 1 0", "bad 0 3", "later 0 0", "last 0 0")
     assert proc.returncode == 1
-    assert f"{tmp_path}/logs/work_bad.log (exit 3)" in proc.stderr
+    assert f"{tmp_path}/logs/work_bad.log (exit 3) says: job bad says hello" in proc.stderr   # its last line
     assert done == {"slow", "bad"}        # the running job finishes; none starts after the failure
 
 
