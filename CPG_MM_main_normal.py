@@ -18,7 +18,7 @@ from pathlib import Path
 
 from models.cpg import CPGModel
 from utils import paths
-from utils.baseline import ACC_TOLERANCE, reaches_baseline, read_baseline
+from utils.baseline import reaches_baseline, read_baseline, tolerance
 from utils.checkpoint import load_checkpoint, load_model, save_model
 from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, positive_float,
                        positive_int, resolve_task, seed_int)
@@ -55,9 +55,10 @@ def get_args_parser():
     p.add_argument("--pruning_frequency", type=positive_int, default=10, help="optimizer steps between mask updates")
     p.add_argument("--train_acc_gate", action="store_true",
                    help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
-    p.add_argument("--allow_acc_loss", type=fraction, default=ACC_TOLERANCE,
-                   help="accuracy a run may fall short of its baseline and still count as reaching it "
-                        "(growing and pruning; step 2-2 uses the same)")
+    p.add_argument("--allow_acc_loss", type=fraction, default=None,
+                   help="accuracy a run may fall short of its baseline and still count as reaching it (growing "
+                        "and pruning; step 2-2 uses the same); default: one standard error of the baseline on the "
+                        "validation samples; 0.001 is the original's rule")
     p.add_argument("--training_seed", type=seed_int,
                    help="seed of the initialisation and the data order (default: --seed); the validation split "
                         "and the output layout follow --seed, so the transfer control's repeats with another "
@@ -93,7 +94,8 @@ def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
     write_json_atomic(Path(folder) / "outcome.json", {
         "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
-        "reached_baseline": reaches_baseline(accuracy, run.baseline, run.args.allow_acc_loss),
+        "val_samples": run.val_samples, "tolerance": run.tolerance,
+        "reached_baseline": reaches_baseline(accuracy, run.baseline, run.tolerance),
         "status": int(status), "start": start_record(run)})
 
 
@@ -136,9 +138,9 @@ def owns_weights(model):
     return model.stats()["task_ratio"] > 0
 
 
-def finetune_decision(args, model, val_acc, train_acc, baseline):
+def finetune_decision(args, model, val_acc, train_acc, baseline, tolerance):
     """The original's end-of-finetune rule, with growth decided by validation accuracy vs baseline."""
-    good_enough = (reaches_baseline(val_acc, baseline, args.allow_acc_loss)
+    good_enough = (reaches_baseline(val_acc, baseline, tolerance)
                    and (train_acc > 0.95 or not args.train_acc_gate))
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
     if good_enough or at_max_width:
@@ -214,7 +216,7 @@ def finetune(run, cfg, task, device, loaders):
         model, val_acc, train_acc = train_stage(run, model, loaders, device, recipe)
     if args.pruning_ratio_to_acc_record_file:
         update_json_record(args.pruning_ratio_to_acc_record_file, "0.0", round(val_acc, 4))
-    return model, val_acc, finetune_decision(args, model, val_acc, train_acc, run.baseline)
+    return model, val_acc, finetune_decision(args, model, val_acc, train_acc, run.baseline, run.tolerance)
 
 
 def prune(run, cfg, task, device, loaders):
@@ -224,7 +226,7 @@ def prune(run, cfg, task, device, loaders):
     record = read_prune_record(args.pruning_ratio_to_acc_record_file)
     model = prepare_model_for_pruning(args, task, run.start, cfg).to(device)
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
-    if at_max_width and not reaches_baseline(record.get(0.0, 1.0), baseline, args.allow_acc_loss):
+    if at_max_width and not reaches_baseline(record.get(0.0, 1.0), baseline, run.tolerance):
         if args.initial_sparsity >= must_prune_ratio(args, model):
             return model, None, ExitStatus.PRUNE_FAILED
     if not owns_weights(model):
@@ -244,7 +246,7 @@ def prune(run, cfg, task, device, loaders):
                     decay_lr=False)
     model, val_acc, _ = train_stage(run, model, loaders, device, recipe, make_pruner)
     update_json_record(args.pruning_ratio_to_acc_record_file, str(args.target_sparsity), round(val_acc, 4))
-    if not reaches_baseline(val_acc, baseline, args.allow_acc_loss):
+    if not reaches_baseline(val_acc, baseline, run.tolerance):
         logging.info(f"Pruning to {args.target_sparsity} left accuracy {val_acc:.4f} under the baseline "
                      f"{baseline:.4f}; the pruning loop stops here.")
         return model, val_acc, ExitStatus.PRUNE_FAILED
@@ -288,6 +290,8 @@ class Run:
     csv_path: Path | None = None
     state: StageState | None = None       # saved after every epoch, so a killed run resumes
     tensorboard_dir: Path | None = None
+    val_samples: int = 0      # how many samples the decisions' validation accuracy is measured on
+    tolerance: float = 0.0    # how far under its baseline the stage may end and still reach it (utils.baseline)
 
 
 def start_checkpoint(args):
@@ -377,6 +381,8 @@ def main(args):
         return status
     seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
+    val_samples = loaders[1].num_samples
+    run = replace(run, val_samples=val_samples, tolerance=tolerance(run.baseline, val_samples, args.allow_acc_loss))
     started = time.time()
     step = finetune if args.mode == "finetune" else prune
     model, val_acc, status = step(run, cfg, task, device, loaders)
@@ -452,7 +458,7 @@ def with_stage_files(run, cfg, checkpoint, log_path):
 
 def under_baseline_note(run, val_acc, status):
     """What the stage line adds when a finished task is kept under its baseline (at the widest network)."""
-    if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, run.args.allow_acc_loss):
+    if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, run.tolerance):
         return (f"stayed under its baseline {run.baseline:.4f} at the widest network allowed "
                 f"({run.args.network_width_multiplier}); kept as it is")
     return ""

@@ -4,7 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles import choose_ratio
+from utils.baseline import ACC_TOLERANCE, tolerance
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles"
@@ -42,11 +45,27 @@ def make_task_dir(tmp_path, record):
     return task_dir, baseline
 
 
-def run_tool(task_dir, baseline):
+def run_tool(task_dir, baseline, rule=("--allow_acc_loss", "0.001")):
     return subprocess.run([sys.executable, "-m", TOOL, "--pruning_ratio_to_acc_record_file",
                            str(task_dir / "gradual_prune" / "record.txt"), "--baseline_acc_file", str(baseline),
-                           "--dataset", "food_containers", "--allow_acc_loss", "0.001"],
-                          capture_output=True, text=True, cwd=ROOT)
+                           "--dataset", "food_containers", *rule], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_the_tolerance_is_one_standard_error_of_the_baseline_unless_fixed():
+    assert tolerance(0.585, 200) == pytest.approx((0.585 * 0.415 / 200) ** 0.5)      # 0.0348: 7 samples of 200
+    assert tolerance(0.585, 200, allow_acc_loss=0.001) == 0.001                       # the original's rule
+    assert tolerance(1.0, 200) == ACC_TOLERANCE and tolerance(0.6, None) == ACC_TOLERANCE   # floor; older records
+
+
+def test_a_stage_one_validation_sample_under_its_baseline_is_chosen_by_default(tmp_path):
+    """0.580 against 0.585 on 200 samples (one sample): chosen by default, not under the original's 0.001."""
+    record = {"0.0": 0.59, "0.3": 0.58}
+    task_dir, baseline = make_task_dir(tmp_path, record)
+    baseline.write_text(json.dumps({"food_containers": "0.5850"}))
+    (task_dir / "scratch" / "outcome.json").write_text(json.dumps(
+        {"width": 1.0, "val_accuracy": 0.59, "test_accuracy": 0.6, "val_samples": 200}))
+    assert "We choose pruning ratio 0.3" in run_tool(task_dir, baseline, rule=()).stdout
+    assert "We choose pruning ratio 0.0" in run_tool(task_dir, baseline).stdout
 
 
 def test_tool_installs_the_chosen_checkpoint_and_says_so(tmp_path):

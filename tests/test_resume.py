@@ -155,7 +155,8 @@ def prune(env, folder, baselines, *extra):
 
 
 def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_path):
-    """A stage 0.0005 under its baseline passes (and step 2-2 chooses it); 0.002 under stops the loop (exit 6)."""
+    """Under the original's rule (0.001): a stage 0.0005 under its baseline passes (and step 2-2 chooses it); 0.002
+    under stops the loop (exit 6)."""
     env = script_env(tmp_path / "empty", small_demo_root)
     folder = tmp_path / "t"
     finetune(env, folder, "--epochs", 1)
@@ -163,13 +164,31 @@ def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_p
     accuracy = json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
     close = tmp_path / "close.json"
     close.write_text(json.dumps({TASK: f"{accuracy + 0.0005:.4f}"}))
-    ok(prune(env, folder, close))
+    original = ("--allow_acc_loss", "0.001")
+    ok(prune(env, folder, close, *original))
     ok(run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
-           "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--baseline_acc_file", close))
+           "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--baseline_acc_file", close,
+           *original))
     assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5
     far = tmp_path / "far.json"
     far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
-    assert prune(env, folder, far).returncode == 6
+    assert prune(env, folder, far, *original).returncode == 6
+
+
+def test_by_default_a_stage_reaches_its_baseline_within_one_standard_error(small_demo_root, tmp_path):
+    """0.002 under the baseline on the small demo's 10 validation samples (one sample is 0.1) is no miss."""
+    env = script_env(tmp_path / "empty", small_demo_root)
+    folder = tmp_path / "t"
+    finetune(env, folder, "--epochs", 1)
+    ok(prune(env, folder, folder / "base0.json"))
+    accuracy = json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
+    ok(prune(env, folder, far))
+    outcome = json.loads((folder / "gradual_prune" / "0.5" / "outcome.json").read_text())
+    baseline = accuracy + 0.002
+    assert outcome["val_samples"] == 10 and outcome["reached_baseline"] is True
+    assert outcome["tolerance"] == pytest.approx((baseline * (1 - baseline) / 10) ** 0.5, abs=1e-4)
 
 
 def choose(env, folder):

@@ -9,13 +9,13 @@ import shutil
 from pathlib import Path
 
 from utils.cli import ArgumentParser, fraction
-from utils.baseline import ACC_TOLERANCE, reaches_baseline
+from utils.baseline import reaches_baseline, tolerance
 from utils.errors import UserError, run_main
 from utils.logs import console_info, setup_logging
 from utils.paths import CHOSEN_FILE, folder_checkpoint
 from utils.provenance import fingerprint
 from utils.records import atomic_file, write_json_atomic
-from utils.results import read_baselines, read_chosen, read_prune_record
+from utils.results import read_baselines, read_chosen, read_outcome, read_prune_record
 
 
 def get_args_parser():
@@ -23,17 +23,19 @@ def get_args_parser():
     p.add_argument("--pruning_ratio_to_acc_record_file", required=True, help="<task dir>/gradual_prune/record.txt")
     p.add_argument("--baseline_acc_file", required=True, help="logs_<arch>/baseline_<cfg>_acc.txt")
     p.add_argument("--dataset", required=True, help="task name (key of the baseline file)")
-    p.add_argument("--allow_acc_loss", type=fraction, default=ACC_TOLERANCE,
-                   help="accuracy a ratio may lose below the baseline (the same rule as step 2-1's pruning loop)")
+    p.add_argument("--allow_acc_loss", type=fraction, default=None,
+                   help="accuracy a ratio may lose below the baseline (the same rule as step 2-1's pruning loop); "
+                        "default: one standard error of the baseline on the task's validation samples; 0.001 is the "
+                        "original's rule")
     p.add_argument("--log_path", help="train.log of the task")
     return p
 
 
-def choose_ratio(record, baseline, allow_acc_loss):
+def choose_ratio(record, baseline, tolerance):
     """The largest ratio (as a number) that reaches the baseline, or None for the unpruned model."""
     ratios = sorted((float(key), acc) for key, acc in record.items() if float(key) > 0)
     for ratio, acc in reversed(ratios):
-        if reaches_baseline(acc, baseline, allow_acc_loss):
+        if reaches_baseline(acc, baseline, tolerance):
             return ratio
     return None
 
@@ -70,6 +72,12 @@ def install_chosen(prune_dir, source, ratio, accuracy):
     return target
 
 
+def validation_samples(prune_dir):
+    """How many samples the task's stages were validated on (its finetune's outcome.json); None for older runs."""
+    outcome = read_outcome(prune_dir.parent / "scratch")
+    return None if outcome is None else outcome.get("val_samples")
+
+
 def main(args):
     baselines = read_baselines(args.baseline_acc_file)
     if args.dataset not in baselines:
@@ -80,7 +88,8 @@ def main(args):
         raise UserError(f"{args.pruning_ratio_to_acc_record_file} has no unpruned accuracy (key \"0.0\"); "
                         f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
-    ratio = choose_ratio(record, baselines[args.dataset], args.allow_acc_loss)
+    baseline = baselines[args.dataset]
+    ratio = choose_ratio(record, baseline, tolerance(baseline, validation_samples(prune_dir), args.allow_acc_loss))
     scratch = ratio is None
     if scratch:
         source, ratio = folder_checkpoint(prune_dir.parent / "scratch"), 0.0

@@ -1,15 +1,28 @@
 """The one rule by which every decision compares a task's accuracy with its baseline (step 1's accuracy).
 
 Growing (steps 2-1 and 3-2), ending the pruning loop (step 2-1) and choosing the pruning ratio
-(step 2-2) all ask `reaches_baseline`, with one tolerance: the original's 0.001 allowance of step
-2-2, which also absorbs the rounding of the records (accuracies are stored with four decimals).
+(step 2-2) all ask `reaches_baseline`, with one tolerance (`tolerance`): by default one standard error of
+the baseline's validation accuracy (the one-standard-error rule: a shortfall the validation set cannot
+resolve, such as one sample of 200, is no miss); `--allow_acc_loss` / ALLOW_ACC_LOSS fixes it instead,
+0.001 being the original's rule. It is never under 0.001, which absorbs the records' four-decimal rounding.
 """
+import math
 from pathlib import Path
 
 from utils.errors import ExitStatus, UserError
 from utils.results import read_baselines
 
-ACC_TOLERANCE = 0.001
+ACC_TOLERANCE = 0.001   # the original's allowance (its step 2-2), and the floor of every tolerance
+
+
+def tolerance(baseline, val_samples, allow_acc_loss=None):
+    """How far under `baseline` an accuracy on `val_samples` validation samples may fall and still reach it:
+    `allow_acc_loss` when given, else one (binomial) standard error of the baseline, sqrt(b (1 - b) / n)."""
+    if allow_acc_loss is not None:
+        return allow_acc_loss
+    if not val_samples:
+        return ACC_TOLERANCE      # a record of an older version, which did not say how many samples it used
+    return max(ACC_TOLERANCE, math.sqrt(baseline * (1.0 - baseline) / val_samples))
 
 
 def reaches_baseline(accuracy, baseline, tolerance=ACC_TOLERANCE):

@@ -226,6 +226,10 @@ class TaskLoader:
     def __len__(self):
         return math.ceil(len(self.labels) / self.batch_size)
 
+    @property
+    def num_samples(self):
+        return len(self.labels)
+
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         self.epoch += 1
@@ -306,6 +310,10 @@ class FolderTaskLoader:
 
     def __len__(self):
         return math.ceil(len(self.dataset) / self.loader_args["batch_size"])
+
+    @property
+    def num_samples(self):
+        return len(self.dataset)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
