@@ -46,7 +46,6 @@ why in one line (e.g. "max_iterations changed (100 -> 50)", "its input 'candidat
 --force recomputes; --select and --score only re-rank the saved table. A narrower pool (--candidate_ids)
 keeps the target's rows against the candidates outside it; its result row is the pick among the pool.
 """
-import csv
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +61,7 @@ from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
-from utils.results import read_selections
+from utils.results import read_selections, read_table
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import PAIRINGS, logits_distance, normalised_image_range, search_single_moves
 from utils_pickaback.ranking import SCORES, rank_candidates, rankings_json, ranking_values
@@ -99,7 +98,9 @@ def get_args_parser():
                         "Euclidean distances, smallest first, as the original), modeldiff_cos (of cosine distances), "
                         "or logme / leep (the candidate's features / outputs on the target's labelled "
                         "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
-                        "every score is computed and saved in the table whichever ranks")
+                        "every score is computed and saved in the table whichever ranks. LogME is the evidence with "
+                        "every eigenvalue of F'F, as the authors' D x D branch; their default code drops the zero "
+                        "ones when features outnumber probes, so its figures are larger there (docs/decisions.md)")
     p.add_argument("--ddv_pairs", default="all", choices=list(PAIRINGS),
                    help="the input pairs a decision distance vector holds: all, every pair of the probes (n(n - 1)/2 "
                         "distances from the same forward passes); halves, (k, k + n/2) as the original ModelDiff")
@@ -355,14 +356,6 @@ def pair_record(row):
 def table_row(target_id, candidate_id, record):
     return {"target_id": str(target_id), "task_id": str(candidate_id),
             **{k: v if k == "compared_as" else f"{v:.8f}" for k, v in record.items()}}
-
-
-def read_table(path):
-    """{(target id, candidate id): row as a dict of strings} of the table (empty when there is none)."""
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        return {(int(row["target_id"]), int(row["task_id"])): row for row in csv.DictReader(f)}
 
 
 def save_target(cfg, seed, target_id, selected, records, provenances, ranking=None):

@@ -29,12 +29,11 @@ from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
-from utils.results import read_selections
+from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils_pickaback.selection_quality import (SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED, figures_as_rows,
                                                selection_figures, spread_sentence)
 
-OUTCOME = "outcome.json"   # written by CPG_MM_main_normal.py beside each run's checkpoint
 
 
 def get_args_parser():
@@ -97,14 +96,9 @@ def plan(args):
         print(target_id, *chosen)
 
 
-def read_outcome(folder):
-    path = Path(folder) / "scratch" / OUTCOME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is not valid JSON; delete the run folder {folder} and re-run it.")
+def read_run_outcome(folder):
+    """The outcome.json of a run folder's finetune (in its scratch/), validated; None when it has not finished."""
+    return read_outcome(Path(folder) / "scratch")
 
 
 def asked_to_grow(outcome):
@@ -115,9 +109,9 @@ def asked_to_grow(outcome):
 
 
 def width(args):
-    outcome = read_outcome(args.folder)
+    outcome = read_run_outcome(args.folder)
     if outcome is None:
-        raise UserError(f"{args.folder} holds no finished run ({OUTCOME} is missing).")
+        raise UserError(f"{args.folder} holds no finished run ({OUTCOME_FILE} is missing).")
     if asked_to_grow(outcome):
         raise UserError(f"{args.folder} holds no finished run: its last attempt, at width {outcome['width']:g}, "
                         f"asked to grow (exit 2) and the grow loop stopped there; run it again.")
@@ -153,7 +147,7 @@ def collect(args):
             if label is None:
                 continue
             for training_seed, run in {args.seed: folder, **paths.repeat_dirs(folder)}.items():
-                outcome = read_outcome(run)
+                outcome = read_run_outcome(run)
                 if outcome is None:
                     continue
                 if asked_to_grow(outcome):

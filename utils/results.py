@@ -149,22 +149,39 @@ def require_selections(path):
     return read_selections(path)
 
 
+STEP_3_1 = "run_pickaback/find_backbone.sh"
+
+
+def read_table(path, columns=()):
+    """Step 3-1's pickaback_<cfg>_table.csv: {(target id, candidate id): its row as a dict of strings}, holding at
+    least `columns`; {} when there is none yet. A row that is not a pair of task ids (a repeated header, a cut
+    line) or a pair given twice is one sentence."""
+    recover = f"delete it (and its .json beside it) and re-run {STEP_3_1}"
+    table = {}
+    for row in read_csv_rows(path, ["target_id", "task_id", *columns], STEP_3_1):
+        ids = (row["target_id"], row["task_id"])
+        if not all(str(i).isdigit() for i in ids):
+            raise UserError(f"{path} holds the row {list(row.values())!r}, not a pair of task ids; {recover}.")
+        pair = tuple(map(int, ids))
+        if pair in table:
+            raise UserError(f"{path} holds the pair {pair[0]},{pair[1]} twice; {recover}.")
+        table[pair] = row
+    return table
+
+
 def read_distances(path, column="ddv_euc"):
     """Step 3-1: (target id, candidate id) -> a column of its table (ddv_euc: smaller = more similar)."""
-    rows = read_csv_rows(path, ["target_id", "task_id", column], "run_pickaback/find_backbone.sh")
-    return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))):
-            as_float(row[column], path) for row in rows}
+    return {pair: as_float(row[column], path, f"delete it and re-run {STEP_3_1}")
+            for pair, row in read_table(path, [column]).items()}
 
 
 def read_compared_as(path):
     """Step 3-1: (target id, candidate id) -> how the candidate was compared ("own adapter", "paired probes",
     "target adapter"); empty for a table written before the column existed."""
-    try:
-        rows = read_csv_rows(path, ["target_id", "task_id", "compared_as"], "run_pickaback/find_backbone.sh")
-    except UserError:
+    table = read_table(path)
+    if any("compared_as" not in row for row in table.values()):
         return {}
-    return {(int(as_float(row["target_id"], path)), int(as_float(row["task_id"], path))): row["compared_as"]
-            for row in rows}
+    return {pair: row["compared_as"] for pair, row in table.items()}
 
 
 # results_<cfg>.csv (utils/transfer_results.py writes it): every accuracy twice, on the validation split (what
