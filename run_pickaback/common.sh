@@ -184,6 +184,20 @@ train_on_backbone() {
   fi
 }
 
+# Step 3-2 of target id $1 on backbone id $2 (w_backbone.sh's, and Ray's, job per pair): on the backbone, then on
+# its untrained twin (the same structure, ownership and recipe, fresh weights; UNTRAINED=0 skips it), whose
+# accuracy results_<cfg>.csv sets against it as knowledge transfer.
+target_on_backbone() {
+  local target_id=$1 task_id=$2
+  echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
+  train_on_backbone "$target_id" "$task_id" ""
+  if [ "${UNTRAINED:-1}" = 1 ]; then
+    echo "=== target ${target_id} on the untrained twin of backbone ${task_id}"
+    train_on_backbone "$target_id" "$task_id" "$(path_of target_dir "$(task_name "$target_id")" untrained)" \
+      --untrained_backbone
+  fi
+}
+
 # run_jobs <log dir> <name> <function> <item>...: `<function> <item>` for every item (an item is split into
 # words). JOBS=1: one after another, on the console. JOBS>1: up to JOBS at once, each with its share of the
 # cores and its output in <log dir>/<name>_<first word of the item>.log, one console line per job started

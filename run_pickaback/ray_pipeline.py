@@ -46,13 +46,10 @@ COMMON = 'source run_pickaback/common.sh "$1"\n'
 # data it generates on first use) go to the console, the settings to fd 3.
 SETTINGS = 'exec 3>&1 1>&2\n' + COMMON + 'printf "%s\\n" "$CFG_NAME" "$SEED" "$ARCH" "$(task_ids)" >&3\n'
 
-# Step 3-2 of target $2 on backbone $3: the function w_backbone.sh runs for each pair. Not w_backbone.sh itself,
-# which ends with tools/results_table.py: run beside other targets' training, that would read their unfinished
-# folders.
-TRAIN_ON_BACKBONE = COMMON + '''
-echo "=== target $2 ($(task_name "$2")) on backbone $3 ($(task_name "$3"))"
-train_on_backbone "$2" "$3" ""
-'''
+# Step 3-2 of target $2 on backbone $3 (and its untrained twin): the function w_backbone.sh runs for each pair.
+# Not w_backbone.sh itself, which ends with tools/results_table.py: run beside other targets' training, that would
+# read their unfinished folders.
+TRAIN_ON_BACKBONE = COMMON + 'target_on_backbone "$2" "$3"\n'
 
 RESULTS_TABLE = COMMON + '"$PY" -m tools.results_table "$CFG" --arch "$ARCH" --seed "$SEED"\n'
 

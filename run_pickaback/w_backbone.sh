@@ -9,17 +9,6 @@ source "$(dirname "$0")/common.sh"
 picks=$("$PY" -m tools.task_info "$CFG" --selections --seed "$SEED")   # says so when step 3-1 has not run
 wanted=" $(task_ids) "
 
-target_on_backbone() {
-  local target_id=$1 task_id=$2
-  echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
-  train_on_backbone "$target_id" "$task_id" ""
-  if [ "${UNTRAINED:-1}" = 1 ]; then
-    echo "=== target ${target_id} on the untrained twin of backbone ${task_id}"
-    train_on_backbone "$target_id" "$task_id" "$(path_of target_dir "$(task_name "$target_id")" untrained)" \
-      --untrained_backbone
-  fi
-}
-
 pairs=()
 while read -r target_id task_id; do
   [[ "$wanted" == *" ${target_id} "* ]] && pairs+=("${target_id} ${task_id}")
