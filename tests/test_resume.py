@@ -154,14 +154,19 @@ def prune(env, folder, baselines, *extra):
                "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--force", *extra)
 
 
-def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_path):
-    """Under the original's rule (0.001): a stage 0.0005 under its baseline passes (and step 2-2 chooses it); 0.002
-    under stops the loop (exit 6)."""
-    env = script_env(tmp_path / "empty", small_demo_root)
+def pruned_once(data_root, tmp_path):
+    """(env, task folder, the accuracy of its stage pruned to 0.5) of a 1-epoch finetune and one pruning stage."""
+    env = script_env(tmp_path / "empty", data_root)
     folder = tmp_path / "t"
     finetune(env, folder, "--epochs", 1)
     ok(prune(env, folder, folder / "base0.json"))
-    accuracy = json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
+    return env, folder, json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
+
+
+def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_path):
+    """Under the original's rule (0.001): a stage 0.0005 under its baseline passes (and step 2-2 chooses it); 0.002
+    under stops the loop (exit 6)."""
+    env, folder, accuracy = pruned_once(small_demo_root, tmp_path)
     close = tmp_path / "close.json"
     close.write_text(json.dumps({TASK: f"{accuracy + 0.0005:.4f}"}))
     original = ("--allow_acc_loss", "0.001")
@@ -177,11 +182,7 @@ def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_p
 
 def test_by_default_a_stage_reaches_its_baseline_within_one_standard_error(small_demo_root, tmp_path):
     """0.002 under the baseline on the small demo's 10 validation samples (one sample is 0.1) is no miss."""
-    env = script_env(tmp_path / "empty", small_demo_root)
-    folder = tmp_path / "t"
-    finetune(env, folder, "--epochs", 1)
-    ok(prune(env, folder, folder / "base0.json"))
-    accuracy = json.loads((folder / "gradual_prune" / "record.txt").read_text())["0.5"]
+    env, folder, accuracy = pruned_once(small_demo_root, tmp_path)
     far = tmp_path / "far.json"
     far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
     ok(prune(env, folder, far))

@@ -68,6 +68,15 @@ def read_prune_record(path):
     return dict(sorted(record.items()))
 
 
+def require_entries(record, keys, path, recover):
+    """`record` (a side file's JSON object), or one sentence naming the entries it lacks."""
+    missing = [key for key in keys if key not in record]
+    if missing:
+        raise UserError(f"{path} lacks the entr{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}; "
+                        f"{recover}.")
+    return record
+
+
 def read_chosen(path):
     """Step 2-2's gradual_prune/chosen.json: {"ratio", "accuracy" (numbers), "checkpoint" (a file name in the same
     folder), "source"}, or None when no ratio was chosen yet. Whether the checkpoint exists is `chosen_checkpoint`'s
@@ -75,11 +84,7 @@ def read_chosen(path):
     if not Path(path).exists():
         return None
     recover = f"delete it and re-run {STEP_2_2}"
-    chosen = read_json_record(path, recover)
-    missing = [key for key in ("ratio", "accuracy", "checkpoint") if key not in chosen]
-    if missing:
-        raise UserError(f"{path} lacks the entr{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}; "
-                        f"{recover}.")
+    chosen = require_entries(read_json_record(path, recover), ("ratio", "accuracy", "checkpoint"), path, recover)
     name = chosen["checkpoint"]
     if not isinstance(name, str) or not name.endswith(".pth.tar") or Path(name).name != name:
         raise UserError(f"{path} names {name!r} as its checkpoint, not a checkpoint file of its folder; {recover}.")
@@ -112,11 +117,8 @@ def read_outcome(folder):
     if not path.is_file():
         return None
     recover = f"delete the folder {folder} and train that run again (a finished run does not write it again)"
-    outcome = read_json_record(path, recover)
-    missing = [key for key in ("width", "val_accuracy", "test_accuracy") if key not in outcome]
-    if missing:
-        raise UserError(f"{path} lacks the entr{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}; "
-                        f"{recover}.")
+    outcome = require_entries(read_json_record(path, recover), ("width", "val_accuracy", "test_accuracy"), path,
+                              recover)
     width = as_float(outcome["width"], path, recover)
     if not (math.isfinite(width) and width > 0):
         raise UserError(f"{path} holds the width {outcome['width']!r}, not a positive number; {recover}.")
