@@ -56,3 +56,12 @@ def test_models_never_reach_a_module_that_imports_models():
 def test_the_graph_sees_the_imports_it_judges():
     graph = import_graph()
     assert {"models.masking", "utils.errors"} <= graph["models.cpg"] and "models.cpg" in graph["utils.checkpoint"]
+
+
+def test_utils_never_reach_utils_pickaback():
+    """utils/ is the shared plumbing below ModelDiff's package: what needs both (the report, the results table, the
+    transfer control) lives in tools/."""
+    graph = import_graph()
+    for module in (m for m in graph if m.startswith("utils.")):
+        above = sorted(d for d in reachable(graph, module) if d.startswith("utils_pickaback."))
+        assert above == [], f"{module} reaches {above}"

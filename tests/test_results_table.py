@@ -1,4 +1,4 @@
-"""results_<cfg>.csv (utils/transfer_results.py) on a fabricated run: tiny real checkpoints, hand-written records.
+"""results_<cfg>.csv (tools/results_table.py) on a fabricated run: tiny real checkpoints, hand-written records.
 
 Backbone 2 (shapes_noisy) predicts class 0 whatever it sees (its head's bias dominates), so its accuracy is
 1/5 on both splits (the demo's splits are balanced). Target 1 trained on it honestly (grown to 1.5, the
@@ -19,7 +19,7 @@ from utils.data import task_loaders
 from utils.errors import UserError
 from utils.results import RESULT_FIELDS, read_results
 from utils.train import evaluate
-from utils.transfer_results import write_results
+from tools.results_table import write_results
 
 ARCH, SEED = "perceiver_io", paths.DEFAULT_SEED
 SELECTIONS = {1: 2, 3: 2, 7: 2}

@@ -2,19 +2,171 @@
 
     python -m tools.results_table [cfg] [--arch perceiver_io] [--seed 2]
 
-Columns (utils/transfer_results.py says how each is measured): seed; target and selected backbone (id,
-name, modality); whether it is the task the config designed as related; scratch accuracy (step 1), accuracy
-on the backbone (step 3-2) and forward transfer = the difference; the backbone task's accuracy before
-(its chosen checkpoint) and after (inside the target's final checkpoint), backward transfer = the difference,
-and whether the backbone's outputs stayed bit-identical; the target's final width and shared ratio; regret
-where the transfer control ran. Each accuracy twice: `_val_` (validation split, what decisions used) and
-`_test_` (test split, what to report). The summary and the report read this file.
+For each target that step 3-2 trained on its selected backbone:
+- forward transfer = its accuracy on the backbone (step 3-2) - its accuracy trained alone from scratch (step 1);
+- knowledge transfer = its accuracy on the backbone - on the backbone's untrained twin (step 3-2's second run:
+  the same structure, ownership and recipe, fresh weights): what the backbone's knowledge adds beyond the recipe;
+- backward transfer = the backbone task's accuracy inside step 3-2's final checkpoint - inside the backbone's
+  chosen checkpoint (step 2-2). CPG makes it 0 by construction; it is measured here, both models evaluated on
+  the same samples, and `backbone_outputs_identical` says whether their logits agree bit for bit;
+- regret = the best candidate's accuracy - the selected one's, where the transfer control ran;
+- the width the target ended at and its shared ratio (earlier tasks' weights its piggymask selects).
+Every accuracy twice: `_val_` (validation split, what decisions used) and `_test_` (test split, what to report);
+rounded to 4 decimals, as every record of the pipeline, the transfers being differences of the rounded numbers,
+so the file adds up. utils.results.read_results reads it (the summary and the report).
 """
+import torch
+
 from utils import paths
+from utils.checkpoint import load_model
 from utils.cli import ArgumentParser, seed_int
+from utils.data import task_loaders
 from utils.dataset_config import get_config
-from utils.errors import run_main
-from utils.transfer_results import write_results
+from utils.errors import UserError, run_main
+from utils.records import write_csv_atomic
+from utils.results import RESULT_FIELDS, read_baselines, read_distances, read_selections
+from utils_pickaback.ranking import ranked_pairs, read_rankings
+from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
+                                               selection_figures)
+
+SPLITS = ("val", "test")
+
+
+def rounded(value):
+    return None if value is None else round(value, 4)
+
+
+def difference(a, b):
+    return None if a is None or b is None else round(a - b, 4)
+
+
+class TaskEvaluator:
+    """Evaluates a task of any checkpoint on its validation and test splits, each task's data loaded once."""
+
+    def __init__(self, cfg, seed):
+        self.cfg, self.seed, self.loaders = cfg, seed, {}
+
+    @torch.no_grad()
+    def outputs(self, model, task, val_fraction):
+        """{split: (accuracy, logits)} of `task`'s view of `model` (at the task's own width, as CPG evaluates it),
+        the validation split carved by the pipeline's seed and `val_fraction`, as the run that made it did."""
+        key = (task.name, val_fraction)
+        if key not in self.loaders:
+            _, val, test = task_loaders(self.cfg, task, seed=self.seed, val_fraction=val_fraction)
+            self.loaders[key] = {"val": val, "test": test}
+        view = model.task_view(task.name)
+        return {split: accuracy_and_logits(view, loader) for split, loader in self.loaders[key].items()}
+
+
+def accuracy_and_logits(view, loader):
+    logits, labels = zip(*[(view(x), y) for x, y in loader])
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    return (logits.argmax(1) == labels).sum().item() / len(labels), logits
+
+
+def recorded_val_fraction(payload):
+    """The validation share a checkpoint's run decided by (its provenance); None (the config's) when unrecorded."""
+    return payload.get("provenance", {}).get("settings", {}).get("val_fraction")
+
+
+def backbone_before(cfg, arch, backbone, seed, evaluator):
+    """(the backbone task's outputs in the checkpoint its targets started from (step 2-2's choice), the validation
+    share its run used)."""
+    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
+    val_fraction = recorded_val_fraction(payload)
+    return evaluator.outputs(model, backbone, val_fraction), val_fraction
+
+
+def started_from(payload):
+    """The fingerprint of the checkpoint a run started from (step 4's file of its target and backbone)."""
+    return payload.get("provenance", {}).get("inputs", {}).get("start")
+
+
+def untrained_result(cfg, arch, seed, target, start):
+    """{split: accuracy} of the target trained on its backbone's untrained twin (step 3-2's second run), when that
+    run started from the same checkpoint `start` as the one on the backbone; else None (not run, or a run on an
+    earlier selection's backbone)."""
+    folder = paths.target_dir(arch, cfg.name, UNTRAINED, target.name, seed) / "scratch"
+    if start is None or not folder.is_dir():
+        return None
+    _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    if started_from(payload) != start:
+        return None
+    return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
+
+
+def target_result(cfg, arch, seed, target, backbone, before, evaluator):
+    """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after
+    (on the same samples as `before`, (outputs, validation share))."""
+    before, val_fraction = before
+    folder = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
+    model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    after = evaluator.outputs(model, backbone, val_fraction)
+    model.set_active_task(target.name)
+    result = {"final_width": model.tasks[target.name].width_mult,
+              "shared_ratio": rounded(model.stats()["shared_ratio"]),
+              "on_backbone_val_acc": rounded(payload["accuracy"]),
+              "on_backbone_test_acc": rounded(payload["test_accuracy"]),
+              "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS)}
+    untrained = untrained_result(cfg, arch, seed, target, started_from(payload)) or {}
+    for split in SPLITS:
+        result[f"on_untrained_{split}_acc"] = untrained.get(split)
+        result[f"knowledge_transfer_{split}"] = difference(result[f"on_backbone_{split}_acc"], untrained.get(split))
+        result[f"backbone_before_{split}_acc"] = rounded(before[split][0])
+        result[f"backbone_after_{split}_acc"] = rounded(after[split][0])
+        result[f"backward_transfer_{split}"] = difference(result[f"backbone_after_{split}_acc"],
+                                                          result[f"backbone_before_{split}_acc"])
+    return result
+
+
+def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
+    """(rows of results_<cfg>.csv as dicts, ids of the selected targets step 3-2 has not trained yet)."""
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    if not selections:
+        raise UserError(f"{paths.pickaback_result_csv(cfg.name, seed)} holds no selection; run the pipeline "
+                        f"(run_pickaback/quickstart.sh) first.")
+    scratch = {"val": read_baselines(paths.baseline_acc_file(arch, cfg.name, seed)),
+               "test": read_baselines(paths.baseline_test_acc_file(arch, cfg.name, seed))}
+    regret = {split: {f.target_id: f.regret for f in selection_figures(cfg, arch, seed, split=split)[0]}
+              for split in SPLITS}
+    distances = ranked_pairs(read_distances(paths.pickaback_table_csv(cfg.name, seed)),
+                             read_rankings(paths.pickaback_result_csv(cfg.name, seed)))   # the pool it ranked
+    evaluator, befores, rows, missing = TaskEvaluator(cfg, seed), {}, [], []
+    for target_id, backbone_id in sorted(selections.items()):
+        target, backbone = cfg.task(target_id), cfg.task(backbone_id)
+        if not (paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch").is_dir():
+            missing.append(target_id)
+            continue
+        if backbone.name not in befores:
+            befores[backbone.name] = backbone_before(cfg, arch, backbone, seed, evaluator)
+        row = {"seed": seed, "arch": arch, "target_id": target_id, "target_name": target.name,
+               "target_modality": target.modality, "backbone_id": backbone_id, "backbone_name": backbone.name,
+               "backbone_modality": backbone.modality,
+               "picked_related": designed_related_pick(cfg, target_id, backbone_id,
+                                                       compared_candidates(cfg, distances, target_id))}
+        row.update(target_result(cfg, arch, seed, target, backbone, befores[backbone.name], evaluator))
+        for split in SPLITS:
+            row[f"scratch_{split}_acc"] = rounded(scratch[split].get(target.name))
+            row[f"forward_transfer_{split}"] = difference(row[f"on_backbone_{split}_acc"], row[f"scratch_{split}_acc"])
+            row[f"regret_{split}"] = rounded(regret[split].get(target_id))
+        rows.append(row)
+    return rows, missing
+
+
+def cell(value):
+    """A CSV cell: empty where a figure does not apply (no control run, no related task, no baseline)."""
+    if value is None:
+        return ""
+    return f"{value + 0.0:g}" if isinstance(value, float) else str(value)   # + 0.0: a -0.0 difference reads "0"
+
+
+def write_results(cfg, arch, seed=paths.DEFAULT_SEED):
+    """Write results_<cfg>.csv of one run (replacing the file: one row per target); (path, rows, missing)."""
+    rows, missing = result_rows(cfg, arch, seed)
+    path = paths.results_csv(cfg.name, seed)
+    write_csv_atomic(path, RESULT_FIELDS, [[cell(row[key]) for key in RESULT_FIELDS] for row in rows])
+    return path, rows, missing
 
 
 def get_args_parser():

@@ -115,7 +115,7 @@ def transfer_csv(cfg_name, seed=DEFAULT_SEED):
 
 def results_csv(cfg_name, seed=DEFAULT_SEED):
     """One row per target of the run: scratch and on-backbone accuracies, forward and backward transfer, regret
-    (utils/transfer_results.py)."""
+    (tools/results_table.py)."""
     return output_root(seed) / f"results_{cfg_name}.csv"
 
 

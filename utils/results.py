@@ -186,7 +186,7 @@ def read_compared_as(path):
     return {pair: row["compared_as"] for pair, row in table.items()}
 
 
-# results_<cfg>.csv (utils/transfer_results.py writes it): every accuracy twice, on the validation split (what
+# results_<cfg>.csv (tools/results_table.py writes it): every accuracy twice, on the validation split (what
 # the pipeline's decisions used) and on the test split (what results report), the split in the column's name.
 RESULT_FIELDS = [
     "seed", "arch", "target_id", "target_name", "target_modality", "backbone_id", "backbone_name",
