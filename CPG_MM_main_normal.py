@@ -4,9 +4,7 @@
     --mode prune      gradually prune the task's own weights from --initial_sparsity to --target_sparsity
     --mode inference  evaluate a task of a checkpoint at its own width
 
-The exit status tells the bash loop what to do next (utils.errors.ExitStatus): 0 done, 2 grow the
-network and retry, 3 baseline missing, 5 the task owns no free capacity, 6 a pruning stage missed
-its accuracy goal.
+The exit status tells the bash loop what to do next: utils.errors.ExitStatus, the protocol's one definition.
 """
 import argparse
 import logging
@@ -324,7 +322,7 @@ def same_run_baseline(args, cfg, task, settings, data):
 def plan_run(args, cfg, task):
     baseline = read_baseline(args.jsonfile, task.name)
     settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline, dataset_config=cfg.provenance_id,
-                           val_fraction=cfg.val_fraction if args.val_fraction is None else args.val_fraction)
+                           val_fraction=cfg.val_share(args.val_fraction))
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
     reuse = same_run_baseline(args, cfg, task, settings, data)
@@ -396,7 +394,7 @@ def main(args):
         console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
                                 under_baseline_note(run, val_acc, status)))
     if status != ExitStatus.DONE:
-        console_info(STATUS_SENTENCES[status].format(task=task.name))
+        console_info(status.sentence(task.name))
     return status
 
 
@@ -472,15 +470,6 @@ def task_loaders_of(args, cfg, task, device):
     return task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
                         val_fraction=args.val_fraction, seed=training_seed(args), split_seed=args.seed,
                         device=device)
-
-
-STATUS_SENTENCES = {
-    ExitStatus.GROW: "Exit 2: {task} stayed under its baseline at this width; the script retries with a wider network.",
-    ExitStatus.NO_CAPACITY: "Exit 5: {task} owns no free weights (it reuses earlier tasks' weights only), so there "
-                            "is nothing to prune; pruning is skipped.",
-    ExitStatus.PRUNE_FAILED: "Exit 6: this pruning stage of {task} missed its accuracy goal; the pruning loop stops "
-                             "here and step 2-2 chooses among the stages that passed.",
-}
 
 
 if __name__ == "__main__":

@@ -43,8 +43,7 @@ def remove_stale_checkpoints(folder, keep):
 def run_provenance(args, cfg, task):
     """What shapes this task's baseline: the settings (one task, the config's validation share resolved, the
     config as its provenance_id: a config file's contents, not the path it was given by) and the task's data."""
-    val_fraction = cfg.val_fraction if args.val_fraction is None else args.val_fraction
-    return provenance(settings_of(args, dataset=task.name, val_fraction=val_fraction,
+    return provenance(settings_of(args, dataset=task.name, val_fraction=cfg.val_share(args.val_fraction),
                                   dataset_config=cfg.provenance_id), inputs={}, data=data_fingerprint(cfg, task))
 
 

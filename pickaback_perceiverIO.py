@@ -148,10 +148,6 @@ def probe_seed(args):
     return args.seed if args.probe_seed is None else args.probe_seed
 
 
-def profiling_val_fraction(cfg, args):
-    return cfg.val_fraction if args.val_fraction is None else args.val_fraction
-
-
 @dataclass
 class Probes:
     """A task's profiling samples as its model reads them, their labels and, where the config pairs the
@@ -165,7 +161,7 @@ def profiling_seeds(cfg, task, n, args, device) -> Probes:
     """n samples drawn (seeded) from the train part of `task` (and of its paired task, the same samples)."""
     paired = task.name in cfg.paired and args.cross_modal_probes == "paired"
     data, partner_data = load_paired_split(cfg, task, "train") if paired else (load_split(cfg, task, "train"), None)
-    train, _ = split_indices(data.labels, profiling_val_fraction(cfg, args), args.seed)
+    train, _ = split_indices(data.labels, cfg.val_share(args.val_fraction), args.seed)
     if len(train) < 2:
         raise UserError(f"Task {task.name} has fewer than 2 training samples to profile with.")
     picked = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(probe_seed(args)))[:n]]
@@ -304,7 +300,7 @@ NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "
 def distance_settings(cfg, args):
     """The arguments that shape a pair's distances, --val_fraction resolved to the fraction used and the config
     recorded by its provenance_id (a config file's contents, not its path)."""
-    settings = settings_of(args, val_fraction=profiling_val_fraction(cfg, args), probe_seed=probe_seed(args),
+    settings = settings_of(args, val_fraction=cfg.val_share(args.val_fraction), probe_seed=probe_seed(args),
                            dataset_config=cfg.provenance_id)
     return {k: v for k, v in settings.items() if k not in NOT_DISTANCE_SETTINGS}
 

@@ -260,7 +260,7 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
     `in_memory` None picks the path by the decoded size of the train split; True/False forces one
     (benchmarks, tests).
     """
-    val_fraction = cfg.val_fraction if val_fraction is None else val_fraction
+    val_fraction = cfg.val_share(val_fraction)
     train_samples, _ = scan_samples(cfg, task, "train")
     test_samples, _ = scan_samples(cfg, task, "test")
     if in_memory is None:

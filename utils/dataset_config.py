@@ -78,6 +78,10 @@ class DatasetConfig:
     def root_of(self, task: TaskSpec) -> Path:
         return self.image_root if task.modality == "image" else self.text_root
 
+    def val_share(self, asked=None) -> float:
+        """The validation share a run uses: `asked` (--val_fraction) when given, else the config's."""
+        return self.val_fraction if asked is None else asked
+
 
 def _as_int(key):
     if isinstance(key, int):

@@ -7,12 +7,25 @@ from pathlib import Path
 
 
 class ExitStatus(IntEnum):
-    """Exit codes the bash loops react to (the original's protocol)."""
+    """Exit codes the bash loops react to (the original's protocol); run_pickaback/*.sh's `case` arms read them."""
     DONE = 0
     GROW = 2            # accuracy below baseline: widen the network and retry
     NO_BASELINE = 3     # the baseline accuracy file or entry is missing
     NO_CAPACITY = 5     # the task owns no free weights: skip pruning
     PRUNE_FAILED = 6    # a pruning stage missed its accuracy goal: stop the pruning loop
+
+    def sentence(self, task):
+        """What a training stage of `task` that ends with this status says on the console."""
+        return {
+            ExitStatus.DONE: f"{task} is done.",
+            ExitStatus.GROW: f"Exit 2: {task} stayed under its baseline at this width; the script retries with a "
+                             f"wider network.",
+            ExitStatus.NO_BASELINE: f"Exit 3: {task} has no baseline accuracy; run run_pickaback/baseline.sh first.",
+            ExitStatus.NO_CAPACITY: f"Exit 5: {task} owns no free weights (it reuses earlier tasks' weights only), so "
+                                    f"there is nothing to prune; pruning is skipped.",
+            ExitStatus.PRUNE_FAILED: f"Exit 6: this pruning stage of {task} missed its accuracy goal; the pruning "
+                                     f"loop stops here and step 2-2 chooses among the stages that passed.",
+        }[self]
 
 
 class UserError(Exception):
