@@ -56,7 +56,8 @@ from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, candidate_c
                                               logits_and_features)
 from utils import paths
 from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
-from utils.cli import ArgumentParser, fraction, non_negative_int, positive_even_int, positive_float, seed_int
+from utils.cli import (ArgumentParser, add_arch_arg, fraction, non_negative_int, positive_even_int, positive_float,
+                       seed_int)
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
@@ -73,7 +74,7 @@ TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "lo
 
 def get_args_parser():
     p = ArgumentParser(description="Select a backbone for each target with ModelDiff.")
-    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    add_arch_arg(p)
     p.add_argument("--dataset_config", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--target_id", nargs="+", default=["all"], help="target ids or names, or 'all'")
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],

@@ -65,3 +65,9 @@ def test_utils_never_reach_utils_pickaback():
     for module in (m for m in graph if m.startswith("utils.")):
         above = sorted(d for d in reachable(graph, module) if d.startswith("utils_pickaback."))
         assert above == [], f"{module} reaches {above}"
+
+
+def test_the_command_lines_offer_the_architectures_the_models_build():
+    from models.cpg import ARCHS as BUILT
+    from utils.cli import ARCHS as OFFERED
+    assert set(OFFERED) == set(BUILT)

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from utils import paths  # noqa: E402
-from utils.cli import ArgumentParser, seed_int  # noqa: E402
+from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (read_baselines, read_chosen, read_compared_as, read_distances,  # noqa: E402
@@ -60,7 +60,7 @@ PNG_METADATA = {"Software": None}
 def get_args_parser():
     p = ArgumentParser(description="Plot and tabulate the results of a pipeline run.")
     p.add_argument("config", nargs="?", default="demo", help="dataset config name")
-    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    add_arch_arg(p)
     runs = p.add_mutually_exclusive_group()
     runs.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed) to report")
     runs.add_argument("--seeds", type=seed_int, nargs="+",

@@ -19,7 +19,7 @@ import torch
 
 from utils import paths
 from utils.checkpoint import load_model
-from utils.cli import ArgumentParser, seed_int
+from utils.cli import ArgumentParser, add_arch_arg, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
@@ -172,7 +172,7 @@ def write_results(cfg, arch, seed=paths.DEFAULT_SEED):
 def get_args_parser():
     p = ArgumentParser(description="Write results_<cfg>.csv: per target, forward and backward transfer, regret.")
     p.add_argument("config", nargs="?", default="demo", help="dataset config name")
-    p.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    add_arch_arg(p)
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED,
                    help="the pipeline's seed (which run's outputs, and the validation split)")
     return p

@@ -24,7 +24,7 @@ import random
 from pathlib import Path
 
 from utils import paths
-from utils.cli import ArgumentParser, seed_int
+from utils.cli import ArgumentParser, add_arch_arg, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
@@ -60,7 +60,7 @@ def get_args_parser():
     quality.add_argument("--table", type=Path,
                          help="with --score: a table of another step 3-1 run of the same models (e.g. other settings)")
     for command in (plan, collect, quality):
-        command.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+        add_arch_arg(command)
         command.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
     return p
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.errors import UserError
+from utils.paths import REPO_ROOT
 from utils.provenance import fingerprint
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_ENV = "MMPAB_DATA_ROOT"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -281,7 +281,7 @@ REQUIRED = "required"    # the default of a key a file must give
 MODALITIES = ("image", "text")
 TRAIN_AUGMENTS = ("crop_flip", "resize_flip")
 TEXT_ENCODINGS = ("hashed_words", "bytes")
-BYTES_VOCAB_SIZE = 257      # 256 byte values + padding (utils/text.py)
+BYTES_VOCAB_SIZE = 257      # 256 byte values shifted by one, 0 kept for padding (utils/text.py's encoding)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")   # part of output file names and bash paths: not '..'
 # A task's name is a folder of every output path and a key of the model's per-task modules (nn.ModuleDict,
 # which refuses a '.'): no dot, no path separator, so neither '../x' nor '/x' leaves the config's folders.

@@ -10,7 +10,6 @@ import torch
 from utils.errors import UserError
 
 PAD_ID = 0
-BYTES_VOCAB_SIZE = 257          # 256 byte values shifted by one, 0 kept for padding
 _WORD = re.compile(r"\w+")
 
 

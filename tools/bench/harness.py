@@ -3,14 +3,14 @@ import json
 import time
 
 from utils import paths
-from utils.cli import seed_int
+from utils.cli import add_arch_arg, seed_int
 from utils.dataset_config import CONFIG_HELP
 
 
 def add_run_arguments(parser, splits=("test", "val")):
     """The pipeline run a benchmark reads: its config, arch and seed, and the split that judges it."""
     parser.add_argument("config", nargs="?", default="demo", help=f"dataset config: {CONFIG_HELP}")
-    parser.add_argument("--arch", default="perceiver_io", choices=["perceiver_io", "lenet5"])
+    add_arch_arg(parser)
     parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="the pipeline run (its seed)")
     parser.add_argument("--split", default=splits[0], choices=splits)
     return parser
