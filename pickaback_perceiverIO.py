@@ -312,7 +312,7 @@ def pair_provenance(cfg, target, candidate, args, fingerprints):
         if path not in fingerprints:
             fingerprints[path] = fingerprint(path)
         return fingerprints[path]
-    target_file = paths.folder_checkpoint(paths.baseline_dir(args.arch, cfg.name, target.name, args.seed))
+    target_file = paths.baseline_checkpoint(args.arch, cfg.name, target.name, args.seed)
     candidate_file = candidate_checkpoint(cfg, candidate, args.arch, args.seed, args.compare)
     inputs = {f"target {target.task_id}": checkpoint_fingerprint(target_file),
               f"candidate {candidate.task_id}": checkpoint_fingerprint(candidate_file)}

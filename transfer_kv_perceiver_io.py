@@ -47,7 +47,7 @@ def parse_pairs(items):
 
 
 def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
-    target_baseline = paths.folder_checkpoint(paths.baseline_dir(arch, cfg.name, target.name, seed))
+    target_baseline = paths.baseline_checkpoint(arch, cfg.name, target.name, seed)
     settings = {"arch": arch, "dataset_config": cfg.provenance_id, "target": target.name, "backbone": backbone.name,
                 "seed": seed}
     return provenance(settings, {"backbone": chosen, "target baseline": target_baseline})
@@ -55,7 +55,7 @@ def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
 
 def transfer(cfg, arch, target, backbone, seed, force=False):
     """Write the backbone's chosen checkpoint + the target task with its own adapter; returns (path, what was done)."""
-    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    chosen = paths.chosen_backbone(arch, cfg.name, backbone.name, seed)
     out = paths.kv_transfer_checkpoint(chosen, target.task_id)
     wanted = transfer_provenance(cfg, arch, target, backbone, seed, chosen)
     reason = "--force" if force else why_redo(out, wanted)

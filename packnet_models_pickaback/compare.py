@@ -28,8 +28,8 @@ def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
 def candidate_checkpoint(cfg, task, arch, seed, compared):
     """The file of the candidate model step 3-1 compares: step 2-2's choice ("received") or step 1's baseline."""
     if compared == "received":
-        return paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, task.name, seed) / "gradual_prune")
-    return paths.folder_checkpoint(paths.baseline_dir(arch, cfg.name, task.name, seed))
+        return paths.chosen_backbone(arch, cfg.name, task.name, seed)
+    return paths.baseline_checkpoint(arch, cfg.name, task.name, seed)
 
 
 def load_candidate_model(cfg, task, arch, seed, compared):

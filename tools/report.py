@@ -94,7 +94,7 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.transfer = selection_figures(cfg, arch, seed)
     run.baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     for task in cfg.tasks:
-        prune_dir = paths.backbone_dir(arch, cfg.name, task.name, seed) / "gradual_prune"
+        prune_dir = paths.prune_dir(arch, cfg.name, task.name, seed)
         record = read_prune_record(prune_dir / "record.txt")
         if record:
             run.records[task.name] = record

@@ -72,7 +72,7 @@ def recorded_val_fraction(payload):
 def backbone_before(cfg, arch, backbone, seed, evaluator):
     """(the backbone task's outputs in the checkpoint its targets started from (step 2-2's choice), the validation
     share its run used)."""
-    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    chosen = paths.chosen_backbone(arch, cfg.name, backbone.name, seed)
     model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
     val_fraction = recorded_val_fraction(payload)
     return evaluator.outputs(model, backbone, val_fraction), val_fraction

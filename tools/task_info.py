@@ -94,7 +94,7 @@ def main(args):
 
 def transfer_checkpoint(cfg, target, backbone, arch, seed):
     """Step 4's output for `target` beside `backbone`'s chosen checkpoint (named by step 2-2's chosen.json)."""
-    chosen = paths.folder_checkpoint(paths.backbone_dir(arch, cfg.name, backbone.name, seed) / "gradual_prune")
+    chosen = paths.chosen_backbone(arch, cfg.name, backbone.name, seed)
     path = paths.kv_transfer_checkpoint(chosen, target.task_id)
     if not path.is_file():
         raise UserError(f"No key/value transfer of target {target.task_id} onto {chosen}; "

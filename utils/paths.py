@@ -72,6 +72,21 @@ def backbone_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     return backbones_root(arch, cfg_name, seed) / task_name
 
 
+def prune_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
+    """Step 2-1's gradual_prune/ of a task: its pruning stages, record.txt, and step 2-2's choice (chosen.json)."""
+    return backbone_dir(arch, cfg_name, task_name, seed) / "gradual_prune"
+
+
+def chosen_backbone(arch, cfg_name, task_name, seed=DEFAULT_SEED):
+    """The checkpoint a task hands over as a backbone: the one step 2-2 chose."""
+    return folder_checkpoint(prune_dir(arch, cfg_name, task_name, seed))
+
+
+def baseline_checkpoint(arch, cfg_name, task_name, seed=DEFAULT_SEED):
+    """Step 1's checkpoint of a task (its folder keeps one)."""
+    return folder_checkpoint(baseline_dir(arch, cfg_name, task_name, seed))
+
+
 def targets_root(arch, cfg_name, seed=DEFAULT_SEED):
     """Step 3-2's and the transfer control's runs: <backbone, scratch@<w> or untrained>/<target>/."""
     return checkpoints_dir(arch, seed) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
