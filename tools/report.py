@@ -404,22 +404,22 @@ def summary_lines(rows, related):
 
 
 def knowledge_sentences(knowledge, forward):
-    """What the selected backbones' knowledge adds (accuracy on them - on their untrained twins, 95% interval over
-    targets), in one plain sentence that says so when it is nothing: then forward transfer is the recipe's gain."""
-    mean, half = interval95(knowledge)
+    """The mean knowledge transfer (on the backbone - on its untrained twin, 95% interval over targets) beside the
+    part of the forward transfer the recipe alone gives (on the untrained twin - scratch), and one plain sentence
+    when the knowledge cannot be told from zero: then the run does not show the selection adding to the recipe."""
+    pairs = [(f, k) for f, k in zip(forward, knowledge) if f is not None and k is not None]
+    mean, half = interval95([k for _, k in pairs])
     if mean is None:
         return []
-    n = sum(v is not None for v in knowledge)
     figure = f"{mean:+.4f}" + ("" if half is None else f" ± {half:.4f}")
-    line = (f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin, 95% interval): "
-            f"{figure} (over {n} targets).")
-    if half is None or mean - half > 0:
-        return [line]
-    forward_mean = mean_of(forward)
-    return [line, "The selected backbones add nothing measurable beyond the training recipe: their untrained twins "
-                  "(same structure, recipe and frozen capacity, no knowledge) do as well"
-                  + ("" if forward_mean is None else f", so the forward transfer ({forward_mean:+.4f}) is the "
-                                                      "recipe's gain, not the selection's") + "."]
+    forward_mean, recipe = mean_of([f for f, _ in pairs]), mean_of([f - k for f, k in pairs])
+    lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {figure} (95% "
+             f"interval over {len(pairs)} targets); of the mean forward transfer {forward_mean:+.4f}, the recipe "
+             f"alone (on the untrained twin - scratch) gives {recipe:+.4f}."]
+    if half is not None and mean - half <= 0:
+        lines.append("The selected backbones' knowledge cannot be told from zero over these targets (its interval "
+                     "includes 0): this run does not show the selection adding anything beyond the training recipe.")
+    return lines
 
 
 def comparison_line(run):
