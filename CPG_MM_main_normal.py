@@ -18,8 +18,8 @@ from models.cpg import CPGModel
 from utils import paths
 from utils.baseline import reaches_baseline, read_baseline, tolerance
 from utils.checkpoint import load_checkpoint, load_model, save_model
-from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, positive_float,
-                       positive_int, resolve_task, seed_int)
+from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, non_negative_int,
+                       positive_float, positive_int, resolve_task, seed_int)
 from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
@@ -49,7 +49,9 @@ def get_args_parser():
     p.add_argument("--total_num_tasks", type=positive_int, default=5)
     p.add_argument("--initial_sparsity", type=fraction, default=0.0)
     p.add_argument("--target_sparsity", type=fraction, default=0.1)
-    p.add_argument("--pruning_interval", type=positive_int, default=4, help="epochs over which the sparsity ramps")
+    p.add_argument("--pruning_interval", type=non_negative_int, default=4,
+                   help="epochs over which the sparsity ramps; 0 prunes to the target at once, before the first step "
+                        "(PackNet's one-shot pruning)")
     p.add_argument("--pruning_frequency", type=positive_int, default=10, help="optimizer steps between mask updates")
     p.add_argument("--train_acc_gate", action="store_true",
                    help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
@@ -191,7 +193,7 @@ def reuse_baseline(run, model, loaders, device):
                  f"checkpoint {run.reuse} is taken instead of training again.")
     csv_log = TrainCsv(run.csv_path, stage=run.stage)
     for epoch, val_acc, train_acc, *_ in read_train_csv(run.reuse.parent / "train.csv"):
-        csv_log.append(epoch, val_acc, train_acc)
+        csv_log.append(epoch, val_acc, train_acc, 0.0)     # their time is step 1's: counted once, in its train.csv
     val_acc = log_validation(model, loaders[1], device, run.args.epochs)
     return val_acc, float(payload["train_accuracy"])
 
@@ -361,6 +363,14 @@ def finished_status(run, checkpoint):
 
 
 def main(args):
+    status, task = run_stage(args)
+    if status != ExitStatus.DONE:
+        console_info(status.sentence(task.name))
+    return status
+
+
+def run_stage(args):
+    """The stage the arguments ask for (or its stored result, when it is done already); (exit status, task)."""
     check_args(args)
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
@@ -369,14 +379,14 @@ def main(args):
     device = resolve_device(args.device)
     if args.mode == "inference":
         seed_everything(args.seed)
-        return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device))
+        return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device)), task
 
     checkpoint = output_checkpoint(args)
     run = with_stage_files(plan_run(args, cfg, task), cfg, checkpoint, log_path)
     status = finished_status(run, checkpoint)
     if status is not None:
         console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
-        return status
+        return status, task
     seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
     val_samples = loaders[1].num_samples
@@ -393,9 +403,7 @@ def main(args):
         write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
                                 under_baseline_note(run, val_acc, status)))
-    if status != ExitStatus.DONE:
-        console_info(status.sentence(task.name))
-    return status
+    return status, task
 
 
 def drop_what_the_old_stage_made(args, checkpoint):

@@ -153,6 +153,41 @@ finetune_growing() {
   done
 }
 
+# CPG's compact step for task $1 (name) in folder $2 (step 2-1, and learn_in_sequence.sh's CPG): its finetune into
+# $2/scratch, from width $3 growing up to $4 while under its baseline, then its pruning stages into $2/gradual_prune,
+# each stage kept while the task stays at its baseline; $5 is the number of tasks the model is to hold (the pruning
+# loop frees enough for them), more arguments (the earlier tasks' model) go to the finetune. Leaves the finetune's
+# last width in $width.
+compact_task() {
+  local task=$1 R=$2 from=$3 max_width=$4 total=$5 initial=0.0 load target; shift 5
+  local CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
+             "${TRAIN_ARGS[@]}" --total_num_tasks "$total"
+             --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
+             "${ACC_ARGS[@]}" $FORCE_FLAG)
+  echo "=== ${task}: finetune"
+  finetune_growing "$from" "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
+    --lr "$LR" --lr_mask 1e-4 "$@"
+  case "$status" in
+    0) ;;
+    5) echo "Task ${task} owns no free weights: skipping its pruning."; return 0 ;;
+    *) echo "CPG training of ${task} into ${R} stopped (exit ${status})." >&2; exit "$status" ;;
+  esac
+  for target in $PRUNE_STAGES; do
+    load="$R/gradual_prune"; [ "$initial" = 0.0 ] && load="$R/scratch"
+    echo "=== ${task}: prune ${initial} -> ${target}"
+    run_status "${CPG[@]}" --mode prune --load_folder "$load" --save_folder "$R/gradual_prune" \
+      --epochs "$PRUNE_EPOCHS" --lr "$PRUNE_LR" --lr_mask 0.0 --network_width_multiplier "$width" \
+      --max_allowed_network_width_multiplier "$max_width" \
+      --initial_sparsity "$initial" --target_sparsity "$target" \
+      --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY"
+    case "$status" in
+      0) initial=$target ;;
+      5|6) break ;;
+      *) echo "CPG pruning of ${task} into ${R}, stage ${target}, stopped (exit ${status})." >&2; exit "$status" ;;
+    esac
+  done
+}
+
 # Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into
 # folder $2, from width $3 growing up to $4; further arguments (the start checkpoint) are passed on.
 train_target() {
@@ -274,6 +309,7 @@ if [ -n "${BASH_SOURCE[1]:-}" ]; then
     find_backbone) lock_tasks find_backbone ${TARGETS:-$(task_ids)} ;;
     w_backbone) lock_tasks w_backbone $(task_ids) ;;
     transfer_matrix) lock_tasks w_backbone ${CONTROL_TARGETS:-$(task_ids)} ;;
+    learn_in_sequence) lock_tasks "learn_in_sequence_${METHOD:-cpg}" $(task_ids) ;;   # the methods run side by side
     *) lock_tasks "$(basename "${BASH_SOURCE[1]}" .sh)" $(task_ids) ;;
   esac
 fi

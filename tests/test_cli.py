@@ -32,6 +32,7 @@ REQUIRED_ARGS = {
     "tools/bench/relations.py": [],
     "tools/bench/scaling.py": [],
     "tools/bench/variants.py": [],
+    "tools/continual.py": ["table", "demo"],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":
         ["--pruning_ratio_to_acc_record_file", "RECORD", "--baseline_acc_file", "BASELINE", "--dataset", "x"],
     "tools/make_demo_data.py": [],
@@ -172,7 +173,7 @@ BAD_VALUES = [
     ("CPG_MM_main_normal", "--initial_sparsity", "1"),
     ("CPG_MM_main_normal", "--target_sparsity", "1.5"),
     ("CPG_MM_main_normal", "--target_sparsity", "1"),
-    ("CPG_MM_main_normal", "--pruning_interval", "0"),
+    ("CPG_MM_main_normal", "--pruning_interval", "-1"),   # 0 is one-shot pruning (PackNet)
     ("CPG_MM_main_normal", "--pruning_frequency", "0"),
     ("pickaback_perceiverIO", "--n_inputs", "0"),
     ("pickaback_perceiverIO", "--n_inputs", "3"),

@@ -43,8 +43,8 @@ from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
-from utils.results import (read_baselines, read_chosen, read_compared_as, read_distances,  # noqa: E402
-                           read_prune_record, read_results, read_selections)
+from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
+                           read_distances, read_prune_record, read_results, read_selections)
 from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
                                                mean_of, selection_figures, spread_sentence)
@@ -83,6 +83,7 @@ class Run:
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
+    cl_table: list = field(default_factory=list)         # rows of cl_<cfg>.csv (tools/continual.py)
 
     def is_empty(self):
         return not (self.baselines or self.records or self.chosen or self.selections or self.distances
@@ -106,6 +107,7 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.distances = ranked_pairs(read_distances(paths.pickaback_table_csv(cfg.name, seed)),
                                  read_rankings(paths.pickaback_result_csv(cfg.name, seed)))
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
+    run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
     run.results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
                    if run.selections.get(target_id) == row["backbone_id"]}
@@ -476,6 +478,9 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += ["", "## Selection quality (the transfer control, test accuracy)", ""]
     out += selection_section(run) if run.transfer[0] else [
         "The transfer control has not run (bash run_pickaback/transfer_matrix.sh): no regret to report."]
+    if run.cl_table:
+        out += ["", "## Among the continual-learning methods (python -m tools.continual table; test accuracy)", "",
+                md_table(CL_FIELDS, [[row[key] for key in CL_FIELDS] for row in run.cl_table])]
     out += ["", "## Backbone tasks (steps 1, 2-1, 2-2; validation accuracy)", ""]
     out.append(task_table(k_rows) if k_rows else "steps 1, 2-1 and 2-2 have not run: no baselines or pruning records.")
     if written:

@@ -22,13 +22,15 @@ FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 PATHS = {
     "logs_dir": lambda a, cfg: paths.logs_dir(a.arch, a.seed),
     "baseline_acc_file": lambda a, cfg: paths.baseline_acc_file(a.arch, cfg.name, a.seed),
+    "baseline_dir": lambda a, cfg: paths.baseline_dir(a.arch, cfg.name, cfg.task(a.task).name, a.seed),
     "backbones_root": lambda a, cfg: paths.backbones_root(a.arch, cfg.name, a.seed),
     "backbone_dir": lambda a, cfg: paths.backbone_dir(a.arch, cfg.name, cfg.task(a.task).name, a.seed),
     "targets_root": lambda a, cfg: paths.targets_root(a.arch, cfg.name, a.seed),
+    "sequences_root": lambda a, cfg: paths.sequences_root(a.arch, cfg.name, a.seed),
     "target_dir": lambda a, cfg: target_run_dir(a, cfg),
     "pickaback_result_csv": lambda a, cfg: paths.pickaback_result_csv(cfg.name, a.seed),
 }
-NEEDS_TASK = ("backbone_dir", "target_dir")
+NEEDS_TASK = ("baseline_dir", "backbone_dir", "target_dir")
 
 
 def target_run_dir(args, cfg):

@@ -70,7 +70,8 @@ def read_train_csv(path):
 
 
 class TrainCsv:
-    """`train.csv` rows `epoch_idx,val_acc,train_acc,stage`.
+    """`train.csv` rows `epoch_idx,val_acc,train_acc,stage,seconds` (the original's four columns, then the epoch's
+    wall time, training and validation: what the continual-learning table sums as a method's training time).
 
     The original appended every run's rows, so a re-run duplicated them; here a running stage writes its rows
     to `train.csv.partial` (keeping those of the `done_epochs` epochs a resumed stage keeps), and `commit_train_csv`
@@ -86,9 +87,14 @@ class TrainCsv:
         kept = [row for row in read_train_csv(source) if row[3:4] == [stage] and int(row[0]) < done_epochs]
         _write_rows(self.pending, kept)
 
-    def append(self, epoch_idx, val_acc, train_acc):
+    def append(self, epoch_idx, val_acc, train_acc, seconds):
         with open(self.pending, "a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow([epoch_idx, val_acc, train_acc, self.stage])
+            csv.writer(f).writerow([epoch_idx, val_acc, train_acc, self.stage, f"{seconds:.2f}"])
+
+
+def training_seconds(path):
+    """The summed epoch times of a train.csv (0 for a missing file; rows of versions without the column count 0)."""
+    return sum(float(row[4]) for row in read_train_csv(path) if len(row) > 4)
 
 
 def pending_rows_file(path):

@@ -97,6 +97,16 @@ def target_dir(arch, cfg_name, backbone_name, target_name, seed=DEFAULT_SEED):
     return targets_root(arch, cfg_name, seed) / backbone_name / target_name
 
 
+def sequences_root(arch, cfg_name, seed=DEFAULT_SEED):
+    """The continual-learning sequences (run_pickaback/learn_in_sequence.sh): <method>_<task ids>/<task>/."""
+    return checkpoints_dir(arch, seed) / "sequence" / arch / cfg_name
+
+
+def accuracy_matrix_file(sequence_folder):
+    """A sequence's accuracy matrix R (tools/continual.py evaluate): every task after each task learned."""
+    return Path(sequence_folder) / "accuracy_matrix.json"
+
+
 REPEAT_PREFIX = "training_seed"
 
 
@@ -132,6 +142,11 @@ def results_csv(cfg_name, seed=DEFAULT_SEED):
     """One row per target of the run: scratch and on-backbone accuracies, forward and backward transfer, regret
     (tools/results_table.py)."""
     return output_root(seed) / f"results_{cfg_name}.csv"
+
+
+def cl_table_csv(cfg_name, seed=DEFAULT_SEED):
+    """The continual-learning table of a run (python -m tools.continual table): one row per method."""
+    return output_root(seed) / f"cl_{cfg_name}.csv"
 
 
 def report_dir(arch, cfg_name, seed=DEFAULT_SEED):

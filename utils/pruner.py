@@ -1,4 +1,5 @@
-"""Gradual magnitude pruning schedule (Zhu & Gupta, 2017), driven once per optimizer step."""
+"""Gradual magnitude pruning schedule (Zhu & Gupta, 2017), driven once per optimizer step; with no ramp
+(end <= begin) it is PackNet's one-shot pruning: the target at once, before the first step."""
 
 
 def cubic_sparsity(step, begin, end, initial, target):
@@ -23,6 +24,8 @@ class GradualPruner:
         self.frequency = max(1, frequency)
         self.step = begin
         self.last_update = begin
+        if end <= begin:
+            model.prune_active_task(target)     # a no-op when a resumed run was pruned already
 
     def __call__(self):
         self.step += 1

@@ -221,3 +221,12 @@ def read_results(path, arch):
     rows = read_csv_rows(path, RESULT_FIELDS, "python -m tools.results_table")
     return {int(as_float(row["target_id"], path)): {key: value(key, row[key]) for key in RESULT_FIELDS}
             for row in rows if row["arch"] == arch}
+
+
+CL_FIELDS = ["method", "seeds", "tasks", "acc", "acc_ci95", "bwt", "bwt_ci95", "fwt", "fwt_ci95",
+             "learned_vs_scratch", "models", "width", "parameters", "train_seconds"]
+
+
+def read_cl_table(path):
+    """cl_<cfg>.csv (python -m tools.continual table): one row per method, as text; [] when not written yet."""
+    return read_csv_rows(path, CL_FIELDS, "python -m tools.continual table")

@@ -240,7 +240,7 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
         restore_loop_state(saved["loops"], optimizer, mask_optimizer, schedules, pruner, train_loader)
     csv_log = TrainCsv(csv_path, stage=stage, done_epochs=start)
     scalars = _tensorboard_writer(tensorboard_dir, start)
-    started = time.time()
+    started = epoch_started = time.time()
     for epoch in tqdm(range(start, recipe.epochs), desc=f"{stage} {model.active_task}", initial=start,
                       total=recipe.epochs, leave=False, dynamic_ncols=True, disable=None):
         lr = optimizer.param_groups[0]["lr"]
@@ -256,7 +256,8 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
         stats = model.stats()
         logging.info(train_line(epoch + 1, train_loss, train_acc, lr, stats["sparsity"], stats["mpl"]))
         logging.info(validate_line(epoch + 1, val_loss, val_acc, stats))
-        csv_log.append(epoch, val_acc, train_acc)
+        csv_log.append(epoch, val_acc, train_acc, time.time() - epoch_started)
+        epoch_started = time.time()
         if scalars is not None:
             _write_scalars(scalars, epoch + 1, train_loss, train_acc, val_loss, val_acc)
         if state is not None:

@@ -1,0 +1,138 @@
+"""PackNet and CPG learning a 3-task sequence in one model (run_pickaback/learn_in_sequence.sh), its accuracy
+matrix and the CL table (tools/continual.py)."""
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from conftest import BASELINE_EPOCHS, BASELINE_TASK_IDS, sha256
+from models.cpg import CPGModel
+from tools.continual import cl_figures
+from utils.checkpoint import load_model
+from utils.dataset_config import REPO_ROOT, get_config
+from utils.pruner import GradualPruner
+
+SEQUENCE = BASELINE_TASK_IDS          # two image tasks and a text task, step 1 done by the baseline_outputs fixture
+PACKNET_PRUNE = 0.5
+
+
+def run_sequence(env, method):
+    result = subprocess.run(["bash", "run_pickaback/learn_in_sequence.sh", "demo"], cwd=REPO_ROOT,
+                            env=dict(env, METHOD=method), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def sequences(baseline_outputs, small_demo_root, tmp_path_factory):
+    """Both methods' sequences of tasks 1, 2, 7 on a copy of step 1's outputs: {"out", "env", "folder": {method}}."""
+    out = tmp_path_factory.mktemp("sequences") / "out"
+    shutil.copytree(baseline_outputs, out)
+    python = REPO_ROOT / ".venv/bin/python"
+    env = dict(__import__("os").environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
+               TASKS=" ".join(SEQUENCE), EPOCHS=str(BASELINE_EPOCHS), PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
+               PACKNET_PRUNE=str(PACKNET_PRUNE), DEVICE="cpu", JOBS="1", OPTIMIZER="sgd", LR="1e-2",
+               PYTHON=str(python) if python.exists() else "python3")
+    root = out / "checkpoints_perceiver_io" / "sequence" / "perceiver_io" / "demo"
+    logs = {method: run_sequence(env, method) for method in ("packnet", "cpg")}
+    return {"out": out, "env": env, "logs": logs,
+            "folder": {method: root / f"{method}_{'-'.join(SEQUENCE)}" for method in ("packnet", "cpg")}}
+
+
+def matrix(folder):
+    return json.loads((folder / "accuracy_matrix.json").read_text())
+
+
+def checkpoint_after(sequences, method, task):
+    """The sequence's model after `task` (the matrix names it relative to the output root)."""
+    return sequences["out"] / matrix(sequences["folder"][method])["rows"][task]["checkpoint"]
+
+
+def test_one_shot_pruning_keeps_exactly_the_asked_share(demo_cfg):
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(demo_cfg.task(1), demo_cfg)
+    GradualPruner(model, initial=0.3, target=0.3, begin=0, end=0, frequency=1)   # no ramp: PackNet's one shot
+    for name, mask in model.masks.items():
+        n = mask.owner.numel()
+        assert int((mask.owner == 1).sum()) == n - round(0.3 * n), name
+
+
+def test_packnet_task_keeps_its_share_and_the_next_gets_the_rest(sequences):
+    folder, names = sequences["folder"]["packnet"], matrix(sequences["folder"]["packnet"])["tasks"]
+    after_first, _ = load_model(checkpoint_after(sequences, "packnet", names[0]))
+    after_second, _ = load_model(checkpoint_after(sequences, "packnet", names[1]))
+    for name, mask in after_first.masks.items():
+        n = mask.owner.numel()
+        assert int((mask.owner == 1).sum()) == n - round(PACKNET_PRUNE * n), name
+        assert int((mask.owner == 0).sum()) == round(PACKNET_PRUNE * n), name
+    for name, mask in after_second.masks.items():
+        freed = int((after_first.masks[name].owner == 0).sum())
+        assert int((mask.owner == 2).sum()) == freed - round(PACKNET_PRUNE * freed), name
+        assert torch.equal(mask.owner == 1, after_first.masks[name].owner == 1), name
+        # every earlier weight is used whole: the piggymask selects all of task 1's weights for task 2
+        assert bool((mask.piggymasks["2"][mask.owner == 1] > 5e-3).all()), name
+
+
+@pytest.mark.parametrize("method", ["packnet", "cpg"])
+def test_earlier_tasks_bit_identical_after_later_ones(sequences, method):
+    names = matrix(sequences["folder"][method])["tasks"]
+    first, _ = load_model(checkpoint_after(sequences, method, names[0]))
+    last, _ = load_model(checkpoint_after(sequences, method, names[-1]))
+    before, after = first.task_view(names[0]).state_dict(), last.task_view(names[0]).state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("method", ["packnet", "cpg"])
+def test_accuracy_matrix_has_every_learned_task_and_bwt_is_measured_zero(sequences, method):
+    record = matrix(sequences["folder"][method])
+    names = record["tasks"]
+    cfg_names = [get_config("demo").task(i).name for i in SEQUENCE]
+    assert names == cfg_names
+    for i, name in enumerate(names):
+        row = record["rows"][name]["test_acc"]
+        assert set(row) == set(names[:i + 2])      # every task learned so far, and the next one before it is
+    R = [[record["rows"][a]["test_acc"].get(b) for b in names] for a in names]
+    assert all(R[-1][j] == R[j][j] for j in range(len(names)))
+    assert cl_figures(R, [record["random_init"][n] for n in names])[1] == 0.0
+
+
+def test_cl_table_is_the_hand_computation_from_r(sequences):
+    env = sequences["env"]
+    result = subprocess.run([env["PYTHON"], "-m", "tools.continual", "table", "demo"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(sequences["out"] / "cl_demo.csv", newline="") as f:
+        rows = {row["method"]: row for row in csv.DictReader(f)}
+    for method in ("packnet", "cpg"):
+        record = matrix(sequences["folder"][method])
+        names = record["tasks"]
+        R = [[record["rows"][a]["test_acc"].get(b) for b in names] for a in names]
+        b = [record["random_init"][n] for n in names]
+        acc = (R[2][0] + R[2][1] + R[2][2]) / 3
+        bwt = ((R[2][0] - R[0][0]) + (R[2][1] - R[1][1])) / 2
+        fwt = ((R[0][1] - b[1]) + (R[1][2] - b[2])) / 2
+        row = rows[f"{method}_sequence"]
+        assert (float(row["acc"]), float(row["bwt"]), float(row["fwt"])) == pytest.approx((acc, bwt, fwt), abs=1e-4)
+        assert float(row["bwt"]) == 0.0
+        assert row["models"] == "1" and float(row["train_seconds"]) > 0
+    assert rows["scratch"]["models"] == str(len(SEQUENCE))
+
+
+def test_a_rerun_redoes_nothing(sequences):
+    folder = sequences["folder"]["packnet"]
+    before = sha256(folder / "accuracy_matrix.json")
+    log = run_sequence(sequences["env"], "packnet")
+    assert log.count("unchanged, kept") == len(SEQUENCE)
+    assert "val accuracy" not in log          # no stage trained again
+    assert sha256(folder / "accuracy_matrix.json") == before
+
+
+def test_a_bad_method_is_one_sentence(sequences):
+    result = subprocess.run(["bash", "run_pickaback/learn_in_sequence.sh", "demo"], cwd=REPO_ROOT,
+                            env=dict(sequences["env"], METHOD="ewc"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == 'METHOD must be one of: cpg, packnet (or empty), not "ewc".'

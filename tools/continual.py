@@ -1,0 +1,291 @@
+"""Pick-a-back among the continual-learning methods: a sequence's accuracy matrix, and one table of the methods.
+
+    python -m tools.continual evaluate demo --sequence <folder> --tasks 1 2 3 --after 2 --model <folder> \
+        --trained_in <folder>...
+    python -m tools.continual table demo [--seeds 2 3]
+
+R[i][j] is task j's test accuracy after the i-th task of a sequence is learned; R[i][i + 1] is the next task's
+before it is learned (its fresh head on the model so far) and b[j] a fresh model's: Lopez-Paz & Ranzato (2017),
+    ACC = mean_j R[T][j],  BWT = mean_{j<T} (R[T][j] - R[j][j]),  FWT = mean_{j>1} (R[j-1][j] - b[j]).
+Pick-a-back's model of a target holds two tasks, its backbone (learned first, alone: step 2-1) and the target,
+so each target is a sequence of two; its row is the mean over targets. docs/continual.md says more.
+"""
+import copy
+from pathlib import Path
+
+import torch
+
+from models.cpg import CPGModel
+from utils import paths
+from utils.checkpoint import load_model
+from utils.cli import ArgumentParser, add_arch_arg, seed_int
+from utils.data import task_loaders
+from utils.dataset_config import get_config
+from utils.errors import UserError, run_main
+from utils.logs import training_seconds
+from utils.provenance import fingerprint
+from utils.records import read_json_record, write_csv_atomic, write_json_atomic
+from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results, read_selections
+from utils.train import evaluate
+from utils_pickaback.selection_quality import interval95, selection_figures
+
+SEQUENCE_METHODS = ("cpg", "packnet")
+
+
+class Evaluator:
+    """Test accuracy of any task of any model, each task's test split loaded once."""
+
+    def __init__(self, cfg, arch, profile, seed):
+        self.cfg, self.arch, self.profile, self.seed, self.loaders = cfg, arch, profile, seed, {}
+
+    def accuracy(self, model, task):
+        if task.name not in self.loaders:
+            self.loaders[task.name] = task_loaders(self.cfg, task, seed=self.seed)[2]
+        return round(evaluate(model.task_view(task.name), self.loaders[task.name], torch.device("cpu"))[1], 4)
+
+    def before_learning(self, model, task):
+        """`task`'s accuracy on `model` before it is learned: added to a copy (seeded fresh head), untrained."""
+        if task.name not in model.task_names:
+            model = copy.deepcopy(model)
+            torch.manual_seed(self.seed)
+            model.add_task(task, self.cfg)
+        return self.accuracy(model, task)
+
+    def at_random_init(self, task):
+        """b[j]: a fresh model's accuracy on `task`."""
+        torch.manual_seed(self.seed)
+        return self.before_learning(CPGModel.create(self.arch, self.profile), task)
+
+
+def stored_parameters(model):
+    """Every weight the model stores but its binary piggyback masks: the body at its width, each task's head,
+    input adapter and private norms and biases."""
+    masks = {id(p) for m in model.masks.values() for p in m.piggymasks.values()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in masks)
+
+
+def relative(path):
+    path, root = Path(path).resolve(), paths.output_root().resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def evaluate_step(args):
+    """Write row `--after` of the sequence's accuracy matrix (kept when its checkpoint is unchanged)."""
+    cfg = get_config(args.dataset_config)
+    tasks = [cfg.task(key) for key in args.tasks]
+    after = cfg.task(args.after)
+    position = [t.name for t in tasks].index(after.name)
+    matrix_file = paths.accuracy_matrix_file(args.sequence)
+    matrix = read_json_record(matrix_file) if matrix_file.is_file() else {}
+    if matrix.get("tasks") != [t.name for t in tasks]:
+        matrix = {"tasks": [t.name for t in tasks], "rows": {}}
+    checkpoint = Path(args.model) if Path(args.model).is_file() else paths.folder_checkpoint(args.model)
+    made = fingerprint(checkpoint)
+    row = matrix["rows"].get(after.name)
+    if row is not None and row["fingerprint"] == made:
+        print(f"R after {after.name}: unchanged, kept.")
+        return 0
+    model, _ = load_model(checkpoint, expect_arch=args.arch, expect_config=cfg.name)
+    evaluator = Evaluator(cfg, args.arch, model.profile, args.seed)
+    accuracies = {t.name: evaluator.accuracy(model, t) for t in tasks[:position + 1]}
+    if position + 1 < len(tasks):
+        accuracies[tasks[position + 1].name] = evaluator.before_learning(model, tasks[position + 1])
+    matrix["rows"][after.name] = {"checkpoint": relative(checkpoint), "fingerprint": made,
+                                  "width": model.width_mult, "parameters": stored_parameters(model),
+                                  "trained_in": [relative(f) for f in args.trained_in], "test_acc": accuracies}
+    if "random_init" not in matrix:
+        matrix["random_init"] = {t.name: evaluator.at_random_init(t) for t in tasks}
+    write_json_atomic(matrix_file, matrix)
+    print(f"R after {after.name}: " + ", ".join(f"{name} {acc:.4f}" for name, acc in accuracies.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- the figures of a matrix
+
+def cl_figures(R, b):
+    """ACC, BWT, FWT of an accuracy matrix R[i][j] (lists, T x T, None where not measured) and b[j]."""
+    T = len(R)
+    acc = sum(R[T - 1]) / T
+    bwt = sum(R[T - 1][j] - R[j][j] for j in range(T - 1)) / (T - 1) if T > 1 else 0.0
+    fwt = sum(R[j - 1][j] - b[j] for j in range(1, T)) / (T - 1) if T > 1 else None
+    return acc, bwt, fwt
+
+
+def matrix_of(record):
+    """(R, b, task names) of an accuracy-matrix record, complete or refused."""
+    names = record["tasks"]
+    missing = [n for n in names if n not in record["rows"]]
+    if missing:
+        raise UserError(f"The sequence has not learned {', '.join(missing)} yet; run run_pickaback/learn_in_sequence.sh.")
+    R = [[record["rows"][names[i]]["test_acc"].get(names[j]) for j in range(len(names))] for i in range(len(names))]
+    return R, [record["random_init"][n] for n in names], names
+
+
+def sequence_row(folder, scratch):
+    """One seed's figures of a sequence folder."""
+    record = read_json_record(paths.accuracy_matrix_file(folder))
+    R, b, names = matrix_of(record)
+    acc, bwt, fwt = cl_figures(R, b)
+    last = record["rows"][names[-1]]
+    trained_in = {f for row in record["rows"].values() for f in row["trained_in"]}
+    return {"acc": acc, "bwt": bwt, "fwt": fwt, "tasks": len(names),
+            "learned_vs_scratch": mean([R[i][i] - scratch[n] for i, n in enumerate(names) if n in scratch]),
+            "models": 1, "width": last["width"], "parameters": last["parameters"],
+            "train_seconds": sum(training_seconds(paths.output_root() / f / "train.csv") for f in trained_in)}
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+# ---------------------------------------------------------------- Pick-a-back: one sequence of two per target
+
+def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
+    """The two-task sequence (backbone, target) of one step-3-2 or control run, as sequence_row's figures."""
+    chosen, _ = load_model(paths.chosen_backbone(arch, cfg.name, backbone.name, seed), expect_arch=arch,
+                           expect_config=cfg.name)
+    final, _ = load_model(paths.folder_checkpoint(run_folder / "scratch"), expect_arch=arch, expect_config=cfg.name)
+    outcome = read_outcome(run_folder / "scratch")
+    start = chosen
+    if outcome and outcome.get("start"):
+        start_path = Path(outcome["start"]["path"])
+        start, _ = load_model(start_path if start_path.is_absolute() else paths.output_root() / start_path,
+                              expect_arch=arch, expect_config=cfg.name)
+    R = [[evaluator.accuracy(chosen, backbone), evaluator.before_learning(start, target)],
+         [evaluator.accuracy(final, backbone), evaluator.accuracy(final, target)]]
+    acc, bwt, fwt = cl_figures(R, [None, evaluator.at_random_init(target)])
+    return {"acc": acc, "bwt": bwt, "fwt": fwt, "learned": R[1][1], "width": final.width_mult,
+            "parameters": stored_parameters(final), "train_seconds": training_seconds(run_folder / "train.csv")}
+
+
+def pickaback_rows(cfg, arch, seed, evaluator, scratch):
+    """{method: figures} of the selected backbones, and of the control's oracle and random picks where it ran."""
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    trained = read_results(paths.results_csv(cfg.name, seed), arch)
+    if not trained:
+        return {}
+    everyone = sum(training_seconds(folder / "train.csv") for task in cfg.tasks
+                   for folder in (paths.baseline_dir(arch, cfg.name, task.name, seed),
+                                  paths.backbone_dir(arch, cfg.name, task.name, seed)))   # steps 1 and 2-1
+
+    def row_of(pairs):   # pairs: target id -> [backbone ids] (a random pick: every candidate, averaged)
+        per_target = []
+        for target_id, backbone_ids in pairs.items():
+            target = cfg.task(target_id)
+            runs = [pair_row(cfg, arch, seed, evaluator, target, cfg.task(b),
+                             paths.target_dir(arch, cfg.name, cfg.task(b).name, target.name, seed))
+                    for b in backbone_ids]
+            per_target.append({k: mean([r[k] for r in runs]) for k in runs[0]} | {"target": target.name})
+        return {"acc": mean([r["acc"] for r in per_target]), "bwt": mean([r["bwt"] for r in per_target]),
+                "fwt": mean([r["fwt"] for r in per_target]), "tasks": len(per_target),
+                "learned_vs_scratch": mean([r["learned"] - scratch[r["target"]] for r in per_target
+                                            if r["target"] in scratch]),
+                "models": len(per_target), "width": max(r["width"] for r in per_target),
+                "parameters": round(sum(r["parameters"] for r in per_target)),
+                "train_seconds": everyone + sum(r["train_seconds"] for r in per_target)}
+
+    rows = {"pickaback": row_of({t: [selections[t]] for t in trained})}
+    controlled = selection_figures(cfg, arch, seed)[0]
+    if controlled:
+        rows["pickaback_oracle"] = row_of({f.target_id: [f.oracle] for f in controlled})
+        rows["pickaback_random"] = row_of({f.target_id: list(f.candidate_accuracies) for f in controlled})
+    return rows
+
+
+def scratch_row(cfg, arch, seed, scratch):
+    """Every task alone (step 1): T one-task models."""
+    models = [load_model(paths.baseline_checkpoint(arch, cfg.name, n, seed), expect_arch=arch)[0] for n in scratch]
+    return {"acc": mean(list(scratch.values())), "bwt": None, "fwt": None, "tasks": len(scratch),
+            "learned_vs_scratch": 0.0, "models": len(models), "width": 1.0,
+            "parameters": sum(stored_parameters(m) for m in models),
+            "train_seconds": sum(training_seconds(paths.baseline_dir(arch, cfg.name, n, seed) / "train.csv")
+                                 for n in scratch)}
+
+
+def seed_rows(cfg, arch, seed):
+    """{method: figures} of one seed's run: what of it exists."""
+    scratch_file = paths.baseline_test_acc_file(arch, cfg.name, seed)
+    if not scratch_file.is_file():
+        raise UserError(f"{scratch_file} does not exist; run run_pickaback/baseline.sh {cfg.name} first.")
+    scratch = read_baselines(scratch_file)
+    rows = {"scratch": scratch_row(cfg, arch, seed, scratch)}
+    for folder in sorted(paths.sequences_root(arch, cfg.name, seed).glob("*_*")):
+        method = folder.name.split("_")[0]
+        if method in SEQUENCE_METHODS and paths.accuracy_matrix_file(folder).is_file():
+            rows[f"{method}_sequence"] = sequence_row(folder, scratch)
+    profile = load_model(paths.baseline_checkpoint(arch, cfg.name, next(iter(scratch)), seed))[0].profile
+    rows.update(pickaback_rows(cfg, arch, seed, Evaluator(cfg, arch, profile, seed), scratch))
+    return rows
+
+
+def table(args):
+    cfg = get_config(args.dataset_config)
+    by_seed = {seed: seed_rows(cfg, args.arch, seed) for seed in args.seeds}
+    methods = [m for m in by_seed[args.seeds[0]] if all(m in rows for rows in by_seed.values())]
+    out = []
+    for method in methods:
+        runs = [rows[method] for rows in by_seed.values()]
+        line = {"method": method, "seeds": " ".join(map(str, args.seeds)), "tasks": runs[0]["tasks"]}
+        for key in ("acc", "bwt", "fwt"):
+            line[key], line[f"{key}_ci95"] = interval95([r[key] for r in runs])
+        for key in ("learned_vs_scratch", "width", "train_seconds"):
+            line[key] = mean([r[key] for r in runs])
+        for key in ("models", "parameters"):
+            line[key] = round(mean([r[key] for r in runs]))
+        out.append(line)
+    path = paths.cl_table_csv(cfg.name, args.seeds[0])
+    write_csv_atomic(path, CL_FIELDS, [[cell(line[k]) for k in CL_FIELDS] for line in out])
+    print(format_table(out))
+    print(f"Wrote {path}.")
+    return 0
+
+
+def cell(value):
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def format_table(lines):
+    """The CL table as aligned text: mean (± 95% interval over seeds when several ran)."""
+    def figure(line, key):
+        value, half = line[key], line.get(f"{key}_ci95")
+        return "" if value is None else f"{value:+.4f}" + (f" ± {half:.4f}" if half is not None else "")
+    header = ["method", "tasks", "ACC", "BWT", "FWT", "learned - scratch", "models", "width", "parameters",
+              "training (s)"]
+    body = [[ln["method"], str(ln["tasks"]), f"{ln['acc']:.4f}" + (f" ± {ln['acc_ci95']:.4f}" if ln["acc_ci95"]
+                                                                  is not None else ""),
+             figure(ln, "bwt"), figure(ln, "fwt"), figure(ln, "learned_vs_scratch"), f"{ln['models']:g}",
+             f"{ln['width']:g}", f"{ln['parameters']:,.0f}", f"{ln['train_seconds']:.0f}"] for ln in lines]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *body])
+
+
+def get_args_parser():
+    p = ArgumentParser(description="The continual-learning figures: a sequence's accuracy matrix, the CL table.")
+    sub = p.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="write one row of a sequence's accuracy matrix (learn_in_sequence.sh)")
+    ev.add_argument("dataset_config")
+    ev.add_argument("--sequence", required=True, help="the sequence's folder")
+    ev.add_argument("--tasks", nargs="+", required=True, help="the sequence's task ids or names, in order")
+    ev.add_argument("--after", required=True, help="the task just learned")
+    ev.add_argument("--model", required=True, help="the sequence's model after it: a checkpoint, or the folder "
+                                                   "holding it (step 2-2's choice, or its one checkpoint)")
+    ev.add_argument("--trained_in", nargs="+", required=True,
+                    help="the folders whose train.csv hold the epochs that made it (their times are summed)")
+    tb = sub.add_parser("table", help="print the CL table and write cl_<cfg>.csv")
+    tb.add_argument("dataset_config", nargs="?", default="demo")
+    tb.add_argument("--seeds", type=seed_int, nargs="+", default=[paths.DEFAULT_SEED])
+    for parser in (ev, tb):
+        add_arch_arg(parser)
+    ev.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
+    return p
+
+
+def main(args):
+    return evaluate_step(args) if args.command == "evaluate" else table(args)
+
+
+if __name__ == "__main__":
+    run_main(main, get_args_parser)
