@@ -27,5 +27,7 @@ echo
 # shellcheck disable=SC2086  # one argument per seed
 "$PY" -m tools.report "$cfg" --arch "$arch" --seeds $seeds
 echo
+n=$("$PY" -m tools.task_info "$cfg" --list | wc -l)
 echo "Is the selected backbone the one that helps most? The transfer control trains every target on every"
-echo "candidate (more than an hour on 2 cores for the demo's 12 x 11 pairs): bash run_pickaback/transfer_matrix.sh ${cfg}"
+echo "candidate, ${n} x $(( n - 1 )) runs (the demo's take more than an hour on 2 cores): bash run_pickaback/transfer_matrix.sh ${cfg}"
+echo "Better than learning the tasks in sequence alone? METHOD=cpg (or packnet) bash run_pickaback/learn_in_sequence.sh ${cfg}"

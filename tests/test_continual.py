@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import BASELINE_EPOCHS, BASELINE_TASK_IDS, sha256
+from conftest import BASELINE_TASK_IDS, sha256
 from models.cpg import CPGModel
 from tools.continual import cl_figures
 from utils.checkpoint import load_model
@@ -33,7 +33,7 @@ def sequences(baseline_outputs, small_demo_root, tmp_path_factory):
     shutil.copytree(baseline_outputs, out)
     python = REPO_ROOT / ".venv/bin/python"
     env = dict(__import__("os").environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
-               TASKS=" ".join(SEQUENCE), EPOCHS=str(BASELINE_EPOCHS), PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
+               TASKS=" ".join(SEQUENCE), EPOCHS="1", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
                PACKNET_PRUNE=str(PACKNET_PRUNE), DEVICE="cpu", JOBS="1", OPTIMIZER="sgd", LR="1e-2",
                PYTHON=str(python) if python.exists() else "python3")
     root = out / "checkpoints_perceiver_io" / "sequence" / "perceiver_io" / "demo"
@@ -61,7 +61,7 @@ def test_one_shot_pruning_keeps_exactly_the_asked_share(demo_cfg):
 
 
 def test_packnet_task_keeps_its_share_and_the_next_gets_the_rest(sequences):
-    folder, names = sequences["folder"]["packnet"], matrix(sequences["folder"]["packnet"])["tasks"]
+    names = matrix(sequences["folder"]["packnet"])["tasks"]
     after_first, _ = load_model(checkpoint_after(sequences, "packnet", names[0]))
     after_second, _ = load_model(checkpoint_after(sequences, "packnet", names[1]))
     for name, mask in after_first.masks.items():

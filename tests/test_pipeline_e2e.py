@@ -281,6 +281,29 @@ def test_quality_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline
     assert figures["oracle_picks"] == len(TASKS)
 
 
+def test_cl_table_gives_pickaback_as_two_task_sequences_and_the_controls_picks(pipeline, control, tmp_path):
+    """Pick-a-back's row of the CL table: per target the sequence (backbone, target), from results_demo.csv."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.continual", "table", "demo"], cwd=ROOT,
+                            env=dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "cl_demo.csv"))}
+    assert list(rows) == ["scratch", "pickaback", "pickaback_oracle", "pickaback_random"]
+    results = list(csv.DictReader(open(out / "results_demo.csv")))
+    acc = sum((float(r["backbone_after_test_acc"]) + float(r["on_backbone_test_acc"])) / 2 for r in results)
+    learned = sum(float(r["forward_transfer_test"]) for r in results)
+    assert float(rows["pickaback"]["acc"]) == pytest.approx(acc / len(results), abs=1e-4)
+    assert float(rows["pickaback"]["learned_vs_scratch"]) == pytest.approx(learned / len(results), abs=1e-4)
+    assert all(float(rows[m]["bwt"]) == 0.0 for m in ("pickaback", "pickaback_oracle", "pickaback_random"))
+    tests = {key: float(r["test_accuracy"]) for key, r in control["rows"].items()}
+    scratch = {int(r["target_id"]): float(r["scratch_test_acc"]) for r in results}
+    oracle = [max(tests[(t, str(c))] for c in TASKS if c != t) - scratch[t] for t in TASKS]
+    assert float(rows["pickaback_oracle"]["learned_vs_scratch"]) == pytest.approx(sum(oracle) / len(TASKS), abs=1e-4)
+    assert int(rows["pickaback"]["models"]) == len(TASKS) == int(rows["scratch"]["models"])
+
+
 def test_quality_judges_the_selection_another_score_of_the_table_makes(pipeline, control):
     """--score logme: the candidate of largest LogME per target, judged by the same control."""
     out, rows = pipeline["out"], control["rows"]

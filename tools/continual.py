@@ -210,10 +210,12 @@ def seed_rows(cfg, arch, seed):
         raise UserError(f"{scratch_file} does not exist; run run_pickaback/baseline.sh {cfg.name} first.")
     scratch = read_baselines(scratch_file)
     rows = {"scratch": scratch_row(cfg, arch, seed, scratch)}
-    for folder in sorted(paths.sequences_root(arch, cfg.name, seed).glob("*_*")):
-        method = folder.name.split("_")[0]
-        if method in SEQUENCE_METHODS and paths.accuracy_matrix_file(folder).is_file():
-            rows[f"{method}_sequence"] = sequence_row(folder, scratch)
+    for method in SEQUENCE_METHODS:
+        folders = [f for f in sorted(paths.sequences_root(arch, cfg.name, seed).glob(f"{method}_*"))
+                   if paths.accuracy_matrix_file(f).is_file()]
+        for folder in folders:     # several orders of the tasks: each its own row, named by its order
+            order = f" {folder.name.split('_', 1)[1]}" if len(folders) > 1 else ""
+            rows[f"{method}_sequence{order}"] = sequence_row(folder, scratch)
     profile = load_model(paths.baseline_checkpoint(arch, cfg.name, next(iter(scratch)), seed))[0].profile
     rows.update(pickaback_rows(cfg, arch, seed, Evaluator(cfg, arch, profile, seed), scratch))
     return rows
