@@ -31,9 +31,10 @@ paths.output_root(--seed):
 * pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
 * pickaback_<cfg>_result.json: how each target's row was ranked, {"<target id>": {"score": ..., "select": ...,
   "candidates": [<id>, ...]}}, so the report and the selection benchmark judge it by the score that made it;
-* pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka -- every pair's
-  distances, how the candidate was compared ("own adapter", "paired probes" or "target adapter") and the
-  other scores;
+* pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka,ddv_euc_untrained,
+  ddv_euc_over_untrained -- every pair's distances, how the candidate was compared ("own adapter", "paired
+  probes" or "target adapter"), the other scores, and ddv_euc of the candidate's untrained twin (the same
+  architecture and width, fresh weights, compared the same way) with ddv_euc minus it;
 * pickaback_<cfg>_table.json: the table's provenance sidecar, {"<target id>,<candidate id>": {"settings":
   {...}, "inputs": {"candidate <id>": <sha>, "target <id>": <sha>}}} (utils/provenance.py): the arguments
   that shape a distance (every one but --target_id, --candidate_ids, --candidates, --select, --score and
@@ -53,7 +54,7 @@ from tqdm import tqdm
 
 from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, candidate_checkpoint, compared_as,
                                               comparison_view, load_candidate_model, load_task_model,
-                                              logits_and_features)
+                                              logits_and_features, untrained_twin)
 from utils import paths
 from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
 from utils.cli import (ArgumentParser, add_arch_arg, fraction, non_negative_int, positive_even_int, positive_float,
@@ -69,7 +70,8 @@ from utils_pickaback.ranking import SCORES, rank_candidates, rankings_json, rank
 from utils_pickaback.transferability import leep, linear_cka, logme
 
 DDV_OUTPUTS = ("logits", "features")   # in logits_and_features' order
-TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka"]
+TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka",
+                "ddv_euc_untrained", "ddv_euc_over_untrained"]
 
 
 def get_args_parser():
@@ -98,7 +100,8 @@ def get_args_parser():
                    help="what ranks the candidates: modeldiff (distance of the decision distance vectors of "
                         "Euclidean distances, smallest first, as the original), modeldiff_cos (of cosine distances), "
                         "or logme / leep (the candidate's features / outputs on the target's labelled "
-                        "probes) / cka (linear CKA of the two models' features on the probes), largest first; "
+                        "probes) / cka (linear CKA of the two models' features on the probes), largest first, or "
+                        "modeldiff_untrained (modeldiff minus the distance of the candidate's untrained twin); "
                         "every score is computed and saved in the table whichever ranks. LogME is the evidence with "
                         "every eigenvalue of F'F, as the authors' D x D branch; their default code drops the zero "
                         "ones when features outnumber probes, so its figures are larger there (docs/decisions.md)")
@@ -212,8 +215,26 @@ class TargetOutputs:
 
 
 def compare(cfg, target, candidate, target_outputs, models, args, device, cache):
-    """Step 3-1's record of one pair: ModelDiff's distances, how the candidate was compared, and the scores
-    reported beside ModelDiff (NaN where a score is undefined, e.g. a model whose features never vary).
+    """Step 3-1's record of one pair (compare_models'), with ddv_euc_untrained, the distance of the candidate's
+    untrained twin compared the same way, and ddv_euc_over_untrained = ddv_euc - that floor: below 0, the candidate
+    is more like the target than a network of its kind that learned nothing (score modeldiff_untrained)."""
+    record = compare_models(cfg, target, candidate, target_outputs, models, args, device, cache)
+    model = models[("candidate", candidate.name)]
+    # twins of one shape are one seeded network, so candidates of one modality, width and class count share a floor
+    own_probes = args.profile_source == "both" and candidate.modality == target.modality   # half its own inputs
+    key = ("untrained floor", target.name, record["compared_as"], candidate.modality, model.width_mult,
+           model.profile, candidate.num_classes, candidate.name if own_probes else None)
+    if key not in cache:
+        if ("untrained", candidate.name) not in models:
+            models[("untrained", candidate.name)] = untrained_twin(model, candidate, cfg)
+        twin = {("candidate", candidate.name): models[("untrained", candidate.name)]}
+        cache[key] = compare_models(cfg, target, candidate, target_outputs, twin, args, device, cache)["ddv_euc"]
+    return {**record, "ddv_euc_untrained": cache[key], "ddv_euc_over_untrained": record["ddv_euc"] - cache[key]}
+
+
+def compare_models(cfg, target, candidate, target_outputs, models, args, device, cache):
+    """One pair's ModelDiff distances, how the candidate was compared, and the scores reported beside ModelDiff
+    (NaN where a score is undefined, e.g. a model whose features never vary).
 
     Without the mutation search the candidate is run once, on the target's probes (or their paired samples),
     and those outputs give both its distances and its scores; the search (per pair) runs both models more.

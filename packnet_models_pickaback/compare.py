@@ -10,6 +10,7 @@ input projection and, for text, its embeddings): the model the target would get 
 """
 import torch
 
+from models.cpg import CPGModel
 from packnet_models.baseline import load_baseline
 from utils import paths
 from utils.checkpoint import load_model
@@ -40,6 +41,19 @@ def load_candidate_model(cfg, task, arch, seed, compared):
     if model.task_names[-1] != task.name:
         raise UserError(f"{path} is not a backbone checkpoint of {task.name}.")
     return model
+
+
+UNTRAINED_SEED = 0     # every untrained twin of one shape is the same network, so it is one floor for all of them
+
+
+def untrained_twin(candidate_model, task, cfg):
+    """The candidate's architecture, profile and width with fresh weights, holding its task: the floor step 3-1
+    measures a candidate's similarity against (a model that learned little, seen through the target's own adapter,
+    can look like the target as much as a network that learned nothing)."""
+    torch.manual_seed(UNTRAINED_SEED)
+    twin = CPGModel.create(candidate_model.arch, candidate_model.profile, candidate_model.width_mult)
+    twin.add_task(task, cfg)
+    return twin.to(next(candidate_model.parameters()).device)
 
 
 def compared_as(candidate_task, target_task, paired):

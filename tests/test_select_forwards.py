@@ -7,7 +7,7 @@ import torch
 
 import pickaback_perceiverIO as step
 from packnet_models_pickaback.compare import (compared_as, comparison_view, load_task_model,
-                                              logits_and_features)
+                                              logits_and_features, untrained_twin)
 from tools.bench.scaling import counting_forwards, save_untrained_baselines
 from utils import paths
 from utils.dataset_config import get_config
@@ -46,19 +46,29 @@ def run_step(untrained_run, small_demo_root, monkeypatch):
 def test_without_the_search_each_target_runs_itself_and_each_candidate_once(run_step, pairing):
     options = ["--max_iterations", "0", "--cross_modal_probes", pairing, "--target_id", "1", "7"]
     forwards, _ = run_step(*options)
-    assert forwards == 2 * 12                                     # per target: itself + its 11 candidates
+    # per target: itself, its 11 candidates and one untrained twin per kind of candidate (image, text: the floor)
+    assert forwards == 2 * (12 + 2)
     forwards, _ = run_step(*options, "--candidate_ids", "1", "2", "3", "7", "8")
-    assert forwards == 2 * 5                                      # grows with the pool, one forward per model
+    assert forwards == 2 * (5 + 2)                                # grows with the pool, one forward per model
 
 
-def reference_record(cfg, target, candidate, args):
+def reference_row(cfg, target, candidate, args):
+    """One pair compared on its own, its untrained twin's floor too (step 3-1 computes one floor per kind)."""
+    record = reference_record(cfg, target, candidate, args, load_task_model(cfg, candidate, ARCH))
+    twin = untrained_twin(load_task_model(cfg, candidate, ARCH), candidate, cfg)
+    floor = reference_record(cfg, target, candidate, args, twin)["ddv_euc"]
+    record.update(ddv_euc_untrained=floor, ddv_euc_over_untrained=record["ddv_euc"] - floor)
+    return step.table_row(target.task_id, candidate.task_id, record)
+
+
+def reference_record(cfg, target, candidate, args, candidate_model):
     """One pair compared on its own, as step 3-1 did before it reused outputs: fresh views, the search (or the
     seeds), both models run on the profiling inputs for the distances and again on the probes for the scores."""
     probes = step.profiling_seeds(cfg, target, args.n_inputs, args, "cpu")
     view_t = load_task_model(cfg, target, ARCH).task_view(target.name)
     how = compared_as(candidate, target, probes.paired is not None)
-    view_c = comparison_view(load_task_model(cfg, candidate, ARCH), candidate,
-                             load_task_model(cfg, target, ARCH).task_view(target.name), how)
+    view_c = comparison_view(candidate_model, candidate, load_task_model(cfg, target, ARCH).task_view(target.name),
+                             how)
     if how == "paired probes":
         inputs_c = profiled_c = probes.paired
         profiled_t = probes.inputs
@@ -82,9 +92,8 @@ def reference_record(cfg, target, candidate, args):
     scores = {"logme": lambda: step.logme(features_c, probes.labels),
               "leep": lambda: step.leep(logits_c.softmax(dim=1), probes.labels),
               "cka": lambda: step.linear_cka(features_t, features_c)}
-    record = {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
-              **{name: step.undefined_as_nan(score) for name, score in scores.items()}}
-    return step.table_row(target.task_id, candidate.task_id, record)
+    return {"ddv_cos": distances["cos"], "ddv_euc": distances["euc"], "compared_as": how,
+            **{name: step.undefined_as_nan(score) for name, score in scores.items()}}
 
 
 @pytest.mark.parametrize("options", [["--max_iterations", "0"], ["--max_iterations", "2"],
@@ -96,6 +105,6 @@ def test_the_table_holds_each_pair_compared_on_its_own(run_step, small_demo_root
     rows = [row for row in rows if row["task_id"] in ("1", "2", "7", "8")]   # an earlier test's wider pool stays
     args = step.get_args_parser().parse_args(options)
     cfg = get_config("demo", data_root_dir=small_demo_root)
-    expected = [reference_record(cfg, cfg.task(int(row["target_id"])), cfg.task(int(row["task_id"])), args)
+    expected = [reference_row(cfg, cfg.task(int(row["target_id"])), cfg.task(int(row["task_id"])), args)
                 for row in rows]
     assert len(rows) == 6 and rows == expected

@@ -198,11 +198,34 @@ def test_a_table_from_before_the_score_columns_is_recomputed(work, small_demo_ro
     old = [r[:4] for r in csv.reader(table.read_text().splitlines())]        # as step 3-1 wrote it before
     with open(table, "w", newline="") as f:
         csv.writer(f).writerows(old)
+    missing = "the table was saved without the columns " + ", ".join(NEW_COLUMNS)
     stdout = select(work, small_demo_root, targets=["1"]).stdout
-    assert RECOMPUTED.format(1, "the table was saved without the columns compared_as, logme, leep, cka") in stdout
-    assert next(csv.reader(table.read_text().splitlines()))[4:] == ["compared_as", "logme", "leep", "cka"]
+    assert RECOMPUTED.format(1, missing) in stdout
+    assert next(csv.reader(table.read_text().splitlines()))[4:] == NEW_COLUMNS
     stdout = select(work, small_demo_root, targets=["7"]).stdout     # its old rows were kept, blank in the new columns
-    assert RECOMPUTED.format(7, "the table was saved without the columns compared_as, logme, leep, cka") in stdout
+    assert RECOMPUTED.format(7, missing) in stdout
+
+
+CFG_MODALITY = {task.task_id: task.modality for task in get_config("demo").tasks}
+NEW_COLUMNS = ["compared_as", "logme", "leep", "cka", "ddv_euc_untrained", "ddv_euc_over_untrained"]
+
+
+def test_a_table_from_before_the_untrained_floor_is_recomputed(work, small_demo_root):
+    table = work / "pickaback_demo_table.csv"
+    old = [r[:8] for r in csv.reader(table.read_text().splitlines())]        # as step 3-1 wrote it before the floor
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows(old)
+    stdout = select(work, small_demo_root, targets=["1"]).stdout
+    assert RECOMPUTED.format(1, "the table was saved without the columns " + ", ".join(NEW_COLUMNS)) in stdout
+    header, *body = list(csv.reader(table.read_text().splitlines()))
+    floor = {r[1]: float(r[header.index("ddv_euc_untrained")]) for r in body if r[0] == "1"}
+    for r in body:
+        if r[0] == "1":
+            euc, over = float(r[header.index("ddv_euc")]), float(r[header.index("ddv_euc_over_untrained")])
+            assert over == pytest.approx(euc - floor[r[1]], abs=1e-7)
+    # one floor per kind of candidate (its modality): the image candidates share one, the text candidates another
+    kinds = {CFG_MODALITY[int(c)] for c in floor}
+    assert len(set(floor.values())) == len(kinds)
 
 
 def test_paired_probes_compare_the_other_modality_on_the_same_samples(work, small_demo_root):

@@ -34,7 +34,7 @@ def arguments(*candidates, extra=()):
 def record(candidate, shift=0.0):
     """compare()'s record of (1, candidate): ddv_euc grows with the candidate's id, logme falls."""
     return {"ddv_cos": 0.5, "ddv_euc": candidate / 10 + shift, "compared_as": "own adapter", "logme": -candidate,
-            "leep": 0.0, "cka": 0.0}
+            "leep": 0.0, "cka": 0.0, "ddv_euc_untrained": 0.25, "ddv_euc_over_untrained": candidate / 10 + shift - 0.25}
 
 
 def saved(root):

@@ -15,8 +15,9 @@ SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
 # distance of the DDVs of Euclidean distances, as the original ("euc-cos"); modeldiff_cos by that of the DDVs of
 # cosine distances, which the original printed beside it ("cos-cos").
+# modeldiff_untrained ranks by ModelDiff's distance minus that of the candidate's untrained twin (step 3-1's floor).
 SCORES = {"modeldiff": ("ddv_euc", False), "modeldiff_cos": ("ddv_cos", False), "logme": ("logme", True),
-          "leep": ("leep", True), "cka": ("cka", True)}
+          "leep": ("leep", True), "cka": ("cka", True), "modeldiff_untrained": ("ddv_euc_over_untrained", False)}
 
 
 def ranking_values(scores, score):
