@@ -38,6 +38,14 @@ def test_dissimilar_rule_flips_the_score():
     assert target_figures(1, 3, RUNS, DISTANCES, rule="dissimilar").spearman == pytest.approx(1.0)
 
 
+def test_free_share_correlation_is_over_the_candidates_with_a_share():
+    by_share = {2: 0.0, 4: 0.3, 3: 0.9}       # the accuracy of RUNS rises with the share
+    assert target_figures(1, 2, RUNS, DISTANCES, free_shares=by_share).free_spearman == pytest.approx(1.0)
+    against = {2: 0.9, 4: 0.6, 3: 0.0, 7: 0.5}   # a task the control did not train the target on is left out
+    assert target_figures(1, 2, RUNS, DISTANCES, free_shares=against).free_spearman == pytest.approx(-1.0)
+    assert target_figures(1, 2, RUNS, DISTANCES).free_spearman is None
+
+
 def test_a_target_whose_selected_run_is_missing_has_no_figures():
     assert target_figures(1, 5, RUNS, DISTANCES) is None
 

@@ -220,7 +220,8 @@ def print_quality(cfg, figures, summary, split):
           f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
           f"{gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}")
     print(f"selector score vs transfer accuracy per target: Spearman {fmt(s['spearman'], 2)}, "
-          f"weighted Kendall tau {fmt(s['weighted_tau'], 2)}")
+          f"weighted Kendall tau {fmt(s['weighted_tau'], 2)}; the candidate's free share (its pruning ratio) vs "
+          f"transfer accuracy: Spearman {fmt(s['free_spearman'], 2)}")
     if s["related_targets"]:
         print(f"designed related task picked for {s['related_picks']} of {s['related_targets']} targets")
     print(spread_sentence(s["seed_spread"]))

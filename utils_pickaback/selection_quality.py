@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from utils import paths
-from utils.results import read_baselines, read_csv_rows, read_distances, read_selections
+from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, rank_candidates, ranked_pairs, ranking_values,
                                     read_rankings)
 
@@ -50,6 +50,7 @@ class TargetFigures:
     untrained: float | None     # on an untrained backbone of the selected one's structure
     spearman: float | None      # rho(selector score, accuracy) over the candidates
     weighted_tau: float | None
+    free_spearman: float | None  # rho(the candidate's free share: its pruning ratio, step 2-2's, accuracy)
     related: int | None         # the config's designed related task, if any
     picked_related: bool | None
     candidate_accuracies: dict  # candidate id -> accuracy on it
@@ -120,7 +121,8 @@ def spread_sentence(spread):
             f"moves by sd {spread['sd']:.4f} ({spread['runs']} runs repeated)")
 
 
-def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar"):
+def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
+                   free_shares=None):
     """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
     step 3-1's distance. The candidates are the task ids the control trained the target on, so a selector
     that ranked fewer (e.g. the same modality only) is judged against the best of all of them; the
@@ -135,13 +137,15 @@ def target_figures(target_id, selected, runs, distances, *, scratch=None, relate
     sign = -1.0 if rule == "similar" else 1.0
     ranked = [c for c in candidates if c in distances]
     rho, tau = correlation([sign * distances[c] for c in ranked], [accs[c] for c in ranked])
+    shared = [c for c in candidates if c in (free_shares or {})]
+    free_rho, _ = correlation([free_shares[c] for c in shared], [accs[c] for c in shared])
     matched = [v for k, v in runs.items() if isinstance(k, str) and k.startswith(SCRATCH_PREFIX)]
     return TargetFigures(
         target_id=target_id, selected=selected, oracle=oracle, selected_acc=accs[selected],
         oracle_acc=accs[oracle], random_acc=float(np.mean(list(accs.values()))),
         regret=accs[oracle] - accs[selected], rank=1 + sum(a > accs[selected] for a in accs.values()),
         n_candidates=len(candidates), scratch=scratch, matched_scratch=matched[0] if matched else None,
-        untrained=runs.get(UNTRAINED), spearman=rho, weighted_tau=tau, related=related,
+        untrained=runs.get(UNTRAINED), spearman=rho, weighted_tau=tau, free_spearman=free_rho, related=related,
         picked_related=None if related is None else selected == related, candidate_accuracies=accs)
 
 
@@ -182,6 +186,7 @@ def summarise(figures):
         "oracle_picks": sum(f.regret == 0 for f in figures),
         "spearman": mean_of([f.spearman for f in figures]),
         "weighted_tau": mean_of([f.weighted_tau for f in figures]),
+        "free_spearman": mean_of([f.free_spearman for f in figures]),
         "related_picks": sum(bool(f.picked_related) for f in related),
         "related_targets": len(related),
     }
@@ -215,13 +220,15 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
         selections = {t: rank_candidates(candidates, how)[0] for t, (candidates, how) in ranked.items()}
     baseline_file = (paths.baseline_test_acc_file if split == "test" else paths.baseline_acc_file)(arch, cfg.name, seed)
     scratch = read_baselines(baseline_file)
+    free_shares = {task.task_id: chosen["ratio"] for task in cfg.tasks
+                   if (chosen := read_chosen(paths.prune_dir(arch, cfg.name, task.name, seed) / paths.CHOSEN_FILE))}
     figures = []
     for target_id, selected in sorted(selections.items()):
         target = cfg.task(target_id)
         related = cfg.related.get(target.name)
         values, target_rule = ranked[target_id]
         figure = target_figures(target_id, selected, runs.get(target_id, {}), values,
-                                scratch=scratch.get(target.name), rule=target_rule,
+                                scratch=scratch.get(target.name), rule=target_rule, free_shares=free_shares,
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
             figures.append(figure)
