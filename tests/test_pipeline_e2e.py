@@ -115,7 +115,8 @@ def read_table(out):
 
 def test_table_ranks_every_peer_of_both_modalities_and_never_the_target(pipeline):
     rows = read_csv(pipeline["out"] / "pickaback_demo_table.csv")
-    assert rows[0] == ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka"]
+    assert rows[0] == ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "logme", "leep", "cka",
+                       "ddv_euc_untrained", "ddv_euc_over_untrained"]
     pairs = {(int(t), int(c)) for t, c, *_ in rows[1:]}
     assert pairs == {(t, c) for t in TASKS for c in TASKS if c != t}   # image targets rank text peers too
 
