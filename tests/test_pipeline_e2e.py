@@ -327,7 +327,7 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(figures["variants"]) == {"default", "probe_seed_3"}
     for variant in figures["variants"].values():
-        assert set(variant["scores"]) == {"modeldiff", "modeldiff_cos", "logme", "leep", "cka"}
+        assert set(variant["scores"]) == {"modeldiff", "modeldiff_cos", "logme", "leep", "cka", "modeldiff_untrained"}
         assert all(s["targets"] == len(TASKS) for s in variant["scores"].values())
     for variant in figures["variants"].values():      # the base args reached step 3-1 in every variant
         assert all((int(t) <= 6) == (c <= 6) for score in variant["scores"].values() for t, c in score["picks"].items())
