@@ -104,9 +104,7 @@ def start_record(run):
     and its fingerprint; None for a fresh model."""
     if run.start is None:
         return None
-    start, root = Path(run.start).resolve(), paths.output_root().resolve()
-    return {"path": str(start.relative_to(root) if start.is_relative_to(root) else start),
-            "fingerprint": run.provenance["inputs"]["start"]}
+    return {"path": paths.within_output_root(run.start), "fingerprint": run.provenance["inputs"]["start"]}
 
 
 def prepare_model(args, cfg, task, start):

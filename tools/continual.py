@@ -27,7 +27,7 @@ from utils.provenance import fingerprint
 from utils.records import read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results, read_selections
 from utils.train import evaluate
-from utils_pickaback.selection_quality import interval95, selection_figures
+from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
 
 SEQUENCE_METHODS = ("cpg", "packnet")
 
@@ -64,11 +64,6 @@ def stored_parameters(model):
     return sum(p.numel() for p in model.parameters() if id(p) not in masks)
 
 
-def relative(path):
-    path, root = Path(path).resolve(), paths.output_root().resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def evaluate_step(args):
     """Write row `--after` of the sequence's accuracy matrix (kept when its checkpoint is unchanged)."""
     cfg = get_config(args.dataset_config)
@@ -90,9 +85,9 @@ def evaluate_step(args):
     accuracies = {t.name: evaluator.accuracy(model, t) for t in tasks[:position + 1]}
     if position + 1 < len(tasks):
         accuracies[tasks[position + 1].name] = evaluator.before_learning(model, tasks[position + 1])
-    matrix["rows"][after.name] = {"checkpoint": relative(checkpoint), "fingerprint": made,
+    matrix["rows"][after.name] = {"checkpoint": paths.within_output_root(checkpoint), "fingerprint": made,
                                   "width": model.width_mult, "parameters": stored_parameters(model),
-                                  "trained_in": [relative(f) for f in args.trained_in], "test_acc": accuracies}
+                                  "trained_in": [paths.within_output_root(f) for f in args.trained_in], "test_acc": accuracies}
     if "random_init" not in matrix:
         matrix["random_init"] = {t.name: evaluator.at_random_init(t) for t in tasks}
     write_json_atomic(matrix_file, matrix)
@@ -129,14 +124,9 @@ def sequence_row(folder, scratch):
     last = record["rows"][names[-1]]
     trained_in = {f for row in record["rows"].values() for f in row["trained_in"]}
     return {"acc": acc, "bwt": bwt, "fwt": fwt, "tasks": len(names),
-            "learned_vs_scratch": mean([R[i][i] - scratch[n] for i, n in enumerate(names) if n in scratch]),
+            "learned_vs_scratch": mean_of([R[i][i] - scratch[n] for i, n in enumerate(names) if n in scratch]),
             "models": 1, "width": last["width"], "parameters": last["parameters"],
             "train_seconds": sum(training_seconds(paths.output_root() / f / "train.csv") for f in trained_in)}
-
-
-def mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
 
 
 # ---------------------------------------------------------------- Pick-a-back: one sequence of two per target
@@ -176,10 +166,10 @@ def pickaback_rows(cfg, arch, seed, evaluator, scratch):
             runs = [pair_row(cfg, arch, seed, evaluator, target, cfg.task(b),
                              paths.target_dir(arch, cfg.name, cfg.task(b).name, target.name, seed))
                     for b in backbone_ids]
-            per_target.append({k: mean([r[k] for r in runs]) for k in runs[0]} | {"target": target.name})
-        return {"acc": mean([r["acc"] for r in per_target]), "bwt": mean([r["bwt"] for r in per_target]),
-                "fwt": mean([r["fwt"] for r in per_target]), "tasks": len(per_target),
-                "learned_vs_scratch": mean([r["learned"] - scratch[r["target"]] for r in per_target
+            per_target.append({k: mean_of([r[k] for r in runs]) for k in runs[0]} | {"target": target.name})
+        return {"acc": mean_of([r["acc"] for r in per_target]), "bwt": mean_of([r["bwt"] for r in per_target]),
+                "fwt": mean_of([r["fwt"] for r in per_target]), "tasks": len(per_target),
+                "learned_vs_scratch": mean_of([r["learned"] - scratch[r["target"]] for r in per_target
                                             if r["target"] in scratch]),
                 "models": len(per_target), "width": max(r["width"] for r in per_target),
                 "parameters": round(sum(r["parameters"] for r in per_target)),
@@ -196,7 +186,7 @@ def pickaback_rows(cfg, arch, seed, evaluator, scratch):
 def scratch_row(cfg, arch, seed, scratch):
     """Every task alone (step 1): T one-task models."""
     models = [load_model(paths.baseline_checkpoint(arch, cfg.name, n, seed), expect_arch=arch)[0] for n in scratch]
-    return {"acc": mean(list(scratch.values())), "bwt": None, "fwt": None, "tasks": len(scratch),
+    return {"acc": mean_of(list(scratch.values())), "bwt": None, "fwt": None, "tasks": len(scratch),
             "learned_vs_scratch": 0.0, "models": len(models), "width": 1.0,
             "parameters": sum(stored_parameters(m) for m in models),
             "train_seconds": sum(training_seconds(paths.baseline_dir(arch, cfg.name, n, seed) / "train.csv")
@@ -232,9 +222,9 @@ def table(args):
         for key in ("acc", "bwt", "fwt"):
             line[key], line[f"{key}_ci95"] = interval95([r[key] for r in runs])
         for key in ("learned_vs_scratch", "width", "train_seconds"):
-            line[key] = mean([r[key] for r in runs])
+            line[key] = mean_of([r[key] for r in runs])
         for key in ("models", "parameters"):
-            line[key] = round(mean([r[key] for r in runs]))
+            line[key] = round(mean_of([r[key] for r in runs]))
         out.append(line)
     path = paths.cl_table_csv(cfg.name, args.seeds[0])
     write_csv_atomic(path, CL_FIELDS, [[cell(line[k]) for k in CL_FIELDS] for line in out])

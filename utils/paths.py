@@ -21,6 +21,12 @@ def output_root(seed=DEFAULT_SEED):
     return root if seed == DEFAULT_SEED else root / f"seed{seed}"
 
 
+def within_output_root(path) -> str:
+    """`path` relative to the output root when inside it (a copied root keeps its records true), else absolute."""
+    path, root = Path(path).resolve(), output_root().resolve()
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)
+
+
 def checkpoints_dir(arch, seed=DEFAULT_SEED):
     return output_root(seed) / f"checkpoints_{arch}"
 
