@@ -3,6 +3,9 @@
     --mode finetune   train the task on the free weights (+ a piggyback mask over earlier tasks')
     --mode prune      gradually prune the task's own weights from --initial_sparsity to --target_sparsity
     --mode inference  evaluate a task of a checkpoint at its own width
+    --mode cpg        the bash loop's stages in one process: finetune, widening by 0.5 up to
+                      --max_allowed_network_width_multiplier while under the baseline, then the pruning stages of
+                      --prune_stages (into gradual_prune/ beside --save_folder), each kept while at the baseline
 
 The exit status tells the bash loop what to do next: utils.errors.ExitStatus, the protocol's one definition.
 """
@@ -36,7 +39,7 @@ def get_args_parser():
     p = ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
     add_common_args(p)
     p.add_argument("--dataset", required=True, help="task name or 1-based task id")
-    p.add_argument("--mode", required=True, choices=["finetune", "prune", "inference"])
+    p.add_argument("--mode", required=True, choices=["finetune", "prune", "inference", "cpg"])
     p.add_argument("--lr_mask", type=non_negative_float, default=1e-4, help="Adam lr of the piggyback mask")
     p.add_argument("--save_folder", required=True)
     p.add_argument("--load_folder", default="", help="start from the checkpoint in this folder")
@@ -53,6 +56,10 @@ def get_args_parser():
                    help="epochs over which the sparsity ramps; 0 prunes to the target at once, before the first step "
                         "(PackNet's one-shot pruning)")
     p.add_argument("--pruning_frequency", type=positive_int, default=10, help="optimizer steps between mask updates")
+    p.add_argument("--prune_stages", type=fraction, nargs="*",
+                   help="--mode cpg: the pruning stages' target sparsities, increasing (none: no pruning)")
+    p.add_argument("--prune_epochs", type=positive_int, help="--mode cpg: epochs per pruning stage (default --epochs)")
+    p.add_argument("--prune_lr", type=positive_float, help="--mode cpg: lr of the pruning stages (default --lr)")
     p.add_argument("--train_acc_gate", action="store_true",
                    help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
     p.add_argument("--allow_acc_loss", type=fraction, default=None,
@@ -74,6 +81,10 @@ def check_args(args):
     if args.network_width_multiplier > args.max_allowed_network_width_multiplier:
         raise UserError(f"--network_width_multiplier {args.network_width_multiplier} exceeds "
                         f"--max_allowed_network_width_multiplier {args.max_allowed_network_width_multiplier}.")
+    stages = [0.0, *(args.prune_stages or [])]
+    if any(b <= a for a, b in zip(stages, stages[1:])):
+        raise UserError(f"--prune_stages must be greater than 0, each greater than the one before, not "
+                        f"{' '.join(map(str, args.prune_stages))}.")
     if args.mode == "prune" and args.target_sparsity <= args.initial_sparsity:
         raise UserError(f"--target_sparsity {args.target_sparsity} must be greater than --initial_sparsity "
                         f"{args.initial_sparsity} with --mode prune.")
@@ -361,10 +372,63 @@ def finished_status(run, checkpoint):
 
 
 def main(args):
+    if args.mode == "cpg":
+        return run_cpg(args)
+    return run_stage_saying_why(args)
+
+
+def run_stage_saying_why(args):
+    """run_stage, and the sentence its exit status means (but for DONE) on the console; the status."""
     status, task = run_stage(args)
     if status != ExitStatus.DONE:
         console_info(status.sentence(task.name))
     return status
+
+
+# --mode cpg's own flags, and the pruning flags a finetune stage leaves at their defaults: each stage it runs has the
+# arguments the same stage run alone has, so its provenance (what a re-run compares) is the same either way
+CPG_ONLY = ("prune_stages", "prune_epochs", "prune_lr")
+PRUNE_ONLY = ("initial_sparsity", "target_sparsity", "pruning_interval", "pruning_frequency")
+
+
+def stage_defaults():
+    """Every flag's default: what a stage run alone has for each flag it is not given."""
+    return vars(get_args_parser().parse_args(["--dataset", "-", "--mode", "finetune", "--save_folder", "-"]))
+
+
+def stage_args(args, defaults, reset=(), **changes):
+    """One stage of --mode cpg: its arguments with --mode cpg's own and `reset` at their defaults, and `changes`."""
+    return argparse.Namespace(**{**vars(args), **{k: defaults[k] for k in (*CPG_ONLY, *reset)}, **changes})
+
+
+def run_cpg(args):
+    """--mode cpg: the finetune, grown while under the baseline, then the pruning stages while they keep it. DONE
+    when the loop ran to its end (a task owning no free weights, or a stage missing its goal, ends the pruning, as
+    in the bash loop); another status is the stage's that stopped it."""
+    check_args(args)
+    width, top, defaults = args.network_width_multiplier, args.max_allowed_network_width_multiplier, stage_defaults()
+    while True:
+        status = run_stage_saying_why(stage_args(args, defaults, PRUNE_ONLY, mode="finetune",
+                                                 network_width_multiplier=width))
+        if status != ExitStatus.GROW or width >= top:
+            break
+        width = min(width + 0.5, top)
+        console_info(f"New network_width_multiplier: {width:g}")
+    if status != ExitStatus.DONE:
+        return ExitStatus.DONE if status == ExitStatus.NO_CAPACITY else status
+    scratch, pruned, initial = args.save_folder, str(Path(args.save_folder).parent / "gradual_prune"), 0.0
+    for target in args.prune_stages or []:
+        status = run_stage_saying_why(stage_args(
+            args, defaults, mode="prune", load_folder=scratch if initial == 0.0 else pruned, load_checkpoint="",
+            save_folder=pruned, epochs=args.prune_epochs or args.epochs, lr=args.prune_lr or args.lr, lr_mask=0.0,
+            network_width_multiplier=width, initial_sparsity=initial, target_sparsity=target,
+            untrained_backbone=False))
+        if status in (ExitStatus.NO_CAPACITY, ExitStatus.PRUNE_FAILED):
+            return ExitStatus.DONE
+        if status != ExitStatus.DONE:
+            return status
+        initial = target
+    return ExitStatus.DONE
 
 
 def run_stage(args):

@@ -129,9 +129,8 @@ def packnet_stage_args(args, cfg):
              "jsonfile": str(args.logfile or paths.baseline_acc_file(args.arch, cfg.name, args.seed)),
              "pruning_ratio_to_acc_record_file": str(folder / "record.txt") if args.mode == "prune" else None,
              "initial_sparsity": 0.0, "target_sparsity": args.one_shot_prune_perc, "pruning_interval": 0}
-    cpg = CPG_MM_main_normal.get_args_parser().parse_args(["--dataset", "-", "--mode", "finetune",
-                                                            "--save_folder", "-"])
-    settings = {**vars(cpg), **{k: v for k, v in vars(args).items() if hasattr(cpg, k)}, **stage}
+    cpg = CPG_MM_main_normal.stage_defaults()
+    settings = {**cpg, **{k: v for k, v in vars(args).items() if k in cpg}, **stage}
     return argparse.Namespace(**settings)
 
 

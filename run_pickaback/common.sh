@@ -136,70 +136,35 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 # Run a command and put its exit status in $status without tripping `set -e`.
 run_status() { status=0; "$@" || status=$?; }
 
-# The grow loop of steps 2-1 and 3-2: run a finetune command at width $1, then 0.5 wider while it
-# exits 2 (under its baseline) and the width is below $2 (never past it). Leaves the last exit status
-# in $status and the last width in $width.
-finetune_growing() {
-  local max_width=$2
-  width=$1; shift 2
-  while true; do
-    run_status "$@" --network_width_multiplier "$width" --max_allowed_network_width_multiplier "$max_width"
-    if [ "$status" = 2 ] && ! ge "$width" "$max_width"; then
-      width=$(awk -v w="$width" -v m="$max_width" 'BEGIN { w += 0.5; if (w > m) w = m; printf "%g", w }')
-      echo "New network_width_multiplier: ${width}"
-      continue
-    fi
-    break
-  done
-}
-
-# CPG's compact step for task $1 (name) in folder $2 (step 2-1, and learn_in_sequence.sh's CPG): its finetune into
-# $2/scratch, from width $3 growing up to $4 while under its baseline, then its pruning stages into $2/gradual_prune,
-# each stage kept while the task stays at its baseline; $5 is the number of tasks the model is to hold (the pruning
-# loop frees enough for them), more arguments (the earlier tasks' model) go to the finetune. Leaves the finetune's
-# last width in $width.
+# CPG's compact step for task $1 (name) in folder $2 (step 2-1, and learn_in_sequence.sh's CPG), in one process: its
+# finetune into $2/scratch, from width $3 growing by 0.5 up to $4 while under its baseline, then its pruning stages
+# into $2/gradual_prune, each stage kept while the task stays at its baseline; $5 is the number of tasks the model is
+# to hold (the pruning loop frees enough for them), more arguments (the earlier tasks' model) go to the finetune.
+# Sets $width to the width the finetune ended at.
 compact_task() {
-  local task=$1 R=$2 from=$3 max_width=$4 total=$5 initial=0.0 load target; shift 5
-  local CPG=("$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --jsonfile "$BASELINE_FILE"
-             "${TRAIN_ARGS[@]}" --total_num_tasks "$total"
-             --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log"
-             "${ACC_ARGS[@]}" $FORCE_FLAG)
-  echo "=== ${task}: finetune"
-  finetune_growing "$from" "$max_width" "${CPG[@]}" --mode finetune --save_folder "$R/scratch" --epochs "$EPOCHS" \
-    --lr "$LR" --lr_mask 1e-4 "$@"
-  case "$status" in
-    0) ;;
-    5) echo "Task ${task} owns no free weights: skipping its pruning."; return 0 ;;
-    *) echo "CPG training of ${task} into ${R} stopped (exit ${status})." >&2; exit "$status" ;;
-  esac
-  for target in $PRUNE_STAGES; do
-    load="$R/gradual_prune"; [ "$initial" = 0.0 ] && load="$R/scratch"
-    echo "=== ${task}: prune ${initial} -> ${target}"
-    run_status "${CPG[@]}" --mode prune --load_folder "$load" --save_folder "$R/gradual_prune" \
-      --epochs "$PRUNE_EPOCHS" --lr "$PRUNE_LR" --lr_mask 0.0 --network_width_multiplier "$width" \
-      --max_allowed_network_width_multiplier "$max_width" \
-      --initial_sparsity "$initial" --target_sparsity "$target" \
-      --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY"
-    case "$status" in
-      0) initial=$target ;;
-      5|6) break ;;
-      *) echo "CPG pruning of ${task} into ${R}, stage ${target}, stopped (exit ${status})." >&2; exit "$status" ;;
-    esac
-  done
+  local task=$1 R=$2 from=$3 max_width=$4 total=$5; shift 5
+  # shellcheck disable=SC2086  # one argument per stage
+  run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --mode cpg --jsonfile "$BASELINE_FILE" \
+    "${TRAIN_ARGS[@]}" --total_num_tasks "$total" --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" \
+    --log_path "$R/train.log" "${ACC_ARGS[@]}" $FORCE_FLAG --save_folder "$R/scratch" --epochs "$EPOCHS" --lr "$LR" \
+    --lr_mask 1e-4 --network_width_multiplier "$from" --max_allowed_network_width_multiplier "$max_width" \
+    --prune_stages $PRUNE_STAGES --prune_epochs "$PRUNE_EPOCHS" --prune_lr "$PRUNE_LR" \
+    --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY" "$@"
+  [ "$status" = 0 ] || { echo "CPG training of ${task} into ${R} stopped (exit ${status})." >&2; exit "$status"; }
+  width=$(sed -n 's/.*"width": *\([0-9.]*\).*/\1/p' "$R/scratch/outcome.json")
 }
 
-# Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into
-# folder $2, from width $3 growing up to $4; further arguments (the start checkpoint) are passed on.
+# Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into folder $2, from
+# width $3 growing by 0.5 up to $4 while under its baseline, in one process; further arguments (the start
+# checkpoint) are passed on.
 train_target() {
   local target=$1 folder=$2 from=$3 max=$4; shift 4
-  finetune_growing "$from" "$max" "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" \
-    --mode finetune --save_folder "$folder/scratch" --epochs "$EPOCHS" "${TRAIN_ARGS[@]}" --lr "$LR" --lr_mask 1e-4 \
+  run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" --mode cpg \
+    --save_folder "$folder/scratch" --epochs "$EPOCHS" "${TRAIN_ARGS[@]}" --lr "$LR" --lr_mask 1e-4 \
+    --network_width_multiplier "$from" --max_allowed_network_width_multiplier "$max" \
     --pruning_ratio_to_acc_record_file "$folder/gradual_prune/record.txt" \
     --log_path "$folder/train.log" --jsonfile "$BASELINE_FILE" --total_num_tasks 5 "${ACC_ARGS[@]}" $FORCE_FLAG "$@"
-  case "$status" in
-    0|5) ;;
-    *) echo "Training of target ${target} into ${folder} stopped (exit ${status})." >&2; exit "$status" ;;
-  esac
+  [ "$status" = 0 ] || { echo "Training of target ${target} into ${folder} stopped (exit ${status})." >&2; exit "$status"; }
 }
 
 # Target id $1 on backbone id $2: from step 4's transfer (LeNet-5: the backbone's chosen checkpoint),

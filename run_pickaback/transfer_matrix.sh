@@ -36,7 +36,6 @@ control_target() {
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
-  # (not $width, which every training run below sets: finetune_growing leaves its last width there)
   matched=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
   train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}")" "$matched" "$matched"
   train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained)" --untrained_backbone

@@ -285,3 +285,44 @@ def test_an_earlier_task_of_the_checkpoint_cannot_train(work, second_task, tmp_p
     assert proc.returncode == 1
     assert "only the newest task can train" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "scratch").exists()
+
+
+# ---------------------------------------------------------------- --mode cpg: the bash loop's stages in one process
+
+def cpg_mode(work, folder, jsonfile, *extra):
+    return cpg(work.env, "--dataset", TASK1, "--mode", "cpg", "--save_folder", folder / "scratch", "--epochs", EPOCHS,
+               "--lr", "1e-2", "--lr_mask", "1e-4", "--jsonfile", jsonfile,
+               "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+               "--log_path", folder / "train.log", "--prune_epochs", EPOCHS, "--prune_lr", "1e-3",
+               "--pruning_interval", "1", "--pruning_frequency", "1", *extra)
+
+
+def test_mode_cpg_runs_the_same_stages_as_the_loop_of_single_stages(work, tmp_path):
+    """Finetune then prune 0 -> 0.5 in one process: the very stages `work` ran one process each (so a single-stage
+    run of either finds it done), bit-identical."""
+    proc = cpg_mode(work, tmp_path, work.base0, "--max_allowed_network_width_multiplier", "1.0", "--prune_stages", "0.5")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for stage in ("scratch", "gradual_prune/0.5"):
+        ours = load_checkpoint(tmp_path / stage / f"checkpoint-{EPOCHS}.pth.tar")["model"]["weights"]
+        theirs = load_checkpoint(work.t1 / stage / f"checkpoint-{EPOCHS}.pth.tar")["model"]["weights"]
+        assert all(torch.equal(ours[layer], theirs[layer]) for layer in theirs), stage
+    assert [row[:4] for row in csv_rows(tmp_path / "train.csv")] == [row[:4] for row in csv_rows(work.t1 / "train.csv")]
+    alone = work.prune_t1(tmp_path / "gradual_prune", tmp_path / "gradual_prune" / "record.txt", work.base0,
+                          tmp_path / "train.log")
+    assert alone.returncode == 0 and "is already done" in alone.stdout, alone.stdout[-2000:] + alone.stderr[-2000:]
+
+
+def test_mode_cpg_grows_while_under_the_baseline_and_stops_pruning_at_the_first_miss(work, tmp_path):
+    proc = cpg_mode(work, tmp_path, work.base1, "--max_allowed_network_width_multiplier", "1.5",
+                    "--prune_stages", "0.3", "0.6")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "New network_width_multiplier: 1.5" in proc.stdout and "Exit 6" in proc.stdout
+    assert [row[3] for row in csv_rows(tmp_path / "train.csv")] == ["finetune@1.0"] * EPOCHS + ["finetune@1.5"] * EPOCHS \
+        + ["prune0.3"] * EPOCHS
+    assert json.loads((tmp_path / "scratch" / "outcome.json").read_text())["width"] == 1.5
+    assert not (tmp_path / "gradual_prune" / "0.6").exists()
+
+
+def test_mode_cpg_refuses_prune_stages_out_of_order(work, tmp_path):
+    proc = cpg_mode(work, tmp_path, work.base0, "--prune_stages", "0.6", "0.3")
+    assert proc.returncode == 1 and "--prune_stages" in proc.stderr and "Traceback" not in proc.stderr
