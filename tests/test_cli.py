@@ -29,6 +29,7 @@ REQUIRED_ARGS = {
     "tools/bench/data.py": [],
     "tools/bench/model.py": [],
     "tools/bench/modeldiff.py": [],
+    "tools/bench/pipeline.py": [],
     "tools/bench/relations.py": [],
     "tools/bench/scaling.py": [],
     "tools/bench/variants.py": [],
