@@ -112,3 +112,16 @@ def pipeline(small_demo_root, tmp_path_factory):
     for step in ("transfer_kv", "w_backbone"):
         logs[step] = run_step(step, env)
     return {"out": out, "env": env, "logs": logs, "chosen": chosen, "hashes_before": hashes_before}
+
+
+# ---------------------------------------------------------------- workers (tools/run_tests.sh: pytest-xdist)
+PIPELINE_READERS = ("test_pipeline_e2e", "test_bad_inputs")   # the modules reading the session's `pipeline`
+
+
+def pytest_collection_modifyitems(items):
+    """With several workers (`--dist loadgroup`), a module's tests stay in one worker, so its module fixtures are
+    made once, and the modules reading the session's pipeline share one worker, so it runs once."""
+    from pathlib import Path
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        item.add_marker(pytest.mark.xdist_group("pipeline" if module in PIPELINE_READERS else module))

@@ -7,8 +7,10 @@ functions while parsing, and CPG_MM_main_normal.check_args checks flags against 
 """
 import argparse
 import importlib
+import runpy
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -54,10 +56,28 @@ def entry_points_in_tree():
 
 
 def run(script, *args, env):
-    """Run an entry point by its file: a top-level script as a file, a tool as a module (`-m tools.x`)."""
+    """Run an entry point by its file as a subprocess: a top-level script as a file, a tool as a module (`-m tools.x`)."""
     command = ["-m", script.removesuffix(".py").replace("/", ".")] if script.startswith("tools/") else [script]
     return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def run_in_process(script, *args, env, monkeypatch, capsys):
+    """The same run in this process (its `__main__` block, as `python <script>` or `-m` runs it, without the
+    seconds a new interpreter spends importing torch): a CompletedProcess of its exit status and output."""
+    monkeypatch.chdir(REPO_ROOT)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # runpy's: the module was imported before (harmless here)
+        if script.startswith("tools/"):
+            runpy.run_module(script.removesuffix(".py").replace("/", "."), run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(script, run_name="__main__")
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(sys.argv, exit_info.value.code or 0, out, err)
 
 
 def error_lines(stderr):
@@ -89,9 +109,10 @@ def test_entry_point_builds_the_exit_1_parser(script):
 
 
 @pytest.mark.parametrize("script", sorted(REQUIRED_ARGS))
-def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out):
+def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out, monkeypatch, capsys):
     args = [str(tmp_path / a) if a.isupper() else a for a in REQUIRED_ARGS[script]]
-    proc = run(script, *args, MISTYPED, "3", env=script_env(empty_out, tmp_path / "no_data"))
+    proc = run_in_process(script, *args, MISTYPED, "3", env=script_env(empty_out, tmp_path / "no_data"),
+                          monkeypatch=monkeypatch, capsys=capsys)
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
     lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
@@ -100,7 +121,16 @@ def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out):
     assert_nothing_written(empty_out)
 
 
-# ---------------------------------------------------------------- (b) out-of-range numbers, as subprocesses
+def test_a_mistyped_flag_in_a_new_process_exits_1_with_one_error_line(tmp_path, empty_out):
+    """The in-process runs above, once as the user's shell runs it."""
+    proc = run("CPG_MM_main_normal.py", *REQUIRED_ARGS["CPG_MM_main_normal.py"], MISTYPED, "3",
+               env=script_env(empty_out, tmp_path / "no_data"))
+    assert proc.returncode == 1 and error_lines(proc.stderr) == [line for line in proc.stderr.splitlines() if line]
+    assert MISTYPED in proc.stderr and "Traceback" not in proc.stderr
+    assert_nothing_written(empty_out)
+
+
+# ---------------------------------------------------------------- (b) out-of-range numbers, as a user runs them
 
 BASELINE = ["packnet_cifar100_main_normal.py", "--dataset", "1", "--device", "cpu"]
 CPG = ["CPG_MM_main_normal.py", "--dataset", "1", "--device", "cpu", "--save_folder", "OUT/t1/scratch",
@@ -129,9 +159,11 @@ SUBPROCESS_CASES = [
 
 @pytest.mark.parametrize("command, bad, words", SUBPROCESS_CASES,
                          ids=[f"{c[0].split('/')[-1][:12]}:{' '.join(b)}" for c, b, _ in SUBPROCESS_CASES])
-def test_out_of_range_number_exits_1_and_writes_nothing(command, bad, words, small_demo_root, empty_out):
+def test_out_of_range_number_exits_1_and_writes_nothing(command, bad, words, small_demo_root, empty_out, monkeypatch,
+                                                        capsys):
     args = [a.replace("OUT", str(empty_out)) for a in command[1:]]
-    proc = run(command[0], *args, *bad, env=script_env(empty_out, small_demo_root))
+    proc = run_in_process(command[0], *args, *bad, env=script_env(empty_out, small_demo_root), monkeypatch=monkeypatch,
+                          capsys=capsys)
     assert proc.returncode == 1, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
