@@ -116,12 +116,35 @@ def pipeline(small_demo_root, tmp_path_factory):
 
 # ---------------------------------------------------------------- workers (tools/run_tests.sh: pytest-xdist)
 PIPELINE_READERS = ("test_pipeline_e2e", "test_bad_inputs")   # the modules reading the session's `pipeline`
+# the modules that take longest, started first so that none of them is the last one running
+SLOWEST_FIRST = (*PIPELINE_READERS, "test_ray_pipeline", "test_continual", "test_dataset_config_file")
+
+
+def module_of(nodeid):
+    from pathlib import Path
+    return Path(nodeid.split("::", 1)[0]).stem
+
+
+def work_unit(nodeid):
+    """The tests one worker runs together: a module's (its module fixtures are made once), and the pipeline's
+    readers' (the session's pipeline runs once)."""
+    module = module_of(nodeid)
+    return "pipeline" if module in PIPELINE_READERS else module
 
 
 def pytest_collection_modifyitems(items):
-    """With several workers (`--dist loadgroup`), a module's tests stay in one worker, so its module fixtures are
-    made once, and the modules reading the session's pipeline share one worker, so it runs once."""
-    from pathlib import Path
-    for item in items:
-        module = Path(str(item.fspath)).stem
-        item.add_marker(pytest.mark.xdist_group("pipeline" if module in PIPELINE_READERS else module))
+    def rank(item):
+        module = module_of(item.nodeid)
+        return SLOWEST_FIRST.index(module) if module in SLOWEST_FIRST else len(SLOWEST_FIRST)
+    items.sort(key=rank)    # stable: a module's tests keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Work units as `work_unit` says, handed out in collection order (run with --no-loadscope-reorder)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+    return ByWorkUnit(config, log)

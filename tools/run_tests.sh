@@ -3,4 +3,4 @@
 # (pytest-xdist; a module's tests share a worker: tests/conftest.py), each worker's torch on one thread.
 source "$(dirname "$0")/setup_venv.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-"$PY" -m pytest -n auto --dist loadgroup "$@"
+"$PY" -m pytest -n auto --no-loadscope-reorder "$@"
