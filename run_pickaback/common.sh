@@ -130,9 +130,6 @@ path_of() {
     ${training_seed:+--training_seed "$training_seed"} --arch "$ARCH" --seed "$SEED"
 }
 
-# a >= b for decimal numbers (bash compares only integers, and "2" vs "2.0" as strings)
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-
 # Run a command and put its exit status in $status without tripping `set -e`.
 run_status() { status=0; "$@" || status=$?; }
 
@@ -140,7 +137,6 @@ run_status() { status=0; "$@" || status=$?; }
 # finetune into $2/scratch, from width $3 growing by 0.5 up to $4 while under its baseline, then its pruning stages
 # into $2/gradual_prune, each stage kept while the task stays at its baseline; $5 is the number of tasks the model is
 # to hold (the pruning loop frees enough for them), more arguments (the earlier tasks' model) go to the finetune.
-# Sets $width to the width the finetune ended at.
 compact_task() {
   local task=$1 R=$2 from=$3 max_width=$4 total=$5; shift 5
   # shellcheck disable=SC2086  # one argument per stage
@@ -151,7 +147,6 @@ compact_task() {
     --prune_stages $PRUNE_STAGES --prune_epochs "$PRUNE_EPOCHS" --prune_lr "$PRUNE_LR" \
     --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY" "$@"
   [ "$status" = 0 ] || { echo "CPG training of ${task} into ${R} stopped (exit ${status})." >&2; exit "$status"; }
-  width=$(sed -n 's/.*"width": *\([0-9.]*\).*/\1/p' "$R/scratch/outcome.json")
 }
 
 # Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into folder $2, from

@@ -20,13 +20,16 @@ read -r -a ids <<< "$(task_ids)"
 S="$(path_of sequences_root)/${METHOD}_$(IFS=-; echo "${ids[*]}")"   # the order is part of the sequence's name
 echo "Sequence ${METHOD} of tasks ${ids[*]} in ${S}"
 
+# The width the finetune of the task whose gradual_prune/ folder is $1 ended at: the next task starts there.
+width_of() { "$PY" -m tools.transfer_control width "$(dirname "$1")"; }
+
 # One CPG task on the model of the tasks before it (folder $2; none for the first); sets model_of_task.
 cpg_task() {
   local task=$1 previous=$2 R="$S/$1"
   if [ -z "$previous" ]; then
     compact_task "$task" "$R" 1.0 "${MAX_WIDTH:-2.0}" "${#ids[@]}"
   else
-    compact_task "$task" "$R" "$width" "${MAX_WIDTH:-2.0}" "${#ids[@]}" --load_folder "$previous"
+    compact_task "$task" "$R" "$(width_of "$previous")" "${MAX_WIDTH:-2.0}" "${#ids[@]}" --load_folder "$previous"
   fi
   "$PY" -m tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles \
     --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -24,10 +25,10 @@ import torch
 from models.cpg import CPGModel
 from tools.bench.harness import emit, fmt, timed
 from utils import paths
-from utils.cli import ArgumentParser
+from utils.cli import ArgumentParser, positive_int
 from utils.data import task_loaders
 from utils.dataset_config import CONFIG_HELP, get_config
-from utils.errors import run_main
+from utils.errors import UserError, run_main
 from utils.logs import read_train_csv
 from utils.train import build_optimizers, evaluate, train_one_epoch
 
@@ -49,7 +50,7 @@ def get_args_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", nargs="?", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--output-root", type=Path, help="where the run writes (default: a temporary folder, removed)")
-    p.add_argument("--cost-batches", type=int, default=10, help="batches per timing of the per-sample cost")
+    p.add_argument("--cost-batches", type=positive_int, default=10, help="batches per timing of the per-sample cost")
     return p
 
 
@@ -59,7 +60,7 @@ def run_step(step, config, env, log):
     seconds, done = timed(subprocess.run, ["bash", f"run_pickaback/{step}.sh", config], env=env, cwd=paths.REPO_ROOT,
                           stdout=subprocess.DEVNULL)
     if done.returncode != 0:
-        raise SystemExit(f"run_pickaback/{step}.sh stopped with exit {done.returncode}; run it alone to see why.")
+        raise UserError(f"run_pickaback/{step}.sh stopped with exit {done.returncode}; run it alone to see why.")
     processes = [line.split(" ", 2) for line in log.read_text().splitlines()]
     return seconds, [(entry, float(end) - float(start)) for start, end, entry in processes]
 
@@ -87,19 +88,10 @@ def start_up_seconds(entries, python):
             for entry in entries}
 
 
-def batches(loader, count):
-    taken = []
-    for batch in loader:
-        taken.append(batch)
-        if len(taken) == count:
-            break
-    return taken
-
-
 def per_sample_costs(arch, profile, cfg, task, backbone_task, count):
     """{(on a backbone?, "train"/"val"): seconds per sample} of `task`, one thread, its batches in memory."""
     train, val, _ = task_loaders(cfg, task, seed=paths.DEFAULT_SEED)
-    train_batches, val_batches = batches(train, count), batches(val, count)
+    train_batches, val_batches = list(islice(train, count)), list(islice(val, count))
     costs = {}
     for on_backbone in (False, True):
         model = CPGModel.create(arch, profile)
@@ -140,7 +132,7 @@ def main(args):
     temporary = args.output_root is None
     root = Path(tempfile.mkdtemp(prefix="bench_pipeline_")) if temporary else args.output_root.resolve()
     work = Path(tempfile.mkdtemp(prefix="bench_pipeline_wrapper_"))
-    python = str(paths.REPO_ROOT / ".venv/bin/python") if (paths.REPO_ROOT / ".venv/bin/python").exists() else sys.executable
+    python = sys.executable   # the steps' Python: this one, through the wrapper
     wrapper, log = work / "python", work / "processes.log"
     wrapper.write_text(WRAPPER)
     wrapper.chmod(0o755)
