@@ -88,9 +88,9 @@ def start_up_seconds(entries, python):
             for entry in entries}
 
 
-def per_sample_costs(arch, profile, cfg, task, backbone_task, count):
+def per_sample_costs(arch, profile, seed, cfg, task, backbone_task, count):
     """{(on a backbone?, "train"/"val"): seconds per sample} of `task`, one thread, its batches in memory."""
-    train, val, _ = task_loaders(cfg, task, seed=paths.DEFAULT_SEED)
+    train, val, _ = task_loaders(cfg, task, seed=seed)
     train_batches, val_batches = list(islice(train, count)), list(islice(val, count))
     costs = {}
     for on_backbone in (False, True):
@@ -112,23 +112,35 @@ def per_sample_costs(arch, profile, cfg, task, backbone_task, count):
     return costs
 
 
+def resolved_settings(config, env):
+    """(arch, profile, JOBS, seed) as common.sh resolves them for the steps (their one definition)."""
+    script = 'source run_pickaback/common.sh "$1" >&2; echo "$ARCH $PROFILE $JOBS $SEED"'
+    done = subprocess.run(["bash", "-c", script, "settings", config], env=env, cwd=paths.REPO_ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(done.stderr.strip().splitlines()[-1])
+    arch, profile, jobs, seed = done.stdout.split()
+    return arch, profile, int(jobs), int(seed)
+
+
 def backbone_of(cfg, task):
     """Another task for `task` to start on, of its own modality where the config has one."""
     others = [t for t in cfg.tasks if t is not task]
     return next((t for t in others if t.modality == task.modality), others[0])
 
 
-def split_sizes(cfg):
+def split_sizes(cfg, seed):
     """{task name: (train samples, validation samples)} as the pipeline splits them."""
     sizes = {}
     for task in cfg.tasks:
-        train, val, _ = task_loaders(cfg, task, seed=paths.DEFAULT_SEED)
+        train, val, _ = task_loaders(cfg, task, seed=seed)
         sizes[task.name] = (train.num_samples, val.num_samples)
     return sizes
 
 
 def main(args):
     cfg = get_config(args.config)
+    arch, profile, jobs, seed = resolved_settings(args.config, os.environ)
     temporary = args.output_root is None
     root = Path(tempfile.mkdtemp(prefix="bench_pipeline_")) if temporary else args.output_root.resolve()
     work = Path(tempfile.mkdtemp(prefix="bench_pipeline_wrapper_"))
@@ -153,13 +165,10 @@ def main(args):
     shutil.rmtree(work)
 
     torch.set_num_threads(1)
-    arch, profile = os.environ.get("ARCH") or "perceiver_io", os.environ.get("PROFILE") or (
-        "demo" if cfg.name == "demo" else "paper")
-    jobs = int(os.environ.get("JOBS") or (min(os.cpu_count(), 4) if profile == "demo" else 1))   # common.sh's
     parallel = min(jobs, os.cpu_count())
-    sizes = split_sizes(cfg)
+    sizes = split_sizes(cfg, seed)
     first_of = {t.modality: t for t in reversed(cfg.tasks)}
-    costs = {m: per_sample_costs(arch, profile, cfg, task, backbone_of(cfg, task), args.cost_batches)
+    costs = {m: per_sample_costs(arch, profile, seed, cfg, task, backbone_of(cfg, task), args.cost_batches)
              for m, task in first_of.items()}
     modality = {t.name: t.modality for t in cfg.tasks}
     start_up = start_up_seconds(sorted({e for _, _, processes, _ in steps for e, _ in processes}), python)
