@@ -1,4 +1,9 @@
-"""Shared fixtures: a small copy of the generated demo data (made once per test session)."""
+"""Shared fixtures (a small copy of the generated demo data, step 1's and the pipeline's outputs, each made once per
+test session) and `python`, which runs an entry point as its own process without a new interpreter's start."""
+import os
+import warnings
+
+os.environ.setdefault("TQDM_DISABLE", "1")   # before tqdm is imported: it reads its settings once, at import
 import pytest
 
 from tools.make_demo_data import generate_demo_data
@@ -36,13 +41,82 @@ def script_env(output_root, data_root):
     return env
 
 
-def run(env, *args):
-    """Run a Python entry point of the repository (args: script, then its arguments) as a subprocess."""
+def python(*args, env=None, cwd=None, timeout=300):
+    """`python <script or -m module> <arguments>` of the repository, as a CompletedProcess: the entry point runs in a
+    process of its own (exit status, stdout, stderr, environment, working directory) forked from this one, so it
+    starts with torch imported instead of spending seconds importing it. A command that must start a fresh
+    interpreter (-c code, an import-time check, a process killed mid-way) uses subprocess instead."""
     import subprocess
-    import sys
+    import tempfile
+    import time
     from utils.dataset_config import REPO_ROOT
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    args = [str(a) for a in args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:
+            run_forked_child(args, dict(os.environ if env is None else env), cwd or REPO_ROOT, out, err)
+        deadline = time.monotonic() + timeout
+        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(args, timeout)
+            time.sleep(0.02)
+        out.seek(0), err.seek(0)
+        return subprocess.CompletedProcess(args, os.waitstatus_to_exitcode(waited[1]),
+                                           out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def run_forked_child(args, env, cwd, out, err):
+    """(python, in the forked child) Run `args` as `python` would, with stdout and stderr in the files `out` and
+    `err`; never returns."""
+    import runpy
+    import sys
+    import traceback
+    status = 1
+    try:
+        os.dup2(out.fileno(), 1), os.dup2(err.fileno(), 2)
+        sys.stdout, sys.stderr = (open(fd, "w", buffering=1, encoding="utf-8", closefd=False) for fd in (1, 2))
+        sys.stdin = open(os.devnull)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        if "torch" in sys.modules and env.get("OMP_NUM_THREADS", "").isdigit():   # as a new interpreter reads it
+            sys.modules["torch"].set_num_threads(int(env["OMP_NUM_THREADS"]))
+        print_warnings_as_a_new_interpreter()
+        if args[0] == "-m":
+            sys.argv = [args[1], *args[2:]]
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = args
+            runpy.run_path(args[0], run_name="__main__")
+        status = 0
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
+        status = 1 if isinstance(exit_.code, str) else exit_.code or 0
+    except BaseException:       # as the interpreter does: the traceback on stderr, exit 1
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(status)
+
+
+def print_warnings_as_a_new_interpreter():
+    """(forked child) Warnings on stderr under Python's default filters, instead of pytest's record of them."""
+    import sys
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    # runpy's, as the tests imported the module before (a new interpreter would not have it)
+    warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+        warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def run(env, *args):
+    """Run a Python entry point of the repository (args: script, then its arguments) with this environment."""
+    return python(*args, env=env)
 
 
 def ok(proc):

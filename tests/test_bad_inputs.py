@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import sha256
+from conftest import python, sha256
 from utils import paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,8 +293,9 @@ def test_a_bad_input_is_one_sentence_or_a_correct_result_and_damages_nothing(fau
         planted = fault.plant(world) if fault.plant else []
         env = {**pipeline["env"], "MMPAB_OUTPUT_ROOT": str(out), "TQDM_DISABLE": "1",
                **{key: value.format(tmp=tmp_path) for key, value in fault.env.items()}}
-        proc = subprocess.run(command_of(fault, tmp_path), cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=300)
+        command = command_of(fault, tmp_path)
+        proc = (python(*command[1:], env=env) if command[0] == sys.executable else
+                subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300))
         said = proc.stdout + proc.stderr
         assert "Traceback" not in said, said[-3000:]
         if fault.correct is not None:

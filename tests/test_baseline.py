@@ -3,17 +3,14 @@ import json
 import multiprocessing
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import BASELINE_EPOCHS, script_env
+from conftest import BASELINE_EPOCHS, python, script_env
 from utils import paths
 from utils.checkpoint import load_model
 from utils.data import task_loaders
-from utils.dataset_config import REPO_ROOT
 from utils.records import read_json_record, update_json_record
 from utils.train import evaluate
 
@@ -21,8 +18,7 @@ SCRIPT = "packnet_cifar100_main_normal.py"
 
 
 def run(out, data_root, *args):
-    return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO_ROOT, env=script_env(out, data_root),
-                          capture_output=True, text=True, timeout=300)
+    return python(SCRIPT, *args, env=script_env(out, data_root))
 
 
 def baseline_ckpt(out, task_name, epochs=BASELINE_EPOCHS):

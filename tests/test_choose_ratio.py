@@ -1,11 +1,10 @@
 """Step 2-2: the pruning-ratio choice and how the chosen checkpoint is installed."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import python
 from tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles import choose_ratio
 from utils.baseline import ACC_TOLERANCE, tolerance
 
@@ -46,9 +45,8 @@ def make_task_dir(tmp_path, record):
 
 
 def run_tool(task_dir, baseline, rule=("--allow_acc_loss", "0.001")):
-    return subprocess.run([sys.executable, "-m", TOOL, "--pruning_ratio_to_acc_record_file",
-                           str(task_dir / "gradual_prune" / "record.txt"), "--baseline_acc_file", str(baseline),
-                           "--dataset", "food_containers", *rule], capture_output=True, text=True, cwd=ROOT)
+    return python("-m", TOOL, "--pruning_ratio_to_acc_record_file", task_dir / "gradual_prune" / "record.txt",
+                  "--baseline_acc_file", baseline, "--dataset", "food_containers", *rule)
 
 
 def test_the_tolerance_is_one_standard_error_of_the_baseline_unless_fixed():

@@ -7,14 +7,12 @@ functions while parsing, and CPG_MM_main_normal.check_args checks flags against 
 """
 import argparse
 import importlib
-import runpy
 import subprocess
 import sys
-import warnings
 
 import pytest
 
-from conftest import script_env
+from conftest import python, script_env
 from utils import cli
 from utils.dataset_config import REPO_ROOT
 from utils.errors import UserError
@@ -55,29 +53,20 @@ def entry_points_in_tree():
     return sorted(str(f.relative_to(REPO_ROOT)) for f in files if "ArgumentParser(" in f.read_text())
 
 
+def entry_command(script):
+    """`python`'s arguments for an entry point: a top-level script as a file, a tool as a module (`-m tools.x`)."""
+    return ["-m", script.removesuffix(".py").replace("/", ".")] if script.startswith("tools/") else [script]
+
+
 def run(script, *args, env):
-    """Run an entry point by its file as a subprocess: a top-level script as a file, a tool as a module (`-m tools.x`)."""
-    command = ["-m", script.removesuffix(".py").replace("/", ".")] if script.startswith("tools/") else [script]
-    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=REPO_ROOT, env=env,
+    """Run an entry point in a new interpreter, as a user does."""
+    return subprocess.run([sys.executable, *entry_command(script), *map(str, args)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
-def run_in_process(script, *args, env, monkeypatch, capsys):
-    """The same run in this process (its `__main__` block, as `python <script>` or `-m` runs it, without the
-    seconds a new interpreter spends importing torch): a CompletedProcess of its exit status and output."""
-    monkeypatch.chdir(REPO_ROOT)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # runpy's: the module was imported before (harmless here)
-        if script.startswith("tools/"):
-            runpy.run_module(script.removesuffix(".py").replace("/", "."), run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(script, run_name="__main__")
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(sys.argv, exit_info.value.code or 0, out, err)
+def run_forked(script, *args, env):
+    """The same run without a new interpreter's start (conftest.python)."""
+    return python(*entry_command(script), *args, env=env)
 
 
 def error_lines(stderr):
@@ -109,10 +98,9 @@ def test_entry_point_builds_the_exit_1_parser(script):
 
 
 @pytest.mark.parametrize("script", sorted(REQUIRED_ARGS))
-def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out, monkeypatch, capsys):
+def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out):
     args = [str(tmp_path / a) if a.isupper() else a for a in REQUIRED_ARGS[script]]
-    proc = run_in_process(script, *args, MISTYPED, "3", env=script_env(empty_out, tmp_path / "no_data"),
-                          monkeypatch=monkeypatch, capsys=capsys)
+    proc = run_forked(script, *args, MISTYPED, "3", env=script_env(empty_out, tmp_path / "no_data"))
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
     lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
@@ -122,7 +110,7 @@ def test_mistyped_flag_exits_1_with_one_error_line(script, tmp_path, empty_out, 
 
 
 def test_a_mistyped_flag_in_a_new_process_exits_1_with_one_error_line(tmp_path, empty_out):
-    """The in-process runs above, once as the user's shell runs it."""
+    """The forked runs above, once in a new interpreter, as the user's shell runs it."""
     proc = run("CPG_MM_main_normal.py", *REQUIRED_ARGS["CPG_MM_main_normal.py"], MISTYPED, "3",
                env=script_env(empty_out, tmp_path / "no_data"))
     assert proc.returncode == 1 and error_lines(proc.stderr) == [line for line in proc.stderr.splitlines() if line]
@@ -159,11 +147,9 @@ SUBPROCESS_CASES = [
 
 @pytest.mark.parametrize("command, bad, words", SUBPROCESS_CASES,
                          ids=[f"{c[0].split('/')[-1][:12]}:{' '.join(b)}" for c, b, _ in SUBPROCESS_CASES])
-def test_out_of_range_number_exits_1_and_writes_nothing(command, bad, words, small_demo_root, empty_out, monkeypatch,
-                                                        capsys):
+def test_out_of_range_number_exits_1_and_writes_nothing(command, bad, words, small_demo_root, empty_out):
     args = [a.replace("OUT", str(empty_out)) for a in command[1:]]
-    proc = run_in_process(command[0], *args, *bad, env=script_env(empty_out, small_demo_root), monkeypatch=monkeypatch,
-                          capsys=capsys)
+    proc = run_forked(command[0], *args, *bad, env=script_env(empty_out, small_demo_root))
     assert proc.returncode == 1, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import BASELINE_TASK_IDS, sha256
+from conftest import BASELINE_TASK_IDS, python, sha256
 from models.cpg import CPGModel
 from tools.continual import cl_figures
 from utils.checkpoint import load_model
@@ -102,8 +102,7 @@ def test_accuracy_matrix_has_every_learned_task_and_bwt_is_measured_zero(sequenc
 
 def test_cl_table_is_the_hand_computation_from_r(sequences):
     env = sequences["env"]
-    result = subprocess.run([env["PYTHON"], "-m", "tools.continual", "table", "demo"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = python("-m", "tools.continual", "table", "demo", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     with open(sequences["out"] / "cl_demo.csv", newline="") as f:
         rows = {row["method"]: row for row in csv.DictReader(f)}

@@ -1,4 +1,4 @@
-"""Steps 2-1 / 3-2 (CPG_MM_main_normal.py --mode finetune|prune|inference) run as subprocesses.
+"""Steps 2-1 / 3-2 (CPG_MM_main_normal.py --mode finetune|prune|inference|cpg) run as processes of their own.
 
 The exit codes are the bash loop's protocol (utils.errors.ExitStatus): 0 done, 2 grow, 3 baseline
 missing, 5 no capacity, 6 pruning stage failed. Baselines are written by hand ("0.0000" always
@@ -7,16 +7,13 @@ passes, "1.0000" always fails) so every decision is forced.
 import csv
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import script_env
+from conftest import python, script_env
 from utils.checkpoint import load_checkpoint, load_model
 from utils.data import task_loaders
-from utils.dataset_config import REPO_ROOT
 from utils.errors import ExitStatus
 from utils.train import evaluate
 
@@ -26,9 +23,8 @@ EPOCHS = 2
 
 
 def cpg(env, *args):
-    cmd = [sys.executable, SCRIPT, "--device", "cpu", "--profile", "demo", "--dataset_config", "demo",
-           "--seed", "2", *map(str, args)]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return python(SCRIPT, "--device", "cpu", "--profile", "demo", "--dataset_config", "demo", "--seed", "2", *args,
+                  env=env)
 
 
 def write_baseline(path, value):

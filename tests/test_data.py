@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS
+from conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS, python
 from utils.data import load_split, random_crop_flip, split_indices, task_loaders
 from utils.dataset_config import (CIFAR100_STD, CONFIG_NAMES, DATA_ROOT_ENV, DEMO_CLASSES,
                                   DEMO_TASKS, get_config)
@@ -262,8 +262,7 @@ def test_non_utf8_caption_is_named(writable_demo):
 
 
 def test_task_info_cli(small_demo_root):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "tools.task_info", *args], cwd=REPO,  # noqa: E731
-                                       capture_output=True, text=True)
+    run = lambda *args: python("-m", "tools.task_info", *args)  # noqa: E731
     assert run("demo", "7", "--field", "modality").stdout == "text\n"
     assert run("demo", "2").stdout == "shapes_noisy\n"
     assert run("cifar100", "--list").stdout.split() == [str(i) for i in range(1, 21)]
@@ -276,8 +275,7 @@ def test_task_info_cli(small_demo_root):
 def test_task_info_gives_the_bash_steps_utils_paths_layout(tmp_path):
     """The bash steps build no output path themselves: every one comes from utils/paths.py through task_info."""
     env = {**os.environ, "MMPAB_OUTPUT_ROOT": str(tmp_path)}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "tools.task_info", "demo", *args], cwd=REPO,  # noqa: E731
-                                       capture_output=True, text=True, env=env)
+    run = lambda *args: python("-m", "tools.task_info", "demo", *args, env=env)  # noqa: E731
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
         expected = {("--path", "baseline_acc_file", "--seed", "3"): paths.baseline_acc_file("perceiver_io", "demo", 3),

@@ -1,6 +1,4 @@
 """The demo generator: layout, determinism, resume marker, the designed relations and the image-caption pairing."""
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import python
 from tools.make_demo_data import MARKER, generate_demo_data, render_caption, render_image
 from utils.data import load_paired_split, load_split, sample_keys
 from utils.dataset_config import DEMO_CLASSES, DEMO_TASKS, get_config
 from utils.errors import UserError
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -119,13 +116,11 @@ def test_complete_folder_is_skipped_and_half_written_one_regenerated(tmp_path):
 
 
 def test_cli_writes_and_reports(tmp_path):
-    command = [sys.executable, "-m", "tools.make_demo_data", "--out", str(tmp_path / "d"),
-               "--train-per-class", "2", "--test-per-class", "1"]
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    command = ["-m", "tools.make_demo_data", "--out", tmp_path / "d", "--train-per-class", "2", "--test-per-class", "1"]
+    first, second = python(*command), python(*command)
     assert first.returncode == 0 and "written" in first.stdout
     assert second.returncode == 0 and "already complete" in second.stdout
-    bad = subprocess.run(command[:-1] + ["0"], cwd=REPO, capture_output=True, text=True)
+    bad = python(*command[:-1], "0")
     assert bad.returncode != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 

@@ -1,17 +1,13 @@
 """A stage whose training loss stops being finite ends with one sentence and records nothing: no baseline
 accuracy (the chance level of its NaN weights) and no checkpoint."""
-import subprocess
-import sys
 
-from conftest import script_env
-from utils.dataset_config import REPO_ROOT
+from conftest import python, script_env
 
 
 def test_a_non_finite_loss_stops_the_stage_without_a_result(small_demo_root, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "packnet_cifar100_main_normal.py", "--dataset", "1", "--epochs", "1",
-                           "--device", "cpu", "--lr", "1e30"], cwd=REPO_ROOT, env=script_env(out, small_demo_root),
-                          capture_output=True, text=True, timeout=300)
+    proc = python("packnet_cifar100_main_normal.py", "--dataset", "1", "--epochs", "1", "--device", "cpu",
+                  "--lr", "1e30", env=script_env(out, small_demo_root))
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: Stage baseline of task shapes_clean stopped in epoch 1")

@@ -3,12 +3,11 @@ import csv
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import PIPELINE_TASKS as TASKS, run_step, sha256
+from conftest import PIPELINE_TASKS as TASKS, python, run_step, sha256
 from packnet_models_pickaback.compare import load_task_model
 from pickaback_perceiverIO import as_model_inputs
 from utils.checkpoint import load_checkpoint
@@ -28,8 +27,7 @@ def test_every_task_has_a_baseline_and_a_backbone(pipeline):
 
 
 def test_relations_bench_gives_each_targets_own_accuracy_and_its_related_models_on_its_data(pipeline, monkeypatch):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.relations", "demo"], cwd=ROOT,
-                            env=pipeline["env"], capture_output=True, text=True, timeout=300)
+    result = python("-m", "tools.bench.relations", "demo", env=pipeline["env"])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = {r["target_id"]: r for r in json.loads(result.stdout.strip().splitlines()[-1])["targets"]}
     assert {t: r["related_id"] for t, r in rows.items()} == {1: 2, 2: 1, 7: 8, 8: 7}
@@ -71,8 +69,7 @@ def test_backbone_checkpoints_are_untouched_by_steps_4_and_3_2(pipeline):
 
 
 def test_summary_shows_backbones_bit_identical(pipeline):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.report", "demo", "--summary"], cwd=ROOT,
-                            env=pipeline["env"], capture_output=True, text=True, timeout=300)
+    result = python("-m", "tools.report", "demo", "--summary", env=pipeline["env"])
     assert result.returncode == 0, result.stderr
     assert "bit-identical" in result.stdout and "CHANGED" not in result.stdout
 
@@ -87,8 +84,8 @@ def test_rerunning_a_step_skips_finished_work(pipeline):
     trained = epochs_trained(pipeline["out"])
     stdout = run_step("baseline", one_at_a_time)
     assert stdout.count("already done") == len(TASKS)
-    stdout = run_step("w_backbone", one_at_a_time)
-    assert "is already done" in stdout and epochs_trained(pipeline["out"]) == trained
+    stdout = run_step("w_backbone", dict(one_at_a_time, TASKS="7"))     # its run on the backbone and the twin
+    assert stdout.count("is already done") == 2 and epochs_trained(pipeline["out"]) == trained
 
 
 def test_parallel_steps_log_each_job_and_print_one_line_per_job(pipeline):
@@ -222,20 +219,15 @@ def test_control_reuses_step_3_2s_run_for_the_selected_pair(pipeline, control):
     assert log.index("is already done") < log.index(": val accuracy")   # the selected run first, not retrained
 
 
-def test_control_rerun_adds_no_rows_and_trains_nothing(pipeline, control):
-    trained = epochs_trained(pipeline["out"])
-    run_step("transfer_matrix", pipeline["env"])
-    assert epochs_trained(pipeline["out"]) == trained
-    assert transfer_rows(pipeline["out"]) == control["rows"]
-
-
 def test_control_leaves_every_backbone_byte_identical(pipeline, control):
     assert {name: sha256(p) for name, p in pipeline["chosen"].items()} == pipeline["hashes_before"]
 
 
-def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, control, tmp_path):
+def test_control_seeds_train_one_targets_runs_again_with_that_seed_and_nothing_else(pipeline, control, tmp_path):
+    """Seed 2's runs of target 7 are there already: the rerun trains none of them and adds no row of seed 2."""
     out = tmp_path / "out"
     shutil.copytree(pipeline["out"], out)
+    trained = epochs_trained(out)
     env = dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out), CONTROL_SEEDS="2 5", CONTROL_TARGETS="7")
     run_step("transfer_matrix", env)
     rows = list(csv.DictReader(open(out / "pickaback_demo_transfer.csv")))
@@ -243,6 +235,8 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, con
     assert {r["target_id"] for r in rows if r["seed"] == "5"} == {"7"}
     assert again == {b for t, b in control["rows"] if t == 7}       # every run of target 7, nothing else
     assert {(int(r["target_id"]), r["backbone"]): r for r in rows if r["seed"] == "2"} == control["rows"]
+    seed_5_epochs = sum(log.read_text().count("Train Ep.") for log in out.rglob("training_seed5/train.log"))
+    assert seed_5_epochs > 0 and epochs_trained(out) == trained + seed_5_epochs
     repeat = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
               / "shapes_notes" / "shapes_captions" / "training_seed5" / "scratch")
     settings = load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]
@@ -253,8 +247,7 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed(pipeline, con
 
 
 def quality(env, out, *extra):
-    result = subprocess.run([env["PYTHON"], "-m", "tools.transfer_control", "quality", "demo", *extra], cwd=ROOT,
-                            env=dict(env, MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True, timeout=300)
+    result = python("-m", "tools.transfer_control", "quality", "demo", *extra, env=dict(env, MMPAB_OUTPUT_ROOT=str(out)))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -286,9 +279,7 @@ def test_cl_table_gives_pickaback_as_two_task_sequences_and_the_controls_picks(p
     """Pick-a-back's row of the CL table: per target the sequence (backbone, target), from results_demo.csv."""
     out = tmp_path / "out"
     shutil.copytree(pipeline["out"], out)
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.continual", "table", "demo"], cwd=ROOT,
-                            env=dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out)), capture_output=True, text=True,
-                            timeout=600)
+    result = python("-m", "tools.continual", "table", "demo", env=dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out)))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = {r["method"]: r for r in csv.DictReader(open(out / "cl_demo.csv"))}
     assert list(rows) == ["scratch", "pickaback", "pickaback_oracle", "pickaback_random"]
@@ -320,9 +311,8 @@ def test_quality_judges_the_selection_another_score_of_the_table_makes(pipeline,
 
 def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, control):
     table_before = read_table(pipeline["out"])
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
-                             "--candidates same-modality", "--variants", "default", "probe_seed_3"], cwd=ROOT, env=pipeline["env"],
-                            capture_output=True, text=True, timeout=900)
+    result = python("-m", "tools.bench.variants", "demo", "--base_args", "--candidates same-modality", "--variants",
+                    "default", "probe_seed_3", env=pipeline["env"], timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(figures["variants"]) == {"default", "probe_seed_3"}
@@ -339,18 +329,16 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
 
 def test_variants_bench_puts_base_args_before_every_variant(pipeline, control):
     """An odd probe count is refused by step 3-1 itself, so its error shows the base args reached it."""
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
-                             "--n_inputs 3", "--variants", "probe_seed_1"], cwd=ROOT,
-                            env=pipeline["env"], capture_output=True, text=True, timeout=900)
+    result = python("-m", "tools.bench.variants", "demo", "--base_args", "--n_inputs 3", "--variants", "probe_seed_1",
+                    env=pipeline["env"], timeout=900)
     assert result.returncode == 1
     assert "step 3-1 with --n_inputs 3 --probe_seed 1 failed" in result.stderr
     assert "even" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_variants_bench_without_a_probe_seed_variant_reports_no_agreement(pipeline, control):
-    result = subprocess.run([pipeline["env"]["PYTHON"], "-m", "tools.bench.variants", "demo", "--base_args",
-                             "--max_iterations 0", "--variants", "default"], cwd=ROOT,
-                            env=pipeline["env"], capture_output=True, text=True, timeout=900)
+    result = python("-m", "tools.bench.variants", "demo", "--base_args", "--max_iterations 0", "--variants", "default",
+                    env=pipeline["env"], timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["probe_seed_agreement"] is None and set(figures["variants"]) == {"default"}

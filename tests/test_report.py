@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from conftest import python
 from tools import report
 from utils import paths
 from utils.dataset_config import get_config
@@ -148,8 +149,7 @@ def out_root(tmp_path, monkeypatch):
 
 def run_tool(out_root, *args, tool="tools.report"):
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out_root))
-    return subprocess.run([sys.executable, "-m", tool, "demo", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return python("-m", tool, "demo", *args, env=env, timeout=120)
 
 
 def report_dir(seed=paths.DEFAULT_SEED):

@@ -2,16 +2,14 @@
 import csv
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import script_env
+from conftest import python, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.dataset_config import REPO_ROOT, get_config
+from utils.dataset_config import get_config
 from utils.errors import UserError
 
 ARCH = "perceiver_io"
@@ -22,10 +20,8 @@ RECOMPUTED = "Distances of target {} recomputed: {}"
 
 
 def select(out, data_root, *extra, targets=("1", "7"), candidates=("1", "2", "7"), check=True):
-    proc = subprocess.run([sys.executable, "pickaback_perceiverIO.py", "--dataset_config", "demo",
-                           "--target_id", *targets, "--candidate_ids", *candidates, *FAST, *extra],
-                          cwd=REPO_ROOT, env=script_env(out, data_root), capture_output=True, text=True,
-                          timeout=600)
+    proc = python("pickaback_perceiverIO.py", "--dataset_config", "demo", "--target_id", *targets,
+                  "--candidate_ids", *candidates, *FAST, *extra, env=script_env(out, data_root), timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc

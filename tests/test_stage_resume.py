@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import BASELINE_EPOCHS, ok, script_env
+from conftest import BASELINE_EPOCHS, ok, python, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint
 from utils.dataset_config import REPO_ROOT
@@ -92,14 +92,13 @@ def test_a_stage_killed_mid_way_resumes_to_the_uninterrupted_checkpoint(stage, t
     assert (baseline_folder / f"checkpoint-{BASELINE_EPOCHS}.pth.tar").is_file()
 
     argv, whole = command(stage, tmp_path / "whole", baseline_folder)
-    ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600))
+    ok(python(*argv[1:], env=env, timeout=600))
 
     argv, resumed = command(stage, tmp_path / "killed", baseline_folder)
     state_file = paths.stage_state_file(resumed)
     killed = kill_after_saved_epochs(argv, env, state_file, KILL_AFTER)
     assert killed.returncode == -signal.SIGKILL and not resumed.exists()
-    rerun = ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                              timeout=600))
+    rerun = ok(python(*argv[1:], env=env, timeout=600))
     assert "Resuming" in rerun.stdout and not state_file.exists()
 
     a, b = model_tensors(whole), model_tensors(resumed)
@@ -129,12 +128,12 @@ def test_a_forced_rerun_killed_mid_way_leaves_the_finished_outputs_whole(stage, 
     baseline_folder = baseline_outputs / paths.baseline_dir("perceiver_io", "demo", "shapes_clean").relative_to(
         paths.output_root())
     argv, checkpoint = command(stage, tmp_path / "run", baseline_folder)
-    ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600))
+    ok(python(*argv[1:], env=env, timeout=600))
     finished = {path: path.read_bytes() for path in (checkpoint, tmp_path / "run" / "train.csv")}
     killed = kill_after_saved_epochs([*argv, "--force"], env, paths.stage_state_file(checkpoint), 1)
     assert killed.returncode == -signal.SIGKILL
     assert {path: path.read_bytes() for path in finished} == finished
-    rerun = ok(subprocess.run([str(a) for a in argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True))
+    rerun = ok(python(*argv[1:], env=env, timeout=600))
     assert "already done" in rerun.stdout
 
 
