@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 from utils import paths
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
@@ -108,6 +107,7 @@ def correlation(scores, accuracies):
     """(Spearman rho, weighted Kendall tau) of two equal-length sequences; None where undefined."""
     if len(scores) < 3 or len(set(scores)) < 2 or len(set(accuracies)) < 2:
         return None, None
+    from scipy import stats     # imported here: a second of start-up the control's plan, width and collect need not pay
     rho = stats.spearmanr(scores, accuracies).statistic
     tau = stats.weightedtau(scores, accuracies).statistic
     return (None if math.isnan(rho) else float(rho)), (None if math.isnan(tau) else float(tau))
@@ -157,6 +157,7 @@ def interval95(values):
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, None
+    from scipy import stats     # imported here, as in correlation
     half = float(stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
     return mean, half
 
