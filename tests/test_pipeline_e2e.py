@@ -247,7 +247,8 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed_and_nothing_e
 
 
 def quality(env, out, *extra):
-    result = python("-m", "tools.transfer_control", "quality", "demo", *extra, env=dict(env, MMPAB_OUTPUT_ROOT=str(out)))
+    result = python("-m", "tools.transfer_control", "quality", "demo", *extra,
+                    env=dict(env, MMPAB_OUTPUT_ROOT=str(out)))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
