@@ -190,8 +190,10 @@ def pipeline(small_demo_root, tmp_path_factory):
 
 # ---------------------------------------------------------------- workers (tools/run_tests.sh: pytest-xdist)
 PIPELINE_READERS = ("test_pipeline_e2e", "test_bad_inputs")   # the modules reading the session's `pipeline`
-# the modules that take longest, started first so that none of them is the last one running
-SLOWEST_FIRST = (*PIPELINE_READERS, "test_ray_pipeline", "test_continual", "test_dataset_config_file")
+# the modules that take longest (as measured), longest first, so that none of them is the last one running
+SLOWEST_FIRST = (*PIPELINE_READERS, "test_ray_pipeline", "test_continual", "test_resume", "test_stage_resume",
+                 "test_dataset_config_file", "test_select_forwards", "test_prepare_cub", "test_transfer",
+                 "test_cpg_main", "test_select_resume")
 
 
 def module_of(nodeid):
