@@ -34,7 +34,6 @@ BASELINE_TASK_IDS = ("1", "2", "7")   # two image tasks, one text task of the de
 
 def script_env(output_root, data_root):
     """Environment for running a pipeline script as a subprocess with redirected outputs and data."""
-    import os
     env = dict(os.environ)
     env.update(MMPAB_OUTPUT_ROOT=str(output_root), MMPAB_DATA_ROOT=str(data_root),
                PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
@@ -46,6 +45,7 @@ def python(*args, env=None, cwd=None, timeout=300):
     process of its own (exit status, stdout, stderr, environment, working directory) forked from this one, so it
     starts with torch imported instead of spending seconds importing it. A command that must start a fresh
     interpreter (-c code, an import-time check, a process killed mid-way) uses subprocess instead."""
+    import signal
     import subprocess
     import tempfile
     import time
@@ -58,7 +58,7 @@ def python(*args, env=None, cwd=None, timeout=300):
         deadline = time.monotonic() + timeout
         while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
             if time.monotonic() > deadline:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 raise subprocess.TimeoutExpired(args, timeout)
             time.sleep(0.02)
@@ -167,14 +167,13 @@ def pipeline(small_demo_root, tmp_path_factory):
     backbone's chosen checkpoint), "hashes_before" (theirs before steps 4 and 3-2)}. Some tests run more steps
     on it (the transfer control); a test that must see it as the pipeline left it copies it first."""
     import json
-    import os
     from utils.dataset_config import REPO_ROOT
     out = tmp_path_factory.mktemp("outputs")
-    python = REPO_ROOT / ".venv/bin/python"
+    interpreter = REPO_ROOT / ".venv/bin/python"
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
                TASKS=" ".join(map(str, PIPELINE_TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
                MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2",
-               PYTHON=str(python) if python.exists() else "python3")
+               PYTHON=str(interpreter) if interpreter.exists() else "python3")
     logs = {}
     for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
         logs[step] = run_step(step, env)
