@@ -187,12 +187,89 @@ def pipeline(small_demo_root, tmp_path_factory):
     return {"out": out, "env": env, "logs": logs, "chosen": chosen, "hashes_before": hashes_before}
 
 
+# ---------------------------------------------------------------- the bash steps on a dataset described only by its
+# config file (one run per session, read by test_dataset_config_file and compared with Ray's by test_ray_pipeline)
+MYDATA_TOML = """\
+image_size = 32
+train_augment = "crop_flip"
+vocab_size = 4096
+max_text_length = 32
+val_fraction = 0.2
+mean = [0.5, 0.5, 0.5]
+std = [0.25, 0.25, 0.25]
+
+[[tasks]]
+name = "shapes_clean"
+modality = "image"
+num_classes = 5
+related = "shapes_noisy"
+paired = "shapes_captions"
+
+[[tasks]]
+name = "shapes_noisy"
+modality = "image"
+num_classes = 5
+related = "shapes_clean"
+
+[[tasks]]
+name = "shapes_captions"
+modality = "text"
+num_classes = 5
+related = "shapes_notes"
+
+[[tasks]]
+name = "shapes_notes"
+modality = "text"
+num_classes = 5
+related = "shapes_captions"
+"""
+MYDATA_TASKS = ("shapes_clean", "shapes_noisy", "shapes_captions", "shapes_notes")
+STEPS = ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone", "transfer_kv", "w_backbone")
+# the demo profile (a config not named demo gets the paper's), an image and a text task, one epoch, no ModelDiff
+# search, no growing: what is under test is that every step reads the dataset from its file, not what it learns
+MYDATA_SETTINGS = {"TASKS": "1 3", "PROFILE": "demo", "EPOCHS": "1", "PRUNE_EPOCHS": "1", "PRUNE_STAGES": "0.5",
+                   "MODELDIFF_ITERATIONS": "0", "MAX_WIDTH": "1.0", "DEVICE": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def mydata_root(small_demo_root, tmp_path_factory):
+    """A data root holding mydata/: four tiny demo tasks copied into a dataset of their own, with its dataset.toml."""
+    import shutil
+    root = tmp_path_factory.mktemp("my_data_root")
+    for folder, names in (("images", MYDATA_TASKS[:2]), ("text", MYDATA_TASKS[2:])):
+        source, copy_to = small_demo_root / "demo" / folder, root / "mydata" / folder
+        for split in ("train", "test"):
+            for name in names:
+                shutil.copytree(source / split / name, copy_to / split / name)
+    (root / "mydata" / "dataset.toml").write_text(MYDATA_TOML)
+    return root
+
+
+@pytest.fixture(scope="session")
+def config_file_pipeline(mydata_root, tmp_path_factory):
+    """The six bash steps on mydata, its config given by a path relative to the caller's folder (not the
+    repository), with MYDATA_SETTINGS: {"out", "env", "root"}; treat as read-only."""
+    import subprocess
+    from utils.dataset_config import REPO_ROOT
+    out = tmp_path_factory.mktemp("mydata_out")
+    interpreter = REPO_ROOT / ".venv/bin/python"
+    env = dict(script_env(out, mydata_root), **MYDATA_SETTINGS, JOBS="2",
+               PYTHON=str(interpreter) if interpreter.exists() else "python3")
+    for step in STEPS:
+        result = subprocess.run(["bash", str(REPO_ROOT / "run_pickaback" / f"{step}.sh"), "mydata/dataset.toml"],
+                                cwd=mydata_root, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return {"out": out, "env": env, "root": mydata_root}
+
+
 # ---------------------------------------------------------------- workers (tools/run_tests.sh: pytest-xdist)
-PIPELINE_READERS = ("test_pipeline_e2e", "test_bad_inputs")   # the modules reading the session's `pipeline`
+# the modules reading one session fixture run in one worker, so that it is made once
+SHARED_FIXTURE_READERS = {"test_pipeline_e2e": "pipeline", "test_bad_inputs": "pipeline",
+                          "test_ray_pipeline": "config_file_pipeline", "test_dataset_config_file": "config_file_pipeline"}
 # the modules that take longest (as measured), longest first, so that none of them is the last one running
-SLOWEST_FIRST = (*PIPELINE_READERS, "test_ray_pipeline", "test_continual", "test_resume", "test_stage_resume",
-                 "test_dataset_config_file", "test_select_forwards", "test_prepare_cub", "test_transfer",
-                 "test_cpg_main", "test_select_resume")
+SLOWEST_FIRST = ("test_pipeline_e2e", "test_bad_inputs", "test_ray_pipeline", "test_dataset_config_file",
+                 "test_continual", "test_stage_resume", "test_resume", "test_select_forwards", "test_cpg_main",
+                 "test_transfer", "test_prepare_cub", "test_select_resume")
 
 
 def module_of(nodeid):
@@ -201,10 +278,10 @@ def module_of(nodeid):
 
 
 def work_unit(nodeid):
-    """The tests one worker runs together: a module's (its module fixtures are made once), and the pipeline's
-    readers' (the session's pipeline runs once)."""
+    """The tests one worker runs together: a module's (its module fixtures are made once), or those of every
+    module reading one of the session's pipelines (it runs once)."""
     module = module_of(nodeid)
-    return "pipeline" if module in PIPELINE_READERS else module
+    return SHARED_FIXTURE_READERS.get(module, module)
 
 
 def pytest_collection_modifyitems(items):

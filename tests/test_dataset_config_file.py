@@ -6,12 +6,10 @@ import csv
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from tests.conftest import ok, run, script_env
+from tests.conftest import MYDATA_TASKS, ok, run
 from utils import dataset_config
 from utils.data import load_split
 from utils.dataset_config import REPO_ROOT, get_config
@@ -266,68 +264,8 @@ def test_outputs_record_the_files_contents_so_an_edit_redoes_the_work(tmp_path, 
 
 # ---------------------------------------------------------------- the whole pipeline on a config-file dataset
 
-MYDATA_TOML = """\
-image_size = 32
-train_augment = "crop_flip"
-vocab_size = 4096
-max_text_length = 32
-val_fraction = 0.2
-mean = [0.5, 0.5, 0.5]
-std = [0.25, 0.25, 0.25]
-
-[[tasks]]
-name = "shapes_clean"
-modality = "image"
-num_classes = 5
-related = "shapes_noisy"
-paired = "shapes_captions"
-
-[[tasks]]
-name = "shapes_noisy"
-modality = "image"
-num_classes = 5
-related = "shapes_clean"
-
-[[tasks]]
-name = "shapes_captions"
-modality = "text"
-num_classes = 5
-related = "shapes_notes"
-
-[[tasks]]
-name = "shapes_notes"
-modality = "text"
-num_classes = 5
-related = "shapes_captions"
-"""
-MYDATA_TASKS = ("shapes_clean", "shapes_noisy", "shapes_captions", "shapes_notes")
-STEPS = ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone", "transfer_kv", "w_backbone")
-
-
-@pytest.fixture(scope="module")
-def mydata_root(small_demo_root, tmp_path_factory):
-    """A data root holding mydata/: four tiny demo tasks copied into a dataset of their own, with its dataset.toml."""
-    root = tmp_path_factory.mktemp("my_data_root")
-    for folder, names in (("images", MYDATA_TASKS[:2]), ("text", MYDATA_TASKS[2:])):
-        source, copy_to = small_demo_root / "demo" / folder, root / "mydata" / folder
-        for split in ("train", "test"):
-            for name in names:
-                shutil.copytree(source / split / name, copy_to / split / name)
-    (root / "mydata" / "dataset.toml").write_text(MYDATA_TOML)
-    return root
-
-
-def test_the_pipeline_runs_on_a_dataset_described_only_by_a_config_file(mydata_root, tmp_path):
-    out = tmp_path / "out"
-    # the demo profile (a config not named demo gets the paper's), an image and a text task, one epoch, no ModelDiff
-    # search, no growing: what is under test is that every step reads the dataset from its file, not what it learns
-    env = dict(script_env(out, mydata_root), TASKS="1 3", PROFILE="demo", EPOCHS="1", PRUNE_EPOCHS="1",
-               PRUNE_STAGES="0.5", MODELDIFF_ITERATIONS="0", MAX_WIDTH="1.0", DEVICE="cpu", JOBS="2",
-               PYTHON=str(REPO_ROOT / ".venv/bin/python") if (REPO_ROOT / ".venv/bin/python").exists() else "python3")
-    for step in STEPS:    # by a path relative to the caller's folder, which is not the repository
-        result = subprocess.run(["bash", str(REPO_ROOT / "run_pickaback" / f"{step}.sh"), "mydata/dataset.toml"],
-                                cwd=mydata_root, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+def test_the_pipeline_runs_on_a_dataset_described_only_by_a_config_file(config_file_pipeline):
+    out, env = config_file_pipeline["out"], config_file_pipeline["env"]
     with open(out / "pickaback_mydata_result.csv", newline="") as f:
         picks = {int(t): int(c) for t, c in list(csv.reader(f))[1:]}
     assert picks == {1: 3, 3: 1}

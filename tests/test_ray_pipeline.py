@@ -1,4 +1,5 @@
-"""run_pickaback/ray_pipeline.py: the pipeline as a DAG of per-task jobs on Ray, against the bash steps.
+"""run_pickaback/ray_pipeline.py: the pipeline as a DAG of per-task jobs on Ray, against the bash steps (the session's
+run on a dataset described by its config file, conftest.config_file_pipeline).
 
 One local Ray (2 CPUs) serves the module: the launcher connects to it with --address, so its jobs get their
 settings from the launcher, not from the Ray workers' environment."""
@@ -12,24 +13,21 @@ from pathlib import Path
 import pytest
 import ray
 
+from conftest import MYDATA_SETTINGS
 from utils.ray_jobs import Job, failure_sentence, run_dag
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKS = {1: "shapes_clean", 7: "shapes_captions"}   # each the other's only candidate, of the other modality
-REDUCED = {"TASKS": " ".join(map(str, TASKS)), "EPOCHS": "1", "PRUNE_EPOCHS": "1", "PRUNE_STAGES": "0.5",
-           "MODELDIFF_ITERATIONS": "0", "DEVICE": "cpu", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-BASH_STEPS = ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone", "transfer_kv",
-              "w_backbone")
-
-
-def pipeline_env(out, data_root, **changes):
-    return {**os.environ, **REDUCED, "MMPAB_OUTPUT_ROOT": str(out), "MMPAB_DATA_ROOT": str(data_root),
-            "PYTHON": sys.executable, **changes}
+TASKS = {1: "shapes_clean", 3: "shapes_captions"}   # MYDATA_SETTINGS' tasks: each the other's only candidate
 
 
 def launch(env, *args):
-    return subprocess.run([sys.executable, "run_pickaback/ray_pipeline.py", "demo", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, ROOT / "run_pickaback/ray_pipeline.py", "mydata/dataset.toml", *args],
+                          cwd=env["MMPAB_DATA_ROOT"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def launcher_env(out, data_root, **changes):
+    return {**os.environ, **MYDATA_SETTINGS, "MMPAB_OUTPUT_ROOT": str(out), "MMPAB_DATA_ROOT": str(data_root),
+            "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **changes}
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +39,20 @@ def ray_address():
 
 
 @pytest.fixture(scope="module")
-def runs(ray_address, small_demo_root, tmp_path_factory):
-    """The reduced pipeline both ways at once, same seed: the bash steps one task at a time, and the launcher."""
-    bash_out, ray_out = tmp_path_factory.mktemp("bash_out"), tmp_path_factory.mktemp("ray_out")
-    steps = " && ".join(f"bash run_pickaback/{step}.sh demo" for step in BASH_STEPS)
-    with open(bash_out / "console.log", "w") as console:
-        bash = subprocess.Popen(["bash", "-c", steps], cwd=ROOT, env=pipeline_env(bash_out, small_demo_root, JOBS="1"),
-                                stdout=console, stderr=subprocess.STDOUT)
-        launcher = launch(pipeline_env(ray_out, small_demo_root), "--address", ray_address)
-        assert bash.wait(timeout=600) == 0, (bash_out / "console.log").read_text()[-3000:]
+def runs(config_file_pipeline, ray_address, tmp_path_factory):
+    """The launcher on the session's config-file dataset, with the settings and seed its bash steps ran with."""
+    ray_out, data = tmp_path_factory.mktemp("ray_out"), config_file_pipeline["root"]
+    launcher = launch(launcher_env(ray_out, data), "--address", ray_address)
     assert launcher.returncode == 0, launcher.stdout[-3000:] + launcher.stderr[-3000:]
-    return {"bash": bash_out, "ray": ray_out, "launcher": launcher, "data": small_demo_root}
+    return {"bash": config_file_pipeline["out"], "ray": ray_out, "launcher": launcher, "data": data}
 
 
 def jobs_record(out):
-    return json.loads((out / "logs_perceiver_io" / "ray_demo" / "jobs.json").read_text())
+    return json.loads((out / "logs_perceiver_io" / "ray_mydata" / "jobs.json").read_text())
 
 
 def backbone_folder(out, task):
-    return out / "checkpoints_perceiver_io" / "CPG_single_scratch_woexp" / "perceiver_io" / "demo" / TASKS[task]
+    return out / "checkpoints_perceiver_io" / "CPG_single_scratch_woexp" / "perceiver_io" / "mydata" / TASKS[task]
 
 
 def test_every_job_starts_after_the_jobs_it_needs_and_its_inputs_exist(runs):
@@ -71,7 +64,7 @@ def test_every_job_starts_after_the_jobs_it_needs_and_its_inputs_exist(runs):
         peers = [p for p in TASKS if p != t]
         needs = {f"step 1 task {t}"} | {f"step 2-2 task {p}" for p in peers}
         assert set(jobs[f"step 3-1 target {t}"]["needs"]) == needs
-        baseline = next((out / "checkpoints_perceiver_io" / "baseline_scratch" / "perceiver_io" / "demo" / TASKS[t])
+        baseline = next((out / "checkpoints_perceiver_io" / "baseline_scratch" / "perceiver_io" / "mydata" / TASKS[t])
                         .glob("checkpoint-*.pth.tar"))
         assert baseline.stat().st_mtime <= jobs[f"step 2-1 task {t}"]["start"]
         for p in peers:
@@ -86,16 +79,16 @@ def test_every_job_starts_after_the_jobs_it_needs_and_its_inputs_exist(runs):
 
 def test_same_selection_and_accuracies_as_the_bash_steps(runs):
     bash, ray_out = runs["bash"], runs["ray"]
-    for name in ("pickaback_demo_result.csv", "pickaback_demo_table.csv", "results_demo.csv"):
+    for name in ("pickaback_mydata_result.csv", "pickaback_mydata_table.csv", "results_mydata.csv"):
         assert (ray_out / name).read_text() == (bash / name).read_text(), name
-    for name in ("baseline_demo_acc.txt", "baseline_demo_test_acc.txt"):   # keys in the order the tasks ended
+    for name in ("baseline_mydata_acc.txt", "baseline_mydata_test_acc.txt"):   # keys in the order the tasks ended
         assert json.loads((ray_out / "logs_perceiver_io" / name).read_text()) == \
             json.loads((bash / "logs_perceiver_io" / name).read_text())
     for t in TASKS:
         for name in ("record.txt", "chosen.json"):
             assert ((backbone_folder(ray_out, t) / "gradual_prune" / name).read_text()
                     == (backbone_folder(bash, t) / "gradual_prune" / name).read_text())
-    assert len((ray_out / "results_demo.csv").read_text().splitlines()) == len(TASKS) + 1
+    assert len((ray_out / "results_mydata.csv").read_text().splitlines()) == len(TASKS) + 1
 
 
 def test_a_failed_task_stops_its_dependants_and_the_launcher_names_it(runs, ray_address, tmp_path):
@@ -103,7 +96,7 @@ def test_a_failed_task_stops_its_dependants_and_the_launcher_names_it(runs, ray_
     every step 3 needs task 99 as a candidate or a target."""
     out = tmp_path / "out"
     shutil.copytree(runs["ray"], out)
-    proc = launch(pipeline_env(out, runs["data"], TASKS="1 99"), "--address", ray_address)
+    proc = launch(launcher_env(out, runs["data"], TASKS="1 99"), "--address", ray_address)
     assert proc.returncode == 1
     [sentence] = proc.stderr.strip().splitlines()
     assert sentence.startswith("Failed: step 1 task 99 (exit 1, log ")
@@ -132,7 +125,7 @@ def test_user_errors_are_one_sentence_and_exit_1(tmp_path):
     proc = subprocess.run([sys.executable, "run_pickaback/ray_pipeline.py", "no_such_config"], cwd=ROOT,
                           env={**os.environ, "MMPAB_OUTPUT_ROOT": str(tmp_path)}, capture_output=True, text=True)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    proc = launch({**os.environ, "MMPAB_OUTPUT_ROOT": str(tmp_path)}, "--address", "127.0.0.1:1", "--num_cpus", "2")
+    proc = launch(launcher_env(tmp_path, tmp_path), "--address", "127.0.0.1:1", "--num_cpus", "2")
     assert (proc.returncode, proc.stderr) == (1, "error: --num_cpus sizes a local Ray; with --address the cluster "
                                                  "has its own CPUs.\n")
 
