@@ -21,7 +21,6 @@ status and node in jobs.json, both under logs_<arch>/ray_<cfg>/ in the output ro
 """
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,15 +35,12 @@ from utils.dataset_config import REPO_ROOT  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.ray_jobs import Job, failure_sentence, run_dag  # noqa: E402
 from utils.results import read_selections  # noqa: E402
+from utils.step_settings import resolved_settings  # noqa: E402
 
 STEP_SCRIPTS = {"1": "baseline", "2-1": "wo_backbone", "2-2": "select_pruning_ratio_of_backbone", "4": "transfer_kv"}
 
 # Every bash snippet below starts as a step script does, so the jobs resolve the settings as the scripts do.
 COMMON = 'source run_pickaback/common.sh "$1"\n'
-
-# The run's config name, seed, arch and task ids as common.sh resolves them; its own messages (the demo
-# data it generates on first use) go to the console, the settings to fd 3.
-SETTINGS = 'exec 3>&1 1>&2\n' + COMMON + 'printf "%s\\n" "$CFG_NAME" "$SEED" "$ARCH" "$(task_ids)" >&3\n'
 
 # Step 3-2 of target $2 on backbone $3 (and its untrained twin): the function w_backbone.sh runs for each pair.
 # Not w_backbone.sh itself, which ends with tools/results_table.py: run beside other targets' training, that would
@@ -74,11 +70,8 @@ class Run:
     def __init__(self, config, env):
         # a config file's relative path is the caller's (the jobs run in the repository), as in common.sh
         self.cfg = str(Path(config).resolve()) if config.endswith((".toml", ".json")) else config
-        settings = subprocess.run(["bash", "-c", SETTINGS, "ray_pipeline", self.cfg], cwd=REPO_ROOT,
-                                  stdout=subprocess.PIPE, text=True)
-        if settings.returncode != 0:    # common.sh said why on stderr (e.g. an unknown config)
-            raise SystemExit(1)
-        self.cfg_name, seed, self.arch, tasks = settings.stdout.splitlines()
+        self.cfg_name, seed, self.arch, tasks = resolved_settings(self.cfg, "$CFG_NAME", "$SEED", "$ARCH",
+                                                                  "$(task_ids)")
         self.seed = int(seed)
         self.tasks = tasks.split()
         self.logs = paths.logs_dir(self.arch, self.seed) / f"ray_{self.cfg_name}"

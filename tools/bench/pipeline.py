@@ -30,6 +30,7 @@ from utils.data import task_loaders
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.logs import read_train_csv
+from utils.step_settings import resolved_settings
 from utils.train import build_optimizers, evaluate, train_one_epoch
 
 STEPS = ["baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone", "transfer_kv",
@@ -112,17 +113,6 @@ def per_sample_costs(arch, profile, seed, cfg, task, backbone_task, count):
     return costs
 
 
-def resolved_settings(config, env):
-    """(arch, profile, JOBS, seed) as common.sh resolves them for the steps (their one definition)."""
-    script = 'source run_pickaback/common.sh "$1" >&2; echo "$ARCH $PROFILE $JOBS $SEED"'
-    done = subprocess.run(["bash", "-c", script, "settings", config], env=env, cwd=paths.REPO_ROOT,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise UserError(done.stderr.strip().splitlines()[-1])
-    arch, profile, jobs, seed = done.stdout.split()
-    return arch, profile, int(jobs), int(seed)
-
-
 def backbone_of(cfg, task):
     """Another task for `task` to start on, of its own modality where the config has one."""
     others = [t for t in cfg.tasks if t is not task]
@@ -140,7 +130,8 @@ def split_sizes(cfg, seed):
 
 def main(args):
     cfg = get_config(args.config)
-    arch, profile, jobs, seed = resolved_settings(args.config, os.environ)
+    arch, profile, jobs, seed = resolved_settings(args.config, "$ARCH", "$PROFILE", "$JOBS", "$SEED")
+    jobs, seed = int(jobs), int(seed)
     temporary = args.output_root is None
     root = Path(tempfile.mkdtemp(prefix="bench_pipeline_")) if temporary else args.output_root.resolve()
     work = Path(tempfile.mkdtemp(prefix="bench_pipeline_wrapper_"))
