@@ -114,11 +114,6 @@ def print_warnings_as_a_new_interpreter():
         warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def run(env, *args):
-    """Run a Python entry point of the repository (args: script, then its arguments) with this environment."""
-    return python(*args, env=env)
-
-
 def ok(proc):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc

@@ -5,7 +5,7 @@ import csv
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ok, run, script_env
+from conftest import ok, python, script_env
 
 EPOCHS = 2
 STEP_1 = ("packnet_cifar100_main_normal.py", "--device", "cpu", "--profile", "demo", "--dataset_config", "demo",
@@ -18,8 +18,8 @@ def folder(tmp_path):
 
 
 def step_1(tmp_path, small_demo_root, folder, *extra):
-    return ok(run(script_env(tmp_path / "out", small_demo_root), *STEP_1, "--save_folder", folder,
-                  "--logfile", tmp_path / "acc.txt", *extra))
+    return ok(python(*STEP_1, "--save_folder", folder,
+                     "--logfile", tmp_path / "acc.txt", *extra, env=script_env(tmp_path / "out", small_demo_root)))
 
 
 def test_the_console_gets_one_line_per_stage_and_train_log_every_epoch(tmp_path, small_demo_root, folder):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import MYDATA_TASKS, ok, run
+from tests.conftest import MYDATA_TASKS, ok, python
 from utils import dataset_config
 from utils.data import load_split
 from utils.dataset_config import REPO_ROOT, get_config
@@ -274,5 +274,5 @@ def test_the_pipeline_runs_on_a_dataset_described_only_by_a_config_file(config_f
         log = targets / MYDATA_TASKS[backbone - 1] / MYDATA_TASKS[target - 1] / "train.log"
         assert "In validate()-> Val Ep." in log.read_text()
     # the same dataset by its name, under the data root
-    assert ok(run(env, "-m", "tools.task_info", "mydata", "--config_name")).stdout.strip() == "mydata"
-    assert ok(run(env, "-m", "tools.task_info", "mydata", "--list")).stdout.split() == ["1", "2", "3", "4"]
+    assert ok(python("-m", "tools.task_info", "mydata", "--config_name", env=env)).stdout.strip() == "mydata"
+    assert ok(python("-m", "tools.task_info", "mydata", "--list", env=env)).stdout.split() == ["1", "2", "3", "4"]

@@ -183,9 +183,12 @@ def transfer_rows(out):
     return {(int(r["target_id"]), r["backbone"]): r for r in csv.DictReader(open(out / "pickaback_demo_transfer.csv"))}
 
 
+CONTROLLED = (1, 7)     # the control's targets: an image and a text task, each with candidates of both modalities
+
+
 @pytest.fixture(scope="module")
 def control(pipeline):
-    env = dict(pipeline["env"], JOBS="2")
+    env = dict(pipeline["env"], JOBS="2", CONTROL_TARGETS=" ".join(map(str, CONTROLLED)))
     stdout = run_step("transfer_matrix", env)
     return {"stdout": stdout, "rows": transfer_rows(pipeline["out"])}
 
@@ -195,14 +198,14 @@ def outcome(out, backbone, target):
     return json.loads((folder / backbone / target / "scratch" / "outcome.json").read_text())
 
 
-def test_control_trains_every_target_on_every_peer_plus_matched_scratch_and_untrained(pipeline, control):
+def test_control_trains_its_targets_on_every_peer_plus_matched_scratch_and_untrained(pipeline, control):
     out = pipeline["out"]
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    expected = set()
-    for target, name in TASKS.items():
-        width = outcome(out, TASKS[picks[target]], name)["width"]
-        expected |= {(target, str(c)) for c in TASKS if c != target}
-        expected |= {(target, f"scratch@{width:g}"), (target, "untrained")}
+    # every target's step 3-2 runs (on its backbone and on the untrained twin), collected beside the control's
+    expected = {(t, run) for t in TASKS for run in (str(picks[t]), "untrained")}
+    for target in CONTROLLED:
+        width = outcome(out, TASKS[picks[target]], TASKS[target])["width"]
+        expected |= {(target, str(c)) for c in TASKS if c != target} | {(target, f"scratch@{width:g}")}
     assert set(control["rows"]) == expected
     for (target, backbone), row in control["rows"].items():
         assert row["seed"] == "2" and 0.0 <= float(row["test_accuracy"]) <= 1.0
@@ -211,7 +214,8 @@ def test_control_trains_every_target_on_every_peer_plus_matched_scratch_and_untr
 def test_control_reuses_step_3_2s_run_for_the_selected_pair(pipeline, control):
     out = pipeline["out"]
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    for target, selected in picks.items():
+    for target in CONTROLLED:
+        selected = picks[target]
         row = control["rows"][(target, str(selected))]
         assert float(row["val_accuracy"]) == outcome(out, TASKS[selected], TASKS[target])["val_accuracy"]
     log = (out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
@@ -257,23 +261,23 @@ def test_quality_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline
     out, rows = pipeline["out"], control["rows"]
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
     acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
-    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
-    regrets = [best[t] - acc[(t, str(picks[t]))] for t in TASKS]
+    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in CONTROLLED}
+    regrets = [best[t] - acc[(t, str(picks[t]))] for t in CONTROLLED]
     figures = quality(pipeline["env"], out)
     assert figures["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
     assert [f["regret"] for f in figures["per_target"]] == pytest.approx(regrets)
     related = {1: 2, 2: 1, 7: 8, 8: 7}     # the demo's designed pairs among the reduced config's tasks
-    assert figures["related_picks"] == sum(picks[t] == related[t] for t in TASKS)
+    assert figures["related_picks"] == sum(picks[t] == related[t] for t in CONTROLLED)
     # the same files with the oracle as the selector: no regret, every pick ranked first
     for name in ("pickaback_demo_table.csv", "pickaback_demo_transfer.csv"):
         shutil.copy(out / name, tmp_path / name)
     shutil.copytree(out / "logs_perceiver_io", tmp_path / "logs_perceiver_io")
-    oracle = {t: max((c for c in TASKS if c != t), key=lambda c: acc[(t, str(c))]) for t in TASKS}
+    oracle = {t: max((c for c in TASKS if c != t), key=lambda c: acc[(t, str(c))]) for t in CONTROLLED}
     (tmp_path / "pickaback_demo_result.csv").write_text(
         "target_id,task_id\n" + "".join(f"{t},{c}\n" for t, c in oracle.items()))
     figures = quality(pipeline["env"], tmp_path)
     assert figures["mean_regret"] == 0.0 and figures["mean_rank"] == 1.0
-    assert figures["oracle_picks"] == len(TASKS)
+    assert figures["oracle_picks"] == len(CONTROLLED)
 
 
 def test_cl_table_gives_pickaback_as_two_task_sequences_and_the_controls_picks(pipeline, control, tmp_path):
@@ -292,8 +296,9 @@ def test_cl_table_gives_pickaback_as_two_task_sequences_and_the_controls_picks(p
     assert all(float(rows[m]["bwt"]) == 0.0 for m in ("pickaback", "pickaback_oracle", "pickaback_random"))
     tests = {key: float(r["test_accuracy"]) for key, r in control["rows"].items()}
     scratch = {int(r["target_id"]): float(r["scratch_test_acc"]) for r in results}
-    oracle = [max(tests[(t, str(c))] for c in TASKS if c != t) - scratch[t] for t in TASKS]
-    assert float(rows["pickaback_oracle"]["learned_vs_scratch"]) == pytest.approx(sum(oracle) / len(TASKS), abs=1e-4)
+    oracle = [max(tests[(t, str(c))] for c in TASKS if c != t) - scratch[t] for t in CONTROLLED]
+    assert float(rows["pickaback_oracle"]["learned_vs_scratch"]) == pytest.approx(sum(oracle) / len(CONTROLLED),
+                                                                                  abs=1e-4)
     assert int(rows["pickaback"]["models"]) == len(TASKS) == int(rows["scratch"]["models"])
 
 
@@ -302,11 +307,12 @@ def test_quality_judges_the_selection_another_score_of_the_table_makes(pipeline,
     out, rows = pipeline["out"], control["rows"]
     table = read_table(out)
     acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
-    picks = {t: max((c for c in TASKS if c != t), key=lambda c: float(table[(t, c)]["logme"])) for t in TASKS}
-    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in TASKS}
+    picks = {t: max((c for c in TASKS if c != t), key=lambda c: float(table[(t, c)]["logme"])) for t in CONTROLLED}
+    best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in CONTROLLED}
     figures = quality(pipeline["env"], out, "--score", "logme")
     assert {f["target_id"]: f["selected"] for f in figures["per_target"]} == picks
-    assert figures["mean_regret"] == pytest.approx(sum(best[t] - acc[(t, str(picks[t]))] for t in TASKS) / len(TASKS))
+    assert figures["mean_regret"] == pytest.approx(sum(best[t] - acc[(t, str(picks[t]))] for t in CONTROLLED)
+                                                   / len(CONTROLLED))
     assert figures["score"] == "logme"
 
 
@@ -319,7 +325,7 @@ def test_variants_bench_runs_each_variant_and_judges_every_score(pipeline, contr
     assert set(figures["variants"]) == {"default", "probe_seed_3"}
     for variant in figures["variants"].values():
         assert set(variant["scores"]) == {"modeldiff", "modeldiff_cos", "logme", "leep", "cka", "modeldiff_untrained"}
-        assert all(s["targets"] == len(TASKS) for s in variant["scores"].values())
+        assert all(s["targets"] == len(CONTROLLED) for s in variant["scores"].values())
     for variant in figures["variants"].values():      # the base args reached step 3-1 in every variant
         assert all((int(t) <= 6) == (c <= 6) for score in variant["scores"].values() for t, c in score["picks"].items())
     assert 0.0 <= figures["probe_seed_agreement"]["modeldiff"]["pairwise"] <= 1.0

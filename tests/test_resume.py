@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import BASELINE_EPOCHS, ok, run, script_env
+from conftest import BASELINE_EPOCHS, ok, python, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, load_model
 from utils.provenance import why_stale
@@ -27,18 +27,18 @@ def baseline_checkpoint(out, seed=paths.DEFAULT_SEED):
 
 
 def step1(env, *extra):
-    return ok(run(env, "packnet_cifar100_main_normal.py", *COMMON, "--dataset", TASK, "--epochs", BASELINE_EPOCHS,
-                  *extra))
+    return ok(python("packnet_cifar100_main_normal.py", *COMMON, "--dataset", TASK, "--epochs", BASELINE_EPOCHS,
+                     *extra, env=env))
 
 
 def finetune(env, folder, *extra):
     folder.mkdir(parents=True, exist_ok=True)
     baselines = folder / "base0.json"
     baselines.write_text(json.dumps({TASK: "0.0000"}))
-    return ok(run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "finetune",
-                  "--save_folder", folder / "scratch", "--epochs", BASELINE_EPOCHS, "--jsonfile", baselines,
-                  "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
-                  "--log_path", folder / "train.log", *extra))
+    return ok(python("CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "finetune",
+                     "--save_folder", folder / "scratch", "--epochs", BASELINE_EPOCHS, "--jsonfile", baselines,
+                     "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+                     "--log_path", folder / "train.log", *extra, env=env))
 
 
 def epochs_trained(folder):
@@ -147,11 +147,12 @@ def test_finetune_reruns_when_its_data_changed(small_demo_root, tmp_path):
 # ---------------------------------------------------------------- one rule against the baseline
 
 def prune(env, folder, baselines, *extra):
-    return run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "prune", "--epochs", 1,
-               "--load_folder", folder / "scratch", "--save_folder", folder / "gradual_prune", "--lr", "1e-3",
-               "--jsonfile", baselines, "--initial_sparsity", "0.0", "--target_sparsity", "0.5",
-               "--pruning_interval", 1, "--pruning_frequency", 1, "--log_path", folder / "train.log",
-               "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--force", *extra)
+    return python("CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "prune", "--epochs", 1,
+                  "--load_folder", folder / "scratch", "--save_folder", folder / "gradual_prune", "--lr", "1e-3",
+                  "--jsonfile", baselines, "--initial_sparsity", "0.0", "--target_sparsity", "0.5",
+                  "--pruning_interval", 1, "--pruning_frequency", 1, "--log_path", folder / "train.log",
+                  "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--force", *extra,
+                  env=env)
 
 
 def pruned_once(data_root, tmp_path):
@@ -171,9 +172,10 @@ def test_a_pruning_stage_and_step_2_2_share_one_tolerance(small_demo_root, tmp_p
     close.write_text(json.dumps({TASK: f"{accuracy + 0.0005:.4f}"}))
     original = ("--allow_acc_loss", "0.001")
     ok(prune(env, folder, close, *original))
-    ok(run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
-           "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt", "--baseline_acc_file", close,
-           *original))
+    ok(python("-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
+              "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+              "--baseline_acc_file", close,
+              *original, env=env))
     assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5
     far = tmp_path / "far.json"
     far.write_text(json.dumps({TASK: f"{accuracy + 0.002:.4f}"}))
@@ -193,9 +195,9 @@ def test_by_default_a_stage_reaches_its_baseline_within_one_standard_error(small
 
 
 def choose(env, folder):
-    return run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
-               "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
-               "--baseline_acc_file", folder / "base0.json")
+    return python("-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--dataset", TASK,
+                  "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+                  "--baseline_acc_file", folder / "base0.json", env=env)
 
 
 def test_a_finetune_redone_with_other_epochs_replaces_what_came_of_the_old_one(small_demo_root, tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import ok, run, script_env
+from conftest import ok, python, script_env
 from utils import paths
 from utils.checkpoint import load_checkpoint, load_model, model_state, save_model
 from utils.provenance import fingerprint
@@ -36,26 +36,27 @@ def pipeline(tmp_path_factory, baseline_outputs, small_demo_root):
     record = bdir / "gradual_prune" / "record.txt"
     cpg = ("CPG_MM_main_normal.py", *COMMON, "--dataset", BACKBONE, "--jsonfile", base0, "--epochs", 1,
            "--pruning_ratio_to_acc_record_file", record, "--log_path", bdir / "train.log")
-    ok(run(env, *cpg, "--mode", "finetune", "--save_folder", bdir / "scratch"))
-    ok(run(env, *cpg, "--mode", "prune", "--load_folder", bdir / "scratch", "--save_folder", bdir / "gradual_prune",
-           "--lr", "1e-3", "--initial_sparsity", "0.0", "--target_sparsity", "0.5", "--pruning_interval", 1,
-           "--pruning_frequency", 1))
-    ok(run(env, "-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles",
-           "--pruning_ratio_to_acc_record_file", record, "--baseline_acc_file", base0, "--dataset", BACKBONE))
+    ok(python(*cpg, "--mode", "finetune", "--save_folder", bdir / "scratch", env=env))
+    ok(python(*cpg, "--mode", "prune", "--load_folder", bdir / "scratch", "--save_folder", bdir / "gradual_prune",
+              "--lr", "1e-3", "--initial_sparsity", "0.0", "--target_sparsity", "0.5", "--pruning_interval", 1,
+              "--pruning_frequency", 1, env=env))
+    ok(python("-m", "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles",
+              "--pruning_ratio_to_acc_record_file", record, "--baseline_acc_file", base0, "--dataset", BACKBONE,
+              env=env))
     chosen = bdir / "gradual_prune" / json.loads((bdir / "gradual_prune" / "chosen.json").read_text())["checkpoint"]
     hashes = {"before": sha(chosen)}
     (out / "pickaback_demo_result.csv").write_text("target_id,task_id\n2,1\n7,1\n")
-    transfer_proc = ok(run(env, "transfer_kv_perceiver_io.py", "--dataset_config", "demo"))
+    transfer_proc = ok(python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", env=env))
     hashes["after_transfer"] = sha(chosen)
     # step 3-2: the text target trains on the image backbone from its transfer checkpoint
     tdir = out / paths.target_dir(ARCH, "demo", BACKBONE, TEXT_TARGET).relative_to(paths.output_root())
     kv7 = chosen.with_name(chosen.name.replace(".pth.tar", "_kv_transfer_7.pth.tar"))
-    finetune_proc = run(env, "CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "finetune",
-                        "--load_checkpoint", kv7, "--save_folder", tdir / "scratch", "--epochs", 1,
-                        "--jsonfile", base0, "--network_width_multiplier", "1.0",
-                        "--max_allowed_network_width_multiplier", "2.0",
-                        "--pruning_ratio_to_acc_record_file", tdir / "gradual_prune" / "record.txt",
-                        "--log_path", tdir / "train.log")
+    finetune_proc = python("CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "finetune",
+                           "--load_checkpoint", kv7, "--save_folder", tdir / "scratch", "--epochs", 1,
+                           "--jsonfile", base0, "--network_width_multiplier", "1.0",
+                           "--max_allowed_network_width_multiplier", "2.0",
+                           "--pruning_ratio_to_acc_record_file", tdir / "gradual_prune" / "record.txt",
+                           "--log_path", tdir / "train.log", env=env)
     hashes["after_step_3_2"] = sha(chosen)
     return dict(out=out, env=env, chosen=chosen, hashes=hashes, transfer_proc=transfer_proc,
                 finetune_proc=finetune_proc, tdir=tdir)
@@ -124,15 +125,15 @@ def test_text_target_on_image_backbone_trains_and_infers(pipeline):
     ckpt = pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar"
     model, _ = load_model(ckpt)
     assert model.task_names == [BACKBONE, TEXT_TARGET]
-    proc = ok(run(pipeline["env"], "CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "inference",
-                  "--load_folder", pipeline["tdir"] / "scratch", "--save_folder", pipeline["tdir"] / "scratch",
-                  "--log_path", pipeline["tdir"] / "inference.log"))
+    proc = ok(python("CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "inference",
+                     "--load_folder", pipeline["tdir"] / "scratch", "--save_folder", pipeline["tdir"] / "scratch",
+                     "--log_path", pipeline["tdir"] / "inference.log", env=pipeline["env"]))
     assert re.search(r"In validate\(\)-> Val Ep\. #\d+ loss: [\d.]+, accuracy: [\d.]+, .*task2 ratio: ", proc.stdout)
     assert f"Test accuracy of {TEXT_TARGET}" in proc.stdout
 
 
 def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
-    proc = run(script_env(tmp_path, small_demo_root), "transfer_kv_perceiver_io.py", "--dataset_config", "demo")
+    proc = python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", env=script_env(tmp_path, small_demo_root))
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -143,7 +144,8 @@ def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
 def test_transfer_is_reproducible(pipeline):
     """The target's fresh head is seeded: re-running step 4 writes the same checkpoint, tensor for tensor."""
     before = model_state(load_model(kv_path(pipeline, 2))[0])
-    ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2", "--force"))
+    ok(python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "2", "--force",
+              env=pipeline["env"]))
     after = model_state(load_model(kv_path(pipeline, 2))[0])
     flat_before, flat_after = flatten(before), flatten(after)
     assert flat_before.keys() == flat_after.keys()
@@ -158,7 +160,8 @@ def flatten(tree, prefix=""):
 
 def test_rerun_keeps_an_unchanged_transfer(pipeline):
     before = kv_path(pipeline, 7).stat().st_mtime_ns
-    proc = ok(run(pipeline["env"], "transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7"))
+    proc = ok(python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7",
+                     env=pipeline["env"]))
     assert "unchanged, kept" in proc.stdout
     assert kv_path(pipeline, 7).stat().st_mtime_ns == before
 
@@ -172,8 +175,8 @@ def test_a_changed_backbone_redoes_its_transfer(pipeline, tmp_path):
         next(model.parameters()).add_(1.0)
     save_model(chosen, model, "demo", **{k: v for k, v in payload.items() if k not in ("model", "arch", "profile",
                                                                                   "config", "format")})
-    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "transfer_kv_perceiver_io.py",
-                  "--dataset_config", "demo", "--target_id", "7"))
+    proc = ok(python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7",
+                     env=script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"])))
     assert "written (its input 'backbone' changed)" in proc.stdout
 
 
@@ -186,8 +189,8 @@ def test_step_3_2_starts_from_the_transfer_step_4_named(pipeline, tmp_path):
     stale = prune_dir / "checkpoint-0_kv_transfer_7.pth.tar"
     shutil.copyfile(named, stale)
     assert sorted(prune_dir.glob("checkpoint-*_kv_transfer_7.pth.tar"))[0] == stale
-    proc = ok(run(script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]), "-m", "tools.task_info", "demo", "7",
-                  "--transfer_on", "1"))
+    proc = ok(python("-m", "tools.task_info", "demo", "7",
+                     "--transfer_on", "1", env=script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"])))
     assert proc.stdout.strip() == str(named)
 
 
@@ -209,14 +212,14 @@ def test_target_grown_in_step_3_2_evaluates_the_same_after_reload(pipeline, tmp_
             "--jsonfile", base1, "--max_allowed_network_width_multiplier", "2.0",
             "--pruning_ratio_to_acc_record_file", tdir / "gradual_prune" / "record.txt", "--log_path", tdir / "train.log")
     for width, status in (("1.0", 2), ("1.5", 2), ("2.0", 0)):
-        proc = run(pipeline["env"], *args, "--network_width_multiplier", width)
+        proc = python(*args, "--network_width_multiplier", width, env=pipeline["env"])
         assert proc.returncode == status, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "stayed under its baseline" in proc.stdout
     trained = re.findall(r"Val Ep\. #\d+ loss: [\d.]+, accuracy: ([\d.]+)", (tdir / "train.log").read_text())[-1]
     model, _ = load_model(tdir / "scratch" / "checkpoint-2.pth.tar")
     assert model.tasks[IMAGE_TARGET].width_mult == 2.0
-    proc = ok(run(pipeline["env"], "CPG_MM_main_normal.py", *COMMON, "--dataset", IMAGE_TARGET, "--mode", "inference",
-                  "--load_folder", tdir / "scratch", "--save_folder", tdir / "scratch",
-                  "--log_path", tdir / "inference.log"))
+    proc = ok(python("CPG_MM_main_normal.py", *COMMON, "--dataset", IMAGE_TARGET, "--mode", "inference",
+                     "--load_folder", tdir / "scratch", "--save_folder", tdir / "scratch",
+                     "--log_path", tdir / "inference.log", env=pipeline["env"]))
     inferred = re.findall(r"Val Ep\. #\d+ loss: [\d.]+, accuracy: ([\d.]+)", proc.stdout)[-1]
     assert inferred == trained
