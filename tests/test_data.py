@@ -137,8 +137,6 @@ def test_split_indices_is_seeded_and_stratified():
     assert len(train_a) + len(val_a) == 100
     train_idx, val_idx = split_indices(labels, 0.0, seed=0)
     assert len(val_idx) == 0 and len(train_idx) == 100
-    _, unstratified = split_indices(labels, 0.2, seed=0, stratify=False)
-    assert len(unstratified) == 20
 
 
 def _collect(loader):

@@ -172,15 +172,13 @@ def sample_keys(cfg, task, split: str) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- validation split
 
-def split_indices(labels: Tensor, val_fraction: float, seed: int, stratify: bool = True):
-    """Seeded (train, val) index tensors, each sorted; stratified keeps class proportions."""
+def split_indices(labels: Tensor, val_fraction: float, seed: int):
+    """Seeded (train, val) index tensors, each sorted, stratified: each class keeps its proportion."""
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}.")
     generator = torch.Generator().manual_seed(seed)
-    groups = [torch.nonzero(labels == c).flatten() for c in labels.unique()] if stratify \
-        else [torch.arange(len(labels))]
     val = []
-    for group in groups:
+    for group in (torch.nonzero(labels == c).flatten() for c in labels.unique()):
         num_val = min(len(group) - 1, max(1, round(len(group) * val_fraction))) if val_fraction > 0 else 0
         val.append(group[torch.randperm(len(group), generator=generator)[:num_val]])
     is_val = torch.zeros(len(labels), dtype=torch.bool)
@@ -252,7 +250,7 @@ def fits_in_memory(cfg, task, num_samples: int) -> bool:
 
 
 def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=None, seed=0, split_seed=None,
-                 device="cpu", in_memory=None, stratify=True):
+                 device="cpu", in_memory=None):
     """(train, val, test) loaders; train shuffled + augmented by `seed`, val carved from train by `split_seed`
     (default: `seed`), so runs that differ in their training seed alone can share one split.
 
@@ -266,8 +264,7 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
     if in_memory is None:
         in_memory = fits_in_memory(cfg, task, len(train_samples) + len(test_samples))
     train_labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
-    train_idx, val_idx = split_indices(train_labels, val_fraction, seed if split_seed is None else split_seed,
-                                       stratify)
+    train_idx, val_idx = split_indices(train_labels, val_fraction, seed if split_seed is None else split_seed)
     evaluation = dict(shuffle=False, augment=False, device=device, seed=seed)
     if in_memory or task.modality != "image":
         full_train = load_split(cfg, task, "train")
@@ -290,7 +287,7 @@ class FolderTaskLoader:
     """The DataLoader path for image tasks too large to hold in memory (torchvision's ImageFolder, restricted to
     `indices` and resizing to the config's size); batches as TaskLoader's."""
 
-    def __init__(self, cfg, task, split, indices, batch_size, shuffle, augment, device, seed, num_workers=None):
+    def __init__(self, cfg, task, split, indices, batch_size, shuffle, augment, device, seed):
         from torchvision import transforms
         from torchvision.datasets import ImageFolder
         steps = []
@@ -304,8 +301,7 @@ class FolderTaskLoader:
         self.dataset.samples = [self.dataset.samples[i] for i in indices.tolist()]
         self.dataset.targets = [label for _, label in self.dataset.samples]
         self.device, self.task, self.seed, self.epoch = torch.device(device), task, seed, 0
-        workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
-        self.loader_args = dict(batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        self.loader_args = dict(batch_size=batch_size, shuffle=shuffle, num_workers=min(4, os.cpu_count() or 1),
                                 pin_memory=self.device.type == "cuda", persistent_workers=False)
 
     def __len__(self):
