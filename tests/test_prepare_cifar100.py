@@ -15,6 +15,7 @@ from tools.prepare_cifar100 import prepare
 from utils.data import load_split
 from utils.dataset_config import CIFAR100_TASKS, get_config
 from utils.errors import UserError
+from utils.records import COMPLETE_MARKER
 
 REPO = Path(__file__).resolve().parent.parent
 COARSE = [name for name, _, _ in CIFAR100_TASKS]
@@ -58,6 +59,8 @@ def test_archive_becomes_the_folder_layout(tmp_path):
         assert np.array_equal(np.asarray(Image.open(png)), expected)
     assert len(list((out / "train").rglob("*.png"))) == 30 and len(list((out / "test").rglob("*.png"))) == 12
     assert prepare(archive, out) is False          # complete: skipped
+    (out / COMPLETE_MARKER).write_text("{cut short")
+    assert prepare(archive, out) is True           # a marker that is not its record: incomplete, redone
     cfg = get_config("cifar100", data_root_dir=tmp_path)
     data = load_split(cfg, cfg.task(1), "train")
     assert data.classes == FINE[:5] and data.inputs.shape[1:] == (3, 32, 32)

@@ -9,7 +9,6 @@ so each task has a right answer for backbone selection. Written to <out>/{images
     python -m tools.make_demo_data [--seed 0] [--out data/demo] [--force]
 """
 import colorsys
-import json
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from utils.cli import ArgumentParser, positive_int, seed_int
 from utils.dataset_config import (DEMO_CLASSES, DEMO_IMAGE_SIZE, DEMO_PAIRED, DEMO_TASK_INDEX, DEMO_TASKS,
                                   data_root)
 from utils.errors import UserError, run_main
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete
+from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
 # 2: paired captions, 200 + 40 samples per class; 3: one polarity in both image domains, one set of words
 # per class and one sentence shape per template in both text styles
@@ -216,20 +215,9 @@ def write_task_split(out, task_index, split, count, seed):
             yield
 
 
-def is_complete(out: Path, settings: dict) -> bool:
-    marker = out / MARKER
-    try:
-        return json.loads(marker.read_text()) == settings
-    except (OSError, ValueError):
-        return False
-
-
 def format_version(out: Path):
     """The format version of the complete copy in `out`, None when there is none."""
-    try:
-        return json.loads((out / MARKER).read_text()).get("version")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return (completion_record(out) or {}).get("version")
 
 
 def generate_demo_data(out, seed=0, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
@@ -238,7 +226,7 @@ def generate_demo_data(out, seed=0, train_per_class=TRAIN_PER_CLASS, test_per_cl
     out = Path(out)
     settings = dict(version=FORMAT_VERSION, seed=seed, train_per_class=train_per_class,
                     test_per_class=test_per_class)
-    if not force and is_complete(out, settings):
+    if not force and completion_record(out) == settings:
         return False
     # Remove only what this tool writes, never anything else the user keeps in `out`.
     (out / MARKER).unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete
+from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
 MEMBERS = ("train", "test", "meta")
 _SAFE_GLOBALS = {
@@ -95,7 +95,7 @@ def split_arrays(split: dict, label: str):
 
 def prepare(archive: Path, out: Path, force: bool = False) -> bool:
     """Write the folder layout; False when `out` is already complete."""
-    if not force and (out / MARKER).is_file():
+    if not force and completion_record(out) is not None:
         return False
     members = read_members(archive)
     meta = _unpickle(members["meta"], f"{archive}: meta")

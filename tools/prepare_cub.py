@@ -14,15 +14,15 @@ CUB-200-2011, so it made 27 full groups, while MM-Pick-a-back's results have 28)
 most images below 60 (ties in class-id order) complete the last group, and the marker names them.
 CUB's own train_test_split.txt is not used. A marker file is written last; a complete folder is skipped unless --force.
 """
-import json
 import sys
 from pathlib import Path
 
-from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,
-                                attach_captions, write_layout)
+from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits, attach_captions,
+                                write_layout)
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
+from utils.records import completion_record
 
 NUM_IMAGE_GROUPS = 28       # + 28 caption groups: the cub config's 56
 CLASSES_PER_GROUP = 5
@@ -101,7 +101,7 @@ def group_samples(source: Source, by_class: dict[str, list[str]], chosen: list[s
 
 def prepare(archive: Path, captions: Path, out: Path, force: bool = False) -> bool:
     """Write the layout; False when `out` is already complete."""
-    if not force and (out / MARKER).is_file():
+    if not force and completion_record(out) is not None:
         return False
     with Source(archive, "--archive", ARCHIVE_HINT) as images, \
             Source(captions, "--captions", CAPTIONS_HINT) as texts:
@@ -136,7 +136,7 @@ def main(args):
     if not prepare(args.archive, args.captions, out, args.force):
         print(f"{out} is already complete (use --force to rewrite)")
         return 0
-    fillers = json.loads((out / MARKER).read_text())["fillers"]
+    fillers = completion_record(out)["fillers"]
     if fillers:
         print(f"note: fewer than {NUM_IMAGE_GROUPS * CLASSES_PER_GROUP} classes have {FULL_CLASS_SIZE} images; "
               "the last group is completed with " + ", ".join(f"{k} ({v} images)" for k, v in fillers.items()),

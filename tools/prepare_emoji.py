@@ -33,7 +33,7 @@ from tqdm import tqdm
 from utils.cli import ArgumentParser, positive_int
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete
+from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
 # Unicode emoji categories (emoji-datasource's `category`) of each class set; Component and any
 # category not listed are dropped.
@@ -218,7 +218,7 @@ def assign_splits(chosen: list[dict]) -> None:
 def prepare(twitter: Path, google: Path, emojibase: Path, out: Path, image_size: int = 32,
             force: bool = False) -> bool:
     """Write the layout; False when `out` is already complete for this image size."""
-    if not force and _is_complete(out, image_size):
+    if not force and (completion_record(out) or {}).get("image_size") == image_size:
         return False
     paths = {"twitter": twitter, "google": google, "emojibase": emojibase}
     flags = {kind: f"--{kind}" for kind in paths}
@@ -281,13 +281,6 @@ def prepare(twitter: Path, google: Path, emojibase: Path, out: Path, image_size:
     return True
 
 
-def _is_complete(out: Path, image_size: int) -> bool:
-    try:
-        return json.loads((out / MARKER).read_text()).get("image_size") == image_size
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--twitter", type=Path, required=True, help="emoji-datasource-twitter-16.0.0.tgz or its folder")
@@ -304,7 +297,7 @@ def main(args):
     if not prepare(args.twitter, args.google, args.emojibase, out, args.image_size, args.force):
         print(f"{out} is already complete (use --force to rewrite)")
         return 0
-    marker = json.loads((out / MARKER).read_text())
+    marker = completion_record(out)
     for kind, source in marker["sources"].items():
         if source != f"{PACKAGES[kind]}@{TESTED_VERSIONS[kind]}":
             print(f"note: --{kind} is {source}; the emoji config was measured on "

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from tools.group_layout import (MARKER, SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits,
-                                attach_captions, write_layout)
+from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits, attach_captions,
+                                write_layout)
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint
+from utils.records import completion_record
 
 # oxford.ipynb's groups, by imagelabels.mat label (1..102); text group k + 6 holds group k's captions
 GROUPS = ((51, 72, 82, 60), (77, 65, 58, 56), (46, 74, 37, 80),
@@ -91,7 +92,7 @@ def group_samples(paths: list[str], labels: list[int]) -> list[Sample]:
 
 def prepare(archive: Path, labels_path: Path, captions: Path, out: Path, force: bool = False) -> bool:
     """Write the layout; False when `out` is already complete."""
-    if not force and (out / MARKER).is_file():
+    if not force and completion_record(out) is not None:
         return False
     labels = read_labels(labels_path)
     with Source(archive, "--archive", ARCHIVE_HINT) as images, \

@@ -107,6 +107,16 @@ def mark_complete(folder, record: dict):
     write_json_atomic(Path(folder) / COMPLETE_MARKER, record)
 
 
+def completion_record(folder) -> dict | None:
+    """The record `mark_complete` left in a prepared data folder; None when the folder is incomplete (no marker,
+    or one that is not a JSON object: the folder is redone)."""
+    try:
+        record = json.loads((Path(folder) / COMPLETE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def write_csv_atomic(path, header, rows):
     """Write a CSV (header, then rows) atomically; a file that already holds exactly that is left alone."""
     text = io.StringIO(newline="")
