@@ -2,50 +2,16 @@
 
     python pickaback_perceiverIO.py --dataset_config demo --target_id all
 
-For each target, every other task's model (by default the one the target would receive: its step-2-2
-chosen checkpoint; `--compare baseline`: its step-1 model) is compared with the target's baseline on
-the same profiling inputs (200), drawn from the target's own training data (packnet_models_pickaback/compare.py):
-* a candidate of the target's modality reads them through its own input adapter (after the original's
-  mutation search has improved them, with --max_iterations 100);
-* one of the other modality reads the target's inputs through the target's adapter; with
-  --cross_modal_probes paired, where the config pairs the target with a task of that modality, it reads the
-  same samples in its modality (the captions of the target's images, or the images of its captions)
-  through its own adapter instead, without the mutation search (a move in one modality has no counterpart
-  in the other).
-Cost per target of N tasks: without the search (--max_iterations 0) the target runs once on its probes and
-each of the N - 1 candidates once, and those outputs give every distance and score (with --profile_source
-both, each candidate of the target's modality and the target run once more, on the mixed probes); the search
-is per pair, so N - 1 searches of --max_iterations steps each (python -m tools.bench.scaling).
-Each model's decision distance vector (DDV) holds the distances between its outputs on pairs of probes:
-by default every pair, of the features its head reads (--ddv_pairs, --ddv_outputs; the original ModelDiff:
-the pairs (k, k + n/2) of its logits after a 100-step search). Over three transfer controls (two of the demo,
-emoji's) and three probe seeds these defaults gave a lower mean regret than the original's settings on each,
-the same pick under every probe seed for more targets, and no per-pair search (README). Each pair gets two
-DDVs per model, of the Euclidean and of the cosine distances; the candidate whose DDV of Euclidean
-distances is closest (cosine distance, ddv_euc) to the target's is selected, as the original (`--score
-modeldiff_cos` ranks by the other; `--select dissimilar` takes the farthest, as the original code did).
-Beside ModelDiff, every pair also gets LogME and LEEP of the candidate on the target's labelled probes and
-linear CKA between the two models' features (utils_pickaback/transferability.py); `--score` ranks by one
-of them instead. Writes, under
-paths.output_root(--seed):
-* pickaback_<cfg>_result.csv: target_id,task_id -- one row per target, the selected backbone;
-* pickaback_<cfg>_result.json: how each target's row was ranked, {"<target id>": {"score": ..., "select": ...,
-  "candidates": [<id>, ...]}}, so the report and the selection benchmark judge it by the score that made it;
-* pickaback_<cfg>_table.csv: target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka,ddv_euc_untrained,
-  ddv_euc_over_untrained -- every pair's distances, how the candidate was compared ("own adapter", "paired
-  probes" or "target adapter"), the other scores, and ddv_euc of the candidate's untrained twin (the same
-  architecture and width, fresh weights, compared the same way) with ddv_euc minus it;
-* pickaback_<cfg>_table.json: the table's provenance sidecar, {"<target id>,<candidate id>": {"settings":
-  {...}, "inputs": {"candidate <id>": <sha>, "target <id>": <sha>}}} (utils/provenance.py): the arguments
-  that shape a distance (every one but --target_id, --candidate_ids, --candidates, --select, --score and
-  how to run: --device, --force), --val_fraction resolved to the fraction used, and the fingerprints of the
-  two checkpoints compared.
-A target's rows (and its result row) are saved as soon as it is done, so a stopped run keeps the targets
-it finished. A re-run reuses a target's saved distances only when the table holds every pair of its pool
-and each pair's provenance is the one the run would record now; otherwise it recomputes them and says
-why in one line (e.g. "max_iterations changed (100 -> 50)", "its input 'candidate 4' changed").
---force recomputes; --select and --score only re-rank the saved table. A narrower pool (--candidate_ids)
-keeps the target's rows against the candidates outside it; its result row is the pick among the pool.
+Every other task's model (its step-2-2 chosen checkpoint: what the target would receive) is compared with the
+target's step-1 model on probes drawn from the target's training data (packnet_models_pickaback/compare.py); a
+candidate of the other modality reads them through the target's adapter, or the paired samples of its own
+modality (--cross_modal_probes paired). Each model's decision distance vector holds the distances between its
+outputs on pairs of probes; the candidate whose vector is closest to the target's (ddv_euc) is selected, or the
+one --score ranks first (LogME, LEEP, CKA: utils_pickaback/transferability.py; the untrained floor).
+Writes pickaback_<cfg>_result.csv / .json and every pair's row of pickaback_<cfg>_table.csv (its provenance in
+pickaback_<cfg>_table.json) target by target, so a stopped run keeps what it finished; a re-run reuses a target's
+rows only when each pair's provenance is unchanged, and says why otherwise. The files, the cost and the choices
+that differ from the original ModelDiff: docs/pipeline.md, "Step 3-1".
 """
 from dataclasses import dataclass
 
