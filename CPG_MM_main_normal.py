@@ -288,7 +288,7 @@ def inference(args, cfg, task, device, loaders):
 # ---------------------------------------------------------------- what a run reads, and resume
 
 @dataclass
-class Run:
+class StageRun:
     """One finetune or prune stage: its arguments, the baseline it must reach, the files it reads."""
     args: argparse.Namespace
     baseline: float
@@ -338,7 +338,7 @@ def plan_run(args, cfg, task):
     data = data_fingerprint(cfg, task)
     reuse = same_run_baseline(args, cfg, task, settings, data)
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
-    return Run(args, baseline, start, reuse, provenance(settings, inputs, data=data))
+    return StageRun(args, baseline, start, reuse, provenance(settings, inputs, data=data))
 
 
 def output_checkpoint(args):

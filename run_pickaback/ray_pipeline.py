@@ -63,7 +63,7 @@ def get_args_parser():
     return p
 
 
-class Run:
+class RayRun:
     """The pipeline run: its config as the scripts take it, the settings common.sh resolves from it, and the
     environment every job gets."""
 
@@ -143,7 +143,7 @@ def main():
     args = get_args_parser().parse_args()
     if args.address and args.num_cpus:
         raise UserError("--num_cpus sizes a local Ray; with --address the cluster has its own CPUs.")
-    run = Run(args.config, {**pipeline_variables(), "OMP_NUM_THREADS": str(max(1, int(args.cpus_per_job)))})
+    run = RayRun(args.config, {**pipeline_variables(), "OMP_NUM_THREADS": str(max(1, int(args.cpus_per_job)))})
     start_ray(args)
     jobs = pipeline_jobs(run)
     started = time.time()

@@ -72,7 +72,8 @@ def get_args_parser():
 
 # ------------------------------------------------------------------------------------- the run's data
 @dataclass
-class Run:
+class PipelineOutputs:
+    """What one seed's pipeline run has written so far, as the report reads it."""
     cfg: object
     arch: str
     baselines: dict = field(default_factory=dict)        # task name -> validation accuracy
@@ -91,7 +92,7 @@ class Run:
 
 
 def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
-    run = Run(cfg, arch)
+    run = PipelineOutputs(cfg, arch)
     run.transfer = selection_figures(cfg, arch, seed)
     run.baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     for task in cfg.tasks:
