@@ -140,12 +140,20 @@ def baseline_outputs(tmp_path_factory, small_demo_root):
 PIPELINE_TASKS = {1: "shapes_clean", 2: "shapes_noisy", 7: "shapes_captions", 8: "shapes_notes"}
 
 
-def run_step(name, env):
-    """A bash step of run_pickaback/ on the demo config, as a user runs it; its stdout (it must succeed)."""
+def steps_python():
+    """The Python the bash steps run (their PYTHON): .venv's, else python3."""
+    from utils.dataset_config import REPO_ROOT
+    interpreter = REPO_ROOT / ".venv/bin/python"
+    return str(interpreter) if interpreter.exists() else "python3"
+
+
+def run_step(name, env, cfg="demo", cwd=None):
+    """A bash step of run_pickaback/ on `cfg`, as a user runs it from `cwd` (default: the repository); its stdout
+    (it must succeed)."""
     import subprocess
     from utils.dataset_config import REPO_ROOT
-    result = subprocess.run(["bash", f"run_pickaback/{name}.sh", "demo"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(["bash", str(REPO_ROOT / "run_pickaback" / f"{name}.sh"), cfg], cwd=cwd or REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -162,13 +170,10 @@ def pipeline(small_demo_root, tmp_path_factory):
     backbone's chosen checkpoint), "hashes_before" (theirs before steps 4 and 3-2)}. Some tests run more steps
     on it (the transfer control); a test that must see it as the pipeline left it copies it first."""
     import json
-    from utils.dataset_config import REPO_ROOT
     out = tmp_path_factory.mktemp("outputs")
-    interpreter = REPO_ROOT / ".venv/bin/python"
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
                TASKS=" ".join(map(str, PIPELINE_TASKS)), EPOCHS="2", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
-               MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2",
-               PYTHON=str(interpreter) if interpreter.exists() else "python3")
+               MODELDIFF_ITERATIONS="2", DEVICE="cpu", JOBS="2", PYTHON=steps_python())
     logs = {}
     for step in ("baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone"):
         logs[step] = run_step(step, env)
@@ -244,16 +249,10 @@ def mydata_root(small_demo_root, tmp_path_factory):
 def config_file_pipeline(mydata_root, tmp_path_factory):
     """The six bash steps on mydata, its config given by a path relative to the caller's folder (not the
     repository), with MYDATA_SETTINGS: {"out", "env", "root"}; treat as read-only."""
-    import subprocess
-    from utils.dataset_config import REPO_ROOT
     out = tmp_path_factory.mktemp("mydata_out")
-    interpreter = REPO_ROOT / ".venv/bin/python"
-    env = dict(script_env(out, mydata_root), **MYDATA_SETTINGS, JOBS="2",
-               PYTHON=str(interpreter) if interpreter.exists() else "python3")
+    env = dict(script_env(out, mydata_root), **MYDATA_SETTINGS, JOBS="2", PYTHON=steps_python())
     for step in STEPS:
-        result = subprocess.run(["bash", str(REPO_ROOT / "run_pickaback" / f"{step}.sh"), "mydata/dataset.toml"],
-                                cwd=mydata_root, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, f"{step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        run_step(step, env, "mydata/dataset.toml", cwd=mydata_root)
     return {"out": out, "env": env, "root": mydata_root}
 
 

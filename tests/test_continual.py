@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from conftest import BASELINE_TASK_IDS, python, sha256
+from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
 from tools.continual import cl_figures
 from utils.checkpoint import load_model
@@ -31,11 +31,10 @@ def sequences(baseline_outputs, small_demo_root, tmp_path_factory):
     """Both methods' sequences of tasks 1, 2, 7 on a copy of step 1's outputs: {"out", "env", "folder": {method}}."""
     out = tmp_path_factory.mktemp("sequences") / "out"
     shutil.copytree(baseline_outputs, out)
-    interpreter = REPO_ROOT / ".venv/bin/python"
     env = dict(__import__("os").environ, MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(small_demo_root),
                TASKS=" ".join(SEQUENCE), EPOCHS="1", PRUNE_EPOCHS="1", PRUNE_STAGES="0.5",
                PACKNET_PRUNE=str(PACKNET_PRUNE), DEVICE="cpu", JOBS="1", OPTIMIZER="sgd", LR="1e-2",
-               PYTHON=str(interpreter) if interpreter.exists() else "python3")
+               PYTHON=steps_python())
     root = out / "checkpoints_perceiver_io" / "sequence" / "perceiver_io" / "demo"
     logs = {method: run_sequence(env, method) for method in ("packnet", "cpg")}
     return {"out": out, "env": env, "logs": logs,
