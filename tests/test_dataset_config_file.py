@@ -92,7 +92,7 @@ def test_an_unknown_name_says_what_works(tmp_path):
     with pytest.raises(UserError) as err:
         get_config("imagenet", data_root_dir=tmp_path)
     message = str(err.value)
-    assert "valid configs are: demo, cifar100, oxford, cub, emoji, mine;" in message
+    assert "valid configs are: demo, cifar100, cub, emoji, oxford, mine;" in message
     assert ".toml or .json" in message and str(tmp_path / "<name>" / "dataset.toml") in message
 
 
@@ -260,6 +260,7 @@ def test_outputs_record_the_files_contents_so_an_edit_redoes_the_work(tmp_path, 
     edited = recorded_configs(str(path), tmp_path, monkeypatch)
     assert edited[0] != by_path[0] and len(set(edited)) == 1
     assert get_config("demo").provenance_id == "demo"            # a built-in records its name, as before
+    assert get_config("cifar100").provenance_id == "cifar100"    # so does a built-in read from its shipped file
 
 
 # ---------------------------------------------------------------- the whole pipeline on a config-file dataset

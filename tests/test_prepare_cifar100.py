@@ -13,12 +13,12 @@ from PIL import Image
 
 from tools.prepare_cifar100 import prepare
 from utils.data import load_split
-from utils.dataset_config import CIFAR100_TASKS, get_config
+from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils.records import COMPLETE_MARKER
 
 REPO = Path(__file__).resolve().parent.parent
-COARSE = [name for name, _, _ in CIFAR100_TASKS]
+COARSE = [task.name for task in get_config("cifar100").tasks]
 FINE = [f"fine{i:02d}" for i in range(100)]
 
 

@@ -1,9 +1,10 @@
 """Dataset configs: where each config's data lives, its ordered tasks and how to read them.
 
-A config is a built-in entry of `_BUILDERS` (paths relative to the data root, `<repo>/data` unless
-the environment variable MMPAB_DATA_ROOT names another folder), or a .toml/.json file a user writes
-beside their data (data/readme.md, "Your own data: a config file"), found by its path or, as
-<data root>/<name>/dataset.toml, by its name.
+A config is built in (the generated demo, below, and the real datasets' files in
+utils/dataset_configs/, paths relative to the data root: `<repo>/data` unless the environment variable
+MMPAB_DATA_ROOT names another folder), or a .toml/.json file a user writes beside their data
+(data/readme.md, "Your own data: a config file"), found by its path or, as
+<data root>/<name>/dataset.toml, by its name. Both kinds are read by the one reader below.
 """
 import difflib
 import json
@@ -22,8 +23,6 @@ DATA_ROOT_ENV = "MMPAB_DATA_ROOT"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 
 @dataclass(frozen=True)
@@ -151,105 +150,10 @@ def _demo(root: Path) -> DatasetConfig:
         val_fraction=0.2)   # 200 of 1000 samples: 10% would decide on 100 (a 1 pp difference = one sample)
 
 
-# ---------------------------------------------------------------------------------------------
-# cifar100: the original's 20 superclass tasks, in its order, each normalised
-# with the per-superclass statistics of its training images that the original used
-# (Pick-a-back utils/cifar100_config.py).
-CIFAR100_TASKS = (
-    ("aquatic_mammals", (0.4242, 0.4783, 0.4975), (0.2495, 0.2327, 0.2515)),
-    ("fish", (0.4162, 0.4626, 0.4577), (0.2857, 0.2574, 0.2705)),
-    ("flowers", (0.5233, 0.4080, 0.3058), (0.2892, 0.2489, 0.2613)),
-    ("food_containers", (0.5824, 0.5459, 0.5111), (0.2761, 0.2782, 0.2888)),
-    ("fruit_and_vegetables", (0.6010, 0.4927, 0.3616), (0.2902, 0.2837, 0.2952)),
-    ("household_electrical_devices", (0.5573, 0.5368, 0.5251), (0.2933, 0.2937, 0.3028)),
-    ("household_furniture", (0.6104, 0.5407, 0.4902), (0.2603, 0.2774, 0.2956)),
-    ("insects", (0.5568, 0.5380, 0.4312), (0.2736, 0.2630, 0.2923)),
-    ("large_carnivores", (0.4719, 0.4395, 0.3713), (0.2352, 0.2244, 0.2276)),
-    ("large_man-made_outdoor_things", (0.4848, 0.5094, 0.5116), (0.2408, 0.2411, 0.2736)),
-    ("large_natural_outdoor_scenes", (0.4684, 0.4971, 0.5026), (0.2349, 0.2283, 0.2731)),
-    ("large_omnivores_and_herbivores", (0.4832, 0.4650, 0.3997), (0.2428, 0.2375, 0.2373)),
-    ("medium_mammals", (0.4511, 0.4291, 0.3669), (0.2355, 0.2248, 0.2261)),
-    ("non-insect_invertebrates", (0.5093, 0.4760, 0.4164), (0.2645, 0.2566, 0.2684)),
-    ("people", (0.5193, 0.4570, 0.4242), (0.2801, 0.2735, 0.2794)),
-    ("reptiles", (0.4877, 0.4781, 0.4336), (0.2619, 0.2418, 0.2526)),
-    ("small_mammals", (0.5117, 0.4798, 0.4125), (0.2389, 0.2288, 0.2377)),
-    ("trees", (0.4544, 0.4833, 0.4314), (0.2356, 0.2345, 0.2817)),
-    ("vehicles_1", (0.4979, 0.4858, 0.4642), (0.2633, 0.2609, 0.2733)),
-    ("vehicles_2", (0.5301, 0.5280, 0.5037), (0.2730, 0.2693, 0.2874)),
-)
-
-
-def _cifar100(root: Path) -> DatasetConfig:
-    tasks = tuple(TaskSpec(i, name, "image", 5, mean, std)
-                  for i, (name, mean, std) in enumerate(CIFAR100_TASKS, start=1))
-    return DatasetConfig(
-        name="cifar100", image_root=root / "cifar100_org", text_root=root / "cifar100_org",
-        tasks=tasks, image_size=32, train_augment="crop_flip", text_encoding="hashed_words",
-        vocab_size=2 ** 15, max_text_length=128,
-        prepare_command="python -m tools.prepare_cifar100 --archive cifar-100-python.tar.gz")
-
-
-def _groups(name, root, num_groups, num_classes, image_size) -> DatasetConfig:
-    """A multimodal template: groups 1..N/2 are image tasks, group k + N/2 holds the captions of group
-    k's images (MM-Pick-a-back's text groups), one caption file per image under the same
-    <class>/<stem>, so image group k and text group k + N/2 are paired sample by sample."""
-    half = num_groups // 2
-    tasks = tuple(TaskSpec(i, f"group{i}", "image" if i <= half else "text",
-                           num_classes, IMAGENET_MEAN, IMAGENET_STD)
-                  for i in range(1, num_groups + 1))
-    paired = {f"group{k}": f"group{k + half}" for k in range(1, half + 1)}
-    return DatasetConfig(
-        name=name, image_root=root / name / "images", text_root=root / name / "text",
-        tasks=tasks, image_size=image_size, train_augment="resize_flip",
-        text_encoding="hashed_words", vocab_size=2 ** 15, max_text_length=128,
-        paired={**paired, **{text: image for image, text in paired.items()}},
-        prepare_command={
-            "cub": "python -m tools.prepare_cub --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz",
-            "oxford": "python -m tools.prepare_oxford --archive 102flowers.tgz --labels imagelabels.mat "
-                      "--captions cvpr2016_flowers.tar.gz",
-        }.get(name, f"see data/readme.md for the '{name}' layout"))
-
-
-def _emoji(root: Path) -> DatasetConfig:
-    """Real emoji from three npm packages (tools/prepare_emoji.py): Unicode categories as classes, in
-    set a (5 categories) and set b (4), each drawn by Twitter and Google and captioned in English and
-    German. The two styles (and the two languages) of a set are related; image and caption of the
-    same emoji are paired (same <class>/<unified code> stem)."""
-    sets = {"a": 5, "b": 4}
-    tasks = [(f"{s}_{style}", "image", n) for s, n in sets.items() for style in ("twitter", "google")] \
-        + [(f"{s}_{lang}", "text", n) for s, n in sets.items() for lang in ("en", "de")]
-    # Per-channel mean/std of the 32x32 train images of the four image tasks pooled (3,048 images,
-    # emoji composited on white), from emoji-datasource-{twitter,google}@16.0.0; tools/prepare_emoji.py
-    # recomputes them into emoji/.complete.
-    mean, std = (0.8009, 0.7514, 0.7014), (0.2910, 0.2838, 0.3347)
-
-    def both_ways(x, y):    # <set>_x <-> <set>_y in both sets
-        return {f"{s}_{a}": f"{s}_{b}" for s in sets for a, b in ((x, y), (y, x))}
-
-    return DatasetConfig(
-        name="emoji", image_root=root / "emoji" / "images", text_root=root / "emoji" / "text",
-        tasks=tuple(TaskSpec(i, name, modality, n, mean, std)
-                    for i, (name, modality, n) in enumerate(tasks, start=1)),
-        image_size=32, train_augment="resize_flip", text_encoding="hashed_words",
-        vocab_size=2 ** 14,     # ~4,100 (en) / 5,000 (de) distinct words: ~1 in 4 shares a bucket
-        max_text_length=32,     # the longest caption has 24 words
-        related={**both_ways("twitter", "google"), **both_ways("en", "de")},
-        paired={**both_ways("twitter", "en"), **both_ways("google", "de")},
-        prepare_command="npm pack emoji-datasource-twitter@16.0.0 emoji-datasource-google@16.0.0 "
-                        "emojibase-data@17.0.0 && python -m tools.prepare_emoji "
-                        "--twitter emoji-datasource-twitter-16.0.0.tgz --google emoji-datasource-google-16.0.0.tgz "
-                        "--emojibase emojibase-data-17.0.0.tgz",
-        val_fraction=0.2)   # 68-309 train emoji per class: 10% would decide on 7-31 of a class
-
-
-_BUILDERS = {
-    "demo": _demo,
-    "cifar100": _cifar100,
-    "oxford": lambda root: _groups("oxford", root, 12, 4, 64),
-    "cub": lambda root: _groups("cub", root, 56, 5, 224),
-    "emoji": _emoji,
-}
-CONFIG_NAMES = tuple(_BUILDERS)
+_BUILDERS = {"demo": _demo}
+# The real-data built-ins are config files shipped here, their roots relative to the data root.
+BUILT_IN_FILES = {path.stem: path for path in sorted((Path(__file__).parent / "dataset_configs").glob("*.toml"))}
+CONFIG_NAMES = tuple(_BUILDERS) + tuple(BUILT_IN_FILES)
 CONFIG_FILES = ("dataset.toml", "dataset.json")     # a config file found by name: <data root>/<name>/<file>
 CONFIG_HELP = (f"a built-in name ({', '.join(CONFIG_NAMES)}), a name with data/<name>/dataset.toml, "
                "or a path to a .toml/.json file")
@@ -262,6 +166,8 @@ def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
     root = Path(data_root_dir) if data_root_dir is not None else data_root()
     if spec in _BUILDERS:
         return check_config(_BUILDERS[spec](root), f"the built-in config {spec!r} (utils/dataset_config.py)")
+    if spec in BUILT_IN_FILES:
+        return read_config_file(BUILT_IN_FILES[spec], roots_under=root)
     if Path(spec).suffix in (".toml", ".json"):
         return read_config_file(Path(spec))
     for file_name in CONFIG_FILES:
@@ -336,17 +242,19 @@ TASK_KEYS = {
 }
 
 
-def read_config_file(path: Path) -> DatasetConfig:
+def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConfig:
     """The config a .toml/.json file describes; a wrong or incomplete file is one UserError sentence
-    naming the key and the file."""
+    naming the key and the file. Its roots are relative to the file's folder, or for a built-in to
+    `roots_under` (the data root), which also records the built-in by its name alone."""
     values = _read_keys(_parse(path), CONFIG_KEYS, path)
     name = values["name"] or (path.parent.name if path.name in CONFIG_FILES else path.stem)
-    _check(name not in _BUILDERS, path, "name", f"is {name!r}, a built-in config's name; choose another")
+    if roots_under is None:
+        _check(name not in CONFIG_NAMES, path, "name", f"is {name!r}, a built-in config's name; choose another")
     tasks = _read_tasks(values, path)
     if any(task.modality == "image" for task in tasks):
         _check(values["image_size"] is not None, path, "image_size", "is missing (a config with image tasks needs it)")
         _check(values["image_size"] >= 1, path, "image_size", "must be at least 1")
-    folder = path.resolve().parent
+    folder = path.resolve().parent if roots_under is None else roots_under
     cfg = DatasetConfig(
         name=name, image_root=folder / values["image_root"], text_root=folder / values["text_root"],
         tasks=tasks, image_size=values["image_size"] or 0,   # 0: no image task reads it
@@ -354,7 +262,7 @@ def read_config_file(path: Path) -> DatasetConfig:
         vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
         related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
         prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
-        source_fingerprint=fingerprint(path))
+        source_fingerprint=fingerprint(path) if roots_under is None else "")
     return check_config(cfg, path)
 
 
