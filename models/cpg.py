@@ -2,34 +2,12 @@
 evaluates tasks the same way.
 
 It wraps one architecture body (`lenet5` or `perceiver_io`) whose maskable weights carry a
-`models.masking.TaskMask`, and keeps the rest of CPG's bookkeeping:
-
-* Tasks are registered in order (task index t = position + 1). `add_task` gives the new task its
-  head (and, for Perceiver IO, its input adapter), a piggymask over every maskable weight (t >= 2),
-  and ownership of every free weight; it becomes the active task.
-* Per-task private state: the head and adapter (ModuleDicts by task name), and every body tensor
-  that is not a maskable weight (biases, LayerNorm / BatchNorm parameters and running statistics).
-  The latter are kept as data, one `TaskPrivate` per task at the task's own width;
-  `set_active_task` points the body's modules at the active task's tensors (the same objects, so
-  training and BatchNorm statistics update them in place, and nothing is copied on a switch). A
-  new task starts from the previously active task's private values (its backbone's); the units a
-  task gains when it widens start from the body's initial values (`fresh_private`).
-* Width: every task records the width multiplier it was added at. `grown(m)` copies the model to a
-  wider body (old entries to the top-left of each fused block, new entries freshly initialised and
-  free: the next task added claims them). Grow first, then add the task (the original retrains
-  the target from its backbone at each width).
-* `task_view(name)` is how any task is evaluated: a plain (unparametrised) eval-mode body at the
-  task's own width with that task's effective weights baked in. It is bit-identical whatever
-  later tasks did, because earlier tasks' weights, owner entries, piggymasks and private state
-  never change after the task (gradients of non-own weights are zero, pruning only touches the
-  active task's own weights, growing keeps old entries in place).
-* Optimiser contract: `parameter_groups` gives the maskable weights with weight_decay 0, because
-  `mask_gradients` adds L2 decay to the active task's own entries only (as the original's manual
-  decay; every other entry's gradient is zero from the masks' backward); build a fresh optimiser per task so no momentum
-  from another task moves a frozen weight.
-
-Saving and loading a model is `utils.checkpoint` (`model_state`, `model_from_state`); the validate line's
-ownership figures are `models.masking.ownership_stats`.
+`models.masking.TaskMask`, and keeps CPG's bookkeeping: tasks in order (`add_task`), each task's private
+state at its own width (`set_active_task` switches without copying), growing (`grown`), and
+`task_view`, a task's bit-identical evaluation whatever later tasks did. Build a fresh optimiser per task
+from `parameter_groups`: `mask_gradients` applies the weight decay to the active task's own entries only.
+The invariants and why they hold: docs/models.md, "The CPG model". Saving and loading a model is
+`utils.checkpoint`.
 """
 import copy
 from dataclasses import dataclass

@@ -4,16 +4,12 @@ features: conv 3->c1 k5 (no bias), BN, ReLU, avgpool 2 | conv c1->c2 k5 (no bias
 classifier body: flatten (channel-major) -> fc 25*c2 -> f1, ReLU -> fc f1 -> f2, ReLU
 head (per task, private): Linear(f2 at the task's own width, num_classes)
 
-Widths at CLI multiplier m: floor(base * sqrt(m)) for c1=6, c2=16, f1=120, f2=84 (m=2: 8, 22, 169, 118).
-The input channels (3) never change. Flattening is channel-major, so a grown fc1 keeps the old 25*c2
-inputs in its first columns. An adaptive 5x5 average pool before flattening lets images larger than
-32x32 through; at 32x32 it is the identity, i.e. the original network.
-LeNet takes images only. The `paper` and `demo` profiles are the same network (it is small).
-
-Maskable (owned, shared) weights: the two convs and the two fc weights. Private per task: the
-head, BN affine parameters and running statistics, and the fc biases.
-Init as the original: conv kaiming-normal (fan_out, relu), fc N(0, 0.01) with bias 0, BN (1, 0),
-head N(0, 0.01) with bias 0.
+Widths at CLI multiplier m: floor(base * sqrt(m)) for c1=6, c2=16, f1=120, f2=84 (m=2: 8, 22, 169, 118);
+flattening is channel-major, so a grown fc1 keeps the old 25*c2 inputs in its first columns. An adaptive
+5x5 average pool lets images larger than 32x32 through (at 32x32 it is the identity). Images only; the
+`paper` and `demo` profiles are the same network. Maskable weights: the two convs and the two fc weights;
+private per task: the head, BN parameters and statistics, fc biases. Init as the original: conv
+kaiming-normal (fan_out, relu), fc and head N(0, 0.01) with bias 0, BN (1, 0).
 """
 import math
 

@@ -1,31 +1,12 @@
 """CPG weight ownership, written once for every maskable weight (nn.Linear, nn.Conv2d, the latent array).
 
-A maskable weight is any >= 2-D `weight` of the shared body; the architectures only say *which*
-modules carry one (`maskable_modules`). `TaskMask` is registered on it with
-`torch.nn.utils.parametrize`, so the layers stay the stock PyTorch / perceiver-pytorch modules and
-`module.weight` becomes the weight the active task sees:
-
-* `owner` (int16, shape of the weight): 0 = free, t = owned by task t (1-based).
-* `piggymasks[str(t)]` for every task t >= 2: real-valued, initialised to 0.01; binarised with
-  threshold 5e-3 (1 above, 0 at or below) and a straight-through gradient.
-* Effective weight for active task t:
-      W * (owner == t)  +  W.detach() * (0 < owner < t) * binarise(piggy_t)
-  Free entries and entries of later tasks never act. Because earlier tasks' entries enter
-  detached, the raw weight only receives gradient on the active task's own entries, and the
-  piggymask only on earlier tasks' entries (CPG's freezing of earlier tasks): the gradient of
-  this formula, so no optimiser step can move a weight the active task does not own.
-
-The fused autograd function computes the weight with one `torch.where` (exact +0 elsewhere, so a
-baked task view is the same tensor whichever later task touched the zeros). Its backward masks the
-gradients itself, with multiplications by 0/1 float copies of the masks: on CPU a multiplication is
-branch-free, where a select on a scattered boolean map (pruning leaves ownership scattered) costs
-about three times as much. The masks are cached per active task, so a training step costs about
-four element-wise passes per weight, each allocating one tensor.
-
-Shapes may hold fused blocks along dim 0 (perceiver-pytorch's `to_kv` rows are [k | v], GEGLU's
-first layer rows are [x | gates]); `block_index` maps a narrow tensor's rows/columns into a wide
-one block by block, and is what growing (old entries to the top-left of each block) and task
-views (slicing a wide weight back to a task's own width) both use.
+`TaskMask` is registered on a weight with `torch.nn.utils.parametrize`, so the layers stay stock modules
+and `module.weight` is what the active task t sees:
+    W * (owner == t)  +  W.detach() * (0 < owner < t) * binarise(piggy_t)
+`owner` holds 0 (free) or the owning task; `piggymasks[str(t)]` choose which earlier tasks' entries task t
+reuses. Earlier tasks' entries enter detached, so no optimiser step moves a weight the active task does
+not own. `block_index` maps narrow fused blocks ([k | v], GEGLU's [x | gates]) into wide ones, for growing
+and for task views. The fused backward, its cost on CPU and the thresholds: docs/models.md.
 """
 import math
 

@@ -1,45 +1,16 @@
 """Multimodal Perceiver IO for CPG, assembled from perceiver-pytorch's blocks, as MM-Pick-a-back's model.
 
     input adapter (per task) -> [k ; v] context
-    latents (learned array, N x D) -> ONE cross-attention PreNorm(Attention) + PreNorm(FeedForward)
-    -> `depth` x (PreNorm latent self-Attention + PreNorm FeedForward), residuals throughout
-    -> mean over latents -> per-task head (LayerNorm(D) + Linear(D, num_classes))
+    latents (N x D) -> one cross-attention block -> depth x latent self-attention blocks
+    -> mean over latents -> per-task head
 
-Input adapters (ModuleDict by task name, private to the task, never masked):
-* image: pixels (B x 3 x H x W -> B x HW x 3) concatenated with Fourier position features
-  (`fourier_encode` per axis over linspace(-1, 1), 6 bands, max_freq 10: 2*(2*6+1) = 26 channels),
-  29 context channels in all;
-* text: nn.Embedding(vocab_size, text_dim, padding_idx=0) + learned positions
-  (nn.Embedding(max_text_length, text_dim)); the padding mask (tokens != 0) goes to the
-  cross-attention's `mask=`;
-* both then LayerNorm(context) and the task's key/value projection Linear(context -> 2 * cross
-  inner, no bias), rows [k | v]. The cross `Attention`'s own `to_kv` is therefore nn.Identity and its
-  PreNorm has no context norm: the adapter already normalised and projected the context. This is
-  what lets a text task run on an image task's backbone (step 4 hands over the adapter).
-
-Profiles (`PROFILES`): `paper` = the original's sizes (256 latents x 512, depth 3, cross 1 head x 64,
-latent 8 heads x 64, feed-forward mult 4, dropout 0.1); the original fed 768-d BERT embeddings,
-we embed hashed words ourselves and choose text_dim 256 (a learned table of vocab x 768 would be
-most of the model). `demo` = 32 latents x 96, depth 2, cross 1 head x 64, latent 4 heads x 16,
-FF mult 2, dropout 0, text_dim 32: a 32x32 image is 1024 context tokens, so the cost is in the
-adapter projection and the 32 x 1024 cross-attention, both small. (With 64-d latents and a 32-d cross
-head it stayed under 0.80 validation accuracy on the demo's shape tasks; these sizes reach 0.90.)
-
-Width multiplier m (CPG growing) scales by floor(base * sqrt(m)) the latent self-attention heads
-(dim_head fixed) and every feed-forward hidden width (cross and latent). Cross-attention heads,
-latent count and latent_dim never change (LayerNorms normalise over latent_dim, and the adapters'
-projections of earlier tasks keep their shape). perceiver-pytorch's FeedForward only takes an
-integer `mult`, so its two Linear layers are re-sized in place (`feed_forward`).
-
-Maskable (owned, shared) weights: the latent array and every Linear weight of the cross and latent
-blocks. Private per task: adapters, heads, LayerNorms and biases.
-Init: xavier-uniform Linear weights and zero biases (as the original), latents N(0, 1), heads
-N(0, 0.01) with bias 0.
-
-Attention runs through `torch.nn.functional.scaled_dot_product_attention` (`SDPAAttention`), which
-picks a fused kernel on GPU instead of materialising the latents x context similarity matrix; its
-modules and parameter names are perceiver-pytorch's, so owner maps, piggymasks and checkpoints
-are unchanged.
+Each task has its own input adapter (image: pixels + Fourier position features; text: hashed-word
+embeddings + positions), ending in the task's key/value projection. The cross-attention reads that
+projection as is, which is what lets a target of either modality run on a backbone of the other (step 4
+hands over the adapter). `PROFILES` holds the original's sizes (`paper`) and a CPU size (`demo`); CPG's
+width multiplier grows the latent heads and feed-forward widths. Maskable weights are the latent array
+and the Linear weights of the blocks; adapters, heads, norms and biases are private per task.
+Shapes, sizes and the reasons for them: docs/models.md.
 """
 import math
 from dataclasses import dataclass

@@ -3,21 +3,14 @@
     .venv/bin/python run_pickaback/ray_pipeline.py [cfg] [--num_cpus N] [--cpus_per_job 1] [--gpus_per_job 0]
     .venv/bin/python run_pickaback/ray_pipeline.py [cfg] --address <head node's address>    # an existing cluster
 
-The jobs, for every task t of the run (TASKS, or every task of the config, as the bash steps):
-* step 1 -> 2-1 -> 2-2 of t: `TASKS=t JOBS=1 bash run_pickaback/<step>.sh cfg`;
-* step 3-1 of target t, once t's step 1 and every other task's step 2-2 are done (each peer is a candidate):
-  `TARGETS=t bash run_pickaback/find_backbone.sh cfg` (target t among every task of the run);
-* step 4 of t (`TASKS=t bash run_pickaback/transfer_kv.sh cfg`), then step 3-2 of t on the backbone step 3-1
-  picked (common.sh's train_on_backbone, as w_backbone.sh runs it);
-* tools/results_table.py once every target is trained, as w_backbone.sh ends.
-So every step has one definition, the bash scripts', and they stay the reference path. Settings are the
-scripts' environment variables (README), passed to every job on any node with MMPAB_OUTPUT_ROOT and
-MMPAB_DATA_ROOT: on a cluster, those folders and this repository (at the same path) must be shared by the nodes.
-Finished work is skipped as by the bash steps, so re-running resumes.
-
-A failed job stops the jobs that need it, and every other branch runs to its end; the launcher then exits 1
-with one sentence naming every failed job. Each job's output is in its log, and every job's start, end, exit
-status and node in jobs.json, both under logs_<arch>/ray_<cfg>/ in the output root.
+Per task t: steps 1 -> 2-1 -> 2-2 (`TASKS=t JOBS=1 bash run_pickaback/<step>.sh cfg`); step 3-1 of target t
+once t's step 1 and every peer's step 2-2 are done; then step 4 and step 3-2 of t; tools/results_table.py
+once every target is trained. So every step has one definition, the bash scripts'. Settings are the
+scripts' environment variables, passed to every job with MMPAB_OUTPUT_ROOT and MMPAB_DATA_ROOT (on a
+cluster, those folders and this repository must be shared by the nodes at the same paths); finished work
+is skipped as by the bash steps. A failed job stops the jobs that need it, every other branch runs to its
+end, and the launcher exits 1 naming every failed job; logs and jobs.json are under
+logs_<arch>/ray_<cfg>/ in the output root (docs/ray.md).
 """
 import os
 import re

@@ -3,16 +3,14 @@
     python -m tools.prepare_cub --archive CUB_200_2011.tgz --captions cvpr2016_cub.tar.gz [--out data/cub]
 
 Each flag also takes the extracted folder; nothing is downloaded. As MM-Pick-a-back's cub.ipynb: the
-classes with exactly 60 images, in class-id order, five to a group, each class split 80/20 (48 train,
-12 test; seeded here, unseeded there). Writes
+classes with exactly 60 images, in class-id order, five to a group, each class split 80/20 (seeded here,
+unseeded there); when fewer than 140 qualify, the classes with the most images below 60 complete the last
+group (data/readme.md says why). Writes
 
     <out>/images/{train,test}/group<k>/<nnn.Class>/<file>.jpg       (k = 1..28, CUB's JPEG bytes)
     <out>/text/{train,test}/group<k+28>/<nnn.Class>/<file>.txt       (the image's first caption)
 
-More than 140 such classes: the first 140 are kept. Fewer (cub.ipynb's output lists 139 in
-CUB-200-2011, so it made 27 full groups, while MM-Pick-a-back's results have 28): the classes with the
-most images below 60 (ties in class-id order) complete the last group, and the marker names them.
-CUB's own train_test_split.txt is not used. A marker file is written last; a complete folder is skipped unless --force.
+A marker file is written last; a complete folder is skipped unless --force.
 """
 import sys
 from pathlib import Path

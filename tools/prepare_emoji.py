@@ -1,21 +1,15 @@
 """Turn three npm emoji packages into the emoji config's layout: the same emoji drawn twice and captioned twice.
 
     npm pack emoji-datasource-twitter@16.0.0 emoji-datasource-google@16.0.0 emojibase-data@17.0.0
-    python -m tools.prepare_emoji --twitter emoji-datasource-twitter-16.0.0.tgz \\
+    python -m tools.prepare_emoji --twitter emoji-datasource-twitter-16.0.0.tgz \
         --google emoji-datasource-google-16.0.0.tgz --emojibase emojibase-data-17.0.0.tgz [--out data/emoji]
 
-Each flag takes the npm tarball or its extracted folder; nothing is downloaded. Classes are the
-emoji's Unicode categories, in two class sets (a: 5 categories, b: 4), each rendered four ways:
-Twitter and Google images (64x64 RGBA composited on white, saved as RGB PNG of --image_size) and
-English and German captions (emojibase label and tags; the category never appears in them). Writes
-
-    <out>/images/{train,test}/<set>_{twitter,google}/<category>/<unified>.png
-    <out>/text/{train,test}/<set>_{en,de}/<category>/<unified>.txt
-
-Only emoji present in all four renderings are kept, without skin-tone variants. The file stem is
-the emoji's `unified` code in every rendering (what pairs an image with its caption), and a seeded
-80/20 split per class puts each emoji in the same split everywhere. A marker file is written
-last, so a half-written folder is redone; it also records the training images' channel statistics.
+Each flag takes the npm tarball or its extracted folder; nothing is downloaded. Classes are Unicode
+categories in two sets (a: 5, b: 4), each rendered four ways: Twitter and Google images (composited on
+white) and English and German captions (emojibase label and tags, never the category). Only emoji present
+in all four, without skin-tone variants, are kept; the file stem is the emoji's `unified` code everywhere
+(what pairs an image with its caption), and a seeded 80/20 split per class puts each emoji in the same
+split everywhere. A marker file, written last, records the training images' channel statistics.
 """
 import io
 import json

@@ -1,29 +1,13 @@
-"""Report of a pipeline run: four figures and one Markdown file of the numbers behind them; over seeds, one more.
+"""Report of a pipeline run: figures and one Markdown file of the numbers behind them; over seeds, one more.
 
     python -m tools.report [cfg] [--arch perceiver_io] [--seed 2 | --seeds 1 2 3] [--summary]
 
-Writes logs_<arch>/report_<cfg>/ of each seed's run (seed S != 2 under seed<S>/):
-  similarity.png  model distance (ddv_euc) of every target x candidate pair, selected backbones marked
-  pruning.png     validation accuracy vs pruning ratio of every backbone task, its baseline and the chosen ratio
-  accuracy.png    per target, test accuracy: trained alone from scratch vs trained on its selected backbone
-  transfer.png    the transfer control: test accuracy of every target on every candidate backbone,
-                  selected and best (oracle) marked (when run_pickaback/transfer_matrix.sh has run)
-  report.md       the same numbers as tables, the mean forward and backward transfer, how often the
-                  designed related task was selected, and the selection's regret against the control
-With several seeds, also logs_<arch>/report_<cfg>_seeds/report.md (beside the default seed's report): every
-headline figure and every target's numbers as the mean over seeds with its 95% Student-t interval.
-
-Two splits, named wherever a number appears: the targets, their backbones and the transfer control are
-test accuracies (results_<cfg>.csv, tools/results_table.py; the test split took no part in any decision),
-the backbone tasks' pruning records are validation accuracies (what steps 2-1 and 2-2 decided by). Reads
-only the files the steps write (no checkpoint, no torch, no log text), so it runs on partial results: a
-step that has not run is said in report.md and its figure is skipped.
-
-`--summary` prints the quickstart's closing tables of a finished run instead (results_<cfg>.csv, test
-accuracies): per target what it picked and reached; per (backbone, target) pair the backbone's accuracy before
-any target trained on it and inside that target's final checkpoint, with whether its outputs stayed
-bit-identical, which CPG promises.
-It exits 1 if a backbone changed.
+Writes logs_<arch>/report_<cfg>/ (similarity, pruning, accuracy and transfer-control figures, report.md);
+with several seeds also logs_<arch>/report_<cfg>_seeds/report.md, each figure as a mean with its 95% interval.
+`--summary` prints the quickstart's closing tables instead, and exits 1 if a backbone changed.
+Reads only the files the steps write (no checkpoint, no torch), so it runs on partial results, and names
+the split of every number: targets and the control are test accuracies, the pruning records validation
+accuracies. The files and what each shows: docs/pipeline.md, "The report".
 """
 import math
 import os

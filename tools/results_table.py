@@ -2,18 +2,14 @@
 
     python -m tools.results_table [cfg] [--arch perceiver_io] [--seed 2]
 
-For each target that step 3-2 trained on its selected backbone:
-- forward transfer = its accuracy on the backbone (step 3-2) - its accuracy trained alone from scratch (step 1);
-- knowledge transfer = its accuracy on the backbone - on the backbone's untrained twin (step 3-2's second run:
-  the same structure, ownership and recipe, fresh weights): what the backbone's knowledge adds beyond the recipe;
-- backward transfer = the backbone task's accuracy inside step 3-2's final checkpoint - inside the backbone's
-  chosen checkpoint (step 2-2). CPG makes it 0 by construction; it is measured here, both models evaluated on
-  the same samples, and `backbone_outputs_identical` says whether their logits agree bit for bit;
-- regret = the best candidate's accuracy - the selected one's, where the transfer control ran;
-- the width the target ended at and its shared ratio (earlier tasks' weights its piggymask selects).
-Every accuracy twice: `_val_` (validation split, what decisions used) and `_test_` (test split, what to report);
-rounded to 4 decimals, as every record of the pipeline, the transfers being differences of the rounded numbers,
-so the file adds up. utils.results.read_results reads it (the summary and the report).
+For each target that step 3-2 trained on its selected backbone: forward transfer (on backbone - scratch),
+knowledge transfer (on backbone - on its untrained twin), backward transfer (the backbone task inside the
+target's final checkpoint - inside its own chosen checkpoint, 0 by construction in CPG and measured here,
+with whether the logits agree bit for bit), regret where the transfer control ran, the final width and
+shared ratio. Every accuracy on the validation split (`_val_`, what decisions used) and the test split
+(`_test_`, what to report), rounded to 4 decimals as every record of the pipeline, the transfers being
+differences of the rounded numbers so the file adds up. Columns: docs/pipeline.md, "Results";
+utils.results.read_results reads it.
 """
 import torch
 

@@ -5,19 +5,12 @@
     python -m tools.transfer_control collect demo                                    # writes the CSV
     python -m tools.transfer_control quality demo [--score S [--table T]]            # how good the selection is
 
-`plan` prints, per target (of `--only`, default all), its selected backbone first and then the other
-candidates the control trains it on: `all` the target's peers (the tasks of `--targets`), `related` only
-the designed related task, `random:K` K peers drawn with the seed (the same draw on every run).
-`collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per run found
-(a run's repeats with other training seeds included, each with its seed), so re-running it never adds rows;
-a run whose starting checkpoint changed after it ran (its backbone trained again), or whose grow loop stopped
-before it finished (its last attempt exited 2), is left out, and named.
-`quality` reads that CSV (trains nothing): per target, scratch (step 1), capacity-matched scratch, the untrained
-backbone, the selected backbone, the oracle (best candidate), the mean over candidates (a random pick), regret and
-rank; then the overall figures (utils_pickaback/selection_quality.py says what each one is), and the same as one
-JSON object on the last line. Test accuracies by default: the test split took no part in any decision. `--score`
-judges the selection another score of step 3-1's table would make (LogME, LEEP, CKA beside ModelDiff), `--table` a
-table of a step 3-1 run with other settings: one control judges every variant (python -m tools.bench.variants).
+`plan` lists per target its selected backbone, then the other candidates to train it on (`all`, `related`,
+`random:K`). `collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per
+run and training seed, leaving out (and naming) a run whose starting checkpoint changed after it ran or
+whose grow loop stopped early. `quality` reads that CSV (trains nothing) and prints per target and overall
+the baselines, the oracle, a random pick, regret and rank (utils_pickaback/selection_quality.py), JSON on
+the last line; `--score` / `--table` judge another score or another step 3-1 run by the same control.
 """
 import json
 import random

@@ -1,24 +1,16 @@
 """ModelDiff: profiling-input search, decision distance vectors (DDVs), model distance, ranking.
 
-Models are plain callables `model(x) -> logits` (B x C, C may differ between the two models), already in
-eval mode and on the device of the inputs. Inputs are one batch tensor: images float32 B x 3 x H x W, or
-text int64 B x T token ids with 0 = padding.
+Models are plain callables `model(x) -> logits` (B x C, C may differ between the two models), in eval mode
+on the inputs' device. Inputs are one batch: images float32 B x 3 x H x W, or text int64 B x T, 0 = padding.
 
-Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, where chg_j = mean_n ||f_j(X_n) -
-f_j(X0_n)|| (X0 = seed inputs) and div_j = mean of the pairwise Euclidean distance matrix of f_j's logits
-on X. The original hill-climbs that global score one element of one input per iteration, re-running the
-whole batch through both models twice per iteration. `search_single_moves` is that search, move for move,
-computed incrementally: only the two proposals for the moved input go through each model (one batch of 2);
-the other inputs' logits, their changes and the distance matrix are cached and row/column n is replaced, so
-the score is the number a full recomputation gives. Same trajectory for the same random draws (tested
-against a from-scratch re-implementation), ~7x (LeNet-5) to ~25x (Perceiver) faster per pair
-(python -m tools.bench.modeldiff).
-
-* Both models see the same inputs (the caller passes seeds from the target's own training data), and
-  all randomness comes from the caller's torch.Generator, so a search is reproducible.
-* DDV: pairs (k, k + n/2) as the original, or every pair; Euclidean and cosine distance of each pair's
-  logits; model distance = cosine distance between the two models' DDVs (0 = identical decisions). Logits,
-  not softmax.
+Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, where chg_j = mean_n
+||f_j(X_n) - f_j(X0_n)|| (X0 = seed inputs) and div_j = mean pairwise Euclidean distance of f_j's logits on X.
+`search_single_moves` is the original's hill climb, move for move, computed incrementally: only the moved
+input goes through each model, the rest is cached, and the score is the number a full recomputation gives
+(tested against a from-scratch re-implementation; python -m tools.bench.modeldiff measures the speed-up).
+All randomness comes from the caller's torch.Generator, so a search is reproducible. DDV: pairs (k, k + n/2)
+as the original, or every pair; Euclidean or cosine distance of each pair's logits; model distance =
+cosine distance between the two models' DDVs (0 = identical decisions).
 """
 import torch
 from tqdm import tqdm

@@ -1,21 +1,15 @@
 """How good a backbone selection is, judged by the transfer control rather than by a designed relation.
 
-The transfer control (run_pickaback/transfer_matrix.sh) trains every target with step 3-2's recipe on
-every candidate backbone, and also from scratch at the width its selected-backbone run ended at
-(capacity-matched scratch) and on an untrained backbone. From its runs and step 3-1's distances:
-
-* per target: the selected backbone's accuracy, the best candidate's (the oracle), the mean over the
-  candidates (what a random pick gets on average), regret = oracle - selected, the selected
-  backbone's rank among the candidates (1 = best), and the correlation between the selector's score (the
-  one step 3-1 ranked the target by, signed by its rule: -distance for ModelDiff under "similar") and
-  transfer accuracy: Spearman's rho and weighted Kendall tau, the figures transferability-estimation
-  papers (LEEP, LogME) report against brute-force fine-tuning;
-* overall: mean regret and rank, the selection's mean gain over a random pick, over capacity-matched
-  scratch and over the untrained backbone, each with a 95% interval over targets (Student t), the
-  mean correlations, and how often the designed related task was picked;
-* where the control trained runs again with other training seeds (CONTROL_SEEDS), every accuracy is the
-  mean over the seeds, and the spread between seeds says how small a difference the control resolves.
-
+From the control's runs (every target on every candidate, capacity-matched scratch, the untrained backbone)
+and step 3-1's distances:
+* per target: the selected backbone's accuracy, the oracle (best candidate), the mean over candidates (a
+  random pick), regret = oracle - selected, the pick's rank (1 = best), and Spearman's rho and weighted
+  Kendall tau between the selector's score and transfer accuracy (as LEEP and LogME are judged);
+* overall: mean regret and rank, the selection's gain over a random pick, over capacity-matched scratch and
+  over the untrained backbone, each with a 95% Student-t interval over targets, the mean correlations, and
+  how often the designed related task was picked;
+* with repeats at other training seeds (CONTROL_SEEDS), accuracies are means over seeds, and the spread
+  between seeds says how small a difference the control resolves.
 Reads only the files the steps write (no torch).
 """
 import math

@@ -2,15 +2,12 @@
 
 ModelDiff compares a candidate's decisions with the target model's and never sees the target's labels.
 These scores do, or compare representations directly; for all three, higher is better:
-
-* `logme` -- LogME (You et al., ICML 2021, "LogME: Practical Assessment of Pre-trained Models for
-  Transfer Learning"): how well a Bayesian linear model on the candidate's features explains the labels.
-* `leep` -- LEEP (Nguyen et al., ICML 2020, "LEEP: A New Measure to Evaluate Transferability of Learned
-  Representations"): how well the candidate's own head, relabelled through an empirical P(y | z),
-  predicts the labels.
-* `linear_cka` -- linear CKA (Kornblith et al., ICML 2019, "Similarity of Neural Network Representations
-  Revisited"): similarity of two representations of the same samples.
-
+* `logme`: LogME (You et al., ICML 2021): how well a Bayesian linear model on the candidate's features
+  explains the labels;
+* `leep`: LEEP (Nguyen et al., ICML 2020): how well the candidate's own head, relabelled through an
+  empirical P(y | z), predicts the labels;
+* `linear_cka`: linear CKA (Kornblith et al., ICML 2019): similarity of two representations of the same
+  samples.
 Inputs are tensors on any device; the arithmetic is float64 (scores of close candidates differ in late
 digits), results are Python floats.
 """
