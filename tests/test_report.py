@@ -147,9 +147,9 @@ def out_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_tool(out_root, *args, tool="tools.report"):
+def run_tool(out_root, *args):
     env = dict(os.environ, MMPAB_OUTPUT_ROOT=str(out_root))
-    return python("-m", tool, "demo", *args, env=env, timeout=120)
+    return python("-m", "tools.report", "demo", *args, env=env, timeout=120)
 
 
 def report_dir(seed=paths.DEFAULT_SEED):
@@ -219,6 +219,14 @@ def test_full_results_give_four_figures_and_tables_of_the_source_numbers(out_roo
     regrets = [max(control_accuracy(t, c) for c in TASK_IDS if c != t) - control_accuracy(t, s)
                for t, s in SELECTIONS.items()]
     assert f"Mean regret {sum(regrets) / len(regrets):.4f}" in md and "Mean regret" in result.stdout
+
+    # the control's own console verdict shows the same cells and sentences as report.md
+    console = python("-m", "tools.transfer_control", "quality", "demo", env=dict(os.environ, MMPAB_OUTPUT_ROOT=str(
+        out_root))).stdout
+    selection_md = md.split("## Selection quality")[1].split("\n## ")[0]
+    cells = table_row(md, f"3 {name(3)}", "Selection quality")
+    assert re.search(r"\s{2,}".join(map(re.escape, cells)), console)
+    assert all(line in console for line in selection_md.splitlines() if line.startswith(("Mean regret", "Gain ")))
 
 
 def test_report_is_deterministic(out_root):

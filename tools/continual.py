@@ -26,6 +26,7 @@ from utils.logs import training_seconds
 from utils.provenance import fingerprint
 from utils.records import read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results, read_selections
+from utils.text_tables import aligned_table
 from utils.train import evaluate
 from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
 
@@ -250,8 +251,7 @@ def format_table(lines):
                                                                   is not None else ""),
              figure(ln, "bwt"), figure(ln, "fwt"), figure(ln, "learned_vs_scratch"), f"{ln['models']:g}",
              f"{ln['width']:g}", f"{ln['parameters']:,.0f}", f"{ln['train_seconds']:.0f}"] for ln in lines]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *body])
+    return aligned_table(header, body)
 
 
 def get_args_parser():

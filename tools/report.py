@@ -30,8 +30,10 @@ from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_distances, read_prune_record, read_results, read_selections)
 from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
-from utils_pickaback.selection_quality import (compared_candidates, designed_related_pick, interval95,  # noqa: E402
-                                               mean_of, selection_figures, spread_sentence)
+from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
+from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
+                                               control_sentences, designed_related_pick, interval95, mean_of,
+                                               selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -103,10 +105,6 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
 def short(task):
     """`3 img`: how a task is named on an axis."""
     return f"{task.task_id} {SHORT_MODALITY.get(task.modality, task.modality)}"
-
-
-def fmt(value, spec=".4f"):
-    return "-" if value is None else format(value, spec)
 
 
 def related_verdict(run, target, backbone):
@@ -332,22 +330,16 @@ def plot_accuracy(rows, cfg_name, path):
 
 
 # ------------------------------------------------------------------------------------------ report.md
-def md_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def target_table(rows):
     header = ["target", "modality", "scratch test acc", "selected backbone", "backbone modality", "compared as",
               "designed related", "test acc on backbone", "on its untrained twin", "forward transfer",
               "knowledge transfer", "backward transfer", "final mpl", "shared ratio"]
-    return md_table(header, [
-        [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, fmt(r["scratch"]),
+    return markdown_table(header, [
+        [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, figure(r["scratch"]),
          f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["compared_as"], r["related"],
-         fmt(r["accuracy"]), fmt(r["untrained"]), fmt(r["gain"], "+.4f"), fmt(r["knowledge"], "+.4f"),
-         fmt(r["backward"], "+.4f"), fmt(r["mpl"], ".4g"),
-         fmt(r["shared_ratio"], ".3f")]
+         figure(r["accuracy"]), figure(r["untrained"]), figure(r["gain"], "+.4f"), figure(r["knowledge"], "+.4f"),
+         figure(r["backward"], "+.4f"), figure(r["mpl"], ".4g"),
+         figure(r["shared_ratio"], ".3f")]
         for r in rows])
 
 
@@ -360,9 +352,9 @@ def ratio_cell(ratio):
 def task_table(rows):
     header = ["task", "modality", "baseline val acc", "unpruned val acc", "chosen ratio", "val acc at chosen ratio",
               "selected by targets"]
-    return md_table(header, [
-        [f"{r['task'].task_id} {r['task'].name}", r["task"].modality, fmt(r["baseline"]), fmt(r["unpruned"]),
-         ratio_cell(r["ratio"]), fmt(r["ratio_acc"]), " ".join(map(str, r["picked_by"])) or "-"]
+    return markdown_table(header, [
+        [f"{r['task'].task_id} {r['task'].name}", r["task"].modality, figure(r["baseline"]), figure(r["unpruned"]),
+         ratio_cell(r["ratio"]), figure(r["ratio_acc"]), " ".join(map(str, r["picked_by"])) or "-"]
         for r in rows])
 
 
@@ -420,31 +412,9 @@ def comparison_line(run):
 
 
 def selection_section(run):
-    """The control's per-target table and headline figures (utils_pickaback/selection_quality.py)."""
+    """The control's per-target table and overall figures (utils_pickaback/selection_quality.py)."""
     figures, summary = run.transfer
-
-    def named(task_id):
-        return f"{task_id} {run.cfg.task(task_id).name}"
-    rows = [[named(f.target_id), fmt(f.scratch), fmt(f.matched_scratch), fmt(f.untrained),
-             named(f.selected), fmt(f.selected_acc), named(f.oracle), fmt(f.oracle_acc),
-             fmt(f.random_acc), fmt(f.regret), f"{f.rank}/{f.n_candidates}", fmt(f.spearman, "+.2f")]
-            for f in figures]
-    table = md_table(["target", "scratch", "scratch at its width", "untrained backbone", "selected", "acc",
-                      "oracle", "acc", "random pick", "regret", "rank", "Spearman"], rows)
-
-    def gain(key):
-        g = summary[key]
-        return "n/a" if g["mean"] is None else f"{g['mean']:+.4f} ± {fmt(g['ci95'])}"
-    lines = [f"Mean regret {summary['mean_regret']:.4f} (worst {summary['max_regret']:.4f}); the oracle was "
-             f"picked for {summary['oracle_picks']} of {summary['targets']} targets; mean rank "
-             f"{summary['mean_rank']:.1f} of {summary['mean_candidates']:.1f}.",
-             f"Gain of the selection (95% interval over targets): over a random pick {gain('gain_over_random')}, "
-             f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
-             f"{gain('gain_over_untrained')}.",
-             f"Selector score vs transfer accuracy, mean per target: Spearman {fmt(summary['spearman'], '+.2f')}, "
-             f"weighted Kendall tau {fmt(summary['weighted_tau'], '+.2f')}.",
-             f"{spread_sentence(summary['seed_spread']).capitalize()}."]
-    return [table, ""] + lines
+    return [markdown_table(CONTROL_HEADER, control_rows(run.cfg, figures)), ""] + control_sentences(summary)
 
 
 def build_markdown(run, t_rows, k_rows, written, skipped):
@@ -465,7 +435,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
         "The transfer control has not run (bash run_pickaback/transfer_matrix.sh): no regret to report."]
     if run.cl_table:
         out += ["", "## Among the continual-learning methods (python -m tools.continual table; test accuracy)", "",
-                md_table(CL_FIELDS, [[row[key] for key in CL_FIELDS] for row in run.cl_table])]
+                markdown_table(CL_FIELDS, [[row[key] for key in CL_FIELDS] for row in run.cl_table])]
     out += ["", "## Backbone tasks (steps 1, 2-1, 2-2; validation accuracy)", ""]
     out.append(task_table(k_rows) if k_rows else "steps 1, 2-1 and 2-2 have not run: no baselines or pruning records.")
     if written:
@@ -564,9 +534,9 @@ def headline_section(cfg, figures_by_seed):
     """The headline figures' table, then a sentence naming those no seed has."""
     present, absent = headline_figures(cfg, figures_by_seed)
     rows = [[label, mean_interval(values, spec), sum(v is not None for v in values),
-             " / ".join(fmt(v, spec) for v in values)] for label, values, spec in present]
+             " / ".join(figure(v, spec) for v in values)] for label, values, spec in present]
     seeds = ", ".join(map(str, figures_by_seed))
-    table = md_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
+    table = markdown_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
     return [table, ""] + ([absent_sentence(absent), ""] if absent else [])
 
 
@@ -585,7 +555,7 @@ def targets_across_seeds_table(rows_by_seed):
         table.append([f"{target_id} {target.name}", picks,
                       *[mean_interval([row[key] for row in per_seed.values()], spec) for key, spec in columns],
                       sum(row["accuracy"] is not None for row in per_seed.values())])
-    return md_table(["target", f"backbone per seed ({' / '.join(map(str, rows_by_seed))})", "scratch test acc",
+    return markdown_table(["target", f"backbone per seed ({' / '.join(map(str, rows_by_seed))})", "scratch test acc",
                      "test acc on backbone", "forward transfer", "knowledge transfer", "backward transfer", "regret",
                      "seeds with results"], table)
 
@@ -630,32 +600,29 @@ def finished_results(cfg, arch, seed):
 
 def summary_target_row(r):
     return {"target": f"{r['target_id']} {r['target_name']}", "modality": r["target_modality"],
-            "scratch": fmt(r["scratch_test_acc"]),
+            "scratch": figure(r["scratch_test_acc"]),
             "backbone": f"{r['backbone_id']} {r['backbone_name']} ({r['backbone_modality']})",
             "related": {None: "n/a", True: "yes", False: "no"}[r["picked_related"]],
-            "on backbone": fmt(r["on_backbone_test_acc"]), "on untrained": fmt(r["on_untrained_test_acc"]),
-            "forward transfer": fmt(r["forward_transfer_test"], "+.4f"),
-            "knowledge transfer": fmt(r["knowledge_transfer_test"], "+.4f"),
-            "width": f"{r['final_width']:g}", "shared": fmt(r["shared_ratio"], ".3f")}
+            "on backbone": figure(r["on_backbone_test_acc"]), "on untrained": figure(r["on_untrained_test_acc"]),
+            "forward transfer": figure(r["forward_transfer_test"], "+.4f"),
+            "knowledge transfer": figure(r["knowledge_transfer_test"], "+.4f"),
+            "width": f"{r['final_width']:g}", "shared": figure(r["shared_ratio"], ".3f")}
 
 
 def summary_backbone_rows(results):
     """One row per (backbone, target) pair, by backbone then target: a backbone serving several targets has a
     row for each, every cell one value, so the columns stay aligned."""
     return [{"backbone": f"{r['backbone_id']} {r['backbone_name']}", "target": str(r["target_id"]),
-             "before": fmt(r["backbone_before_test_acc"]), "after": fmt(r["backbone_after_test_acc"]),
-             "backward transfer": fmt(r["backward_transfer_test"], "+.4f"),
+             "before": figure(r["backbone_before_test_acc"]), "after": figure(r["backbone_after_test_acc"]),
+             "backward transfer": figure(r["backward_transfer_test"], "+.4f"),
              "outputs": "bit-identical" if r["backbone_outputs_identical"] else "CHANGED"}
             for r in sorted(results.values(), key=lambda r: (r["backbone_id"], r["target_id"]))]
 
 
 def print_columns(rows):
-    if not rows:
-        return
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
-    print("  ".join(k.ljust(w) for k, w in widths.items()))
-    for row in rows:
-        print("  ".join(str(row[k]).ljust(w) for k, w in widths.items()))
+    """Dicts of one set of keys as aligned columns under those keys."""
+    if rows:
+        print(aligned_table(list(rows[0]), [list(row.values()) for row in rows]))
 
 
 def print_summary(cfg, arch, seed):

@@ -24,8 +24,9 @@ from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
 from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
-from utils_pickaback.selection_quality import (SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED, figures_as_rows,
-                                               selection_figures, spread_sentence)
+from utils.text_tables import aligned_table
+from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
+                                               control_rows, control_sentences, figures_as_rows, selection_figures)
 
 
 
@@ -170,10 +171,6 @@ def named_runs(runs, root):
     return ", ".join(str(run.relative_to(root)) for run in runs[:5]) + (", ..." if len(runs) > 5 else "")
 
 
-def fmt(value, digits=3):
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def quality(args):
     cfg = get_config(args.config)
     if args.table is not None and args.score is None:
@@ -192,32 +189,11 @@ def quality(args):
 
 def print_quality(cfg, figures, summary, split):
     print(f"Selection quality on '{cfg.name}' ({split} accuracy; oracle = the best candidate backbone, "
-          f"random = the mean over candidates)")
-    print(f"{'target':<24} {'scratch':>7} {'scr@w':>7} {'untr.':>7} {'sel':>4} {'acc':>6} {'oracle':>6} "
-          f"{'acc':>6} {'random':>6} {'regret':>6} {'rank':>5} {'rho':>6} {'rel':>4}")
-    for f in figures:
-        name = f"{f.target_id} {cfg.task(f.target_id).name}"[:24]
-        related = "-" if f.picked_related is None else ("yes" if f.picked_related else "no")
-        print(f"{name:<24} {fmt(f.scratch):>7} {fmt(f.matched_scratch):>7} {fmt(f.untrained):>7} {f.selected:>4} "
-              f"{fmt(f.selected_acc):>6} {f.oracle:>6} {fmt(f.oracle_acc):>6} {fmt(f.random_acc):>6} "
-              f"{fmt(f.regret):>6} {f.rank:>2}/{f.n_candidates:<2} {fmt(f.spearman, 2):>6} {related:>4}")
-    s = summary
-
-    def gain(key):
-        g = s[key]
-        return f"{fmt(g['mean'])} ± {fmt(g['ci95'])}" if g["mean"] is not None else "-"
-    print(f"\nmean regret {fmt(s['mean_regret'])} (worst {fmt(s['max_regret'])}); oracle picked for "
-          f"{s['oracle_picks']} of {s['targets']}; mean rank {fmt(s['mean_rank'], 1)} of "
-          f"{fmt(s['mean_candidates'], 1)} (a random pick: {fmt((s['mean_candidates'] or 0) / 2 + 0.5, 1)})")
-    print(f"gain of the selection (95% interval over targets): over a random pick {gain('gain_over_random')}, "
-          f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
-          f"{gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}")
-    print(f"selector score vs transfer accuracy per target: Spearman {fmt(s['spearman'], 2)}, "
-          f"weighted Kendall tau {fmt(s['weighted_tau'], 2)}; the candidate's free share (its pruning ratio) vs "
-          f"transfer accuracy: Spearman {fmt(s['free_spearman'], 2)}")
-    if s["related_targets"]:
-        print(f"designed related task picked for {s['related_picks']} of {s['related_targets']} targets")
-    print(spread_sentence(s["seed_spread"]))
+          f"random pick = the mean over candidates)")
+    print(aligned_table(CONTROL_HEADER, control_rows(cfg, figures)))
+    print()
+    for line in control_sentences(summary):
+        print(line)
 
 
 def main(args):

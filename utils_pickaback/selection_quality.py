@@ -19,6 +19,7 @@ import numpy as np
 
 from utils import paths
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
+from utils.text_tables import figure
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, rank_candidates, ranked_pairs, ranking_values,
                                     read_rankings)
 
@@ -108,11 +109,48 @@ def correlation(scores, accuracies):
 
 
 def spread_sentence(spread):
-    """seed_spread in words, for the benchmark and the report."""
+    """seed_spread in words."""
     if not spread["runs"]:
-        return "one training seed per run (CONTROL_SEEDS repeats them): the control's own noise is not measured"
-    return (f"accuracies are means over up to {spread['seeds']} training seeds; between seeds one run's accuracy "
-            f"moves by sd {spread['sd']:.4f} ({spread['runs']} runs repeated)")
+        return "One training seed per run (CONTROL_SEEDS repeats them): the control's own noise is not measured."
+    return (f"Accuracies are means over up to {spread['seeds']} training seeds; between seeds one run's accuracy "
+            f"moves by sd {spread['sd']:.4f} ({spread['runs']} runs repeated).")
+
+
+CONTROL_HEADER = ("target", "scratch", "scratch at its width", "untrained backbone", "selected", "acc", "oracle",
+                  "acc", "random pick", "regret", "rank", "Spearman", "designed related")
+
+
+def control_rows(cfg, figures):
+    """The control's per-target table as text cells under CONTROL_HEADER (the report's and the console's)."""
+    def named(task_id):
+        return f"{task_id} {cfg.task(task_id).name}"
+    related = {None: "-", True: "yes", False: "no"}
+    return [[named(f.target_id), figure(f.scratch), figure(f.matched_scratch), figure(f.untrained),
+             named(f.selected), figure(f.selected_acc), named(f.oracle), figure(f.oracle_acc), figure(f.random_acc),
+             figure(f.regret), f"{f.rank}/{f.n_candidates}", figure(f.spearman, "+.2f"), related[f.picked_related]]
+            for f in figures]
+
+
+def control_sentences(summary):
+    """The control's overall figures in sentences (the report's and the console's)."""
+    s = summary
+
+    def gain(key):
+        return "n/a" if s[key]["mean"] is None else f"{s[key]['mean']:+.4f} ± {figure(s[key]['ci95'])}"
+    random_rank = None if s["mean_candidates"] is None else s["mean_candidates"] / 2 + 0.5
+    lines = [f"Mean regret {figure(s['mean_regret'])} (worst {figure(s['max_regret'])}); the oracle was picked for "
+             f"{s['oracle_picks']} of {s['targets']} targets; mean rank {figure(s['mean_rank'], '.1f')} of "
+             f"{figure(s['mean_candidates'], '.1f')} (a random pick: {figure(random_rank, '.1f')}).",
+             f"Gain of the selection (95% interval over targets): over a random pick {gain('gain_over_random')}, "
+             f"over capacity-matched scratch {gain('gain_over_matched_scratch')}, over the untrained backbone "
+             f"{gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}.",
+             f"Selector score vs transfer accuracy, mean per target: Spearman {figure(s['spearman'], '+.2f')}, "
+             f"weighted Kendall tau {figure(s['weighted_tau'], '+.2f')}; the candidate's free share (its pruning "
+             f"ratio) vs transfer accuracy: Spearman {figure(s['free_spearman'], '+.2f')}."]
+    if s["related_targets"]:
+        lines.append(f"The designed related task was picked for {s['related_picks']} of {s['related_targets']} "
+                     f"targets.")
+    return lines + [spread_sentence(s["seed_spread"])]
 
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
