@@ -1,6 +1,5 @@
-"""What tools/prepare_cub.py and tools/prepare_oxford.py share: reading a downloaded archive or its
-extracted folder, one caption per image from Reed et al.'s text_c10 folders, MM-Pick-a-back's seeded
-80/20 split of every class, and writing its group layout
+"""What tools/prepare_cub.py and tools/prepare_oxford.py share: one caption per image from Reed et al.'s
+text_c10 folders, MM-Pick-a-back's seeded 80/20 split of every class, and writing its group layout
 
     <out>/images/{train,test}/group<k>/<class>/<stem>.jpg
     <out>/text/{train,test}/group<k + N/2>/<class>/<stem>.txt
@@ -10,23 +9,20 @@ under the same <class>/<stem> (what the configs' `paired` and utils.data.load_pa
 """
 import io
 import shutil
-import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
+from tools.archive import Source
 from utils.errors import UserError
-from utils.provenance import fingerprint
 from utils.records import COMPLETE_MARKER as MARKER, mark_complete
 
 TEST_PERCENT = 20       # of every class, rounded up, as sklearn's train_test_split(test_size=0.2)
 SPLIT_SEED = 42         # oxford.ipynb's random_state
 CAPTION_FOLDER = "text_c10/"    # Reed et al.'s cvpr2016_*: text_c10/<class>/<stem>.txt, ten captions each
-_READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
 @dataclass
@@ -38,79 +34,6 @@ class Sample:
     image: str          # the image's path inside the image source
     split: str = ""
     caption: str = ""
-
-
-class Source:
-    """The files of a .tgz / .tar.gz archive or of its extracted folder, by their path inside it."""
-
-    def __init__(self, path: Path, flag: str, hint: str):
-        self.path, self.flag = path, flag
-        if not path.exists():
-            raise UserError(f"{flag} {path} does not exist; {hint}.")
-        self._tar = None
-        if path.is_dir():
-            self.files = {file.relative_to(path).as_posix(): file for file in path.rglob("*") if file.is_file()}
-            return
-        try:
-            self._tar = tarfile.open(path)
-            self.files = {member.name.removeprefix("./"): member for member in self._tar if member.isfile()}
-        except _READ_ERRORS as err:
-            self.close()
-            raise UserError(f"{flag} {path} is not a readable .tgz / .tar.gz archive ({_reason(err)}); "
-                            f"{hint}.") from None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        if self._tar is not None:
-            self._tar.close()
-
-    def prefix_of(self, anchor: str) -> str | None:
-        """The folder path ('' or 'CUB_200_2011/', ...) under which the file or folder `anchor` ('images.txt',
-        'jpg/') lies, the shortest when several do; None when the source has none."""
-        prefixes = set()
-        for name in self.files:
-            if anchor.endswith("/"):
-                at = ("/" + name).find("/" + anchor)
-                if at >= 0:
-                    prefixes.add(name[:at])
-            elif ("/" + name).endswith("/" + anchor):
-                prefixes.add(name[:len(name) - len(anchor)])
-        return min(prefixes, key=len) if prefixes else None
-
-    def read_file(self, name: str) -> bytes:
-        return next(self._read([name]))[1]
-
-    def read(self, names, desc: str):
-        """(name, bytes) of each of `names`, in the order they are stored: a gzip stream reads fast only forward."""
-        if self._tar is not None:
-            names = sorted(names, key=lambda name: self.files[name].offset_data)
-        yield from self._read(tqdm(names, desc=desc, unit="file"))
-
-    def _read(self, names):
-        for name in names:
-            try:
-                if self._tar is None:
-                    yield name, self.files[name].read_bytes()
-                else:
-                    yield name, self._tar.extractfile(self.files[name]).read()
-            except _READ_ERRORS as err:
-                raise UserError(f"{self.flag} {self.path} is damaged at {name} ({_reason(err)}); "
-                                "download it again.") from None
-
-    def identity(self) -> dict:
-        """What the marker records of this input: the archive's name and fingerprint, or the folder's name."""
-        if self._tar is None:
-            return {"folder": self.path.name}
-        return {"file": self.path.name, "sha256_16": fingerprint(self.path)}
-
-
-def _reason(err) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def assign_splits(samples: list[Sample]) -> None:

@@ -11,13 +11,13 @@ run code.
 import io
 import pickle
 import shutil
-import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from tools.archive import Source
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
@@ -51,27 +51,14 @@ def _unpickle(raw: bytes, label: str) -> dict:
 
 def read_members(archive: Path) -> dict[str, bytes]:
     """The raw bytes of train, test and meta from a .tar.gz or an extracted folder."""
-    if not archive.exists():
-        raise UserError(f"--archive {archive} does not exist; download cifar-100-python.tar.gz "
-                        "from https://www.cs.toronto.edu/~kriz/cifar.html.")
-    if archive.is_dir():
-        folder = archive / "cifar-100-python" if (archive / "cifar-100-python").is_dir() else archive
-        missing = [m for m in MEMBERS if not (folder / m).is_file()]
+    hint = "download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html"
+    with Source(archive, "--archive", hint, kind=".tar.gz archive") as source:
+        prefix = next((found for m in MEMBERS if (found := source.prefix_of(m)) is not None), "")
+        missing = [m for m in MEMBERS if prefix + m not in source.files]
         if missing:
-            raise UserError(f"{folder} is not an extracted CIFAR-100 python archive: "
-                            f"missing {', '.join(missing)}.")
-        return {m: (folder / m).read_bytes() for m in MEMBERS}
-    try:
-        with tarfile.open(archive) as tar:
-            found = {Path(member.name).name: member for member in tar.getmembers()
-                     if member.isfile() and Path(member.name).name in MEMBERS}
-            missing = [m for m in MEMBERS if m not in found]
-            if missing:
-                raise UserError(f"{archive} is not the CIFAR-100 python archive: it has no "
-                                f"{', '.join(missing)} file (did you download the CIFAR-10 or binary version?).")
-            return {m: tar.extractfile(found[m]).read() for m in MEMBERS}
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise UserError(f"{archive} is not a readable .tar.gz archive ({err}).") from None
+            raise UserError(f"{archive} is not the CIFAR-100 python archive: it has no {', '.join(missing)} file "
+                            "(did you download the CIFAR-10 or binary version?).")
+        return {name[len(prefix):]: raw for name, raw in source.read([prefix + m for m in MEMBERS], "archive")}
 
 
 def _names(meta: dict, key: str, count: int) -> list[str]:

@@ -15,8 +15,8 @@ A marker file is written last; a complete folder is skipped unless --force.
 import sys
 from pathlib import Path
 
-from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits, attach_captions,
-                                write_layout)
+from tools.archive import Source
+from tools.group_layout import SPLIT_SEED, TEST_PERCENT, Sample, assign_splits, attach_captions, write_layout
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main

@@ -16,7 +16,6 @@ import json
 import re
 import shutil
 import sys
-import tarfile
 import zlib
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from tools.archive import Source
 from utils.cli import ArgumentParser, positive_int
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
@@ -69,28 +69,13 @@ def read_package(path: Path, flag: str, kind: str, wanted) -> dict[str, bytes]:
     """{path inside the package: bytes} of the files `wanted(path)` accepts, plus package.json, from an
     npm .tgz (its `package/` prefix dropped) or an extracted folder (the `package` folder or its parent)."""
     hint = f"fetch it with `npm pack {PACKAGES[kind]}@{TESTED_VERSIONS[kind]}`"
-    if not path.exists():
-        raise UserError(f"{flag} {path} does not exist; {hint}.")
-    keep = lambda name: name == "package.json" or wanted(name)  # noqa: E731
-    files = {}
-    if path.is_dir():
-        base = path / "package" if (path / "package" / "package.json").is_file() else path
-        for file in sorted(base.rglob("*")):
-            name = file.relative_to(base).as_posix()
-            if file.is_file() and keep(name):
-                files[name] = file.read_bytes()
-    else:
-        try:
-            with tarfile.open(path, "r:gz") as tar:     # npm tarballs are gzipped
-                for member in tar:
-                    name = member.name.split("/", 1)[-1]      # npm tarballs hold package/<file>
-                    if member.isfile() and keep(name):
-                        files[name] = tar.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-            reason = " ".join(str(err).split())
-            raise UserError(f"{flag} {path} is not a readable npm .tgz ({reason}); {hint}.") from None
-    if "package.json" not in files:
-        raise UserError(f"{flag} {path} is not an npm package (no package/package.json); {hint}.")
+    with Source(path, flag, hint, kind="npm .tgz") as source:
+        prefix = source.prefix_of("package.json")
+        if prefix is None:
+            raise UserError(f"{flag} {path} is not an npm package (no package/package.json); {hint}.")
+        names = [name for name in source.files if name.startswith(prefix)
+                 and (name == prefix + "package.json" or wanted(name[len(prefix):]))]
+        files = {name[len(prefix):]: raw for name, raw in source.read(names, kind)}
     meta = parse_json(files["package.json"], f"{path}: package.json")
     name = meta.get("name") if isinstance(meta, dict) else None
     if name != PACKAGES[kind]:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, Source, assign_splits, attach_captions,
-                                write_layout)
+from tools.archive import Source
+from tools.group_layout import SPLIT_SEED, TEST_PERCENT, Sample, assign_splits, attach_captions, write_layout
 from utils.cli import ArgumentParser
 from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
