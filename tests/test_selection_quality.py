@@ -6,8 +6,8 @@ import pytest
 from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, correlation,
-                                               designed_related_pick, interval95, seed_spread, selection_figures,
-                                               summarise, target_figures)
+                                               designed_related_pick, hub_figures, hub_sentence, interval95,
+                                               seed_spread, selection_figures, summarise, target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -156,3 +156,26 @@ def test_an_unreadable_ranking_record_is_one_sentence(tmp_path, monkeypatch):
     write_step_3_1_and_control(tmp_path, {"score": "distance"})
     with pytest.raises(UserError, match="holds no score and rule for target '1'; delete it and re-run"):
         selection_figures(get_config("demo"), "perceiver_io")
+
+
+def test_a_backbone_picked_for_most_of_a_modalitys_targets_is_judged_by_the_control():
+    """Demo image targets 1-6: 1, 2 and 3 pick backbone 6 (3 of 6 is not more than half), then 4 picks it too."""
+    cfg = get_config("demo")
+    accuracies = {t: {c: 0.5 + 0.01 * c + (0.2 if c == 12 - t else 0.0) for c in range(1, 13) if c != t}
+                  for t in range(1, 13)}     # target t's best backbone is 12 - t, then the higher ids
+
+    def figures(picks):
+        return [target_figures(t, b, accuracies[t], {}) for t, b in picks.items()]
+    rest = {5: 1, 6: 1, 7: 8, 8: 7}
+    assert hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 5, **rest})) == []
+    hubs = hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 6, **rest}))     # the best only for target 6 (12 - 6)
+    assert [(h["backbone"], h["modality"], h["targets"], h["of"], h["best_for"]) for h in hubs] == \
+        [(6, "image", [1, 2, 3, 4], 6, 0)]
+    regrets = [0.5 + 0.01 * (12 - t) + 0.2 - (0.5 + 0.06) for t in (1, 2, 3, 4)]
+    assert hubs[0]["mean_regret"] == pytest.approx(sum(regrets) / 4)
+    assert "the best for 0 of them" in hub_sentence(cfg, hubs[0]) and "a hub" in hub_sentence(cfg, hubs[0])
+    best = {**{t: 12 - t for t in range(1, 6)}, 6: 1}                      # each picks another: no hub
+    assert hub_figures(cfg, figures({**best, 7: 8, 8: 7})) == []
+    accuracies = {t: {**runs, 5: 0.99} for t, runs in accuracies.items() if t != 5}
+    hubs = hub_figures(cfg, figures({1: 5, 2: 5, 3: 5, 4: 5, 6: 1}))    # a backbone best for all who picked it
+    assert hubs[0]["best_for"] == 4 and "the best backbone for each of them" in hub_sentence(cfg, hubs[0])

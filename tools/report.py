@@ -414,7 +414,7 @@ def comparison_line(run):
 def selection_section(run):
     """The control's per-target table and overall figures (utils_pickaback/selection_quality.py)."""
     figures, summary = run.transfer
-    return [markdown_table(CONTROL_HEADER, control_rows(run.cfg, figures)), ""] + control_sentences(summary)
+    return [markdown_table(CONTROL_HEADER, control_rows(run.cfg, figures)), ""] + control_sentences(run.cfg, summary)
 
 
 def build_markdown(run, t_rows, k_rows, written, skipped):

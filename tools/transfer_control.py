@@ -192,7 +192,7 @@ def print_quality(cfg, figures, summary, split):
           f"random pick = the mean over candidates)")
     print(aligned_table(CONTROL_HEADER, control_rows(cfg, figures)))
     print()
-    for line in control_sentences(summary):
+    for line in control_sentences(cfg, summary):
         print(line)
 
 

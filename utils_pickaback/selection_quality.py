@@ -131,7 +131,7 @@ def control_rows(cfg, figures):
             for f in figures]
 
 
-def control_sentences(summary):
+def control_sentences(cfg, summary):
     """The control's overall figures in sentences (the report's and the console's)."""
     s = summary
 
@@ -150,7 +150,7 @@ def control_sentences(summary):
     if s["related_targets"]:
         lines.append(f"The designed related task was picked for {s['related_picks']} of {s['related_targets']} "
                      f"targets.")
-    return lines + [spread_sentence(s["seed_spread"])]
+    return lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
 
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
@@ -225,6 +225,31 @@ def summarise(figures):
     }
 
 
+def hub_figures(cfg, figures):
+    """Each backbone picked for more than half of one modality's targets (what a hub does: one candidate close
+    to every target), with how many of those targets the control shows it is the best for, and their mean regret."""
+    hubs = []
+    for modality in ("image", "text"):
+        of_modality = [f for f in figures if cfg.task(f.target_id).modality == modality]
+        for backbone in sorted({f.selected for f in of_modality}):
+            group = [f for f in of_modality if f.selected == backbone]
+            if 2 * len(group) > len(of_modality):
+                hubs.append({"backbone": backbone, "modality": modality, "targets": [f.target_id for f in group],
+                             "of": len(of_modality), "best_for": sum(f.regret == 0 for f in group),
+                             "mean_regret": mean_of([f.regret for f in group])})
+    return hubs
+
+
+def hub_sentence(cfg, hub):
+    n = len(hub["targets"])
+    picked = (f"Backbone {hub['backbone']} ({cfg.task(hub['backbone']).name}) was picked for {n} of {hub['of']} "
+              f"{hub['modality']} targets ({', '.join(map(str, hub['targets']))})")
+    if hub["best_for"] == n:
+        return picked + "; the control shows it is the best backbone for each of them."
+    return (picked + f"; the control shows it is the best for {hub['best_for']} of them (mean regret over them "
+            f"{hub['mean_regret']:.4f}): a hub, close to every target rather than the best for each.")
+
+
 def figures_as_rows(figures):
     return [asdict(f) for f in figures]
 
@@ -265,7 +290,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
             figures.append(figure)
-    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split)}
+    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split), "hubs": hub_figures(cfg, figures)}
 
 
 def recorded_scores(table, selections, rankings, rule=None):
