@@ -127,7 +127,7 @@ class Probes:
     paired: torch.Tensor | None
 
 
-def profiling_seeds(cfg, task, n, args, device) -> Probes:
+def drawn_probes(cfg, task, n, args, device) -> Probes:
     """n samples drawn (seeded) from the train part of `task` (and of its paired task, the same samples)."""
     paired = task.name in cfg.paired and args.cross_modal_probes == "paired"
     data, partner_data = load_paired_split(cfg, task, "train") if paired else (load_split(cfg, task, "train"), None)
@@ -153,16 +153,16 @@ def target_probes(cfg, target, candidate, args, device, cache):
     """(the target's labelled probes, the candidate's half or None): with --profile_source both and a candidate
     of the target's modality, the profiling inputs are half candidate + half target (the label-aware scores
     always read the target's own half); otherwise they are the target's probes alone."""
-    def seeds(task, n):
+    def drawn(task, n):
         if (task.name, n) not in cache:
-            cache[(task.name, n)] = profiling_seeds(cfg, task, n, args, device)
+            cache[(task.name, n)] = drawn_probes(cfg, task, n, args, device)
         return cache[(task.name, n)]
     if args.profile_source == "both" and candidate.modality == target.modality:
         half = args.n_inputs // 2
-        own, theirs = seeds(target, half), seeds(candidate, half)
+        own, theirs = drawn(target, half), drawn(candidate, half)
         if own.inputs.shape[1:] == theirs.inputs.shape[1:]:
             return own, theirs.inputs
-    return seeds(target, args.n_inputs), None
+    return drawn(target, args.n_inputs), None
 
 
 class TargetOutputs:
@@ -212,8 +212,8 @@ def compare_models(cfg, target, candidate, target_outputs, models, args, device,
     logits_t, features_t = target_outputs.on(probes)
     logits_c, features_c = logits_and_features(view_c, probes.paired if how == "paired probes" else probes.inputs)
     if how != "paired probes" and (args.max_iterations > 0 or theirs is not None):
-        seeds = probes.inputs if theirs is None else torch.cat([theirs, probes.inputs])
-        searched = searched_inputs(cfg, target, view_t, view_c, seeds, args, device)
+        start_inputs = probes.inputs if theirs is None else torch.cat([theirs, probes.inputs])
+        searched = searched_inputs(cfg, target, view_t, view_c, start_inputs, args, device)
         profiled_t, profiled_c = logits_and_features(view_t, searched), logits_and_features(view_c, searched)
     else:   # the probes are the profiling inputs
         profiled_t, profiled_c = (logits_t, features_t), (logits_c, features_c)
@@ -223,17 +223,17 @@ def compare_models(cfg, target, candidate, target_outputs, models, args, device,
             **label_scores(features_t, logits_c, features_c, probes.labels)}
 
 
-def searched_inputs(cfg, target, view_t, view_c, seeds, args, device):
-    """The mutation search's profiling inputs for one pair (the seeds themselves at --max_iterations 0)."""
+def searched_inputs(cfg, target, view_t, view_c, start_inputs, args, device):
+    """The mutation search's profiling inputs for one pair (its start inputs themselves at --max_iterations 0)."""
     if args.max_iterations == 0:
-        return seeds
+        return start_inputs
     search = dict(epsilon=args.epsilon, max_iterations=args.max_iterations,
                   generator=torch.Generator().manual_seed(probe_seed(args)), progress=False)
     if target.modality == "image":
         search["valid_range"] = tuple(bound.to(device) for bound in normalised_image_range(target.mean, target.std))
     else:
         search["vocab_size"] = cfg.vocab_size
-    return search_single_moves(view_t, view_c, seeds, **search)
+    return search_single_moves(view_t, view_c, start_inputs, **search)
 
 
 def label_scores(features_t, logits_c, features_c, labels):

@@ -64,7 +64,7 @@ def reference_row(cfg, target, candidate, args):
 def reference_record(cfg, target, candidate, args, candidate_model):
     """One pair compared on its own, as step 3-1 did before it reused outputs: fresh views, the search (or the
     seeds), both models run on the profiling inputs for the distances and again on the probes for the scores."""
-    probes = step.profiling_seeds(cfg, target, args.n_inputs, args, "cpu")
+    probes = step.drawn_probes(cfg, target, args.n_inputs, args, "cpu")
     view_t = load_task_model(cfg, target, ARCH).task_view(target.name)
     how = compared_as(candidate, target, probes.paired is not None)
     view_c = comparison_view(candidate_model, candidate, load_task_model(cfg, target, ARCH).task_view(target.name),

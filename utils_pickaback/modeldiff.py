@@ -4,7 +4,8 @@ Models are plain callables `model(x) -> logits` (B x C, C may differ between the
 on the inputs' device. Inputs are one batch: images float32 B x 3 x H x W, or text int64 B x T, 0 = padding.
 
 Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, where chg_j = mean_n
-||f_j(X_n) - f_j(X0_n)|| (X0 = seed inputs) and div_j = mean pairwise Euclidean distance of f_j's logits on X.
+||f_j(X_n) - f_j(X0_n)|| (X0 = the start inputs, ModelDiff's "seed inputs") and div_j = mean pairwise
+Euclidean distance of f_j's logits on X.
 `search_single_moves` is the original's hill climb, move for move, computed incrementally: only the moved
 input goes through each model, the rest is cached, and the score is the number a full recomputation gives
 (tested against a from-scratch re-implementation; python -m tools.bench.modeldiff measures the speed-up).
@@ -23,7 +24,7 @@ METRICS = ("euc", "cos")
 # ---------------------------------------------------------------------------------------------------
 # profiling-input search
 
-def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, generator, valid_range=None,
+def search_single_moves(model_a, model_b, start_inputs, *, epsilon, max_iterations, generator, valid_range=None,
                         vocab_size=None, progress=True):
     """The original's hill climb (one move of one input per iteration) on the global score, incrementally.
 
@@ -40,13 +41,14 @@ def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, gen
     only when its score is strictly greater, so ties go to the second (-epsilon), as in the original.
     Only the 2 proposals are run through each model.
     """
-    is_text = _check_search_arguments(seeds, epsilon, max_iterations, vocab_size)
+    is_text = _check_search_arguments(start_inputs, epsilon, max_iterations, vocab_size)
     if not is_text and valid_range is not None:
-        valid_range = tuple(torch.as_tensor(b, dtype=seeds.dtype, device=seeds.device) for b in valid_range)
+        valid_range = tuple(torch.as_tensor(b, dtype=start_inputs.dtype, device=start_inputs.device)
+                            for b in valid_range)
 
-    inputs = seeds.clone()
+    inputs = start_inputs.clone()
     caches = [_SearchCache(_forward_in_pairs(model, inputs)) for model in (model_a, model_b)]
-    current = 0.0                                             # chg = 0 at the seeds
+    current = 0.0                                             # chg = 0 at the start inputs
     n_inputs, size = inputs.shape[0], inputs[0].numel()
     for _ in tqdm(range(max_iterations), desc="profiling-input search", leave=False, disable=not progress):
         n = int(torch.randint(0, n_inputs, (1,), generator=generator))
@@ -73,7 +75,7 @@ def search_single_moves(model_a, model_b, seeds, *, epsilon, max_iterations, gen
 
 
 class _SearchCache:
-    """One model's logits on the current inputs, each input's change from the seeds, and the distance matrix."""
+    """One model's logits on the current inputs, each input's change from its start input, and the distance matrix."""
 
     def __init__(self, logits):
         self.start = logits
@@ -158,15 +160,15 @@ def normalised_image_range(mean, std):
     return (0.0 - mean) / std, (1.0 - mean) / std
 
 
-def _check_search_arguments(seeds, epsilon, max_iterations, vocab_size):
-    """Raise UserError on unusable search settings; True for text seeds, False for images."""
-    if seeds.dim() < 2 or seeds.shape[0] < 2:
-        raise UserError("ModelDiff needs a batch of at least 2 seed inputs.")
+def _check_search_arguments(start_inputs, epsilon, max_iterations, vocab_size):
+    """Raise UserError on unusable search settings; True for text inputs, False for images."""
+    if start_inputs.dim() < 2 or start_inputs.shape[0] < 2:
+        raise UserError("ModelDiff needs a batch of at least 2 start inputs.")
     if max_iterations < 0:
         raise UserError("max_iterations must be zero or positive.")
-    is_text = not seeds.is_floating_point()
+    is_text = not start_inputs.is_floating_point()
     if is_text:
-        _check_token_ids(seeds, vocab_size)
+        _check_token_ids(start_inputs, vocab_size)
     elif epsilon <= 0:
         raise UserError("epsilon must be positive for image inputs.")
     return is_text
@@ -176,7 +178,7 @@ def _check_token_ids(tokens, vocab_size):
     if vocab_size is None or vocab_size < 3:
         raise UserError("text inputs need vocab_size >= 3 (id 0 is padding) for the ModelDiff search.")
     if tokens.min() < 0 or tokens.max() >= vocab_size:
-        raise UserError(f"seed token ids must lie in [0, {vocab_size}).")
+        raise UserError(f"start inputs' token ids must lie in [0, {vocab_size}).")
 
 
 @torch.no_grad()
