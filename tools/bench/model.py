@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from perceiver_pytorch.perceiver_pytorch import Attention
 
-from models.cpg import CPGModel, build_body
-from models.perceiver_io import SDPAAttention
+from models.cpg import ARCHS, CPGModel, build_body
+from models.perceiver_io import PROFILES, SDPAAttention
 from tools.bench.harness import emit, timed
 from utils.cli import ArgumentParser, positive_int
 from utils.errors import run_main
@@ -32,8 +32,8 @@ def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps-paper", type=positive_int, default=5, help="timed steps per model at the paper profile")
     parser.add_argument("--steps-demo", type=positive_int, default=15, help="timed steps per model at the demo profile")
-    parser.add_argument("--archs", nargs="+", default=["lenet5", "perceiver_io"], choices=["lenet5", "perceiver_io"])
-    parser.add_argument("--profiles", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
+    parser.add_argument("--archs", nargs="+", default=sorted(ARCHS), choices=sorted(ARCHS))
+    parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES), choices=sorted(PROFILES))
     return parser
 
 
