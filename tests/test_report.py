@@ -328,6 +328,7 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
     assert rows[:2] == [["1", name(1), "3", "0.7000", "0.7000", "+0.0000", "bit-identical"],
                         ["2", name(2), "1", "0.6300", "0.6300", "+0.0000", "bit-identical"]]
     assert "Selected the designed related task for 2 of 4 targets." in result.stdout
+    assert "was picked for" not in result.stdout          # no backbone serves most of a modality's targets
 
 
 def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
@@ -340,7 +341,10 @@ def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
         shared.append([row[key] for key in RESULT_FIELDS])
     write_results(shared)
     assert report.print_summary(CFG, ARCH, paths.DEFAULT_SEED) == 1            # target 7 changed the backbone
-    table = capsys.readouterr().out.split("(test accuracy; backward transfer = after - before)\n", 1)[1]
+    out = capsys.readouterr().out
+    for modality, targets in (("image", "1, 3"), ("text", "7, 8")):       # one backbone for every target: a hub?
+        assert f"Backbone 2 ({name(2)}) was picked for 2 of 2 {modality} targets ({targets}): one backbone close" in out
+    table = out.split("(test accuracy; backward transfer = after - before)\n", 1)[1]
     header, *lines = table.splitlines()
     starts = [m.start() for m in re.finditer(r"(?<!\S)\S+(?: \S+)*", header)]       # where each column begins
     cells = [[line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])] for line in lines]

@@ -33,7 +33,7 @@ from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, interval95, mean_of,
-                                               selection_figures)
+                                               picked_for_most, picked_for_most_sentence, selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -382,6 +382,14 @@ def summary_lines(rows, related):
     return lines
 
 
+def shared_pick_sentences(cfg, selections):
+    """A sentence for each backbone picked for most of a modality's targets: the control, not the pick, says whether
+    it is their best or a hub."""
+    return [picked_for_most_sentence(cfg, shared) + ": one backbone close to most targets may be a hub rather than "
+            "the best for each; the transfer control tells (bash run_pickaback/transfer_matrix.sh)."
+            for shared in picked_for_most(cfg, selections)]
+
+
 def knowledge_sentences(knowledge, forward):
     """The mean knowledge transfer (on the backbone - on its untrained twin, 95% interval over targets) beside the
     part of the forward transfer the recipe alone gives (on the untrained twin - scratch), and one plain sentence
@@ -427,7 +435,8 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
     out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
-        out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) + comparison_line(run)
+        out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) \
+            + shared_pick_sentences(run.cfg, run.selections) + comparison_line(run)
     else:
         out.append("step 3-1 has not run: no backbone selection.")
     out += ["", "## Selection quality (the transfer control, test accuracy)", ""]
@@ -638,6 +647,8 @@ def print_summary(cfg, arch, seed):
     judged = [r["picked_related"] for r in results.values() if r["picked_related"] is not None]
     if judged:
         print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")
+    for line in shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}):
+        print(line)
     backbones = summary_backbone_rows(results)
     print("\nBackbones before and after their targets trained on them (test accuracy; backward transfer = "
           "after - before)")
@@ -653,7 +664,7 @@ def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
     for sentence in step_status(run):
         print(f"  {sentence}")
-    for line in summary_lines(t_rows, run.cfg.related):
+    for line in summary_lines(t_rows, run.cfg.related) + shared_pick_sentences(run.cfg, run.selections):
         print(f"  {line}")
     if run.transfer[0]:
         for line in selection_section(run)[2:]:

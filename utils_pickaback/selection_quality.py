@@ -225,26 +225,37 @@ def summarise(figures):
     }
 
 
-def hub_figures(cfg, figures):
-    """Each backbone picked for more than half of one modality's targets (what a hub does: one candidate close
-    to every target), with how many of those targets the control shows it is the best for, and their mean regret."""
-    hubs = []
+def picked_for_most(cfg, selections):
+    """[{"backbone", "modality", "targets", "of"}] for each backbone picked for more than half of one modality's
+    targets (`selections`: {target id: backbone id}): what a hub looks like, one candidate close to every target."""
+    shared = []
     for modality in ("image", "text"):
-        of_modality = [f for f in figures if cfg.task(f.target_id).modality == modality]
-        for backbone in sorted({f.selected for f in of_modality}):
-            group = [f for f in of_modality if f.selected == backbone]
-            if 2 * len(group) > len(of_modality):
-                hubs.append({"backbone": backbone, "modality": modality, "targets": [f.target_id for f in group],
-                             "of": len(of_modality), "best_for": sum(f.regret == 0 for f in group),
-                             "mean_regret": mean_of([f.regret for f in group])})
-    return hubs
+        targets = sorted(t for t in selections if cfg.task(t).modality == modality)
+        for backbone in sorted({selections[t] for t in targets}):
+            group = [t for t in targets if selections[t] == backbone]
+            if 2 * len(group) > len(targets):
+                shared.append({"backbone": backbone, "modality": modality, "targets": group, "of": len(targets)})
+    return shared
+
+
+def picked_for_most_sentence(cfg, shared):
+    return (f"Backbone {shared['backbone']} ({cfg.task(shared['backbone']).name}) was picked for "
+            f"{len(shared['targets'])} of {shared['of']} {shared['modality']} targets "
+            f"({', '.join(map(str, shared['targets']))})")
+
+
+def hub_figures(cfg, figures):
+    """picked_for_most over the control's targets, with how many of each backbone's targets the control shows it
+    is the best for, and their mean regret."""
+    by_target = {f.target_id: f for f in figures}
+    return [{**shared, "best_for": sum(by_target[t].regret == 0 for t in shared["targets"]),
+             "mean_regret": mean_of([by_target[t].regret for t in shared["targets"]])}
+            for shared in picked_for_most(cfg, {f.target_id: f.selected for f in figures})]
 
 
 def hub_sentence(cfg, hub):
-    n = len(hub["targets"])
-    picked = (f"Backbone {hub['backbone']} ({cfg.task(hub['backbone']).name}) was picked for {n} of {hub['of']} "
-              f"{hub['modality']} targets ({', '.join(map(str, hub['targets']))})")
-    if hub["best_for"] == n:
+    picked = picked_for_most_sentence(cfg, hub)
+    if hub["best_for"] == len(hub["targets"]):
         return picked + "; the control shows it is the best backbone for each of them."
     return (picked + f"; the control shows it is the best for {hub['best_for']} of them (mean regret over them "
             f"{hub['mean_regret']:.4f}): a hub, close to every target rather than the best for each.")
