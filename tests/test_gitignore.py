@@ -4,11 +4,13 @@ import subprocess
 import pytest
 
 from utils import paths
+from utils_pickaback.ranking import rankings_json
 
 
 def root_outputs(cfg_name, seed):
     """The files a run writes at the output root (the rest live in the ignored checkpoints_* and logs_* folders)."""
-    files = [paths.pickaback_result_csv(cfg_name, seed), paths.pickaback_table_csv(cfg_name, seed),
+    files = [paths.pickaback_result_csv(cfg_name, seed), rankings_json(paths.pickaback_result_csv(cfg_name, seed)),
+             paths.pickaback_table_csv(cfg_name, seed),
              paths.pickaback_table_csv(cfg_name, seed).with_suffix(".json"), paths.transfer_csv(cfg_name, seed),
              paths.results_csv(cfg_name, seed)]
     return files + [f.with_name(f.name + ".lock") for f in files]
