@@ -29,8 +29,8 @@ from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_distances, read_prune_record, read_results, read_selections)
-from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
+from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, interval95, mean_of,
                                                picked_for_most, picked_for_most_sentence, selection_figures)
