@@ -12,7 +12,7 @@
     python -m tools.task_info demo --selections        # -> "<target id> <backbone id>" per line of step 3-1's picks
 """
 from utils.cli import ArgumentParser, seed_int
-from utils.dataset_config import CONFIG_HELP, get_config
+from utils.dataset_config import CONFIG_HELP, MODALITIES, get_config
 from utils.errors import UserError, run_main
 from utils import paths
 from utils.results import require_selections
@@ -46,7 +46,7 @@ def get_args_parser():
     parser.add_argument("--config_name", action="store_true",
                         help="print the config's name, which output paths use (a config file's `name`, not its path)")
     parser.add_argument("--list", action="store_true", help="print every task id, one per line")
-    parser.add_argument("--modality", choices=("image", "text"), help="with --list: only tasks of this modality")
+    parser.add_argument("--modality", choices=MODALITIES, help="with --list: only tasks of this modality")
     parser.add_argument("--transfer_on", metavar="BACKBONE",
                         help="print the key/value transfer checkpoint step 4 wrote for this target on that backbone")
     parser.add_argument("--path", choices=list(PATHS),

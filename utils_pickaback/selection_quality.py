@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from utils import paths
+from utils.dataset_config import MODALITIES
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
 from utils.text_tables import figure
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, rank_candidates, ranked_pairs, ranking_values,
@@ -229,7 +230,7 @@ def picked_for_most(cfg, selections):
     """[{"backbone", "modality", "targets", "of"}] for each backbone picked for more than half of one modality's
     targets (`selections`: {target id: backbone id}): what a hub looks like, one candidate close to every target."""
     shared = []
-    for modality in ("image", "text"):
+    for modality in MODALITIES:
         targets = sorted(t for t in selections if cfg.task(t).modality == modality)
         for backbone in sorted({selections[t] for t in targets}):
             group = [t for t in targets if selections[t] == backbone]
