@@ -1,4 +1,5 @@
 """Dataset configs, text encoding, both loader paths and the bad-input messages."""
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ NUM_CLASSES = 5
 # --------------------------------------------------------------------------- configs
 
 def test_every_config_builds_with_explicit_modalities():
-    assert sorted(CONFIG_NAMES) == ["cifar100", "cub", "demo", "emoji", "oxford"]
+    assert sorted(CONFIG_NAMES) == ["cifar100", "cub", "demo", "digits", "emoji", "oxford", "wordnet"]
     for name in CONFIG_NAMES:
         cfg = get_config(name)
         assert [t.task_id for t in cfg.tasks] == list(range(1, cfg.num_tasks + 1))
@@ -76,7 +77,7 @@ def test_unknown_task_and_config_list_the_valid_ones():
         get_config("demo").task(13)
     with pytest.raises(UserError, match="valid tasks are"):
         get_config("demo").task("nope")
-    with pytest.raises(UserError, match="valid configs are: demo, cifar100, cub, emoji, oxford"):
+    with pytest.raises(UserError, match="valid configs are: demo, cifar100, cub, digits, emoji, oxford, wordnet"):
         get_config("imagenet")
 
 
@@ -185,6 +186,18 @@ def test_a_training_seed_changes_the_order_but_not_the_split_seed_s_validation_s
     assert torch.equal(_collect(val_a)[0], _collect(val_b)[0])
     assert not torch.equal(_collect(train_a)[1], _collect(train_b)[1])
     assert not torch.equal(_collect(val_a)[0], _collect(loaders(5, None)[1])[0])
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_train_augment_none_never_flips(demo_cfg, in_memory):
+    """The same train images whatever the seed under "none", mirrored by some seeds under "resize_flip"."""
+    def mirrored_signatures(augment, seed):
+        cfg = dataclasses.replace(demo_cfg, train_augment=augment)
+        x, _ = _collect(task_loaders(cfg, cfg.task(1), seed=seed, split_seed=0, in_memory=in_memory)[0])
+        weights = torch.arange(x.shape[-1], dtype=torch.float32)   # a flip changes this weighted sum
+        return torch.sort((x * weights).sum(dim=(1, 2, 3))).values
+    assert torch.allclose(mirrored_signatures("none", 0), mirrored_signatures("none", 1))
+    assert not torch.allclose(mirrored_signatures("resize_flip", 0), mirrored_signatures("resize_flip", 1))
 
 
 def test_val_fraction_zero_means_val_is_test(demo_cfg):

@@ -1,5 +1,6 @@
-"""What tools/prepare_cub.py and tools/prepare_oxford.py share: one caption per image from Reed et al.'s
-text_c10 folders, MM-Pick-a-back's seeded 80/20 split of every class, and writing its group layout
+"""What the data preparers share: MM-Pick-a-back's seeded 80/20 split of every class and replacing a prepared
+folder in one move (every preparer but emoji's); for CUB and Oxford also one caption per image from Reed et
+al.'s text_c10 folders, written in the group layout
 
     <out>/images/{train,test}/group<k>/<class>/<stem>.jpg
     <out>/text/{train,test}/group<k + N/2>/<class>/<stem>.txt
@@ -36,16 +37,20 @@ class Sample:
     caption: str = ""
 
 
+def test_members(label: str, count: int) -> set[int]:
+    """Which of a class's `count` members (by position in a fixed order) go to test: TEST_PERCENT, rounded
+    up, drawn from the class's own stream, so its split does not depend on which other classes are prepared."""
+    rng = np.random.default_rng([SPLIT_SEED, zlib.crc32(label.encode())])
+    return set(rng.permutation(count)[:-(-count * TEST_PERCENT // 100)].tolist())
+
+
 def assign_splits(samples: list[Sample]) -> None:
-    """Seeded split of every class, TEST_PERCENT of it (rounded up) to test; each class draws from its own
-    stream, so its split does not depend on which other classes are prepared."""
+    """Set every sample's split, class by class (`test_members`), the members ordered by stem."""
     by_label = {}
     for sample in sorted(samples, key=lambda s: (s.label, s.stem)):
         by_label.setdefault(sample.label, []).append(sample)
     for label, members in by_label.items():
-        rng = np.random.default_rng([SPLIT_SEED, zlib.crc32(label.encode())])
-        num_test = -(-len(members) * TEST_PERCENT // 100)
-        test = set(rng.permutation(len(members))[:num_test].tolist())
+        test = test_members(label, len(members))
         for i, sample in enumerate(members):
             sample.split = "test" if i in test else "train"
 
@@ -83,33 +88,38 @@ def first_caption(raw: bytes, label: str) -> str:
 
 def write_layout(out: Path, samples: list[Sample], num_image_groups: int, images: Source, marker: dict) -> dict:
     """Write every sample's image bytes (unchanged: the loaders resize) and caption, then the marker
-    (`marker` plus the sample counts, which are returned). Everything is written into out/.partial first
-    and moved into place at the end, so a bad image leaves a complete `out` as it was."""
-    partial = out / ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    by_image = {sample.image: sample for sample in samples}
-    try:
+    (`marker` plus the sample counts, which are returned)."""
+    def files():
+        by_image = {sample.image: sample for sample in samples}
         for name, raw in images.read(by_image, desc=f"{out.name} images"):
             sample = by_image[name]
             check_image(raw, f"{images.path}: {name}")
-            _write(partial / "images" / sample.split / f"group{sample.group}" / sample.label,
-                   sample.stem + Path(name).suffix, raw)
-            _write(partial / "text" / sample.split / f"group{sample.group + num_image_groups}" / sample.label,
-                   sample.stem + ".txt", (sample.caption + "\n").encode("utf-8"))
-        (out / MARKER).unlink(missing_ok=True)
-        for modality in ("images", "text"):
-            shutil.rmtree(out / modality, ignore_errors=True)
-            (partial / modality).rename(out / modality)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+            yield f"images/{sample.split}/group{sample.group}/{sample.label}/{sample.stem}{Path(name).suffix}", raw
+            yield (f"text/{sample.split}/group{sample.group + num_image_groups}/{sample.label}/{sample.stem}.txt",
+                   (sample.caption + "\n").encode("utf-8"))
+
     counts = sample_counts(samples, num_image_groups)
-    mark_complete(out, {**marker, "samples": counts})
+    replace_folders(out, files(), {**marker, "samples": counts})
     return counts
 
 
-def _write(folder: Path, file: str, data: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / file).write_bytes(data)
+def replace_folders(out: Path, files, marker: dict) -> None:
+    """Write `files` ((path under `out`, bytes) pairs, the first part of each path a folder such as `images`)
+    into out/.partial, move each of those folders into place, then write the marker: a bad input that
+    raises while `files` is read leaves a complete `out` as it was."""
+    partial = out / ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        for path, data in files:
+            (partial / path).parent.mkdir(parents=True, exist_ok=True)
+            (partial / path).write_bytes(data)
+        (out / MARKER).unlink(missing_ok=True)
+        for folder in sorted(p.name for p in partial.iterdir()) if partial.exists() else ():
+            shutil.rmtree(out / folder, ignore_errors=True)
+            (partial / folder).rename(out / folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    mark_complete(out, marker)
 
 
 def sample_counts(samples: list[Sample], num_image_groups: int) -> dict[str, int]:

@@ -240,7 +240,7 @@ class TaskLoader:
     def _inputs(self, x, generator):
         if self.task.modality != "image":
             return x
-        if self.augment:
+        if self.augment and self.cfg.train_augment != "none":
             x = random_crop_flip(x, generator, crop=self.cfg.train_augment == "crop_flip")
         return _normalise(x, self.task, self.device)
 
@@ -293,7 +293,7 @@ class FolderTaskLoader:
         steps = []
         if augment and cfg.train_augment == "crop_flip":
             steps.append(transforms.RandomCrop(cfg.image_size, padding=CROP_PADDING))
-        if augment:
+        if augment and cfg.train_augment != "none":
             steps.append(transforms.RandomHorizontalFlip())
         steps.append(transforms.PILToTensor())      # uint8; normalised on the device, per batch
         self.dataset = ImageFolder(str(task_folder(cfg, task, split)), transform=transforms.Compose(steps),

@@ -42,7 +42,7 @@ class DatasetConfig:
     text_root: Path         # <text_root>/{train,test}/<task>/<class>/<file>.txt
     tasks: tuple[TaskSpec, ...]
     image_size: int
-    train_augment: str      # "crop_flip" (crop image_size, pad 4, h-flip) | "resize_flip"
+    train_augment: str      # "crop_flip" (crop image_size, pad 4, h-flip) | "resize_flip" (h-flip) | "none"
     text_encoding: str      # "hashed_words" | "bytes"
     vocab_size: int         # token ids 0..vocab_size-1, 0 = padding (bytes: 257)
     max_text_length: int
@@ -185,7 +185,7 @@ def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
 # checked by name and kind, so a typo is an error rather than a silently ignored default.
 REQUIRED = "required"    # the default of a key a file must give
 MODALITIES = ("image", "text")
-TRAIN_AUGMENTS = ("crop_flip", "resize_flip")
+TRAIN_AUGMENTS = ("crop_flip", "resize_flip", "none")
 TEXT_ENCODINGS = ("hashed_words", "bytes")
 BYTES_VOCAB_SIZE = 257      # 256 byte values shifted by one, 0 kept for padding (utils/text.py's encoding)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")   # part of output file names and bash paths: not '..'
