@@ -5,7 +5,7 @@ import pytest
 
 from utils.dataset_config import get_config
 from utils.errors import UserError
-from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, correlation,
+from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
                                                designed_related_pick, hub_figures, hub_sentence, interval95,
                                                seed_spread, selection_figures, summarise, target_figures)
 
@@ -179,3 +179,17 @@ def test_a_backbone_picked_for_most_of_a_modalitys_targets_is_judged_by_the_cont
     accuracies = {t: {**runs, 5: 0.99} for t, runs in accuracies.items() if t != 5}
     hubs = hub_figures(cfg, figures({1: 5, 2: 5, 3: 5, 4: 5, 6: 1}))    # a backbone best for all who picked it
     assert hubs[0]["best_for"] == 4 and "the best backbone for each of them" in hub_sentence(cfg, hubs[0])
+
+
+def test_a_score_that_picks_another_backbone_says_its_untrained_twin_is_step_3_1_s(tmp_path, monkeypatch):
+    """Step 3-2 trains the untrained twin of step 3-1's pick only (4 here): ModelDiff's pick (2) is compared with it."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path)
+    cfg = get_config("demo")
+    figures, summary = selection_figures(cfg, "perceiver_io", score="modeldiff")
+    assert figures[0].selected == 2 and summary["untrained_of_another_pick"] == [1]
+    assert any("For 1 of 1 targets (1) this score picks another backbone" in line
+               for line in control_sentences(cfg, summary))
+    figures, summary = selection_figures(cfg, "perceiver_io", score="logme")
+    assert figures[0].selected == 4 and summary["untrained_of_another_pick"] == []
+    assert not any("another backbone" in line for line in control_sentences(cfg, summary))

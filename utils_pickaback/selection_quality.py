@@ -151,6 +151,11 @@ def control_sentences(cfg, summary):
     if s["related_targets"]:
         lines.append(f"The designed related task was picked for {s['related_picks']} of {s['related_targets']} "
                      f"targets.")
+    others = s.get("untrained_of_another_pick")
+    if others:
+        lines.append(f"For {len(others)} of {s['targets']} targets ({', '.join(map(str, others))}) this score picks "
+                     "another backbone than step 3-1 did; their untrained backbone is step 3-1's pick's twin, so "
+                     "the gain over it there compares different structures.")
     return lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
 
 
@@ -279,9 +284,10 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
     runs = accuracies_by_target(rows, split)
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
+    result_csv = paths.pickaback_result_csv(cfg.name, seed)
+    pipeline_picks = read_selections(result_csv)    # step 3-2 trained the untrained twin of these only
     if score is None:
-        result_csv = paths.pickaback_result_csv(cfg.name, seed)
-        selections = read_selections(result_csv)
+        selections = pipeline_picks
         ranked = recorded_scores(table, selections, read_rankings(result_csv), rule)
     else:
         values = ranking_values(read_distances(table, SCORES[score][0]), score)
@@ -302,7 +308,9 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
             figures.append(figure)
-    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split), "hubs": hub_figures(cfg, figures)}
+    twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
+    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split), "hubs": hub_figures(cfg, figures),
+                     "untrained_of_another_pick": twin_of_another}
 
 
 def recorded_scores(table, selections, rankings, rule=None):
