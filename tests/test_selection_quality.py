@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from tools import transfer_control
 from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
@@ -119,18 +120,18 @@ def test_the_spread_is_the_root_mean_square_of_the_runs_standard_deviations():
 
 
 # ------------------------------------------------------------------ the score step 3-1 ranked by (its record)
-def write_step_3_1_and_control(root, ranking=None):
-    """Target 1 of demo, candidates 2-4 ranked by step 3-1 and 5 only in its table (an earlier, wider pool): the
+def write_step_3_1_and_control(root, ranking=None, name="demo", picked=4):
+    """Target 1 of `name`, candidates 2-4 ranked by step 3-1 and 5 only in its table (an earlier, wider pool): the
     control's accuracy rises 2 < 3 < 4 < 5; ddv_euc says the opposite (2 closest), logme agrees on 2-4."""
-    (root / "pickaback_demo_result.csv").write_text("target_id,task_id\n1,4\n")
+    (root / f"pickaback_{name}_result.csv").write_text(f"target_id,task_id\n1,{picked}\n")
     if ranking is not None:
-        (root / "pickaback_demo_result.json").write_text(json.dumps({"1": ranking}))
+        (root / f"pickaback_{name}_result.json").write_text(json.dumps({"1": ranking}))
     table = {2: (0.1, 1.0), 3: (0.2, 2.0), 4: (0.3, 3.0), 5: (0.4, 0.0)}      # candidate: (ddv_euc, logme)
-    (root / "pickaback_demo_table.csv").write_text("target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka\n" +
+    (root / f"pickaback_{name}_table.csv").write_text("target_id,task_id,ddv_cos,ddv_euc,compared_as,logme,leep,cka\n" +
                                                     "".join(f"1,{c},0.5,{d},own adapter,{m},0,0\n"
                                                             for c, (d, m) in table.items()))
     accuracy = {2: 0.6, 3: 0.7, 4: 0.8, 5: 0.9}
-    (root / "pickaback_demo_transfer.csv").write_text("target_id,backbone,width,val_accuracy,test_accuracy,seed\n" +
+    (root / f"pickaback_{name}_transfer.csv").write_text("target_id,backbone,width,val_accuracy,test_accuracy,seed\n" +
                                                        "".join(f"1,{c},1,0.5,{a},2\n" for c, a in accuracy.items()))
 
 
@@ -193,3 +194,24 @@ def test_a_score_that_picks_another_backbone_says_its_untrained_twin_is_step_3_1
     figures, summary = selection_figures(cfg, "perceiver_io", score="logme")
     assert figures[0].selected == 4 and summary["untrained_of_another_pick"] == []
     assert not any("another backbone" in line for line in control_sentences(cfg, summary))
+
+
+def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, capsys):
+    """demo picks 4 (0.8: regret 0.1, +0.05 over the mean 0.75), mine picks 5 (0.9: regret 0, +0.15)."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    mine = tmp_path / "mine.toml"
+    mine.write_text('tasks = [' + ", ".join(f'{{name = "t{k}", modality = "text", num_classes = 2}}'
+                                            for k in range(1, 6)) + ']\n')
+    write_step_3_1_and_control(tmp_path)
+    write_step_3_1_and_control(tmp_path, name="mine", picked=5)
+    parser = transfer_control.get_args_parser()
+    transfer_control.main(parser.parse_args(["quality", "demo", str(mine)]))
+    out = capsys.readouterr().out
+    pooled = json.loads(out.splitlines()[-1])
+    assert pooled["configs"] == ["demo", "mine"] and pooled["pooled"]["targets"] == 2
+    assert pooled["pooled"]["mean_regret"] == pytest.approx(0.05)
+    assert pooled["pooled"]["gain_over_random"]["mean"] == pytest.approx(0.10)
+    assert pooled["per_config"]["mine"]["mean_regret"] == pytest.approx(0.0)
+    assert "Pooled over demo, mine (2 targets): mean regret 0.0500;" in out
+    with pytest.raises(UserError, match="give one config with it"):
+        transfer_control.main(parser.parse_args(["quality", "demo", str(mine), "--score", "cka", "--table", str(mine)]))

@@ -4,6 +4,7 @@
     python -m tools.transfer_control width <run folder>                              # its final width
     python -m tools.transfer_control collect demo                                    # writes the CSV
     python -m tools.transfer_control quality demo [--score S [--table T]]            # how good the selection is
+    python -m tools.transfer_control quality emoji wordnet digits                    # each, then pooled
 
 `plan` lists per target its selected backbone, then the other candidates to train it on (`all`, `related`,
 `random:K`). `collect` writes pickaback_<cfg>_transfer.csv from the runs' outcome.json files, one row per
@@ -24,9 +25,10 @@ from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
 from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
-from utils.text_tables import aligned_table
+from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, figures_as_rows, selection_figures)
+                                               control_rows, control_sentences, figures_as_rows, selection_figures,
+                                               summarise)
 
 
 
@@ -43,7 +45,8 @@ def get_args_parser():
     collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
     collect.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     quality = sub.add_parser("quality", help="regret, rank and correlation of step 3-1's selection")
-    quality.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
+    quality.add_argument("config", nargs="+", help=f"dataset config: {CONFIG_HELP}; several: each judged, then "
+                                                   "all their targets pooled")
     quality.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
     quality.add_argument("--select", choices=["similar", "dissimilar"],
                          help="the rule that signs the selector's score (default: the one step 3-1 recorded ranking "
@@ -172,19 +175,41 @@ def named_runs(runs, root):
 
 
 def quality(args):
-    cfg = get_config(args.config)
     if args.table is not None and args.score is None:
         raise UserError("--table needs --score: the score of that table that makes the selection.")
     if args.table is not None and not args.table.is_file():
         raise UserError(f"--table {args.table} is not a file.")
-    figures, summary = selection_figures(cfg, args.arch, args.seed, args.split, args.select, args.score, args.table)
-    if not figures:
-        raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing or holds no run of a selected "
-                        f"backbone; run run_pickaback/transfer_matrix.sh {cfg.name} first.")
-    print_quality(cfg, figures, summary, args.split)
-    print(json.dumps({"config": cfg.name, "split": args.split, "seed": args.seed, "score": args.score or "step 3-1",
-                      "table": str(args.table or paths.pickaback_table_csv(cfg.name, args.seed)), **summary,
-                      "per_target": figures_as_rows(figures)}))
+    if args.table is not None and len(args.config) > 1:
+        raise UserError("--table is another step 3-1 table of one config's models: give one config with it.")
+    judged = {}
+    for cfg in map(get_config, dict.fromkeys(args.config)):
+        figures, summary = selection_figures(cfg, args.arch, args.seed, args.split, args.select, args.score, args.table)
+        if not figures:
+            raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing or holds no run of a selected "
+                            f"backbone; run run_pickaback/transfer_matrix.sh {cfg.name} first.")
+        print_quality(cfg, figures, summary, args.split)
+        judged[cfg.name] = figures, {**summary, "per_target": figures_as_rows(figures)}
+    header = {"split": args.split, "seed": args.seed, "score": args.score or "step 3-1"}
+    if len(judged) == 1:
+        (name, (_, summary)), = judged.items()
+        table = args.table or paths.pickaback_table_csv(name, args.seed)
+        print(json.dumps({"config": name, **header, "table": str(table), **summary}))
+        return
+    pooled = summarise([figure for figures, _ in judged.values() for figure in figures])
+    print()
+    print(pooled_sentence(list(judged), pooled))
+    print(json.dumps({"configs": list(judged), **header, "pooled": pooled,
+                      "per_config": {name: summary for name, (_, summary) in judged.items()}}))
+
+
+def pooled_sentence(names, pooled):
+    """One sentence of the figures pooled over the targets of several configs."""
+    def gain(key):
+        mean, half = pooled[key]["mean"], pooled[key]["ci95"]
+        return "n/a" if mean is None else f"{mean:+.4f} ± {figure(half)}"
+    return (f"Pooled over {', '.join(names)} ({pooled['targets']} targets): mean regret {figure(pooled['mean_regret'])}; "
+            f"gain of the selection (95% interval over targets) over a random pick {gain('gain_over_random')}, over "
+            f"the untrained backbone {gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}.")
 
 
 def print_quality(cfg, figures, summary, split):
