@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tools.archive import Source
+from utils.dataset_config import data_root
 from utils.errors import UserError
-from utils.records import COMPLETE_MARKER as MARKER, mark_complete
+from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
 TEST_PERCENT = 20       # of every class, rounded up, as sklearn's train_test_split(test_size=0.2)
 SPLIT_SEED = 42         # oxford.ipynb's random_state
@@ -139,3 +140,23 @@ def check_image(raw: bytes, label: str) -> None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{label} is not a readable image ({type(err).__name__}); "
                         "download the archive again.") from None
+
+
+def add_output_args(parser, folder: str) -> None:
+    """--out (default <data root>/<folder>) and --force, as every preparer takes them."""
+    parser.add_argument("--out", type=Path, default=None, help=f"default: <data root>/{folder}")
+    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+
+
+def output_folder(args, folder: str) -> Path:
+    return args.out if args.out is not None else data_root() / folder
+
+
+def say_prepared(prepared: bool, out: Path, what: str) -> None:
+    """A preparer's last line: what it wrote, or that `out` was complete already."""
+    print(f"{what} written to {out}" if prepared else f"{out} is already complete (use --force to rewrite)")
+
+
+def samples_line(out: Path) -> str:
+    """': <split>/<task> <count>, ...' from the marker of a folder just prepared."""
+    return ": " + ", ".join(f"{key} {count}" for key, count in completion_record(out)["samples"].items())

@@ -18,8 +18,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from tools.archive import Source
+from tools.group_layout import add_output_args, output_folder, say_prepared
 from utils.cli import ArgumentParser
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
@@ -111,17 +111,13 @@ def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, required=True,
                         help="cifar-100-python.tar.gz or its extracted folder")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/cifar100_org")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "cifar100_org")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "cifar100_org"
-    if prepare(args.archive, out, args.force):
-        print(f"CIFAR-100 written to {out}")
-    else:
-        print(f"{out} is already complete (use --force to rewrite)")
+    out = output_folder(args, "cifar100_org")
+    say_prepared(prepare(args.archive, out, args.force), out, "CIFAR-100")
     return 0
 
 

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from tools.archive import Source
-from tools.group_layout import SPLIT_SEED, TEST_PERCENT, Sample, assign_splits, attach_captions, write_layout
+from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, add_output_args, assign_splits, attach_captions,
+                                output_folder, say_prepared, write_layout)
 from utils.cli import ArgumentParser
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.records import completion_record
 
@@ -124,22 +124,21 @@ def get_args_parser():
     parser.add_argument("--archive", type=Path, required=True, help="CUB_200_2011.tgz or its extracted folder")
     parser.add_argument("--captions", type=Path, required=True,
                         help="Reed et al.'s cvpr2016_cub.tar.gz or its extracted folder (text_c10/)")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/cub")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "cub")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "cub"
+    out = output_folder(args, "cub")
     if not prepare(args.archive, args.captions, out, args.force):
-        print(f"{out} is already complete (use --force to rewrite)")
+        say_prepared(False, out, "cub")
         return 0
     fillers = completion_record(out)["fillers"]
     if fillers:
         print(f"note: fewer than {NUM_IMAGE_GROUPS * CLASSES_PER_GROUP} classes have {FULL_CLASS_SIZE} images; "
               "the last group is completed with " + ", ".join(f"{k} ({v} images)" for k, v in fillers.items()),
               file=sys.stderr)
-    print(f"cub written to {out}: {NUM_IMAGE_GROUPS} image groups and their {NUM_IMAGE_GROUPS} caption groups")
+    say_prepared(True, out, f"cub ({NUM_IMAGE_GROUPS} image groups and their {NUM_IMAGE_GROUPS} caption groups)")
     return 0
 
 

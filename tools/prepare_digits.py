@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from tools.archive import Source
-from tools.group_layout import SPLIT_SEED, replace_folders, test_members
+from tools.group_layout import (SPLIT_SEED, add_output_args, output_folder, replace_folders, samples_line,
+                                say_prepared, test_members)
 from utils.cli import ArgumentParser
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.records import completion_record
 
@@ -116,17 +116,14 @@ def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=Path, required=True,
                         help="the scikit-learn wheel, an installed sklearn folder, or its digits.csv.gz")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/digits")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "digits")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "digits"
-    if not prepare(args.digits, out, args.force):
-        print(f"{out} is already complete (use --force to rewrite)")
-        return 0
-    print(f"digits written to {out}: " + ", ".join(f"{k} {v}" for k, v in completion_record(out)["samples"].items()))
+    out = output_folder(args, "digits")
+    prepared = prepare(args.digits, out, args.force)
+    say_prepared(prepared, out, "digits" + (samples_line(out) if prepared else ""))
     return 0
 
 

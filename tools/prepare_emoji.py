@@ -24,8 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from tools.archive import Source
+from tools.group_layout import add_output_args, output_folder, samples_line, say_prepared
 from utils.cli import ArgumentParser, positive_int
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.records import COMPLETE_MARKER as MARKER, completion_record, mark_complete
 
@@ -265,23 +265,22 @@ def get_args_parser():
     parser.add_argument("--twitter", type=Path, required=True, help="emoji-datasource-twitter-16.0.0.tgz or its folder")
     parser.add_argument("--google", type=Path, required=True, help="emoji-datasource-google-16.0.0.tgz or its folder")
     parser.add_argument("--emojibase", type=Path, required=True, help="emojibase-data-17.0.0.tgz or its folder")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/emoji")
     parser.add_argument("--image_size", type=positive_int, default=32, help="side of the saved images")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "emoji")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "emoji"
+    out = output_folder(args, "emoji")
     if not prepare(args.twitter, args.google, args.emojibase, out, args.image_size, args.force):
-        print(f"{out} is already complete (use --force to rewrite)")
+        say_prepared(False, out, "emoji")
         return 0
     marker = completion_record(out)
     for kind, source in marker["sources"].items():
         if source != f"{PACKAGES[kind]}@{TESTED_VERSIONS[kind]}":
             print(f"note: --{kind} is {source}; the emoji config was measured on "
                   f"{PACKAGES[kind]}@{TESTED_VERSIONS[kind]}", file=sys.stderr)
-    print(f"emoji written to {out}: " + ", ".join(f"{k} {v}" for k, v in marker["samples"].items()))
+    say_prepared(True, out, "emoji" + samples_line(out))
     return 0
 
 

@@ -20,9 +20,9 @@ import numpy as np
 import scipy.io
 
 from tools.archive import Source
-from tools.group_layout import SPLIT_SEED, TEST_PERCENT, Sample, assign_splits, attach_captions, write_layout
+from tools.group_layout import (SPLIT_SEED, TEST_PERCENT, Sample, add_output_args, assign_splits, attach_captions,
+                                output_folder, say_prepared, write_layout)
 from utils.cli import ArgumentParser
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import completion_record
@@ -117,17 +117,14 @@ def get_args_parser():
     parser.add_argument("--labels", type=Path, required=True, help="imagelabels.mat")
     parser.add_argument("--captions", type=Path, required=True,
                         help="Reed et al.'s cvpr2016_flowers.tar.gz or its extracted folder (text_c10/)")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/oxford")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "oxford")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "oxford"
-    if prepare(args.archive, args.labels, args.captions, out, args.force):
-        print(f"oxford written to {out}: {len(GROUPS)} image groups and their {len(GROUPS)} caption groups")
-    else:
-        print(f"{out} is already complete (use --force to rewrite)")
+    out = output_folder(args, "oxford")
+    say_prepared(prepare(args.archive, args.labels, args.captions, out, args.force), out,
+                 f"oxford ({len(GROUPS)} image groups and their {len(GROUPS)} caption groups)")
     return 0
 
 

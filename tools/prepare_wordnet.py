@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from tools.archive import Source
-from tools.group_layout import SPLIT_SEED, test_members, replace_folders
+from tools.group_layout import (SPLIT_SEED, add_output_args, output_folder, replace_folders, samples_line,
+                                say_prepared, test_members)
 from utils.cli import ArgumentParser
-from utils.dataset_config import data_root
 from utils.errors import UserError, run_main
 from utils.records import completion_record
 
@@ -119,20 +119,16 @@ def get_args_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dict", type=Path, required=True, dest="dictionary",
                         help="folder with data.noun and data.verb (Debian: /usr/share/wordnet), or its .tar.gz")
-    parser.add_argument("--out", type=Path, default=None, help="default: <data root>/wordnet")
-    parser.add_argument("--force", action="store_true", help="rewrite even when complete")
+    add_output_args(parser, "wordnet")
     return parser
 
 
 def main(args):
-    out = args.out if args.out is not None else data_root() / "wordnet"
-    if not prepare(args.dictionary, out, args.force):
-        print(f"{out} is already complete (use --force to rewrite)")
-        return 0
-    marker = completion_record(out)
-    if marker["sources"]["wordnet"] != "WordNet 3.0":
+    out = output_folder(args, "wordnet")
+    prepared = prepare(args.dictionary, out, args.force)
+    if prepared and completion_record(out)["sources"]["wordnet"] != "WordNet 3.0":
         print("note: --dict does not say it is WordNet 3.0; the wordnet config was measured on it", file=sys.stderr)
-    print(f"wordnet written to {out}: " + ", ".join(f"{k} {v}" for k, v in marker["samples"].items()))
+    say_prepared(prepared, out, "wordnet" + (samples_line(out) if prepared else ""))
     return 0
 
 
