@@ -13,6 +13,7 @@ import gzip
 import io
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,7 @@ def prepare(digits: Path, out: Path, force: bool = False) -> bool:
         return False
     images, labels = parse_digits(read_csv_gz(digits), digits)
     samples = layout(labels)
-    counts = {}
-    for split, task, *_ in samples:
-        counts[f"{split}/{task}"] = counts.get(f"{split}/{task}", 0) + 1
+    counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
     train = grey(np.stack([images[row] for split, _, _, row in samples if split == "train"])) / 255.0
     replace_folders(out, ((f"images/{split}/{task}/{digit}/{row:04d}.png", png(images[row]))
                           for split, task, digit, row in samples),

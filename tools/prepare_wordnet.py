@@ -11,6 +11,7 @@ the other preparers do (tools/group_layout.py). A marker file, written last, rec
 """
 import sys
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +104,7 @@ def prepare(dictionary: Path, out: Path, force: bool = False) -> bool:
         files = {name[len(prefix):]: raw for name, raw in source.read([prefix + f for f in DATA_FILES], "wordnet")}
         identity = source.identity()
     samples = chosen_samples(read_synsets(files, source))
-    counts = {}
-    for split, task, *_ in samples:
-        counts[f"{split}/{task}"] = counts.get(f"{split}/{task}", 0) + 1
+    counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
     header = files[DATA_FILES[0]].decode("utf-8", errors="replace")
     release = "WordNet 3.0" if "WordNet 3.0" in header else "WordNet (release not stated)"
     replace_folders(out, ((f"text/{split}/{task}/{label}/{offset}.txt", (text + "\n").encode("utf-8"))
