@@ -27,8 +27,8 @@ from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, figures_as_rows, selection_figures,
-                                               summarise)
+                                               control_rows, control_sentences, figures_as_rows, gain_text,
+                                               selection_figures, summarise)
 
 
 
@@ -205,8 +205,7 @@ def quality(args):
 def pooled_sentence(names, pooled):
     """One sentence of the figures pooled over the targets of several configs."""
     def gain(key):
-        mean, half = pooled[key]["mean"], pooled[key]["ci95"]
-        return "n/a" if mean is None else f"{mean:+.4f} ± {figure(half)}"
+        return gain_text(pooled[key])
     return (f"Pooled over {', '.join(names)} ({pooled['targets']} targets): mean regret {figure(pooled['mean_regret'])}; "
             f"gain of the selection (95% interval over targets) over a random pick {gain('gain_over_random')}, over "
             f"the untrained backbone {gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}.")

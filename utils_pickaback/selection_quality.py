@@ -132,12 +132,17 @@ def control_rows(cfg, figures):
             for f in figures]
 
 
+def gain_text(gain):
+    """A summary's gain ({"mean", "ci95"}) as '+0.0123 ± 0.0045', or 'n/a'."""
+    return "n/a" if gain["mean"] is None else f"{gain['mean']:+.4f} ± {figure(gain['ci95'])}"
+
+
 def control_sentences(cfg, summary):
     """The control's overall figures in sentences (the report's and the console's)."""
     s = summary
 
     def gain(key):
-        return "n/a" if s[key]["mean"] is None else f"{s[key]['mean']:+.4f} ± {figure(s[key]['ci95'])}"
+        return gain_text(s[key])
     random_rank = None if s["mean_candidates"] is None else s["mean_candidates"] / 2 + 0.5
     lines = [f"Mean regret {figure(s['mean_regret'])} (worst {figure(s['max_regret'])}); the oracle was picked for "
              f"{s['oracle_picks']} of {s['targets']} targets; mean rank {figure(s['mean_rank'], '.1f')} of "
