@@ -26,9 +26,7 @@ REQUIRED_ARGS = {
     "CPG_MM_main_normal.py": ["--dataset", "1", "--mode", "finetune", "--save_folder", "SAVE"],
     "pickaback_perceiverIO.py": [],
     "transfer_kv_perceiver_io.py": [],
-    "tools/bench/data.py": [],
     "tools/bench/model.py": [],
-    "tools/bench/modeldiff.py": [],
     "tools/bench/pipeline.py": [],
     "tools/bench/relations.py": [],
     "tools/bench/scaling.py": [],
@@ -174,7 +172,7 @@ PARSERS = {
     "transfer_kv_perceiver_io": [],
     "tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles":
         ["--pruning_ratio_to_acc_record_file", "r", "--baseline_acc_file", "b", "--dataset", "x"],
-    "tools.bench.data": [],
+    "tools.bench.model": [],
     "tools.make_demo_data": [],
     "tools.report": [],
 }
@@ -206,9 +204,8 @@ BAD_VALUES = [
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "-0.1"),
     ("tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles", "--allow_acc_loss", "1"),
     ("CPG_MM_main_normal", "--allow_acc_loss", "5"),      # the same rule as step 2-2's
-    ("tools.bench.data", "--epochs", "0"),
-    ("tools.bench.data", "--batch-size", "0"),
-    ("tools.bench.data", "--threads", "0"),
+    ("tools.bench.model", "--steps-demo", "0"),
+    ("tools.bench.model", "--steps-paper", "-1"),
     ("tools.make_demo_data", "--train-per-class", "0"),
     ("tools.make_demo_data", "--test-per-class", "-1"),
     ("tools.make_demo_data", "--seed", "-1"),

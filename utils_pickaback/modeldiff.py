@@ -8,7 +8,7 @@ Score of a batch X (the original's objective): chg_a * chg_b * div_a * div_b, wh
 Euclidean distance of f_j's logits on X.
 `search_single_moves` is the original's hill climb, move for move, computed incrementally: only the moved
 input goes through each model, the rest is cached, and the score is the number a full recomputation gives
-(tested against a from-scratch re-implementation; python -m tools.bench.modeldiff measures the speed-up).
+(tested against a from-scratch re-implementation; its speed-up over the original's loop: docs/results.md).
 All randomness comes from the caller's torch.Generator, so a search is reproducible. DDV: pairs (k, k + n/2)
 as the original, or every pair; Euclidean or cosine distance of each pair's logits; model distance =
 cosine distance between the two models' DDVs (0 = identical decisions).

@@ -2,9 +2,7 @@
 
 Each module answers one question and runs from the repository root as `python -m tools.bench.<name>`; each
 prints a table and, as its last line, the same figures as JSON (harness.emit).
-* data      -- loader throughput: DataLoader over image files vs the in-memory path
-* model     -- a training step's throughput, CPG's masks vs a plain model, SDPA vs perceiver-pytorch's attention
-* modeldiff -- seconds per pair of the ModelDiff search: the original's loop vs step 3-1's incremental one
+* model     -- a training step's throughput, CPG's masks vs a plain model
 * relations -- whether the config's designed relations are in the step-1 models
 * scaling   -- step 3-1's wall time against the number of tasks, without and with the search
 * variants  -- step 3-1's settings and scores judged by one transfer control, and the pick across probe seeds

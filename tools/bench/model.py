@@ -1,24 +1,21 @@
-"""Train-step throughput of the CPG models: masked vs plain (what CPG's ownership masks cost), SDPA vs upstream.
+"""Train-step throughput of the CPG models: masked vs plain, i.e. what CPG's ownership masks cost.
 
     python -m tools.bench.model [--steps-paper 5] [--steps-demo 15] [--archs ...] [--profiles ...]
 
 For each arch and profile, on 32x32 images with batch 32:
 * masked: a CPGModel whose task 1 is pruned to 50% and whose active task 2 trains with its piggymask (the
   training loop's optimisers, mask_gradients every step), i.e. the full CPG training step;
-* plain: the same architecture at the same width with no parametrisation, (fused) SGD over everything;
-* upstream (perceiver_io only): the plain model with perceiver-pytorch's own attention forward (explicit
-  similarity matrix and softmax) instead of scaled_dot_product_attention.
+* plain: the same architecture at the same width with no parametrisation, (fused) SGD over everything.
 Steps of the models alternate and the fastest step of each is reported: on a shared machine other processes
-only ever add time. overhead = plain / masked throughput - 1; sdpa_speedup = plain / upstream - 1.
+only ever add time. overhead = plain / masked throughput - 1.
 """
-from types import MethodType, SimpleNamespace
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from perceiver_pytorch.perceiver_pytorch import Attention
 
 from models.cpg import ARCHS, CPGModel, build_body
-from models.perceiver_io import PROFILES, SDPAAttention
+from models.perceiver_io import PROFILES
 from tools.bench.harness import emit, timed
 from utils.cli import ArgumentParser, positive_int
 from utils.errors import run_main
@@ -59,13 +56,9 @@ def masked_stepper(arch, profile):
     return step
 
 
-def plain_stepper(arch, profile, upstream_attention=False):
+def plain_stepper(arch, profile):
     body = build_body(arch, profile, 1.0)
     body.add_task_modules("second", "image", CLASSES, {}, 1.0)
-    if upstream_attention:   # the model before SDPA
-        for module in body.modules():
-            if isinstance(module, SDPAAttention):
-                module.forward = MethodType(Attention.forward, module)
     body.train()
     sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=True)
 
@@ -80,8 +73,6 @@ def bench(arch, profile, steps):
     torch.manual_seed(0)
     x, y = torch.randn(BATCH, 3, IMAGE_SIZE, IMAGE_SIZE), torch.randint(0, CLASSES, (BATCH,))
     steppers = {"masked": masked_stepper(arch, profile), "plain": plain_stepper(arch, profile)}
-    if arch == "perceiver_io":
-        steppers["upstream"] = plain_stepper(arch, profile, upstream_attention=True)
     for step in steppers.values():   # warm-up: allocator, kernels, optimiser state
         step(x, y)
     times = {name: [] for name in steppers}
@@ -89,24 +80,17 @@ def bench(arch, profile, steps):
         for name, step in steppers.items():
             times[name].append(timed(step, x, y)[0])
     rate = {name: BATCH / min(seconds) for name, seconds in times.items()}
-    row = {"arch": arch, "profile": profile, "masked_samples_per_s": round(rate["masked"], 1),
-           "plain_samples_per_s": round(rate["plain"], 1), "overhead": round(rate["plain"] / rate["masked"] - 1, 4)}
-    if "upstream" in rate:
-        row.update(upstream_attention_samples_per_s=round(rate["upstream"], 1),
-                   sdpa_speedup=round(rate["plain"] / rate["upstream"] - 1, 4))
-    return row
+    return {"arch": arch, "profile": profile, "masked_samples_per_s": round(rate["masked"], 1),
+            "plain_samples_per_s": round(rate["plain"], 1), "overhead": round(rate["plain"] / rate["masked"] - 1, 4)}
 
 
 def main(args):
     rows = [bench(arch, profile, args.steps_paper if profile == "paper" else args.steps_demo)
             for arch in args.archs for profile in args.profiles]
-    print(f"{'arch':<14}{'profile':<8}{'masked samples/s':>18}{'plain samples/s':>17}{'overhead':>10}"
-          f"{'upstream samples/s':>20}{'SDPA speedup':>14}")
+    print(f"{'arch':<14}{'profile':<8}{'masked samples/s':>18}{'plain samples/s':>17}{'overhead':>10}")
     for r in rows:
-        upstream = (f"{r['upstream_attention_samples_per_s']:>20.1f}{r['sdpa_speedup']:>14.1%}"
-                    if "sdpa_speedup" in r else f"{'-':>20}{'-':>14}")
         print(f"{r['arch']:<14}{r['profile']:<8}{r['masked_samples_per_s']:>18.1f}{r['plain_samples_per_s']:>17.1f}"
-              f"{r['overhead']:>10.1%}{upstream}")
+              f"{r['overhead']:>10.1%}")
     return emit(rows)
 
 

@@ -121,11 +121,7 @@ def backbone_of(cfg, task):
 
 def split_sizes(cfg, seed):
     """{task name: (train samples, validation samples)} as the pipeline splits them."""
-    sizes = {}
-    for task in cfg.tasks:
-        train, val, _ = task_loaders(cfg, task, seed=seed)
-        sizes[task.name] = (train.num_samples, val.num_samples)
-    return sizes
+    return {t.name: tuple(loader.num_samples for loader in task_loaders(cfg, t, seed=seed)[:2]) for t in cfg.tasks}
 
 
 def main(args):
