@@ -256,8 +256,8 @@ def test_a_target_is_reported_among_the_candidates_step_3_1_ranked_it_among(out_
     write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),
                {"1": {"score": "modeldiff", "select": "similar", "candidates": [2, 3]}})
     run = report.load_run(CFG, ARCH)
-    assert sorted(c for t, c in run.distances if t == 1) == [2, 3]
-    assert sorted(c for t, c in run.distances if t == 3) == [1, 2, 4, 7, 8]      # no record: every pair
+    assert sorted(c for t, c in run.scores if t == 1) == [2, 3]
+    assert sorted(c for t, c in run.scores if t == 3) == [1, 2, 4, 7, 8]      # no record: every pair
     assert report.target_rows(run)[0]["candidates"] == 2
 
 
@@ -285,6 +285,20 @@ def test_targets_without_step_3_2_keep_their_selection(out_root):
     assert table_row(md, f"1 {name(1)}", "Targets")[3:8] == [f"2 {name(2)}", "image", "own adapter", "yes", "-"]
     assert (report_dir() / "similarity.png").exists() and (report_dir() / "pruning.png").exists()
     assert not (report_dir() / "accuracy.png").exists()
+
+
+def test_the_heat_map_holds_the_score_each_target_was_ranked_by(out_root):
+    """A target ranked by LEEP is shown by -LEEP (smaller ranks first), one without a record by ddv_euc."""
+    write_step1(), write_step3_1()
+    write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),
+               {"1": {"score": "leep", "select": "similar", "candidates": [2, 3]}})
+    run = report.load_run(CFG, ARCH)
+    assert run.score is None                                                    # target 3 has no record
+    assert {c: v for (t, c), v in run.scores.items() if t == 1} == {2: 1.0, 3: 1.0}
+    assert {c: v for (t, c), v in run.scores.items() if t == 3} == {c: distance(3, c) for c in (1, 2, 4, 7, 8)}
+    write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),
+               {str(t): {"score": "leep", "select": "similar", "candidates": None} for t in SELECTIONS})
+    assert report.load_run(CFG, ARCH).score == "leep"
 
 
 def test_config_without_related_tasks_says_n_a(out_root):

@@ -28,9 +28,10 @@ from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
-                           read_distances, read_prune_record, read_results, read_selections)
+                           read_distances, read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
-from utils_pickaback.ranking import ranked_pairs, read_rankings  # noqa: E402
+from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, ranked_pairs, ranking_values,  # noqa: E402
+                                     read_rankings)
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, interval95, mean_of,
                                                picked_for_most, picked_for_most_sentence, selection_figures)
@@ -66,14 +67,15 @@ class PipelineOutputs:
     records: dict = field(default_factory=dict)          # task name -> {ratio: accuracy}
     chosen: dict = field(default_factory=dict)           # task name -> chosen.json
     selections: dict = field(default_factory=dict)       # target id -> backbone id
-    distances: dict = field(default_factory=dict)        # (target id, candidate id) -> ddv_euc
+    scores: dict = field(default_factory=dict)           # (target id, candidate id) -> its ranking value
+    score: str | None = None                             # the score every target was ranked by (None: mixed)
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
     cl_table: list = field(default_factory=list)         # rows of cl_<cfg>.csv (tools/continual.py)
 
     def is_empty(self):
-        return not (self.baselines or self.records or self.chosen or self.selections or self.distances
+        return not (self.baselines or self.records or self.chosen or self.selections or self.scores
                     or self.results)
 
 
@@ -90,15 +92,27 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
         if chosen:
             run.chosen[task.name] = chosen
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-    # the pairs each selection was made among (a narrower re-run of step 3-1 keeps the table's other rows)
-    run.distances = ranked_pairs(read_distances(paths.pickaback_table_csv(cfg.name, seed)),
-                                 read_rankings(paths.pickaback_result_csv(cfg.name, seed)))
+    run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed),
+                                          read_rankings(paths.pickaback_result_csv(cfg.name, seed)))
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
     run.results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
                    if run.selections.get(target_id) == row["backbone_id"]}
     return run
+
+
+def ranked_scores(table, rankings):
+    """({(target id, candidate id): the ranking value (smaller ranks first) of the score its target was ranked
+    by}, over the pairs each target was ranked among (a narrower re-run of step 3-1 keeps the table's other
+    rows); the name of that score, None when the targets were ranked by different ones)."""
+    score_of = {t: rankings.get(t, DEFAULT_RANKING)["score"] for t, _ in read_table(table)}
+    values = {}
+    for score in set(score_of.values()):
+        column = read_distances(table, SCORES[score][0])
+        values.update(ranking_values({pair: v for pair, v in column.items() if score_of[pair[0]] == score}, score))
+    names = set(score_of.values())
+    return ranked_pairs(values, rankings), (names.pop() if len(names) == 1 else None)
 
 
 # ---------------------------------------------------------------------------------- table builders
@@ -109,7 +123,7 @@ def short(task):
 
 def related_verdict(run, target, backbone):
     """'yes' / 'no' / 'n/a ...': did the selection pick the task the config designed as related?"""
-    candidates = compared_candidates(run.cfg, run.distances, target.task_id)
+    candidates = compared_candidates(run.cfg, run.scores, target.task_id)
     picked = designed_related_pick(run.cfg, target.task_id, backbone.task_id, candidates)
     if picked is None:
         return "n/a" if target.name not in run.cfg.related else "n/a (not a candidate)"
@@ -131,7 +145,7 @@ def target_rows(run):
             "regret": result.get("regret_test"), "related": related_verdict(run, target, backbone),
             "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl = sqrt(width multiplier)
             "shared_ratio": result.get("shared_ratio"),
-            "candidates": len(compared_candidates(run.cfg, run.distances, target_id)),
+            "candidates": len(compared_candidates(run.cfg, run.scores, target_id)),
             "compared_as": run.compared_as.get((target_id, backbone_id), "-"),
         })
     return rows
@@ -253,9 +267,15 @@ def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, or
 
 
 def plot_similarity(run, path):
-    """ddv_euc of every pair: dark = close, so the selected backbone should sit on a dark cell."""
-    plot_grid(run, run.distances, path, cmap="Blues_r", colorbar_label="ddv_euc (smaller = more similar)",
-              title=f"Model distance, config {run.cfg.name}", low_is_dark=True,
+    """Every pair's value of the score step 3-1 ranked by, turned so that smaller ranks first (LEEP, LogME and
+    CKA negated): dark = ranks first, so the selected backbone should sit on a dark cell."""
+    if run.score is None:
+        label = "each target's score (smaller ranks first)"
+    else:
+        column, larger_is_better = SCORES[run.score]
+        label = f"{'-' if larger_is_better else ''}{column} (smaller ranks first)"
+    plot_grid(run, run.scores, path, cmap="Blues_r", colorbar_label=label,
+              title=f"Step 3-1's ranking ({run.score or 'mixed'}), config {run.cfg.name}", low_is_dark=True,
               crossed=[pair for pair, how in run.compared_as.items() if how == "target adapter"])
 
 
@@ -456,7 +476,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
 def write_figures(run, t_rows, folder):
     """Draw each figure whose data exists; (written names, [(skipped name, reason)])."""
     plans = [
-        ("similarity.png", bool(run.distances), "step 3-1 has not run",
+        ("similarity.png", bool(run.scores), "step 3-1 has not run",
          lambda p: plot_similarity(run, p)),
         ("pruning.png", bool(run.records), "step 2-1 has not run",
          lambda p: plot_pruning(run, p)),
