@@ -336,7 +336,7 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
             "before)") in result.stdout
     targets, backbones = result.stdout.split("\nBackbones before and after")
     rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
-    assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "(text)", "yes", "0.7025", "-", "+0.0575", "-",
+    assert rows["7"] == ["7", name(7), "text", "0.6450", "8", name(8), "text", "yes", "0.7025", "-", "+0.0575", "-",
                          "1.5", "0.634"]
     rows = [line.split() for line in backbones.splitlines() if line[:1].isdigit()]
     assert rows[:2] == [["1", name(1), "3", "0.7000", "0.7000", "+0.0000", "bit-identical"],

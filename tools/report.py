@@ -130,25 +130,57 @@ def related_verdict(run, target, backbone):
     return "yes" if picked else "no"
 
 
+def result_figures(result):
+    """A target's figures from its row of results_<cfg>.csv ({}: step 3-2 has not run), under a target row's keys."""
+    width = result.get("final_width")
+    return {"scratch": result.get("scratch_test_acc"), "accuracy": result.get("on_backbone_test_acc"),
+            "gain": result.get("forward_transfer_test"), "untrained": result.get("on_untrained_test_acc"),
+            "knowledge": result.get("knowledge_transfer_test"), "backward": result.get("backward_transfer_test"),
+            "identical": result.get("backbone_outputs_identical"), "regret": result.get("regret_test"),
+            "width": width, "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl
+            "shared_ratio": result.get("shared_ratio")}
+
+
 def target_rows(run):
     """One dict per target of step 3-1, with its test-accuracy results when step 3-2 has run (None otherwise)."""
     rows = []
     for target_id, backbone_id in sorted(run.selections.items()):
         target, backbone = run.cfg.task(target_id), run.cfg.task(backbone_id)
-        result = run.results.get(target_id, {})
-        width = result.get("final_width")
-        rows.append({
-            "target": target, "backbone": backbone, "scratch": result.get("scratch_test_acc"),
-            "accuracy": result.get("on_backbone_test_acc"), "gain": result.get("forward_transfer_test"),
-            "untrained": result.get("on_untrained_test_acc"), "knowledge": result.get("knowledge_transfer_test"),
-            "backward": result.get("backward_transfer_test"), "identical": result.get("backbone_outputs_identical"),
-            "regret": result.get("regret_test"), "related": related_verdict(run, target, backbone),
-            "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl = sqrt(width multiplier)
-            "shared_ratio": result.get("shared_ratio"),
-            "candidates": len(compared_candidates(run.cfg, run.scores, target_id)),
-            "compared_as": run.compared_as.get((target_id, backbone_id), "-"),
-        })
+        rows.append({"target": target, "backbone": backbone, **result_figures(run.results.get(target_id, {})),
+                     "related": related_verdict(run, target, backbone),
+                     "candidates": len(compared_candidates(run.cfg, run.scores, target_id)),
+                     "compared_as": run.compared_as.get((target_id, backbone_id), "-")})
     return rows
+
+
+# One rendering of each column of a target row, for report.md's table and the console summary alike
+TARGET_CELLS = {
+    "target": lambda r: f"{r['target'].task_id} {r['target'].name}",
+    "modality": lambda r: r["target"].modality,
+    "scratch": lambda r: figure(r["scratch"]),
+    "backbone": lambda r: f"{r['backbone'].task_id} {r['backbone'].name}",
+    "backbone modality": lambda r: r["backbone"].modality,
+    "compared as": lambda r: r["compared_as"],
+    "related": lambda r: r["related"],
+    "on backbone": lambda r: figure(r["accuracy"]),
+    "on untrained": lambda r: figure(r["untrained"]),
+    "forward transfer": lambda r: figure(r["gain"], "+.4f"),
+    "knowledge transfer": lambda r: figure(r["knowledge"], "+.4f"),
+    "backward transfer": lambda r: figure(r["backward"], "+.4f"),
+    "width": lambda r: figure(r["width"], "g"),
+    "final mpl": lambda r: figure(r["mpl"], ".4g"),
+    "shared": lambda r: figure(r["shared_ratio"], ".3f"),
+}
+REPORT_COLUMNS = ("target", "modality", "scratch", "backbone", "backbone modality", "compared as", "related",
+                  "on backbone", "on untrained", "forward transfer", "knowledge transfer", "backward transfer",
+                  "final mpl", "shared")
+SUMMARY_COLUMNS = ("target", "modality", "scratch", "backbone", "backbone modality", "related", "on backbone",
+                   "on untrained", "forward transfer", "knowledge transfer", "width", "shared")
+
+
+def target_cells(row, columns):
+    """{column: its cell} of a target row."""
+    return {column: TARGET_CELLS[column](row) for column in columns}
 
 
 def task_rows(run):
@@ -351,16 +383,7 @@ def plot_accuracy(rows, cfg_name, path):
 
 # ------------------------------------------------------------------------------------------ report.md
 def target_table(rows):
-    header = ["target", "modality", "scratch test acc", "selected backbone", "backbone modality", "compared as",
-              "designed related", "test acc on backbone", "on its untrained twin", "forward transfer",
-              "knowledge transfer", "backward transfer", "final mpl", "shared ratio"]
-    return markdown_table(header, [
-        [f"{r['target'].task_id} {r['target'].name}", r["target"].modality, figure(r["scratch"]),
-         f"{r['backbone'].task_id} {r['backbone'].name}", r["backbone"].modality, r["compared_as"], r["related"],
-         figure(r["accuracy"]), figure(r["untrained"]), figure(r["gain"], "+.4f"), figure(r["knowledge"], "+.4f"),
-         figure(r["backward"], "+.4f"), figure(r["mpl"], ".4g"),
-         figure(r["shared_ratio"], ".3f")]
-        for r in rows])
+    return markdown_table(REPORT_COLUMNS, [list(target_cells(r, REPORT_COLUMNS).values()) for r in rows])
 
 
 def ratio_cell(ratio):
@@ -627,15 +650,11 @@ def finished_results(cfg, arch, seed):
     return results
 
 
-def summary_target_row(r):
-    return {"target": f"{r['target_id']} {r['target_name']}", "modality": r["target_modality"],
-            "scratch": figure(r["scratch_test_acc"]),
-            "backbone": f"{r['backbone_id']} {r['backbone_name']} ({r['backbone_modality']})",
-            "related": {None: "n/a", True: "yes", False: "no"}[r["picked_related"]],
-            "on backbone": figure(r["on_backbone_test_acc"]), "on untrained": figure(r["on_untrained_test_acc"]),
-            "forward transfer": figure(r["forward_transfer_test"], "+.4f"),
-            "knowledge transfer": figure(r["knowledge_transfer_test"], "+.4f"),
-            "width": f"{r['final_width']:g}", "shared": figure(r["shared_ratio"], ".3f")}
+def summary_target_rows(cfg, results):
+    """The target rows of results_<cfg>.csv's rows, its designed-related verdict as results_table judged it."""
+    return [{"target": cfg.task(t), "backbone": cfg.task(r["backbone_id"]), **result_figures(r),
+             "related": {None: "n/a", True: "yes", False: "no"}[r["picked_related"]]}
+            for t, r in sorted(results.items())]
 
 
 def summary_backbone_rows(results):
@@ -660,7 +679,7 @@ def print_summary(cfg, arch, seed):
     print("\nTargets (test accuracy; scratch = the target trained alone from scratch, on untrained = on the "
           "backbone's untrained twin; forward transfer = on backbone - scratch, knowledge transfer = on backbone - "
           "on untrained)")
-    print_columns([summary_target_row(r) for _, r in sorted(results.items())])
+    print_columns([target_cells(r, SUMMARY_COLUMNS) for r in summary_target_rows(cfg, results)])
     for line in knowledge_sentences([r["knowledge_transfer_test"] for r in results.values()],
                                     [r["forward_transfer_test"] for r in results.values()]):
         print(line)
