@@ -1,13 +1,13 @@
-"""Step 3-1: pick a backbone for each target by comparing each candidate with the target's model on its data.
+"""Step 3-1: pick a backbone for each target by comparing decision patterns (ModelDiff).
 
     python pickaback_perceiverIO.py --dataset_config demo --target_id all
 
-Every other task's model (its step-2-2 chosen checkpoint: what the target would receive) is run on probes drawn
-from the target's training data (packnet_models_pickaback/compare.py); a candidate of the other modality reads
-them through the target's adapter, or the paired samples of its own modality (--cross_modal_probes paired).
-From those outputs every pair gets ModelDiff's distance of decision distance vectors (ddv_euc, the original's
-score), LogME, LEEP and CKA (utils_pickaback/transferability.py) and the untrained floor; --score says which
-ranks: LEEP by default (docs/decisions.md), `--score modeldiff` for the original's.
+Every other task's model (its step-2-2 chosen checkpoint: what the target would receive) is compared with the
+target's step-1 model on probes drawn from the target's training data (packnet_models_pickaback/compare.py); a
+candidate of the other modality reads them through the target's adapter, or the paired samples of its own
+modality (--cross_modal_probes paired). Each model's decision distance vector holds the distances between its
+outputs on pairs of probes; the candidate whose vector is closest to the target's (ddv_euc) is selected, or the
+one --score ranks first (LogME, LEEP, CKA: utils_pickaback/transferability.py; the untrained floor).
 Writes pickaback_<cfg>_result.csv / .json and every pair's row of pickaback_<cfg>_table.csv (its provenance in
 pickaback_<cfg>_table.json) target by target, so a stopped run keeps what it finished; a re-run reuses a target's
 rows only when each pair's provenance is unchanged, and says why otherwise. The files, the cost and the choices
@@ -41,13 +41,12 @@ TABLE_FIELDS = ["target_id", "task_id", "ddv_cos", "ddv_euc", "compared_as", "lo
 
 
 def get_args_parser():
-    p = ArgumentParser(description="Select a backbone for each target (LEEP by default; ModelDiff as the original).")
+    p = ArgumentParser(description="Select a backbone for each target with ModelDiff.")
     add_arch_arg(p)
     p.add_argument("--dataset_config", default="demo", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--target_id", nargs="+", default=["all"], help="target ids or names, or 'all'")
     p.add_argument("--select", default="similar", choices=["similar", "dissimilar"],
-                   help="similar: the candidate the score ranks first (smallest distance, largest LEEP / LogME / "
-                        "CKA; default); dissimilar: the last, as the original code took the largest distance")
+                   help="similar: smallest distance (default); dissimilar: largest, as the original code")
     p.add_argument("--candidates", default="all", choices=["all", "same-modality"])
     p.add_argument("--candidate_ids", nargs="+", default=["all"],
                    help="the peers whose models may be picked (ids or names), or 'all'")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# STEP 3-1) For every target, run every other task's model on the target's data and select the one that
-# ranks first as its backbone: by LEEP, or SCORE=modeldiff (the original's decision patterns)|modeldiff_cos|logme|cka.
-# Usage: bash run_pickaback/find_backbone.sh [cfg]     (CROSS_MODAL_PROBES=paired compares a candidate of the
-# other modality on the target's paired samples where the config pairs them; SELECTION_ARGS adds any other step
-# 3-1 argument.) The original code's selection: SCORE=modeldiff SELECT=dissimilar MODELDIFF_ITERATIONS=100
-#   SELECTION_ARGS="--ddv_outputs logits --ddv_pairs halves --n_inputs 100 --compare baseline
-#   --profile_source both" bash run_pickaback/find_backbone.sh [cfg]
+# STEP 3-1) For every target, compare the decision patterns (ModelDiff) of every other task's
+# baseline model with the target's and select the most similar one as its backbone.
+# Usage: bash run_pickaback/find_backbone.sh [cfg]     (SCORE=logme|leep|cka ranks by a score reported beside
+# ModelDiff instead; CROSS_MODAL_PROBES=paired compares a candidate of the other modality on the target's paired
+# samples where the config pairs them; SELECTION_ARGS adds any other step 3-1 argument.) The original code's
+# selection: SELECT=dissimilar MODELDIFF_ITERATIONS=100 SELECTION_ARGS="--ddv_outputs logits --ddv_pairs halves
+#   --n_inputs 100 --compare baseline --profile_source both" bash run_pickaback/find_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
 # TASKS narrows both the targets and their peers (a peer must have gone through steps 1 and 2-1); TARGETS

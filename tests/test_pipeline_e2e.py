@@ -50,7 +50,7 @@ def test_each_target_gets_one_backbone_among_its_peers(pipeline):
     picks = {int(t): int(c) for t, c in rows[1:]}
     assert set(picks) == set(TASKS)
     assert all(c in TASKS and c != t for t, c in picks.items())
-    assert "Selected backbone for target 7 = (leep)" in pipeline["logs"]["find_backbone"]
+    assert "Selected backbone for target 7 = (euc)" in pipeline["logs"]["find_backbone"]
 
 
 def test_targets_train_on_their_backbones_and_log_the_final_line(pipeline):
@@ -127,23 +127,13 @@ def test_other_modality_candidates_are_compared_through_the_targets_adapter_by_d
         assert all(row[score] not in ("", "nan") for score in ("logme", "leep", "cka"))
 
 
-def column(out, name):
-    """{(target, candidate): that pair's value of step 3-1's table column `name`}."""
-    return {key: float(row[name]) for key, row in read_table(out).items()}
-
-
-def assert_picks_rank_first(out, values, best):
-    """Every target's pick holds `best` (min or max) of its candidates' `values`."""
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    assert len(picks) == len(TASKS)
-    for target, chosen in picks.items():
-        assert values[(target, chosen)] == best(v for (t, _), v in values.items() if t == target)
-
-
-def test_selection_is_the_largest_leep_and_rerun_reproduces_it(pipeline):
+def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     out, env = pipeline["out"], pipeline["env"]
     table = read_csv(out / "pickaback_demo_table.csv")
-    assert_picks_rank_first(out, column(out, "leep"), max)
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
     assert "already computed" in run_step("find_backbone", env)                 # resumes
     run_step("find_backbone", dict(env, FORCE="1"))                               # recomputes
     assert read_csv(out / "pickaback_demo_table.csv") == table          # same seed, same numbers
@@ -160,22 +150,31 @@ def test_step_3_1_compares_the_checkpoint_each_candidate_hands_over(pipeline):
                 assert sidecar[f"{target},{candidate}"]["inputs"][f"candidate {candidate}"] == fingerprint
 
 
-def test_dissimilar_rule_takes_the_largest_distance(pipeline):
+def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
+    env = dict(pipeline["env"], SELECT="dissimilar")
+    run_step("find_backbone", env)
     out = pipeline["out"]
-    run_step("find_backbone", dict(pipeline["env"], SCORE="modeldiff", SELECT="dissimilar"))
-    assert_picks_rank_first(out, column(out, "ddv_euc"), max)
-    run_step("find_backbone", pipeline["env"])    # back to the default score and rule, re-ranked from the table
-    assert_picks_rank_first(out, column(out, "leep"), max)
+    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
+    run_step("find_backbone", pipeline["env"])    # back to the default rule, re-ranked from the table
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
 
 
-def test_score_modeldiff_ranks_by_the_tables_distance_without_recomputing(pipeline):
+def test_score_leep_ranks_by_the_tables_leep_without_recomputing(pipeline):
     out = pipeline["out"]
     table = read_table(out)
-    stdout = run_step("find_backbone", dict(pipeline["env"], SCORE="modeldiff"))
+    stdout = run_step("find_backbone", dict(pipeline["env"], SCORE="leep"))
     assert "already computed" in stdout and read_table(out) == table
-    assert_picks_rank_first(out, column(out, "ddv_euc"), min)
-    assert "Selected backbone for target 7 = (euc)" in stdout
-    run_step("find_backbone", pipeline["env"])    # back to LEEP
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    for target, chosen in picks.items():
+        leep = {c: float(r["leep"]) for (t, c), r in table.items() if t == target}
+        assert leep[chosen] == max(leep.values())
+    assert "Selected backbone for target 7 = (leep)" in stdout
+    run_step("find_backbone", pipeline["env"])    # back to ModelDiff
 
 
 # ---------------------------------------------------------------- the transfer control (run_pickaback/transfer_matrix.sh)

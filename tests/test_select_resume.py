@@ -102,7 +102,7 @@ def test_unchanged_rerun_reuses_and_select_only_reranks(work, small_demo_root):
     assert REUSED.format(1) in stdout and REUSED.format(7) in stdout and "recomputed" not in stdout
     assert outputs(work) == before
 
-    stdout = select(work, small_demo_root, "--score", "modeldiff", "--select", "dissimilar").stdout
+    stdout = select(work, small_demo_root, "--select", "dissimilar").stdout
     assert REUSED.format(1) in stdout and REUSED.format(7) in stdout and "recomputed" not in stdout
     result, table, sidecar = outputs(work)
     assert (table, sidecar) == before[1:]

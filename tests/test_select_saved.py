@@ -90,7 +90,7 @@ def test_the_score_and_rule_each_target_was_ranked_by_are_recorded(root):
     assert (root / "pickaback_demo_result.csv").read_text().splitlines() == ["target_id,task_id", "1,2"]
     ranking = json.loads((root / "pickaback_demo_result.json").read_text())
     assert ranking == {"1": {"score": "logme", "select": "similar", "candidates": [2, 3, 4]}}
-    step.main(arguments("3", "4", extra=("--score", "modeldiff", "--select", "dissimilar")))
+    step.main(arguments("3", "4", extra=("--select", "dissimilar")))
     ranking = json.loads((root / "pickaback_demo_result.json").read_text())
     assert ranking == {"1": {"score": "modeldiff", "select": "dissimilar", "candidates": [3, 4]}}
     assert (root / "pickaback_demo_result.csv").read_text().splitlines()[1] == "1,4"
