@@ -28,13 +28,13 @@ from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
-                           read_distances, read_prune_record, read_results, read_selections, read_table)
+                           read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
-from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, ranked_pairs, ranking_values,  # noqa: E402
-                                     read_rankings)
+from utils_pickaback.ranking import DEFAULT_RANKING, SCORES, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, interval95, mean_of,
-                                               picked_for_most, picked_for_most_sentence, selection_figures)
+                                               picked_for_most, picked_for_most_sentence, recorded_scores,
+                                               selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -104,15 +104,11 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
 
 def ranked_scores(table, rankings):
     """({(target id, candidate id): the ranking value (smaller ranks first) of the score its target was ranked
-    by}, over the pairs each target was ranked among (a narrower re-run of step 3-1 keeps the table's other
-    rows); the name of that score, None when the targets were ranked by different ones)."""
-    score_of = {t: rankings.get(t, DEFAULT_RANKING)["score"] for t, _ in read_table(table)}
-    values = {}
-    for score in set(score_of.values()):
-        column = read_distances(table, SCORES[score][0])
-        values.update(ranking_values({pair: v for pair, v in column.items() if score_of[pair[0]] == score}, score))
-    names = set(score_of.values())
-    return ranked_pairs(values, rankings), (names.pop() if len(names) == 1 else None)
+    by}, over the pairs each target was ranked among; the name of that score, None when targets differ)."""
+    ranked = recorded_scores(table, {t for t, _ in read_table(table)}, rankings)
+    names = {rankings.get(t, DEFAULT_RANKING)["score"] for t in ranked}
+    return ({(t, c): v for t, (values, _) in ranked.items() for c, v in values.items()},
+            names.pop() if len(names) == 1 else None)
 
 
 # ---------------------------------------------------------------------------------- table builders
