@@ -49,6 +49,7 @@ def python(*args, env=None, cwd=None, timeout=300):
     import subprocess
     import tempfile
     import time
+    import torch._dynamo  # noqa: F401  (an optimiser's first use imports it: 2 s, paid here once, not per entry point)
     from utils.dataset_config import REPO_ROOT
     args = [str(a) for a in args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
