@@ -1,6 +1,7 @@
 """run_pickaback/common.sh checks the steps' environment variables once, before any work: a bad value is one
 sentence on stderr and exit 1 (2, 3, 5 and 6 are the steps' protocol), nothing written; and two runs of one
-step on the same outputs do not run at once (the second is refused, naming the first)."""
+step on the same outputs do not run at once (the second is refused, naming the first). And .venv holds the
+locked versions."""
 import subprocess
 from pathlib import Path
 
@@ -111,3 +112,23 @@ def test_a_second_run_of_a_step_on_the_same_outputs_is_refused_naming_the_first(
     finally:
         (marks / "go").touch()   # the jobs end, also when the test failed
         first.kill()
+
+
+def pinned(requirements_file):
+    """{package (normalised name): version} of a pip requirements file of `name==version` lines."""
+    lines = (ROOT / requirements_file).read_text().splitlines()
+    return {name.lower().replace("_", "-"): version
+            for name, version in (line.split("==") for line in lines if line and not line.startswith("#"))}
+
+
+def test_the_environment_has_the_locked_version_of_every_package():
+    """tools/setup_venv.sh installs requirements.txt with requirements-lock.txt as pip's constraints: the lock pins
+    every package of requirements.txt at its version, and every locked package installed here has its version."""
+    from importlib import metadata
+    locked = pinned("requirements-lock.txt")
+    assert pinned("requirements.txt").items() <= locked.items()
+    for name, version in locked.items():
+        try:
+            assert metadata.version(name) == version, name
+        except metadata.PackageNotFoundError:
+            continue                # another platform's package (the lock was made on Linux x86-64)
