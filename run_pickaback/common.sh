@@ -162,34 +162,54 @@ train_target() {
   [ "$status" = 0 ] || { echo "Training of target ${target} into ${folder} stopped (exit ${status})." >&2; exit "$status"; }
 }
 
-# Target id $1 on backbone id $2: from step 4's transfer (LeNet-5: the backbone's chosen checkpoint),
-# growing 1.0 -> MAX_WIDTH, into folder $3 (empty: step 3-2's folder of the pair); more arguments are
-# passed on.
-train_on_backbone() {
-  local target_id=$1 backbone_id=$2 folder=$3; shift 3
-  local target backbone transfer
-  target=$(task_name "$target_id"); backbone=$(task_name "$backbone_id")
-  folder=${folder:-$(path_of target_dir "$target" "$backbone")}
+# The arguments that start target id $1 on backbone id $2, in start_args: step 4's transfer file (LeNet-5: the
+# backbone's chosen checkpoint).
+start_on_backbone() {
+  local transfer
   if [ "$ARCH" = perceiver_io ]; then
     # the file step 4 wrote from the checkpoint step 2-2 chose (never a guess among the files present)
-    transfer=$("$PY" -m tools.task_info "$CFG" "$target_id" --transfer_on "$backbone_id" --arch "$ARCH" --seed "$SEED")
-    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_checkpoint "$transfer" "$@"
+    transfer=$("$PY" -m tools.task_info "$CFG" "$1" --transfer_on "$2" --arch "$ARCH" --seed "$SEED")
+    start_args=(--load_checkpoint "$transfer")
   else
-    train_target "$target" "$folder" 1.0 "${MAX_WIDTH:-2.0}" --load_folder "$(path_of backbone_dir "$backbone")/gradual_prune" "$@"
+    start_args=(--load_folder "$(path_of backbone_dir "$(task_name "$2")")/gradual_prune")
   fi
 }
 
+# Target id $1 on backbone id $2, growing 1.0 -> MAX_WIDTH, into folder $3 (empty: step 3-2's folder of the
+# pair); more arguments are passed on.
+train_on_backbone() {
+  local target_id=$1 backbone_id=$2 folder=$3; shift 3
+  local target
+  target=$(task_name "$target_id")
+  start_on_backbone "$target_id" "$backbone_id"
+  train_target "$target" "${folder:-$(path_of target_dir "$target" "$(task_name "$backbone_id")")}" 1.0 \
+    "${MAX_WIDTH:-2.0}" "${start_args[@]}" "$@"
+}
+
+# Target id $1 on the untrained twin of backbone id $2 (its structure, ownership and pruning, fresh weights) at the
+# width the target's run on that backbone ended at, not growing, into folder $3 (empty: step 3-2's untrained/
+# folder); more arguments are passed on. On the backbone - on the twin (knowledge transfer) then sets two runs of
+# one capacity against each other, as the transfer control's capacity-matched scratch does.
+train_on_untrained_twin() {
+  local target_id=$1 backbone_id=$2 folder=$3; shift 3
+  local target width
+  target=$(task_name "$target_id")
+  width=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$backbone_id")")")
+  start_on_backbone "$target_id" "$backbone_id"
+  train_target "$target" "${folder:-$(path_of target_dir "$target" untrained)}" "$width" "$width" "${start_args[@]}" \
+    --untrained_backbone "$@"
+}
+
 # Step 3-2 of target id $1 on backbone id $2 (w_backbone.sh's, and Ray's, job per pair): on the backbone, then on
-# its untrained twin (the same structure, ownership and recipe, fresh weights; UNTRAINED=0 skips it), whose
-# accuracy results_<cfg>.csv sets against it as knowledge transfer.
+# its untrained twin at the width that run ended at (UNTRAINED=0 skips it), whose accuracy results_<cfg>.csv sets
+# against it as knowledge transfer.
 target_on_backbone() {
   local target_id=$1 task_id=$2
   echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
   train_on_backbone "$target_id" "$task_id" ""
   if [ "${UNTRAINED:-1}" = 1 ]; then
     echo "=== target ${target_id} on the untrained twin of backbone ${task_id}"
-    train_on_backbone "$target_id" "$task_id" "$(path_of target_dir "$(task_name "$target_id")" untrained)" \
-      --untrained_backbone
+    train_on_untrained_twin "$target_id" "$task_id" ""
   fi
 }
 

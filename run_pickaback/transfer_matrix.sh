@@ -28,8 +28,8 @@ if [ "$ARCH" = perceiver_io ]; then   # step 4 for every (target, backbone) pair
 fi
 
 # One target: its selected backbone first (the width that run ends at sizes the scratch control), then
-# scratch at that width, the untrained backbone (the selected one's structure, re-initialised), and the
-# other candidates; then all of them again for each training seed of CONTROL_SEEDS.
+# scratch at that width, the untrained backbone (the selected one's structure, re-initialised, at that width), and
+# the other candidates; then all of them again for each training seed of CONTROL_SEEDS.
 control_target() {
   local target_id=$1 selected=$2; shift 2
   local target matched training_seed backbone_id
@@ -38,7 +38,7 @@ control_target() {
   train_on_backbone "$target_id" "$selected" ""
   matched=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
   train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}")" "$matched" "$matched"
-  train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained)" --untrained_backbone
+  train_on_untrained_twin "$target_id" "$selected" ""
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
   for training_seed in ${CONTROL_SEEDS:-}; do
     [ "$training_seed" != "$SEED" ] || continue
@@ -51,8 +51,8 @@ control_target() {
     done
     train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}" "$training_seed")" "$matched" \
       "$matched" --training_seed "$training_seed"
-    train_on_backbone "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
-      --untrained_backbone --training_seed "$training_seed"
+    train_on_untrained_twin "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
+      --training_seed "$training_seed"
   done
 }
 

@@ -198,6 +198,19 @@ def outcome(out, backbone, target):
     return json.loads((folder / backbone / target / "scratch" / "outcome.json").read_text())
 
 
+def test_each_untrained_twin_trains_at_the_width_its_run_on_the_backbone_ended_at(pipeline):
+    """Knowledge transfer sets two runs of one capacity against each other: the twin does not grow on its own."""
+    out = pipeline["out"]
+    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    folder = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
+    for target, backbone in picks.items():
+        width = outcome(out, TASKS[backbone], TASKS[target])["width"]
+        twin = load_checkpoint(next((folder / "untrained" / TASKS[target] / "scratch").glob("checkpoint-*.pth.tar")))
+        settings = twin["provenance"]["settings"]
+        assert settings["network_width_multiplier"] == settings["max_allowed_network_width_multiplier"] == width
+        assert outcome(out, "untrained", TASKS[target])["width"] == width
+
+
 def test_control_trains_its_targets_on_every_peer_plus_matched_scratch_and_untrained(pipeline, control):
     out = pipeline["out"]
     picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}

@@ -121,8 +121,7 @@ def test_every_column_of_the_results_table(fabricated_run):
         "backbone_before_val_acc": CONSTANT_ACCURACY, "backbone_before_test_acc": CONSTANT_ACCURACY,
         "backbone_after_val_acc": CONSTANT_ACCURACY, "backbone_after_test_acc": CONSTANT_ACCURACY,
         "backward_transfer_val": 0.0, "backward_transfer_test": 0.0, "backbone_outputs_identical": True,
-        "final_width": 1.5, "untrained_final_width": None, "shared_ratio": shared_ratio, "regret_val": 0.05,
-        "regret_test": 0.0}
+        "final_width": 1.5, "shared_ratio": shared_ratio, "regret_val": 0.05, "regret_test": 0.0}
     assert shared_ratio > 0          # the target's own ratio, not its backbone's (task 1 shares nothing)
 
     assert results[7] == {
@@ -138,8 +137,7 @@ def test_every_column_of_the_results_table(fabricated_run):
         "backbone_after_val_acc": changed["val"], "backbone_after_test_acc": changed["test"],
         "backward_transfer_val": round(changed["val"] - CONSTANT_ACCURACY, 4),
         "backward_transfer_test": round(changed["test"] - CONSTANT_ACCURACY, 4),
-        "backbone_outputs_identical": False, "final_width": 1.0, "untrained_final_width": None,
-        "shared_ratio": results[7]["shared_ratio"],
+        "backbone_outputs_identical": False, "final_width": 1.0, "shared_ratio": results[7]["shared_ratio"],
         "regret_val": None, "regret_test": None}          # the control never ran target 7
 
 
@@ -199,9 +197,7 @@ def test_knowledge_transfer_is_against_the_untrained_twin_that_started_where_the
                    provenance={"settings": {}, "inputs": {"start": twin_start}})
     results = {row["target_id"]: row for row in write_results(cfg, ARCH)[1]}
     assert {k: results[1][k] for k in ("on_untrained_val_acc", "on_untrained_test_acc", "knowledge_transfer_val",
-                                       "knowledge_transfer_test", "untrained_final_width")} == {
+                                       "knowledge_transfer_test")} == {
         "on_untrained_val_acc": 0.75, "on_untrained_test_acc": 0.70,
-        "knowledge_transfer_val": round(0.8123 - 0.75, 4), "knowledge_transfer_test": round(0.7912 - 0.70, 4),
-        "untrained_final_width": 1.5}                     # the twin's own width (here the model target 1 ended at)
+        "knowledge_transfer_val": round(0.8123 - 0.75, 4), "knowledge_transfer_test": round(0.7912 - 0.70, 4)}
     assert results[7]["on_untrained_test_acc"] is None and results[7]["knowledge_transfer_test"] is None
-    assert results[7]["untrained_final_width"] is None

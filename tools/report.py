@@ -134,7 +134,6 @@ def result_figures(result):
             "knowledge": result.get("knowledge_transfer_test"), "backward": result.get("backward_transfer_test"),
             "identical": result.get("backbone_outputs_identical"), "regret": result.get("regret_test"),
             "width": width, "mpl": None if width is None else math.sqrt(width),   # the validate line's mpl
-            "untrained_width": result.get("untrained_final_width"),
             "shared_ratio": result.get("shared_ratio")}
 
 
@@ -406,7 +405,6 @@ def summary_lines(rows, related):
         lines.append(f"Mean forward transfer (test accuracy on the backbone - scratch): {gain:+.4f} "
                      f"(over {n} targets).")
     lines += knowledge_sentences([row["knowledge"] for row in rows], [row["gain"] for row in rows])
-    lines += wider_twin_sentences([(row["target"].task_id, row["width"], row["untrained_width"]) for row in rows])
     backward, n = mean_over_targets(rows, "backward")
     if backward is not None:
         kept = sum(bool(row["identical"]) for row in rows)
@@ -448,19 +446,6 @@ def knowledge_sentences(knowledge, forward):
         lines.append("The selected backbones' knowledge cannot be told from zero over these targets (its interval "
                      "includes 0): this run does not show the selection adding anything beyond the training recipe.")
     return lines
-
-
-def wider_twin_sentences(widths):
-    """`widths`: (target id, its final width on the backbone, its untrained twin's). A sentence naming the targets
-    whose twin grew wider than their run on the backbone (it stayed under the baseline longer): their knowledge
-    transfer sets runs of different capacity against each other, the extra capacity on the twin's side."""
-    wider = [f"{target} ({twin:g} against {own:g})" for target, own, twin in sorted(widths)
-             if own is not None and twin is not None and twin > own]
-    if not wider:
-        return []
-    return [f"The untrained twin grew wider than the run on the backbone for target(s) {', '.join(wider)}: their "
-            f"knowledge transfer compares runs of different capacity, the twin's the larger "
-            f"(results_<cfg>.csv: untrained_final_width)."]
 
 
 def comparison_line(run):
@@ -693,8 +678,6 @@ def print_summary(cfg, arch, seed):
     print_columns([target_cells(r, SUMMARY_COLUMNS) for r in summary_target_rows(cfg, results)])
     for line in knowledge_sentences([r["knowledge_transfer_test"] for r in results.values()],
                                     [r["forward_transfer_test"] for r in results.values()]):
-        print(line)
-    for line in wider_twin_sentences([(t, r["final_width"], r["untrained_final_width"]) for t, r in results.items()]):
         print(line)
     judged = [r["picked_related"] for r in results.values() if r["picked_related"] is not None]
     if judged:

@@ -80,17 +80,16 @@ def started_from(payload):
 
 
 def untrained_result(cfg, arch, seed, target, start):
-    """{split: accuracy, "width": its final width} of the target trained on its backbone's untrained twin (step
-    3-2's second run), when that run started from the same checkpoint `start` as the one on the backbone; else None
-    (not run, or a run on an earlier selection's backbone)."""
+    """{split: accuracy} of the target trained on its backbone's untrained twin (step 3-2's second run), when that
+    run started from the same checkpoint `start` as the one on the backbone; else None (not run, or a run on an
+    earlier selection's backbone)."""
     folder = paths.target_dir(arch, cfg.name, UNTRAINED, target.name, seed) / "scratch"
     if start is None or not folder.is_dir():
         return None
-    model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
     if started_from(payload) != start:
         return None
-    return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"]),
-            "width": model.tasks[target.name].width_mult}
+    return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
 
 
 def target_result(cfg, arch, seed, target, backbone, before, evaluator):
@@ -107,7 +106,6 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator):
               "on_backbone_test_acc": rounded(payload["test_accuracy"]),
               "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS)}
     untrained = untrained_result(cfg, arch, seed, target, started_from(payload)) or {}
-    result["untrained_final_width"] = untrained.get("width")
     for split in SPLITS:
         result[f"on_untrained_{split}_acc"] = untrained.get(split)
         result[f"knowledge_transfer_{split}"] = difference(result[f"on_backbone_{split}_acc"], untrained.get(split))

@@ -196,7 +196,7 @@ RESULT_FIELDS = [
     "knowledge_transfer_val", "knowledge_transfer_test",
     "backbone_before_val_acc", "backbone_before_test_acc", "backbone_after_val_acc", "backbone_after_test_acc",
     "backward_transfer_val", "backward_transfer_test", "backbone_outputs_identical",
-    "final_width", "untrained_final_width", "shared_ratio", "regret_val", "regret_test",
+    "final_width", "shared_ratio", "regret_val", "regret_test",
 ]
 RESULT_INTS = ("seed", "target_id", "backbone_id")
 RESULT_FLAGS = ("picked_related", "backbone_outputs_identical")      # True / False; empty = not applicable
