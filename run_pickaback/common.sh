@@ -186,30 +186,35 @@ train_on_backbone() {
     "${MAX_WIDTH:-2.0}" "${start_args[@]}" "$@"
 }
 
-# Target id $1 on the untrained twin of backbone id $2 (its structure, ownership and pruning, fresh weights) at the
-# width the target's run on that backbone ended at, not growing, into folder $3 (empty: step 3-2's untrained/
-# folder); more arguments are passed on. On the backbone - on the twin (knowledge transfer) then sets two runs of
-# one capacity against each other, as the transfer control's capacity-matched scratch does.
+# Target id $1 on the untrained twin of backbone id $2 (its structure, ownership and pruning, fresh weights) at
+# width $3, the width the target's run on that backbone ended at, not growing, into folder $4 (empty: step 3-2's
+# untrained/ folder); more arguments are passed on. On the backbone - on the twin (knowledge transfer) then sets two
+# runs of one capacity against each other, as the transfer control's capacity-matched scratch does.
 train_on_untrained_twin() {
-  local target_id=$1 backbone_id=$2 folder=$3; shift 3
-  local target width
+  local target_id=$1 backbone_id=$2 width=$3 folder=$4; shift 4
+  local target
   target=$(task_name "$target_id")
-  width=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$backbone_id")")")
   start_on_backbone "$target_id" "$backbone_id"
   train_target "$target" "${folder:-$(path_of target_dir "$target" untrained)}" "$width" "$width" "${start_args[@]}" \
     --untrained_backbone "$@"
+}
+
+# The width target id $1's run on backbone id $2 (step 3-2's) ended at.
+final_width() {
+  "$PY" -m tools.transfer_control width "$(path_of target_dir "$(task_name "$1")" "$(task_name "$2")")"
 }
 
 # Step 3-2 of target id $1 on backbone id $2 (w_backbone.sh's, and Ray's, job per pair): on the backbone, then on
 # its untrained twin at the width that run ended at (UNTRAINED=0 skips it), whose accuracy results_<cfg>.csv sets
 # against it as knowledge transfer.
 target_on_backbone() {
-  local target_id=$1 task_id=$2
+  local target_id=$1 task_id=$2 width
   echo "=== target ${target_id} ($(task_name "$target_id")) on backbone ${task_id} ($(task_name "$task_id"))"
   train_on_backbone "$target_id" "$task_id" ""
   if [ "${UNTRAINED:-1}" = 1 ]; then
     echo "=== target ${target_id} on the untrained twin of backbone ${task_id}"
-    train_on_untrained_twin "$target_id" "$task_id" ""
+    width=$(final_width "$target_id" "$task_id")
+    train_on_untrained_twin "$target_id" "$task_id" "$width" ""
   fi
 }
 

@@ -36,9 +36,9 @@ control_target() {
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
   train_on_backbone "$target_id" "$selected" ""
-  matched=$("$PY" -m tools.transfer_control width "$(path_of target_dir "$target" "$(task_name "$selected")")")
+  matched=$(final_width "$target_id" "$selected")
   train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}")" "$matched" "$matched"
-  train_on_untrained_twin "$target_id" "$selected" ""
+  train_on_untrained_twin "$target_id" "$selected" "$matched" ""
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
   for training_seed in ${CONTROL_SEEDS:-}; do
     [ "$training_seed" != "$SEED" ] || continue
@@ -51,8 +51,8 @@ control_target() {
     done
     train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}" "$training_seed")" "$matched" \
       "$matched" --training_seed "$training_seed"
-    train_on_untrained_twin "$target_id" "$selected" "$(path_of target_dir "$target" untrained "$training_seed")" \
-      --training_seed "$training_seed"
+    train_on_untrained_twin "$target_id" "$selected" "$matched" \
+      "$(path_of target_dir "$target" untrained "$training_seed")" --training_seed "$training_seed"
   done
 }
 

@@ -127,13 +127,26 @@ def test_other_modality_candidates_are_compared_through_the_targets_adapter_by_d
         assert all(row[score] not in ("", "nan") for score in ("logme", "leep", "cka"))
 
 
+def picks_of(out):
+    """{target: the backbone step 3-1 selected for it}."""
+    return {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+
+
+def column(out, name):
+    """{(target, candidate): that pair's value of step 3-1's table column `name`}."""
+    return {key: float(row[name]) for key, row in read_table(out).items()}
+
+
+def assert_picks_rank_first(out, values, best):
+    """Every target's pick holds `best` (min or max) of its candidates' `values`."""
+    for target, chosen in picks_of(out).items():
+        assert values[(target, chosen)] == best(v for (t, _), v in values.items() if t == target)
+
+
 def test_selection_is_the_smallest_distance_and_rerun_reproduces_it(pipeline):
     out, env = pipeline["out"], pipeline["env"]
     table = read_csv(out / "pickaback_demo_table.csv")
-    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    for target, chosen in picks.items():
-        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
+    assert_picks_rank_first(out, column(out, "ddv_euc"), min)
     assert "already computed" in run_step("find_backbone", env)                 # resumes
     run_step("find_backbone", dict(env, FORCE="1"))                               # recomputes
     assert read_csv(out / "pickaback_demo_table.csv") == table          # same seed, same numbers
@@ -150,18 +163,12 @@ def test_step_3_1_compares_the_checkpoint_each_candidate_hands_over(pipeline):
                 assert sidecar[f"{target},{candidate}"]["inputs"][f"candidate {candidate}"] == fingerprint
 
 
-def test_dissimilar_rule_takes_the_largest_distance(pipeline, tmp_path):
-    env = dict(pipeline["env"], SELECT="dissimilar")
-    run_step("find_backbone", env)
+def test_dissimilar_rule_takes_the_largest_distance(pipeline):
     out = pipeline["out"]
-    euc = {key: float(row["ddv_euc"]) for key, row in read_table(out).items()}
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    for target, chosen in picks.items():
-        assert euc[(target, chosen)] == max(d for (t, _), d in euc.items() if t == target)
+    run_step("find_backbone", dict(pipeline["env"], SELECT="dissimilar"))
+    assert_picks_rank_first(out, column(out, "ddv_euc"), max)
     run_step("find_backbone", pipeline["env"])    # back to the default rule, re-ranked from the table
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    for target, chosen in picks.items():
-        assert euc[(target, chosen)] == min(d for (t, _), d in euc.items() if t == target)
+    assert_picks_rank_first(out, column(out, "ddv_euc"), min)
 
 
 def test_score_leep_ranks_by_the_tables_leep_without_recomputing(pipeline):
@@ -169,10 +176,7 @@ def test_score_leep_ranks_by_the_tables_leep_without_recomputing(pipeline):
     table = read_table(out)
     stdout = run_step("find_backbone", dict(pipeline["env"], SCORE="leep"))
     assert "already computed" in stdout and read_table(out) == table
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
-    for target, chosen in picks.items():
-        leep = {c: float(r["leep"]) for (t, c), r in table.items() if t == target}
-        assert leep[chosen] == max(leep.values())
+    assert_picks_rank_first(out, column(out, "leep"), max)
     assert "Selected backbone for target 7 = (leep)" in stdout
     run_step("find_backbone", pipeline["env"])    # back to ModelDiff
 
@@ -201,7 +205,7 @@ def outcome(out, backbone, target):
 def test_each_untrained_twin_trains_at_the_width_its_run_on_the_backbone_ended_at(pipeline):
     """Knowledge transfer sets two runs of one capacity against each other: the twin does not grow on its own."""
     out = pipeline["out"]
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    picks = picks_of(out)
     folder = out / "checkpoints_perceiver_io" / "CPG_fromsingle_scratch_woexp_target" / "perceiver_io" / "demo"
     for target, backbone in picks.items():
         width = outcome(out, TASKS[backbone], TASKS[target])["width"]
@@ -213,7 +217,7 @@ def test_each_untrained_twin_trains_at_the_width_its_run_on_the_backbone_ended_a
 
 def test_control_trains_its_targets_on_every_peer_plus_matched_scratch_and_untrained(pipeline, control):
     out = pipeline["out"]
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    picks = picks_of(out)
     # every target's step 3-2 runs (on its backbone and on the untrained twin), collected beside the control's
     expected = {(t, run) for t in TASKS for run in (str(picks[t]), "untrained")}
     for target in CONTROLLED:
@@ -226,7 +230,7 @@ def test_control_trains_its_targets_on_every_peer_plus_matched_scratch_and_untra
 
 def test_control_reuses_step_3_2s_run_for_the_selected_pair(pipeline, control):
     out = pipeline["out"]
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    picks = picks_of(out)
     for target in CONTROLLED:
         selected = picks[target]
         row = control["rows"][(target, str(selected))]
@@ -272,7 +276,7 @@ def quality(env, out, *extra):
 
 def test_quality_regret_is_the_hand_computation_and_zero_for_the_oracle(pipeline, control, tmp_path):
     out, rows = pipeline["out"], control["rows"]
-    picks = {int(t): int(c) for t, c in read_csv(out / "pickaback_demo_result.csv")[1:]}
+    picks = picks_of(out)
     acc = {key: float(r["test_accuracy"]) for key, r in rows.items()}
     best = {t: max(acc[(t, str(c))] for c in TASKS if c != t) for t in CONTROLLED}
     regrets = [best[t] - acc[(t, str(picks[t]))] for t in CONTROLLED]
