@@ -10,7 +10,7 @@ The invariants and why they hold: docs/models.md, "The CPG model". Saving and lo
 `utils.checkpoint`.
 """
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -23,6 +23,12 @@ from models.perceiver_io import PerceiverIO
 from utils.errors import UserError
 
 ARCHS = {"lenet5": (LeNet5, tuple(LENET_PROFILES)), "perceiver_io": (PerceiverIO, tuple(PERCEIVER_PROFILES))}
+
+
+def profile_sizes(arch, profile) -> dict:
+    """The sizes a profile's name stands for (LeNet-5 has one size), so a run's provenance changes with them."""
+    sizes = PERCEIVER_PROFILES.get(profile) if arch == "perceiver_io" else None
+    return asdict(sizes) if sizes is not None else {}
 
 
 @dataclass

@@ -8,6 +8,8 @@ gives the one-line reason the step prints.
 import hashlib
 from pathlib import Path
 
+from models.cpg import profile_sizes
+
 # Arguments that say where to read or write, or how to run, but not what the result is: paths of
 # inputs are replaced by their fingerprints, and an output's own path is where it is stored.
 NOT_SETTINGS = frozenset({
@@ -37,8 +39,11 @@ def plain(value):
 
 
 def settings_of(args, **overrides) -> dict:
-    """The arguments that shape the result (every flag but NOT_SETTINGS), with `overrides` applied."""
+    """The arguments that shape the result (every flag but NOT_SETTINGS) and the sizes the model profile
+    stands for, with `overrides` applied."""
     settings = {k: plain(v) for k, v in vars(args).items() if k not in NOT_SETTINGS}
+    if "arch" in settings and "profile" in settings:
+        settings["profile_sizes"] = profile_sizes(settings["arch"], settings["profile"])
     settings.update({k: plain(v) for k, v in overrides.items()})
     return dict(sorted(settings.items()))
 
