@@ -36,13 +36,15 @@ class PerceiverProfile:
     text_dim: int
     num_freq_bands: int = 6
     max_freq: float = 10.0
+    image_patch: int = 1    # side of the square of pixels one image token holds
 
 
 PROFILES = {
     "paper": PerceiverProfile(num_latents=256, latent_dim=512, depth=3, cross_heads=1, cross_dim_head=64,
                               latent_heads=8, latent_dim_head=64, ff_mult=4, dropout=0.1, text_dim=256),
     "demo": PerceiverProfile(num_latents=32, latent_dim=96, depth=2, cross_heads=1, cross_dim_head=64,
-                             latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32),
+                             latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32,
+                             image_patch=4),
 }
 
 
@@ -102,12 +104,16 @@ class LatentArray(nn.Module):
 
 
 class ImageAdapter(nn.Module):
-    """Pixels + Fourier position features -> LayerNorm -> this task's [k ; v] projection."""
+    """Patches of pixels + Fourier position features -> LayerNorm -> this task's [k ; v] projection.
 
-    def __init__(self, kv_dim, num_freq_bands, max_freq):
+    `patch` 1 is the original's one token per pixel; a larger patch gives each token a square of pixels
+    (zero-padded at the right and bottom edges when the side is not a multiple).
+    """
+
+    def __init__(self, kv_dim, num_freq_bands, max_freq, patch=1):
         super().__init__()
-        self.num_freq_bands, self.max_freq = num_freq_bands, max_freq
-        context_dim = 3 + 2 * (2 * num_freq_bands + 1)
+        self.num_freq_bands, self.max_freq, self.patch = num_freq_bands, max_freq, patch
+        context_dim = 3 * patch * patch + 2 * (2 * num_freq_bands + 1)
         self.norm = nn.LayerNorm(context_dim)
         self.to_kv = nn.Linear(context_dim, kv_dim, bias=False)
         self._positions = {}
@@ -122,9 +128,11 @@ class ImageAdapter(nn.Module):
         return self._positions[key]
 
     def forward(self, x):
+        p = self.patch
+        x = F.pad(x, (0, -x.shape[3] % p, 0, -x.shape[2] % p))
         b, _, h, w = x.shape
-        pixels = rearrange(x, "b c h w -> b (h w) c")
-        pos = repeat(self.positions(h, w, x.device, x.dtype), "n f -> b n f", b=b)
+        pixels = rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
+        pos = repeat(self.positions(h // p, w // p, x.device, x.dtype), "n f -> b n f", b=b)
         return self.to_kv(self.norm(torch.cat((pixels, pos), dim=-1))), None
 
 
@@ -197,7 +205,7 @@ class PerceiverIO(nn.Module):
         """The task's adapter and head (neither depends on the width multiplier)."""
         p = self.p
         if modality == "image":
-            adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq)
+            adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq, p.image_patch)
         elif modality == "text":
             adapter = TextAdapter(self.cross_kv_dim, adapter_config["vocab_size"],
                                   adapter_config["max_text_length"], p.text_dim)
