@@ -5,7 +5,7 @@ import torch
 from models.cpg import CPGModel
 from models.lenet import lenet_widths
 from models.masking import block_index, place, raw_weight, shrink
-from models.perceiver_io import PROFILES, perceiver_widths
+from models.perceiver_io import PROFILES, ImageAdapter, perceiver_widths
 from utils.dataset_config import DatasetConfig, TaskSpec
 from utils.errors import UserError
 
@@ -113,3 +113,25 @@ def test_image_and_text_tasks_share_the_latent_stack():
     model.add_task(spec(2, "txt", "text", 3), CFG)
     assert set(model.body.adapters) == {"img", "txt"}
     assert model(torch.randint(0, 50, (2, 12))).shape == (2, 3)
+
+
+@pytest.mark.parametrize("patch, side, tokens", [(1, 8, 64), (4, 32, 64), (4, 30, 64), (2, 7, 16)])
+def test_image_tokens_are_patches_of_pixels(patch, side, tokens):
+    adapter = ImageAdapter(kv_dim=16, num_freq_bands=2, max_freq=4.0, patch=patch)
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(0))
+    context, mask = adapter(x)
+    assert context.shape == (2, tokens, 16) and mask is None
+    # a pixel is read by the one token of its patch: change it and only that token's row moves
+    edited = x.clone()
+    edited[:, :, patch, patch] += 1.0
+    moved = (adapter(edited)[0] - context).abs().sum(dim=(0, 2)) > 0
+    per_side = -(-side // patch)
+    assert moved.nonzero().flatten().tolist() == [per_side + 1]
+
+
+def test_the_demo_profile_reads_images_as_patches_and_the_paper_profile_as_pixels():
+    assert PROFILES["demo"].image_patch == 4 and PROFILES["paper"].image_patch == 1
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    context, _ = model.body.adapters["a"](images())
+    assert context.shape[1] == (32 // 4) ** 2

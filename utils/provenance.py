@@ -73,13 +73,9 @@ def why_stale(saved, wanted, ignore=()) -> str | None:
     """
     if not isinstance(saved, dict) or "settings" not in saved:
         return "it records no settings (it was made by an older version)"
-    old, new = saved["settings"], wanted["settings"]
-    for key in sorted(set(old) | set(new)):
-        if key in ignore or old.get(key) == new.get(key):
-            continue
-        if key not in old and new[key] in (None, False):
-            continue   # an option added since, left off: the output was made without it too
-        return f"{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
+    changed = _changed_setting(saved["settings"], wanted["settings"], ignore)
+    if changed is not None:
+        return changed
     old_inputs, new_inputs = saved.get("inputs", {}), wanted["inputs"]
     for name in sorted(set(old_inputs) | set(new_inputs)):
         if name not in old_inputs:
@@ -89,5 +85,24 @@ def why_stale(saved, wanted, ignore=()) -> str | None:
     return None
 
 
+def _changed_setting(old, new, ignore=(), prefix=""):
+    """'<name> changed (<old> -> <new>)' for the first setting that differs, descending into settings that are
+    dicts (the profile's sizes) to name the entry; None when all agree."""
+    for key in sorted(set(old) | set(new)):
+        if key in ignore or old.get(key) == new.get(key):
+            continue
+        if key not in old and new[key] in (None, False):
+            continue   # an option added since, left off: the output was made without it too
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            nested = _changed_setting(old[key], new[key], prefix=f"{prefix}{key}.")
+            if nested is None:
+                continue
+            return nested
+        return f"{prefix}{key} changed ({_shown(old, key)} -> {_shown(new, key)})"
+    return None
+
+
 def _shown(settings, key):
-    return repr(settings[key]) if key in settings else "unset"
+    if key not in settings:
+        return "unset"
+    return "{...}" if isinstance(settings[key], dict) else repr(settings[key])
