@@ -26,10 +26,10 @@ REQUIRED_ARGS = {
     "CPG_MM_main_normal.py": ["--dataset", "1", "--mode", "finetune", "--save_folder", "SAVE"],
     "pickaback_perceiverIO.py": [],
     "transfer_kv_perceiver_io.py": [],
+    "tools/bench/images.py": ["demo"],
     "tools/bench/model.py": [],
     "tools/bench/pipeline.py": [],
     "tools/bench/relations.py": [],
-    "tools/bench/scaling.py": [],
     "tools/bench/variants.py": [],
     "tools/continual.py": ["table", "demo"],
     "tools/choose_appropriate_pruning_ratio_for_next_task_notrmfiles.py":

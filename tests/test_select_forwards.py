@@ -1,19 +1,45 @@
 """Step 3-1 without the mutation search runs each model once per target, and its distances and scores are those
 of each pair compared on its own (the per-pair computation step 3-1 did before it reused outputs)."""
 import csv
+from contextlib import contextmanager
 
 import pytest
 import torch
 
 import pickaback_perceiverIO as step
+from models.cpg import TaskView
+from packnet_models.baseline import build_baseline
 from packnet_models_pickaback.compare import (compared_as, comparison_view, load_task_model,
                                               logits_and_features, untrained_twin)
-from tools.bench.scaling import counting_forwards, save_untrained_baselines
 from utils import paths
+from utils.checkpoint import save_model
 from utils.dataset_config import get_config
 from utils_pickaback.modeldiff import logits_distance, model_distance, search_single_moves
 
 ARCH = "perceiver_io"
+
+
+def save_untrained_baselines(cfg, seed=paths.DEFAULT_SEED):
+    """Step 1's checkpoint of every task of `cfg`, untrained (seeded by the task id), under paths.output_root."""
+    for task in cfg.tasks:
+        torch.manual_seed(task.task_id)
+        save_model(paths.baseline_dir(ARCH, cfg.name, task.name, seed) / "checkpoint-0.pth.tar",
+                   build_baseline(ARCH, "demo", cfg, task), cfg.name)
+
+
+@contextmanager
+def counting_forwards():
+    """A dict whose "calls" counts every forward of a task view (the models step 3-1 compares) inside the block."""
+    count, forward = {"calls": 0}, TaskView.forward
+
+    def counted(self, x):
+        count["calls"] += 1
+        return forward(self, x)
+    TaskView.forward = counted
+    try:
+        yield count
+    finally:
+        TaskView.forward = forward
 
 
 @pytest.fixture(scope="module")

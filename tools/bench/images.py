@@ -54,13 +54,14 @@ def small_cnn(num_classes):
 
 
 def perceiver_accuracy(cfg, task, loaders, profile, recipe, seed):
-    """Test accuracy of the Perceiver trained on `task` alone, as step 1 trains it."""
+    """(test accuracy, context tokens per image) of the Perceiver trained on `task` alone, as step 1 trains it."""
     seed_everything(seed)
     model = CPGModel.create("perceiver_io", profile)
     model.add_task(task, cfg)
     with tempfile.TemporaryDirectory() as folder:
         model, _, _ = fit(model, loaders, DEVICE, recipe, stage="bench", csv_path=Path(folder) / "train.csv")
-    return evaluate(model, loaders[2], DEVICE)[1]
+    images, _ = next(iter(loaders[2]))
+    return evaluate(model, loaders[2], DEVICE)[1], model.body.adapters[task.name](images)[0].shape[1]
 
 
 def cnn_accuracy(task, loaders, seconds, lr, seed):
@@ -110,17 +111,21 @@ def main(args):
     patches = args.patches or [perceiver_io.PROFILES[args.profile].image_patch]
     rows = []
     for task in tasks:
-        loaders = task_loaders(cfg, task, seed=args.seed, device=DEVICE)
-        row = {"task": task.name, "samples": loaders[0].num_samples}
+        # loaders count their passes to draw each epoch's order: every model starts from fresh ones
+        def loaders():
+            return task_loaders(cfg, task, seed=args.seed, device=DEVICE)
+        row = {"task": task.name, "samples": loaders()[0].num_samples}
         for patch in patches:
             with image_patch(args.profile, patch):
-                seconds, row[f"patch{patch}"] = timed(perceiver_accuracy, cfg, task, loaders, args.profile,
-                                                      recipe, args.seed)
-            row[f"patch{patch}_seconds"] = round(seconds, 1)
+                seconds, (accuracy, tokens) = timed(perceiver_accuracy, cfg, task, loaders(), args.profile, recipe,
+                                                    args.seed)
+            row.update({f"patch{patch}": accuracy, f"patch{patch}_tokens": tokens,
+                        f"patch{patch}_seconds": round(seconds, 1)})
         budget = max(row[f"patch{patch}_seconds"] for patch in patches)
-        row["cnn"], row["cnn_epochs"] = cnn_accuracy(task, loaders, budget, recipe.lr, args.seed)
+        row["cnn"], row["cnn_epochs"] = cnn_accuracy(task, loaders(), budget, recipe.lr, args.seed)
         rows.append(row)
-        print(f"{task.name:>14} " + "  ".join(f"patch {p}: {fmt(row[f'patch{p}'])} in {row[f'patch{p}_seconds']} s"
+        print(f"{task.name:>14} " + "  ".join(f"patch {p} ({row[f'patch{p}_tokens']} tokens): {fmt(row[f'patch{p}'])} "
+                                              f"in {row[f'patch{p}_seconds']} s"
                                               for p in patches)
               + f"  CNN: {fmt(row['cnn'])} ({row['cnn_epochs']} epochs)", flush=True)
     means = {key: sum(row[key] for row in rows) / len(rows) for key in [f"patch{p}" for p in patches] + ["cnn"]}
