@@ -8,8 +8,6 @@ gives the one-line reason the step prints.
 import hashlib
 from pathlib import Path
 
-from models.cpg import profile_sizes
-
 # Arguments that say where to read or write, or how to run, but not what the result is: paths of
 # inputs are replaced by their fingerprints, and an output's own path is where it is stored.
 NOT_SETTINGS = frozenset({
@@ -43,6 +41,7 @@ def settings_of(args, **overrides) -> dict:
     stands for, with `overrides` applied."""
     settings = {k: plain(v) for k, v in vars(args).items() if k not in NOT_SETTINGS}
     if "arch" in settings and "profile" in settings:
+        from models.cpg import profile_sizes   # here, not at the top: the torch-free tools read fingerprints
         settings["profile_sizes"] = profile_sizes(settings["arch"], settings["profile"])
     settings.update({k: plain(v) for k, v in overrides.items()})
     return dict(sorted(settings.items()))
