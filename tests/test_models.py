@@ -129,9 +129,9 @@ def test_image_tokens_are_patches_of_pixels(patch, side, tokens):
     assert moved.nonzero().flatten().tolist() == [per_side + 1]
 
 
-def test_the_demo_profile_reads_images_as_patches_and_the_paper_profile_as_pixels():
-    assert PROFILES["demo"].image_patch == 4 and PROFILES["paper"].image_patch == 1
+def test_a_model_reads_images_with_its_profiles_patch():
+    assert PROFILES["paper"].image_patch == 1
     model = CPGModel.create("perceiver_io", "demo")
     model.add_task(spec(1, "a"), CFG)
     context, _ = model.body.adapters["a"](images())
-    assert context.shape[1] == (32 // 4) ** 2
+    assert context.shape[1] == (32 // PROFILES["demo"].image_patch) ** 2
