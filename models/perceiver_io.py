@@ -43,7 +43,8 @@ PROFILES = {
     "paper": PerceiverProfile(num_latents=256, latent_dim=512, depth=3, cross_heads=1, cross_dim_head=64,
                               latent_heads=8, latent_dim_head=64, ff_mult=4, dropout=0.1, text_dim=256),
     "demo": PerceiverProfile(num_latents=32, latent_dim=96, depth=2, cross_heads=1, cross_dim_head=64,
-                             latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32),
+                             latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32,
+                             image_patch=4),
 }
 
 

@@ -218,12 +218,14 @@ def test_a_finetune_redone_with_other_epochs_replaces_what_came_of_the_old_one(s
 
 
 def test_step_1_retrains_when_the_sizes_its_profile_stands_for_changed(out, small_demo_root):
-    """A baseline of the same profile name made when the profile had other sizes (e.g. 4x4 image patches)."""
+    """A baseline of the same profile name made when the profile had other sizes (another image patch)."""
     path = baseline_checkpoint(out)
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    payload["provenance"]["settings"]["profile_sizes"]["image_patch"] = 4
+    now = payload["provenance"]["settings"]["profile_sizes"]["image_patch"]
+    payload["provenance"]["settings"]["profile_sizes"]["image_patch"] = now + 1
     torch.save(payload, path)
     proc = step1(script_env(out, small_demo_root))
-    assert "Retraining the baseline of shapes_clean: profile_sizes.image_patch changed (4 -> 1)." in proc.stdout
+    assert (f"Retraining the baseline of shapes_clean: profile_sizes.image_patch changed ({now + 1} -> {now})."
+            in proc.stdout)
     sizes = load_checkpoint(path)["provenance"]["settings"]["profile_sizes"]
-    assert sizes["image_patch"] == 1 and sizes["num_latents"] == 32
+    assert sizes["image_patch"] == now and sizes["num_latents"] == 32
