@@ -16,6 +16,8 @@ import pytest
 
 from conftest import python, sha256
 from utils import paths
+from utils.dataset_config import DEMO_TASKS
+from utils.results import read_selections
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH, CFG = "perceiver_io", "demo"
@@ -73,7 +75,9 @@ def rewrite(path, change):
 
 
 def chosen_json(world):
-    return world.backbone("shapes_noisy") / "gradual_prune" / paths.CHOSEN_FILE
+    """Step 2-2's choice of the backbone step 3-1 picked for target 1 (the one step 4 reads for it)."""
+    picked = read_selections(world.root_file(paths.pickaback_result_csv(CFG).name))[1]
+    return world.backbone(DEMO_TASKS[picked - 1][0]) / "gradual_prune" / paths.CHOSEN_FILE
 
 
 def chosen_checkpoint(world):
