@@ -16,6 +16,7 @@ import math
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import perceiver_io
-from models.cpg import CPGModel
+from packnet_models.baseline import build_baseline
 from tools.bench.harness import emit, fmt, timed
 from utils import paths
 from utils.cli import ArgumentParser, add_common_args, positive_int, seed_int
@@ -56,8 +57,7 @@ def small_cnn(num_classes):
 def perceiver_accuracy(cfg, task, loaders, profile, recipe, seed):
     """(test accuracy, context tokens per image) of the Perceiver trained on `task` alone, as step 1 trains it."""
     seed_everything(seed)
-    model = CPGModel.create("perceiver_io", profile)
-    model.add_task(task, cfg)
+    model = build_baseline("perceiver_io", profile, cfg, task)
     with tempfile.TemporaryDirectory() as folder:
         model, _, _ = fit(model, loaders, DEVICE, recipe, stage="bench", csv_path=Path(folder) / "train.csv")
     images, _ = next(iter(loaders[2]))
@@ -112,8 +112,7 @@ def main(args):
     rows = []
     for task in tasks:
         # loaders count their passes to draw each epoch's order: every model starts from fresh ones
-        def loaders():
-            return task_loaders(cfg, task, seed=args.seed, device=DEVICE)
+        loaders = partial(task_loaders, cfg, task, seed=args.seed, device=DEVICE)
         row = {"task": task.name, "samples": loaders()[0].num_samples}
         for patch in patches:
             with image_patch(args.profile, patch):
