@@ -71,9 +71,13 @@ def python(*args, env=None, cwd=None, timeout=300):
 def run_forked_child(args, env, cwd, out, err):
     """(python, in the forked child) Run `args` as `python` would, with stdout and stderr in the files `out` and
     `err`; never returns."""
+    import gc
     import runpy
     import sys
     import traceback
+    # The parent's garbage (say a DataLoader iterator whose workers belong to the parent) must not be collected
+    # here: its finalisers would print tracebacks into this command's stderr. A new interpreter has none of it.
+    gc.freeze()
     status = 1
     try:
         os.dup2(out.fileno(), 1), os.dup2(err.fileno(), 2)

@@ -6,6 +6,7 @@ utils.cli.ArgumentParser, whose error() exits 1; the numbers are range-checked b
 functions while parsing, and CPG_MM_main_normal.check_args checks flags against each other.
 """
 import argparse
+import gc
 import importlib
 import subprocess
 import sys
@@ -116,6 +117,28 @@ def test_a_mistyped_flag_in_a_new_process_exits_1_with_one_error_line(tmp_path, 
     assert proc.returncode == 1 and error_lines(proc.stderr) == [line for line in proc.stderr.splitlines() if line]
     assert MISTYPED in proc.stderr and "Traceback" not in proc.stderr
     assert_nothing_written(empty_out)
+
+
+class _FinalisedLoudly:
+    def __del__(self):
+        print("finalised", file=sys.stderr)
+
+
+def test_a_forked_run_does_not_finalise_the_tests_garbage(tmp_path):
+    """The forked runs' stderr is the command's alone, as in a new interpreter: garbage the tests left behind (say a
+    DataLoader iterator whose workers are this process's children) is not collected in the fork."""
+    script = tmp_path / "collect.py"
+    script.write_text("import gc\ngc.collect()\n")
+    gc.disable()        # keep the garbage uncollected here until the fork
+    try:
+        garbage = _FinalisedLoudly()
+        garbage.cycle = garbage
+        del garbage
+        proc = python(script)
+    finally:
+        gc.enable()
+        gc.collect()
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 # ---------------------------------------------------------------- (b) out-of-range numbers, as a user runs them
