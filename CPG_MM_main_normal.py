@@ -104,6 +104,7 @@ def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
     the transfer control's collector, which checks that the checkpoint the run started from is still the same)."""
     write_json_atomic(Path(folder) / "outcome.json", {
         "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
+        "max_width": run.args.max_allowed_network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
         "val_samples": run.val_samples, "tolerance": run.tolerance,
         "reached_baseline": reaches_baseline(accuracy, run.baseline, run.tolerance),

@@ -9,13 +9,19 @@
 # backbones and transfer files; a run of seed S in <run folder>/training_seed<S>/), so that the figures are
 # means over seeds and the spread between seeds says how large a difference the control can resolve;
 # CONTROL_TARGETS="1 4" runs the control for these targets only (the candidates stay every task of TASKS).
+# A MAX_WIDTH other than step 3-2's is refused, as the selected pairs' runs would be trained again in their
+# place; REPLACE_STEP_3_2=1 allows it (in a copy of the outputs: docs/transfer-control.md).
 # Usage: [CONTROL_BACKBONES=all|related|random:K] [CONTROL_SEEDS=...] [CONTROL_TARGETS=...] [JOBS=2]
+#        [MAX_WIDTH=...] [REPLACE_STEP_3_2=1]
 #        bash run_pickaback/transfer_matrix.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
+# (an assignment, not `mapfile < <(...)`, so that a refused plan stops the script with its exit status)
 # shellcheck disable=SC2046
-mapfile -t plan < <("$PY" -m tools.transfer_control plan "$CFG" --arch "$ARCH" --seed "$SEED" \
-  --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids) ${CONTROL_TARGETS:+--only $CONTROL_TARGETS})
+planned=$("$PY" -m tools.transfer_control plan "$CFG" --arch "$ARCH" --seed "$SEED" \
+  --backbones "${CONTROL_BACKBONES:-all}" --targets $(task_ids) ${CONTROL_TARGETS:+--only $CONTROL_TARGETS} \
+  --max_width "${MAX_WIDTH:-2.0}" $([ "${REPLACE_STEP_3_2:-0}" = 1 ] && echo --replace_step_3_2))
+mapfile -t plan <<< "$planned"
 
 if [ "$ARCH" = perceiver_io ]; then   # step 4 for every (target, backbone) pair, in one process
   pairs=()

@@ -267,6 +267,20 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed_and_nothing_e
     assert (spread["runs"], spread["seeds"]) == (len(again), 2) and spread["sd"] >= 0.0
 
 
+def test_control_under_another_max_width_refuses_and_leaves_step_3_2s_runs(pipeline, tmp_path):
+    """Step 3-2 grew up to MAX_WIDTH 2.0; a control at 1.0 would train the selected pairs' runs again in place."""
+    import subprocess
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    trained, picks = epochs_trained(out), picks_of(out)
+    env = dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out), MAX_WIDTH="1.0", CONTROL_TARGETS="7")
+    result = subprocess.run(["bash", "run_pickaback/transfer_matrix.sh", "demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and result.stderr.startswith(f"error: Step 3-2 trained target 7 (shapes_captions) "
+                                                               f"on backbone {picks[7]} with MAX_WIDTH=2, and the control")
+    assert len(result.stderr.splitlines()) == 1 and epochs_trained(out) == trained
+
+
 def quality(env, out, *extra):
     result = python("-m", "tools.transfer_control", "quality", "demo", *extra,
                     env=dict(env, MMPAB_OUTPUT_ROOT=str(out)))

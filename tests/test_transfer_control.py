@@ -16,9 +16,9 @@ def output_root(tmp_path, monkeypatch):
     return tmp_path
 
 
-def finished_run(folder, test_accuracy, width=1.0, start=None, status=None):
+def finished_run(folder, test_accuracy, width=1.0, start=None, status=None, **more):
     (folder / "scratch").mkdir(parents=True)
-    outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy, "start": start}
+    outcome = {"width": width, "val_accuracy": 0.5, "test_accuracy": test_accuracy, "start": start, **more}
     if status is not None:      # (an outcome of an older version has no status)
         outcome["status"] = status
     (folder / "scratch" / "outcome.json").write_text(json.dumps(outcome))
@@ -97,3 +97,20 @@ def test_plan_of_a_target_outside_the_tasks_run_is_one_clear_error(output_root):
     write_selections({1: 4, 2: 1, 5: 6})
     with pytest.raises(UserError, match="Target 5 of CONTROL_TARGETS is not one of the tasks run"):
         plan(get_args_parser().parse_args(["plan", "demo", "--targets", "1", "2", "--only", "5"]))
+
+
+def control_plan(*extra):
+    return plan(get_args_parser().parse_args(["plan", "demo", "--targets", "1", "2", "3", *extra]))
+
+
+def test_plan_refuses_to_train_step_3_2s_run_again_under_another_max_width(output_root, capsys):
+    """The selected pair's control run is step 3-2's own folder: another MAX_WIDTH would replace its result."""
+    write_selections({1: 2, 2: 1, 3: 1})
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.9, width=1.5, max_width=2.0)
+    finished_run(run_dir("shapes_clean", "shapes_noisy"), 0.9, width=1.0)     # written before max_width was
+    with pytest.raises(UserError, match=r"Step 3-2 trained target 1 \(shapes_clean\) on backbone 2 with MAX_WIDTH=2, "
+                                        r"and the control at MAX_WIDTH=1 would train that run again in its place"):
+        control_plan("--max_width", "1.0")
+    control_plan("--max_width", "2.0")
+    control_plan("--max_width", "1.0", "--replace_step_3_2")
+    assert capsys.readouterr().out.splitlines() == ["1 2 3", "2 1 3", "3 1 2"] * 2

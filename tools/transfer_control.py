@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from utils import paths
-from utils.cli import ArgumentParser, add_arch_arg, seed_int
+from utils.cli import ArgumentParser, add_arch_arg, positive_float, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
@@ -40,6 +40,11 @@ def get_args_parser():
     plan.add_argument("--targets", nargs="+", required=True, help="target ids (their peers are the candidates)")
     plan.add_argument("--backbones", default="all", help="all | related | random:K")
     plan.add_argument("--only", nargs="+", help="plan these of the targets only (ids or names)")
+    plan.add_argument("--max_width", type=positive_float, default=2.0,
+                      help="the control's widest network (MAX_WIDTH): a selected pair's step-3-2 run grown under "
+                           "another limit is refused, as the control would train it again in its place")
+    plan.add_argument("--replace_step_3_2", action="store_true",
+                      help="let the control train those runs again in their place (in a copy of the outputs)")
     width = sub.add_parser("width", help="print the final width of a finished run")
     width.add_argument("folder", help="a run folder (holding scratch/outcome.json)")
     collect = sub.add_parser("collect", help="write pickaback_<cfg>_transfer.csv from the finished runs")
@@ -89,8 +94,23 @@ def plan(args):
         if target_id not in selections:
             raise UserError(f"Target {target_id} has no selected backbone in "
                             f"{paths.pickaback_result_csv(cfg.name, args.seed)}; run run_pickaback/find_backbone.sh first.")
+        if not args.replace_step_3_2:
+            refuse_to_replace_step_3_2(cfg, target_id, selections[target_id], args)
         chosen = control_backbones(cfg, target_id, selections[target_id], peers, args.backbones, args.seed)
         print(target_id, *chosen)
+
+
+def refuse_to_replace_step_3_2(cfg, target_id, selected, args):
+    """The control's run of the selected pair is step 3-2's own; under another MAX_WIDTH its settings differ, so
+    the control would train it again in the same folder and the pipeline's result would be gone."""
+    target, backbone = cfg.task(target_id).name, cfg.task(selected).name
+    outcome = read_run_outcome(paths.target_dir(args.arch, cfg.name, backbone, target, args.seed))
+    grown_to = (outcome or {}).get("max_width")     # (outcomes before 2026-12-04 do not say)
+    if isinstance(grown_to, (int, float)) and grown_to != args.max_width:
+        raise UserError(f"Step 3-2 trained target {target_id} ({target}) on backbone {selected} with MAX_WIDTH="
+                        f"{grown_to:g}, and the control at MAX_WIDTH={args.max_width:g} would train that run again "
+                        f"in its place: run the control with MAX_WIDTH={grown_to:g}, or in a copy of the outputs "
+                        f"with REPLACE_STEP_3_2=1 (docs/transfer-control.md).")
 
 
 def read_run_outcome(folder):
