@@ -263,8 +263,10 @@ def test_control_seeds_train_one_targets_runs_again_with_that_seed_and_nothing_e
     settings = load_checkpoint(next(repeat.glob("checkpoint-*.pth.tar")))["provenance"]["settings"]
     # seed 5 trains; the validation split stays seed 2's, beside which step 4's start checkpoint was trained
     assert (settings["training_seed"], settings["seed"]) == (5, 2)
-    spread = quality(env, out)["seed_spread"]
+    judged = quality(env, out)
+    spread = judged["seed_spread"]
     assert (spread["runs"], spread["seeds"]) == (len(again), 2) and spread["sd"] >= 0.0
+    assert judged["noise_regret"] is not None and judged["noise_regret"] >= 0.0
 
 
 def test_control_under_another_max_width_refuses_and_leaves_step_3_2s_runs(pipeline, tmp_path):

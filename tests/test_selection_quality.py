@@ -1,14 +1,17 @@
 """Selection figures from the transfer control, on hand-made numbers (utils_pickaback/selection_quality.py)."""
 import json
+import math
 
+import numpy as np
 import pytest
 
 from tools import transfer_control
 from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
-                                               designed_related_pick, hub_figures, hub_sentence, interval95,
-                                               seed_spread, selection_figures, summarise, target_figures)
+                                               designed_related_pick, expected_best_of, hub_figures, hub_sentence,
+                                               interval95, noise_regret, seed_spread, selection_figures, summarise,
+                                               target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -117,6 +120,31 @@ def test_the_spread_is_the_root_mean_square_of_the_runs_standard_deviations():
     rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3),       # sd 0.0707
             control_row(1, 3, 0.70, 2), control_row(1, 3, 0.70, 3)]       # sd 0
     assert seed_spread(rows, "test")["sd"] == pytest.approx((0.005 / 2) ** 0.5)
+
+
+def test_the_best_of_k_equal_draws_lies_where_order_statistics_put_it():
+    assert expected_best_of(1) == 0.0
+    assert expected_best_of(2) == pytest.approx(1 / math.sqrt(math.pi))          # E[max(Z1, Z2)]
+    assert expected_best_of(3) == pytest.approx(1.5 / math.sqrt(math.pi))
+    assert expected_best_of(7) == pytest.approx(1.352, abs=1e-3)
+
+
+def test_equally_good_candidates_show_the_noise_regret_on_average():
+    """Every candidate of 400 targets equally good, each run's accuracy drawn with sd 0.02 at 2 seeds: the mean
+    regret of a fixed pick is the noise floor the control reports for them."""
+    rng = np.random.default_rng(0)
+    figures, rows = [], []
+    for target in range(1, 401):
+        for candidate in range(2, 9):
+            rows += [control_row(target, candidate, 0.7 + rng.normal(0, 0.02), seed) for seed in (2, 3)]
+    runs = accuracies_by_target(rows, "test")
+    figures = [target_figures(t, 2, runs[t], {c: 0.1 for c in range(2, 9)}) for t in runs]
+    spread = seed_spread(rows, "test")
+    assert spread["sd"] == pytest.approx(0.02, rel=0.05)
+    floor = noise_regret(figures, spread)
+    assert floor == pytest.approx(0.02 / math.sqrt(2) * expected_best_of(7), rel=0.05)
+    assert summarise(figures)["mean_regret"] == pytest.approx(floor, rel=0.1)
+    assert noise_regret(figures, seed_spread(rows[::2], "test")) is None     # one seed per run: not measured
 
 
 # ------------------------------------------------------------------ the score step 3-1 ranked by (its record)

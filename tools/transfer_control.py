@@ -216,6 +216,9 @@ def quality(args):
         print(json.dumps({"config": name, **header, "table": str(table), **summary}))
         return
     pooled = summarise([figure for figures, _ in judged.values() for figure in figures])
+    floors = [(summary["noise_regret"], summary["targets"]) for _, summary in judged.values()]
+    pooled["noise_regret"] = (None if any(floor is None for floor, _ in floors)
+                              else sum(floor * n for floor, n in floors) / sum(n for _, n in floors))
     print()
     print(pooled_sentence(list(judged), pooled))
     print(json.dumps({"configs": list(judged), **header, "pooled": pooled,
@@ -226,7 +229,9 @@ def pooled_sentence(names, pooled):
     """One sentence of the figures pooled over the targets of several configs."""
     def gain(key):
         return gain_text(pooled[key])
-    return (f"Pooled over {', '.join(names)} ({pooled['targets']} targets): mean regret {figure(pooled['mean_regret'])}; "
+    floor = "" if pooled["noise_regret"] is None else f" (the controls' noise alone: {pooled['noise_regret']:.4f})"
+    return (f"Pooled over {', '.join(names)} ({pooled['targets']} targets): mean regret {figure(pooled['mean_regret'])}"
+            f"{floor}; "
             f"gain of the selection (95% interval over targets) over a random pick {gain('gain_over_random')}, over "
             f"the untrained backbone {gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}.")
 

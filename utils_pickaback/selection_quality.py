@@ -99,6 +99,35 @@ def seed_spread(rows, split):
     return {"runs": len(repeated), "seeds": max(len(accs) for accs in repeated), "sd": sd}
 
 
+def expected_best_of(k):
+    """E[max of k independent standard normals] (0 for k = 1): how far above their mean the best of k equally good
+    candidates lands by noise alone, in standard deviations."""
+    if k <= 1:
+        return 0.0
+    from scipy import stats
+    x = np.linspace(-12.0, 12.0, 48001)
+    return float(np.trapezoid(x * k * stats.norm.pdf(x) * stats.norm.cdf(x) ** (k - 1), x))
+
+
+def noise_regret(figures, spread):
+    """The mean regret any pick would show if every candidate of every target were equally good: the sd of a run's
+    mean over its seeds times expected_best_of(the target's candidates); None when the spread is not measured. A
+    regret near it neither shows the selection missing a better backbone nor finding one."""
+    if spread["sd"] is None or not figures:
+        return None
+    run_sd = spread["sd"] / math.sqrt(spread["seeds"])
+    return mean_of([run_sd * expected_best_of(f.n_candidates) for f in figures])
+
+
+def noise_sentence(regret, spread):
+    """noise_regret in words."""
+    if regret is None:
+        return None
+    return (f"If every candidate were equally good, the control's own noise (sd {spread['sd']:.4f} over "
+            f"{spread['seeds']} seeds) would give any pick a mean regret of about {regret:.4f}: a regret near it "
+            f"shows neither a better backbone missed nor one found.")
+
+
 def correlation(scores, accuracies):
     """(Spearman rho, weighted Kendall tau) of two equal-length sequences; None where undefined."""
     if len(scores) < 3 or len(set(scores)) < 2 or len(set(accuracies)) < 2:
@@ -161,7 +190,9 @@ def control_sentences(cfg, summary):
         lines.append(f"For {len(others)} of {s['targets']} targets ({', '.join(map(str, others))}) this score picks "
                      "another backbone than step 3-1 did; their untrained backbone is step 3-1's pick's twin, so "
                      "the gain over it there compares different structures.")
-    return lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
+    noise = noise_sentence(s["noise_regret"], s["seed_spread"])
+    return (lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
+            + ([noise] if noise else []))
 
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
@@ -314,8 +345,9 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
         if figure is not None:
             figures.append(figure)
     twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
-    return figures, {**summarise(figures), "seed_spread": seed_spread(rows, split), "hubs": hub_figures(cfg, figures),
-                     "untrained_of_another_pick": twin_of_another}
+    spread = seed_spread(rows, split)
+    return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(figures, spread),
+                     "hubs": hub_figures(cfg, figures), "untrained_of_another_pick": twin_of_another}
 
 
 def recorded_scores(table, selections, rankings, rule=None):
