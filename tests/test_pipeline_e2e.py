@@ -278,8 +278,8 @@ def test_control_under_another_max_width_refuses_and_leaves_step_3_2s_runs(pipel
     env = dict(pipeline["env"], MMPAB_OUTPUT_ROOT=str(out), MAX_WIDTH="1.0", CONTROL_TARGETS="7")
     result = subprocess.run(["bash", "run_pickaback/transfer_matrix.sh", "demo"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 1 and result.stderr.startswith(f"error: Step 3-2 trained target 7 (shapes_captions) "
-                                                               f"on backbone {picks[7]} with MAX_WIDTH=2, and the control")
+    refusal = f"error: Step 3-2 trained target 7 (shapes_captions) on backbone {picks[7]} with MAX_WIDTH=2, and the"
+    assert result.returncode == 1 and result.stderr.startswith(refusal)
     assert len(result.stderr.splitlines()) == 1 and epochs_trained(out) == trained
 
 

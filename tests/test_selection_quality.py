@@ -9,7 +9,8 @@ from tools import transfer_control
 from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
-                                               designed_related_pick, expected_best_of, hub_figures, hub_sentence,
+                                               designed_related_pick, expected_best_of, held_out_oracle, hub_figures,
+                                               hub_sentence,
                                                interval95, noise_regret, seed_spread, selection_figures, summarise,
                                                target_figures)
 
@@ -145,6 +146,21 @@ def test_equally_good_candidates_show_the_noise_regret_on_average():
     assert floor == pytest.approx(0.02 / math.sqrt(2) * expected_best_of(7), rel=0.05)
     assert summarise(figures)["mean_regret"] == pytest.approx(floor, rel=0.1)
     assert noise_regret(figures, seed_spread(rows[::2], "test")) is None     # one seed per run: not measured
+
+
+def test_the_held_out_oracle_is_picked_at_one_seed_and_judged_at_the_other():
+    """Target 1: candidate 3 is best at seed 2, candidate 4 at seed 3. Picked at 2, judged at 3: 3's 0.70 against
+    the mean 0.70 there; picked at 3, judged at 2: 4's 0.60 against the mean 0.70 there. Target 2 has one seed."""
+    accuracy = {2: (0.60, 0.60), 3: (0.90, 0.70), 4: (0.60, 0.80)}     # candidate: (seed 2, seed 3)
+    rows = [control_row(1, c, acc, seed) for c, accs in accuracy.items() for seed, acc in zip((2, 3), accs)]
+    rows += [control_row(1, "untrained", 0.99, 2), control_row(1, "untrained", 0.99, 3)]   # not a candidate
+    rows += [control_row(2, c, 0.5, 2) for c in (1, 3)]
+    runs = accuracies_by_target(rows, "test")
+    figures = [target_figures(1, 2, runs[1], {2: 0.1, 3: 0.2, 4: 0.3}), target_figures(2, 1, runs[2], {1: 0.1, 3: 0.2})]
+    held_out = held_out_oracle(rows, figures, "test")
+    assert held_out["targets"] == {1: pytest.approx(((0.70 - 0.70) + (0.60 - 0.70)) / 2)}
+    assert held_out["mean"] == pytest.approx(-0.05) and held_out["ci95"] is None
+    assert held_out_oracle(rows[::2], figures, "test") is None
 
 
 # ------------------------------------------------------------------ the score step 3-1 ranked by (its record)

@@ -27,7 +27,7 @@ from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, figures_as_rows, gain_text,
+                                               control_rows, control_sentences, figures_as_rows, gain_text, interval95,
                                                selection_figures, summarise)
 
 
@@ -219,6 +219,10 @@ def quality(args):
     floors = [(summary["noise_regret"], summary["targets"]) for _, summary in judged.values()]
     pooled["noise_regret"] = (None if any(floor is None for floor, _ in floors)
                               else sum(floor * n for floor, n in floors) / sum(n for _, n in floors))
+    held_out = [gain for _, summary in judged.values() if summary["held_out_oracle"]
+                for gain in summary["held_out_oracle"]["targets"].values()]
+    mean, half = interval95(held_out)
+    pooled["held_out_oracle"] = {"mean": mean, "ci95": half, "targets": len(held_out)} if held_out else None
     print()
     print(pooled_sentence(list(judged), pooled))
     print(json.dumps({"configs": list(judged), **header, "pooled": pooled,
@@ -233,7 +237,10 @@ def pooled_sentence(names, pooled):
     return (f"Pooled over {', '.join(names)} ({pooled['targets']} targets): mean regret {figure(pooled['mean_regret'])}"
             f"{floor}; "
             f"gain of the selection (95% interval over targets) over a random pick {gain('gain_over_random')}, over "
-            f"the untrained backbone {gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}.")
+            f"the untrained backbone {gain('gain_over_untrained')}, over scratch {gain('gain_over_scratch')}"
+            + ("" if pooled["held_out_oracle"] is None else
+               f"; the candidate best at one training seed over a random pick at another {gain('held_out_oracle')}")
+            + ".")
 
 
 def print_quality(cfg, figures, summary, split):

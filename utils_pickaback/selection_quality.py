@@ -119,6 +119,38 @@ def noise_regret(figures, spread):
     return mean_of([run_sd * expected_best_of(f.n_candidates) for f in figures])
 
 
+def held_out_oracle(rows, figures, split):
+    """How much a candidate's advantage reproduces: per target, the candidate best at one training seed, judged at
+    another, minus the mean over candidates there (every ordered pair of seeds all its candidates share, averaged);
+    {"mean", "ci95", "targets": {target id: gain}} over the targets with 2 or more such seeds, else None. The
+    most a selector can be shown to gain over a random pick by this control; near 0, nothing is there to find."""
+    per_seed = {}
+    for row in rows:
+        if row["backbone"].isdigit():
+            runs = per_seed.setdefault(int(row["target_id"]), {}).setdefault(int(row["backbone"]), {})
+            runs[int(row["seed"])] = float(row[f"{split}_accuracy"])
+    gains = {}
+    for f in figures:
+        runs = {c: per_seed.get(f.target_id, {}).get(c, {}) for c in f.candidate_accuracies}
+        seeds = sorted(set.intersection(*(set(r) for r in runs.values()))) if runs else []
+        draws = [runs[max(runs, key=lambda c: runs[c][a])][b] - float(np.mean([r[b] for r in runs.values()]))
+                 for a in seeds for b in seeds if a != b]
+        if draws:
+            gains[f.target_id] = float(np.mean(draws))
+    if not gains:
+        return None
+    mean, half = interval95(list(gains.values()))
+    return {"mean": mean, "ci95": half, "targets": gains}
+
+
+def held_out_sentence(held_out):
+    if held_out is None:
+        return None
+    return (f"The candidate best at one training seed gains {gain_text(held_out)} over a random pick at another (95% "
+            f"interval over {len(held_out['targets'])} targets): how far the candidates differ reproducibly; an "
+            f"interval around 0 means this control shows no backbone worth finding.")
+
+
 def noise_sentence(regret, spread):
     """noise_regret in words."""
     if regret is None:
@@ -190,9 +222,9 @@ def control_sentences(cfg, summary):
         lines.append(f"For {len(others)} of {s['targets']} targets ({', '.join(map(str, others))}) this score picks "
                      "another backbone than step 3-1 did; their untrained backbone is step 3-1's pick's twin, so "
                      "the gain over it there compares different structures.")
-    noise = noise_sentence(s["noise_regret"], s["seed_spread"])
+    noise = [noise_sentence(s["noise_regret"], s["seed_spread"]), held_out_sentence(s["held_out_oracle"])]
     return (lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
-            + ([noise] if noise else []))
+            + [line for line in noise if line])
 
 
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
@@ -347,7 +379,8 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
     spread = seed_spread(rows, split)
     return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(figures, spread),
-                     "hubs": hub_figures(cfg, figures), "untrained_of_another_pick": twin_of_another}
+                     "held_out_oracle": held_out_oracle(rows, figures, split), "hubs": hub_figures(cfg, figures),
+                     "untrained_of_another_pick": twin_of_another}
 
 
 def recorded_scores(table, selections, rankings, rule=None):
