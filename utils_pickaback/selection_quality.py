@@ -173,7 +173,8 @@ def correlation(scores, accuracies):
 def spread_sentence(spread):
     """seed_spread in words."""
     if not spread["runs"]:
-        return "One training seed per run (CONTROL_SEEDS repeats them): the control's own noise is not measured."
+        return ("One training seed per run: the control's own noise is not measured, so neither is how much of the "
+                "regret it alone gives any pick (CONTROL_SEEDS=\"3\" repeats every run with another seed).")
     return (f"Accuracies are means over up to {spread['seeds']} training seeds; between seeds one run's accuracy "
             f"moves by sd {spread['sd']:.4f} ({spread['runs']} runs repeated).")
 
