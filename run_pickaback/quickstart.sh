@@ -29,5 +29,6 @@ echo
 echo
 n=$("$PY" -m tools.task_info "$cfg" --list | wc -l)
 echo "Is the selected backbone the one that helps most? The transfer control trains every target on every"
-echo "candidate, ${n} x $(( n - 1 )) runs (the demo's take more than an hour on 2 cores): bash run_pickaback/transfer_matrix.sh ${cfg}"
+echo "candidate, ${n} x $(( n - 1 )) runs, again at a second training seed to tell real differences from noise:"
+echo "  CONTROL_SEEDS=\"3\" bash run_pickaback/transfer_matrix.sh ${cfg}"
 echo "Better than learning the tasks in sequence alone? METHOD=cpg (or packnet) bash run_pickaback/learn_in_sequence.sh ${cfg}"

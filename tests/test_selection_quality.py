@@ -29,6 +29,14 @@ def test_regret_rank_and_random_pick_of_one_target():
     assert f.spearman == pytest.approx(-1.0)      # the ranking is exactly backwards
 
 
+def test_accuracies_apart_by_their_rounding_tie():
+    """Target 6 of WordNet: 215 of 600 correct for both, (0.3633 + 0.3533) / 2 and (0.3667 + 0.3500) / 2 rounded."""
+    f = target_figures(6, 1, {1: (0.3633 + 0.3533) / 2, 5: (0.3667 + 0.3500) / 2, 2: 0.30}, {1: 0.1, 5: 0.2, 2: 0.3})
+    assert (f.oracle, f.regret, f.rank) == (1, 0.0, 1)
+    f = target_figures(6, 2, {1: 0.3583, 5: 0.3584, 2: 0.30}, {1: 0.1, 5: 0.2, 2: 0.3})
+    assert f.oracle == 5 and f.rank == 3
+
+
 def test_the_oracle_as_selector_has_no_regret_and_rank_one():
     f = target_figures(1, 3, RUNS, DISTANCES, related=3)
     assert f.regret == 0.0 and f.rank == 1 and f.picked_related is True

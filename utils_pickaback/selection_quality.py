@@ -228,6 +228,11 @@ def control_sentences(cfg, summary):
             + [line for line in noise if line])
 
 
+# outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
+# correct samples: they tie
+ROUNDING = 1e-4 + 1e-9
+
+
 def target_figures(target_id, selected, runs, distances, *, scratch=None, related=None, rule="similar",
                    free_shares=None):
     """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
@@ -240,7 +245,9 @@ def target_figures(target_id, selected, runs, distances, *, scratch=None, relate
     if selected not in candidates or len(candidates) < 2:
         return None
     accs = {c: runs[c] for c in candidates}
-    oracle = max(candidates, key=lambda c: (accs[c], c == selected))   # a tie with the selection is no regret
+    oracle = max(candidates, key=lambda c: (accs[c], c == selected))
+    if accs[oracle] - accs[selected] <= ROUNDING:      # a tie with the selection is no regret
+        oracle = selected
     sign = -1.0 if rule == "similar" else 1.0
     ranked = [c for c in candidates if c in distances]
     rho, tau = correlation([sign * distances[c] for c in ranked], [accs[c] for c in ranked])
@@ -250,7 +257,7 @@ def target_figures(target_id, selected, runs, distances, *, scratch=None, relate
     return TargetFigures(
         target_id=target_id, selected=selected, oracle=oracle, selected_acc=accs[selected],
         oracle_acc=accs[oracle], random_acc=float(np.mean(list(accs.values()))),
-        regret=accs[oracle] - accs[selected], rank=1 + sum(a > accs[selected] for a in accs.values()),
+        regret=accs[oracle] - accs[selected], rank=1 + sum(a - accs[selected] > ROUNDING for a in accs.values()),
         n_candidates=len(candidates), scratch=scratch, matched_scratch=matched[0] if matched else None,
         untrained=runs.get(UNTRAINED), spearman=rho, weighted_tau=tau, free_spearman=free_rho, related=related,
         picked_related=None if related is None else selected == related, candidate_accuracies=accs)
