@@ -10,9 +10,8 @@ from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
                                                designed_related_pick, expected_best_of, held_out_oracle, hub_figures,
-                                               hub_sentence,
-                                               interval95, noise_regret, seed_spread, selection_figures, summarise,
-                                               target_figures)
+                                               hub_sentence, interval95, noise_regret, noise_sentences, seed_spread,
+                                               selection_figures, summarise, target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -154,6 +153,8 @@ def test_equally_good_candidates_show_the_noise_regret_on_average():
     assert floor == pytest.approx(0.02 / math.sqrt(2) * expected_best_of(7), rel=0.05)
     assert summarise(figures)["mean_regret"] == pytest.approx(floor, rel=0.1)
     assert noise_regret(figures, seed_spread(rows[::2], "test")) is None     # one seed per run: not measured
+    said = noise_sentences({"noise_regret": floor, "seed_spread": spread, "held_out_oracle": None})
+    assert len(said) == 1 and f"mean regret of about {floor:.4f}" in said[0]
 
 
 def test_the_held_out_oracle_is_picked_at_one_seed_and_judged_at_the_other():

@@ -143,21 +143,19 @@ def held_out_oracle(rows, figures, split):
     return {"mean": mean, "ci95": half, "targets": gains}
 
 
-def held_out_sentence(held_out):
-    if held_out is None:
-        return None
-    return (f"The candidate best at one training seed gains {gain_text(held_out)} over a random pick at another (95% "
-            f"interval over {len(held_out['targets'])} targets): how far the candidates differ reproducibly; an "
-            f"interval around 0 means this control shows no backbone worth finding.")
-
-
-def noise_sentence(regret, spread):
-    """noise_regret in words."""
-    if regret is None:
-        return None
-    return (f"If every candidate were equally good, the control's own noise (sd {spread['sd']:.4f} over "
-            f"{spread['seeds']} seeds) would give any pick a mean regret of about {regret:.4f}: a regret near it "
-            f"shows neither a better backbone missed nor one found.")
+def noise_sentences(summary):
+    """The regret noise alone gives (noise_regret) and the held-out oracle in words, each where measured."""
+    regret, spread, held_out = summary["noise_regret"], summary["seed_spread"], summary["held_out_oracle"]
+    lines = []
+    if regret is not None:
+        lines.append(f"If every candidate were equally good, the control's own noise (sd {spread['sd']:.4f} over "
+                     f"{spread['seeds']} seeds) would give any pick a mean regret of about {regret:.4f}: a regret "
+                     f"near it shows neither a better backbone missed nor one found.")
+    if held_out is not None:
+        lines.append(f"The candidate best at one training seed gains {gain_text(held_out)} over a random pick at "
+                     f"another (95% interval over {len(held_out['targets'])} targets): how far the candidates differ "
+                     f"reproducibly; an interval around 0 means this control shows no backbone worth finding.")
+    return lines
 
 
 def correlation(scores, accuracies):
@@ -223,9 +221,8 @@ def control_sentences(cfg, summary):
         lines.append(f"For {len(others)} of {s['targets']} targets ({', '.join(map(str, others))}) this score picks "
                      "another backbone than step 3-1 did; their untrained backbone is step 3-1's pick's twin, so "
                      "the gain over it there compares different structures.")
-    noise = [noise_sentence(s["noise_regret"], s["seed_spread"]), held_out_sentence(s["held_out_oracle"])]
     return (lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
-            + [line for line in noise if line])
+            + noise_sentences(s))
 
 
 # outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
