@@ -149,10 +149,14 @@ def test_equally_good_candidates_show_the_noise_regret_on_average():
     figures = [target_figures(t, 2, runs[t], {c: 0.1 for c in range(2, 9)}) for t in runs]
     spread = seed_spread(rows, "test")
     assert spread["sd"] == pytest.approx(0.02, rel=0.05)
-    floor = noise_regret(figures, spread)
+    floor = noise_regret(rows, figures, "test")
     assert floor == pytest.approx(0.02 / math.sqrt(2) * expected_best_of(7), rel=0.05)
     assert summarise(figures)["mean_regret"] == pytest.approx(floor, rel=0.1)
-    assert noise_regret(figures, seed_spread(rows[::2], "test")) is None     # one seed per run: not measured
+    assert noise_regret(rows[::2], figures, "test") is None     # one seed per run: not measured
+    # a target whose every run repeats exactly (say all learn it perfectly) adds a floor of 0
+    rows += [control_row(401, c, 1.0, seed) for c in range(2, 9) for seed in (2, 3)]
+    perfect = target_figures(401, 2, {c: 1.0 for c in range(2, 9)}, {c: 0.1 for c in range(2, 9)})
+    assert noise_regret(rows, figures + [perfect], "test") == pytest.approx(floor * 400 / 401)
     said = noise_sentences({"noise_regret": floor, "seed_spread": spread, "held_out_oracle": None})
     assert len(said) == 1 and f"mean regret of about {floor:.4f}" in said[0]
 

@@ -109,14 +109,17 @@ def expected_best_of(k):
     return float(np.trapezoid(x * k * stats.norm.pdf(x) * stats.norm.cdf(x) ** (k - 1), x))
 
 
-def noise_regret(figures, spread):
-    """The mean regret any pick would show if every candidate of every target were equally good: the sd of a run's
-    mean over its seeds times expected_best_of(the target's candidates); None when the spread is not measured. A
-    regret near it neither shows the selection missing a better backbone nor finding one."""
-    if spread["sd"] is None or not figures:
-        return None
-    run_sd = spread["sd"] / math.sqrt(spread["seeds"])
-    return mean_of([run_sd * expected_best_of(f.n_candidates) for f in figures])
+def noise_regret(rows, figures, split):
+    """The mean regret any pick would show if every candidate of a target were equally good: per target, the sd of a
+    run's mean over its seeds (seed_spread of that target's runs: a target every candidate learns perfectly has
+    none) times expected_best_of(its candidates), averaged over the targets with repeated runs; None without any.
+    A regret near it neither shows the selection missing a better backbone nor finding one."""
+    floors = []
+    for f in figures:
+        spread = seed_spread([r for r in rows if int(r["target_id"]) == f.target_id and r["backbone"].isdigit()], split)
+        if spread["sd"] is not None:
+            floors.append(spread["sd"] / math.sqrt(spread["seeds"]) * expected_best_of(f.n_candidates))
+    return mean_of(floors)
 
 
 def held_out_oracle(rows, figures, split):
@@ -148,9 +151,9 @@ def noise_sentences(summary):
     regret, spread, held_out = summary["noise_regret"], summary["seed_spread"], summary["held_out_oracle"]
     lines = []
     if regret is not None:
-        lines.append(f"If every candidate were equally good, the control's own noise (sd {spread['sd']:.4f} over "
-                     f"{spread['seeds']} seeds) would give any pick a mean regret of about {regret:.4f}: a regret "
-                     f"near it shows neither a better backbone missed nor one found.")
+        lines.append(f"If every candidate were equally good, the control's own noise (each target's spread between "
+                     f"up to {spread['seeds']} seeds) would give any pick a mean regret of about {regret:.4f}: a "
+                     f"regret near it shows neither a better backbone missed nor one found.")
     if held_out is not None:
         lines.append(f"The candidate best at one training seed gains {gain_text(held_out)} over a random pick at "
                      f"another (95% interval over {len(held_out['targets'])} targets): how far the candidates differ "
@@ -383,7 +386,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
             figures.append(figure)
     twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
     spread = seed_spread(rows, split)
-    return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(figures, spread),
+    return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(rows, figures, split),
                      "held_out_oracle": held_out_oracle(rows, figures, split), "hubs": hub_figures(cfg, figures),
                      "untrained_of_another_pick": twin_of_another}
 
