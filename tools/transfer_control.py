@@ -27,8 +27,8 @@ from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, figures_as_rows, gain_text, interval95,
-                                               selection_figures, summarise)
+                                               control_rows, control_sentences, figures_as_rows, gain_text,
+                                               pooled_summary, selection_figures)
 
 
 
@@ -215,14 +215,7 @@ def quality(args):
         table = args.table or paths.pickaback_table_csv(name, args.seed)
         print(json.dumps({"config": name, **header, "table": str(table), **summary}))
         return
-    pooled = summarise([figure for figures, _ in judged.values() for figure in figures])
-    floors = [(summary["noise_regret"], summary["targets"]) for _, summary in judged.values()]
-    pooled["noise_regret"] = (None if any(floor is None for floor, _ in floors)
-                              else sum(floor * n for floor, n in floors) / sum(n for _, n in floors))
-    held_out = [gain for _, summary in judged.values() if summary["held_out_oracle"]
-                for gain in summary["held_out_oracle"]["targets"].values()]
-    mean, half = interval95(held_out)
-    pooled["held_out_oracle"] = {"mean": mean, "ci95": half, "targets": len(held_out)} if held_out else None
+    pooled = pooled_summary(list(judged.values()))
     print()
     print(pooled_sentence(list(judged), pooled))
     print(json.dumps({"configs": list(judged), **header, "pooled": pooled,

@@ -72,18 +72,19 @@ def read_transfer_csv(path):
 
 
 def runs_by_target(rows, split):
-    """{target id: {backbone label: [accuracy of each training seed]}}; a label is a task id (int), 'untrained'
-    or 'scratch@<w>'."""
+    """{target id: {backbone label: {training seed: accuracy}}}; a label is a task id (int), 'untrained' or
+    'scratch@<w>'."""
     table = {}
     for row in rows:
         label = int(row["backbone"]) if row["backbone"].isdigit() else row["backbone"]
-        table.setdefault(int(row["target_id"]), {}).setdefault(label, []).append(float(row[f"{split}_accuracy"]))
+        runs = table.setdefault(int(row["target_id"]), {}).setdefault(label, {})
+        runs[int(row["seed"])] = float(row[f"{split}_accuracy"])
     return table
 
 
 def accuracies_by_target(rows, split):
     """{target id: {backbone label: accuracy}}, the mean over the run's training seeds (CONTROL_SEEDS)."""
-    return {target: {label: float(np.mean(accs)) for label, accs in runs.items()}
+    return {target: {label: float(np.mean(list(accs.values()))) for label, accs in runs.items()}
             for target, runs in runs_by_target(rows, split).items()}
 
 
@@ -92,7 +93,12 @@ def seed_spread(rows, split):
     "seeds": the most seeds of one run, "sd": the root mean square over those runs of the standard deviation
     between seeds} (sd None without such runs). A difference between two backbones well under ~2 sd of a
     single run is one the control does not resolve."""
-    repeated = [accs for runs in runs_by_target(rows, split).values() for accs in runs.values() if len(accs) > 1]
+    return spread_of(runs for target_runs in runs_by_target(rows, split).values() for runs in target_runs.values())
+
+
+def spread_of(runs):
+    """seed_spread of some runs ({training seed: accuracy} each)."""
+    repeated = [list(accs.values()) for accs in runs if len(accs) > 1]
     if not repeated:
         return {"runs": 0, "seeds": 1, "sd": None}
     sd = math.sqrt(float(np.mean([np.var(accs, ddof=1) for accs in repeated])))
@@ -114,9 +120,9 @@ def noise_regret(rows, figures, split):
     run's mean over its seeds (seed_spread of that target's runs: a target every candidate learns perfectly has
     none) times expected_best_of(its candidates), averaged over the targets with repeated runs; None without any.
     A regret near it neither shows the selection missing a better backbone nor finding one."""
-    floors = []
+    table, floors = runs_by_target(rows, split), []
     for f in figures:
-        spread = seed_spread([r for r in rows if int(r["target_id"]) == f.target_id and r["backbone"].isdigit()], split)
+        spread = spread_of(accs for label, accs in table.get(f.target_id, {}).items() if isinstance(label, int))
         if spread["sd"] is not None:
             floors.append(spread["sd"] / math.sqrt(spread["seeds"]) * expected_best_of(f.n_candidates))
     return mean_of(floors)
@@ -127,14 +133,9 @@ def held_out_oracle(rows, figures, split):
     another, minus the mean over candidates there (every ordered pair of seeds all its candidates share, averaged);
     {"mean", "ci95", "targets": {target id: gain}} over the targets with 2 or more such seeds, else None. The
     most a selector can be shown to gain over a random pick by this control; near 0, nothing is there to find."""
-    per_seed = {}
-    for row in rows:
-        if row["backbone"].isdigit():
-            runs = per_seed.setdefault(int(row["target_id"]), {}).setdefault(int(row["backbone"]), {})
-            runs[int(row["seed"])] = float(row[f"{split}_accuracy"])
-    gains = {}
+    table, gains = runs_by_target(rows, split), {}
     for f in figures:
-        runs = {c: per_seed.get(f.target_id, {}).get(c, {}) for c in f.candidate_accuracies}
+        runs = {c: table.get(f.target_id, {}).get(c, {}) for c in f.candidate_accuracies}
         seeds = sorted(set.intersection(*(set(r) for r in runs.values()))) if runs else []
         draws = [runs[max(runs, key=lambda c: runs[c][a])][b] - float(np.mean([r[b] for r in runs.values()]))
                  for a in seeds for b in seeds if a != b]
@@ -305,6 +306,20 @@ def summarise(figures):
         "related_picks": sum(bool(f.picked_related) for f in related),
         "related_targets": len(related),
     }
+
+
+def pooled_summary(judged):
+    """summarise over the targets of several configs' [(figures, summary)], with their noise floors (weighted by
+    targets; None unless every config has one) and held-out oracles pooled."""
+    pooled = summarise([figure for figures, _ in judged for figure in figures])
+    floors = [(summary["noise_regret"], summary["targets"]) for _, summary in judged]
+    pooled["noise_regret"] = (None if any(floor is None for floor, _ in floors)
+                              else sum(floor * n for floor, n in floors) / sum(n for _, n in floors))
+    held_out = [gain for _, summary in judged if summary["held_out_oracle"]
+                for gain in summary["held_out_oracle"]["targets"].values()]
+    mean, half = interval95(held_out)
+    pooled["held_out_oracle"] = {"mean": mean, "ci95": half, "targets": len(held_out)} if held_out else None
+    return pooled
 
 
 def picked_for_most(cfg, selections):
