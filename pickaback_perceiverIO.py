@@ -61,7 +61,7 @@ def get_args_parser():
                         "target's adapter; paired: where the config pairs the target with a task of that modality, "
                         "it reads the paired samples through its own adapter (no mutation search: a move in one "
                         "modality has no counterpart in the other). Not the default: the transfer control found the "
-                        "paired task picked for every paired target, and it transferred worse (README)")
+                        "paired task picked for every paired target, and it transferred worse (docs/results.md)")
     p.add_argument("--score", default=DEFAULT_SCORE, choices=list(SCORES),
                    help=f"what ranks the candidates (default {DEFAULT_SCORE}): modeldiff (distance of the decision "
                         "distance vectors of Euclidean distances, smallest first, as the original), modeldiff_cos (of "

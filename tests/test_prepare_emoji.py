@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tools.prepare_emoji import CLASS_SETS, MARKER, prepare, slug, task_names
+from tools import group_layout
+from tools.prepare_emoji import CLASS_SETS, MARKER, assign_splits, prepare, slug, task_names
 from utils.data import load_paired_split, sample_keys
 from utils.dataset_config import get_config
 from utils.errors import UserError
@@ -188,6 +190,20 @@ def test_stems_and_splits_match_across_the_four_renderings(prepared):
             assert (len(train), len(test)) == (8, 2) and not set(train) & set(test)
             c = CATEGORIES.index(category)
             assert set(train) | set(test) == {u for u in kept if u.startswith(f"E{c}")}
+
+
+def test_emoji_keeps_its_own_seed_and_rounding_of_the_shared_split():
+    """Seven emoji a class: the other preparers' rule (20% rounded up) tests 2, emoji's (rounded to nearest,
+    seed 0, as before the preparers shared one split) tests 1, the one its stream draws first."""
+    chosen = [{"unified": f"U{c}{i}", "set": s, "class": slug(category)}
+              for s, categories in CLASS_SETS.items() for c, category in enumerate(categories) for i in range(7)]
+    assign_splits(chosen)
+    for s, categories in CLASS_SETS.items():
+        for category in categories:
+            members = [e for e in chosen if (e["set"], e["class"]) == (s, slug(category))]
+            first = np.random.default_rng([0, zlib.crc32(slug(category).encode())]).permutation(7)[0]
+            assert [i for i, e in enumerate(members) if e["split"] == "test"] == [first]
+            assert len(group_layout.test_members(slug(category), 7)) == 2
 
 
 def test_variants_and_emoji_missing_a_rendering_are_dropped(prepared):

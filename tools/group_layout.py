@@ -38,11 +38,14 @@ class Sample:
     caption: str = ""
 
 
-def test_members(label: str, count: int) -> set[int]:
-    """Which of a class's `count` members (by position in a fixed order) go to test: TEST_PERCENT, rounded
-    up, drawn from the class's own stream, so its split does not depend on which other classes are prepared."""
-    rng = np.random.default_rng([SPLIT_SEED, zlib.crc32(label.encode())])
-    return set(rng.permutation(count)[:-(-count * TEST_PERCENT // 100)].tolist())
+def test_members(label: str, count: int, num_test: int | None = None, seed: int = SPLIT_SEED) -> set[int]:
+    """Which of a class's `count` members (by position in a fixed order) go to test: `num_test` of them
+    (default TEST_PERCENT, rounded up), drawn from the class's own stream, so its split does not depend on which
+    other classes are prepared."""
+    if num_test is None:
+        num_test = -(-count * TEST_PERCENT // 100)
+    rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+    return set(rng.permutation(count)[:num_test].tolist())
 
 
 def assign_splits(samples: list[Sample]) -> None:
