@@ -10,7 +10,7 @@ from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
                                                designed_related_pick, expected_best_of, held_out_oracle, hub_figures,
-                                               hub_sentence, interval95, noise_regret, noise_sentences, seed_spread,
+                                               hub_sentence, hub_traits, interval95, noise_regret, noise_sentences, seed_spread,
                                                selection_figures, summarise, target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
@@ -225,18 +225,44 @@ def test_a_backbone_picked_for_most_of_a_modalitys_targets_is_judged_by_the_cont
     def figures(picks):
         return [target_figures(t, b, accuracies[t], {}) for t, b in picks.items()]
     rest = {5: 1, 6: 1, 7: 8, 8: 7}
-    assert hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 5, **rest})) == []
-    hubs = hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 6, **rest}))     # the best only for target 6 (12 - 6)
+    assert hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 5, **rest}), {}) == []
+    hubs = hub_figures(cfg, figures({1: 6, 2: 6, 3: 6, 4: 6, **rest}), {})     # the best only for target 6 (12 - 6)
     assert [(h["backbone"], h["modality"], h["targets"], h["of"], h["best_for"]) for h in hubs] == \
         [(6, "image", [1, 2, 3, 4], 6, 0)]
     regrets = [0.5 + 0.01 * (12 - t) + 0.2 - (0.5 + 0.06) for t in (1, 2, 3, 4)]
     assert hubs[0]["mean_regret"] == pytest.approx(sum(regrets) / 4)
     assert "the best for 0 of them" in hub_sentence(cfg, hubs[0]) and "a hub" in hub_sentence(cfg, hubs[0])
     best = {**{t: 12 - t for t in range(1, 6)}, 6: 1}                      # each picks another: no hub
-    assert hub_figures(cfg, figures({**best, 7: 8, 8: 7})) == []
+    assert hub_figures(cfg, figures({**best, 7: 8, 8: 7}), {}) == []
     accuracies = {t: {**runs, 5: 0.99} for t, runs in accuracies.items() if t != 5}
-    hubs = hub_figures(cfg, figures({1: 5, 2: 5, 3: 5, 4: 5, 6: 1}))    # a backbone best for all who picked it
+    hubs = hub_figures(cfg, figures({1: 5, 2: 5, 3: 5, 4: 5, 6: 1}), {})    # a backbone best for all who picked it
     assert hubs[0]["best_for"] == 4 and "the best backbone for each of them" in hub_sentence(cfg, hubs[0])
+
+
+def test_a_hub_names_what_it_shares_with_the_hubs_measured_on_real_data():
+    """Backbone 7 (text) picked for image targets 1-4: compared through their adapters; named as weak only when its
+    own validation accuracy is below more than half of the other tasks'."""
+    cfg = get_config("demo")
+    shared = {"backbone": 7, "modality": "image", "targets": [1, 2, 3, 4], "of": 6}
+    names = [t.name for t in cfg.tasks]
+    weak = {name: 0.9 for name in names} | {names[6]: 0.35}
+    assert hub_traits(cfg, shared, weak) == ["it is a text model, compared through the targets' own adapters",
+                                             "its own task's validation accuracy (0.350) is below 11 of the other "
+                                             "11 tasks'"]
+    middling = {name: 0.3 + 0.05 * i for i, name in enumerate(names)}      # task 7: 0.60, below 5 of the other 11
+    assert hub_traits(cfg, shared, middling) == ["it is a text model, compared through the targets' own adapters"]
+    assert hub_traits(cfg, {**shared, "backbone": 6}, weak | {names[5]: 0.35}) == [
+        "its own task's validation accuracy (0.350) is below 10 of the other 11 tasks'"]    # 7 is as weak
+    assert hub_traits(cfg, {**shared, "backbone": 6}, middling | {names[5]: 0.95}) == []     # its modality, strong
+    assert hub_traits(cfg, {**shared, "backbone": 6}, {}) == []                              # no baseline recorded
+    accuracies = {t: {c: 0.5 + 0.01 * c for c in range(1, 13) if c != t} for t in range(1, 13)}
+    hubs = hub_figures(cfg, [target_figures(t, 7, accuracies[t], {}) for t in (1, 2, 3, 4)], weak)
+    assert hubs[0]["traits"] == hub_traits(cfg, shared, weak)
+    assert hub_sentence(cfg, hubs[0]).endswith(
+        "a hub, close to every target rather than the best for each. Like the hubs measured on real data "
+        "(docs/transfer-control.md), it is a text model, compared through the targets' own adapters, and its own "
+        "task's validation accuracy (0.350) is below 11 of the other 11 tasks'; there, such candidates looked close "
+        "to targets they helped no more than the others did.")
 
 
 def test_a_score_that_picks_another_backbone_says_its_untrained_twin_is_step_3_1_s(tmp_path, monkeypatch):

@@ -32,9 +32,9 @@ from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.ranking import DEFAULT_RANKING, SCORES, read_rankings  # noqa: E402
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
-                                               control_sentences, designed_related_pick, interval95, mean_of,
-                                               picked_for_most, picked_for_most_sentence, recorded_scores,
-                                               selection_figures)
+                                               control_sentences, designed_related_pick, hub_traits,
+                                               hub_traits_sentence, interval95, mean_of, picked_for_most,
+                                               picked_for_most_sentence, recorded_scores, selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -421,12 +421,17 @@ def summary_lines(rows, related):
     return lines
 
 
-def shared_pick_sentences(cfg, selections):
+def shared_pick_sentences(cfg, selections, baselines):
     """A sentence for each backbone picked for most of a modality's targets: the control, not the pick, says whether
-    it is their best or a hub."""
-    return [picked_for_most_sentence(cfg, shared) + ": one backbone close to most targets may be a hub rather than "
-            "the best for each; the transfer control tells (bash run_pickaback/transfer_matrix.sh)."
-            for shared in picked_for_most(cfg, selections)]
+    it is their best or a hub; and what it shares with the hubs measured (hub_traits, `baselines` step 1's
+    validation accuracies)."""
+    sentences = []
+    for shared in picked_for_most(cfg, selections):
+        traits = hub_traits_sentence(hub_traits(cfg, shared, baselines))
+        sentences.append(picked_for_most_sentence(cfg, shared) + ": one backbone close to most targets may be a hub "
+                         "rather than the best for each; the transfer control tells (bash "
+                         "run_pickaback/transfer_matrix.sh)." + (" " + traits if traits else ""))
+    return sentences
 
 
 def knowledge_sentences(knowledge, forward):
@@ -475,7 +480,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
         out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) \
-            + shared_pick_sentences(run.cfg, run.selections) + comparison_line(run)
+            + shared_pick_sentences(run.cfg, run.selections, run.baselines) + comparison_line(run)
     else:
         out.append("step 3-1 has not run: no backbone selection.")
     out += ["", "## Selection quality (the transfer control, test accuracy)", ""]
@@ -682,7 +687,8 @@ def print_summary(cfg, arch, seed):
     judged = [r["picked_related"] for r in results.values() if r["picked_related"] is not None]
     if judged:
         print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")
-    for line in shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}):
+    baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
+    for line in shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}, baselines):
         print(line)
     backbones = summary_backbone_rows(results)
     print("\nBackbones before and after their targets trained on them (test accuracy; backward transfer = "
@@ -699,7 +705,7 @@ def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
     for sentence in step_status(run):
         print(f"  {sentence}")
-    for line in summary_lines(t_rows, run.cfg.related) + shared_pick_sentences(run.cfg, run.selections):
+    for line in summary_lines(t_rows, run.cfg.related) + shared_pick_sentences(run.cfg, run.selections, run.baselines):
         print(f"  {line}")
     if run.transfer[0]:
         for line in selection_section(run)[2:]:

@@ -341,12 +341,40 @@ def picked_for_most_sentence(cfg, shared):
             f"({', '.join(map(str, shared['targets']))})")
 
 
-def hub_figures(cfg, figures):
+def hub_traits(cfg, shared, baselines):
+    """What a backbone picked for most of a modality's targets (picked_for_most's `shared`) has in common with the
+    hubs measured on real data (docs/transfer-control.md): it is of the other modality, so it read the targets'
+    probes through their own adapters, or it learned its own task less than most of the other tasks did
+    (`baselines`: task name -> step 1's validation accuracy). Empty when neither."""
+    backbone = cfg.task(shared["backbone"])
+    traits = []
+    if backbone.modality != shared["modality"]:
+        article = "an" if backbone.modality[0] in "aeiou" else "a"
+        traits.append(f"it is {article} {backbone.modality} model, compared through the targets' own adapters")
+    own = baselines.get(backbone.name)
+    others = [acc for name, acc in baselines.items() if name != backbone.name]
+    below = 0 if own is None else sum(own < acc for acc in others)
+    if 2 * below > len(others):
+        traits.append(f"its own task's validation accuracy ({own:.3f}) is below {below} of the other "
+                      f"{len(others)} tasks'")
+    return traits
+
+
+def hub_traits_sentence(traits):
+    """'' or one sentence naming the traits (hub_traits')."""
+    if not traits:
+        return ""
+    return (f"Like the hubs measured on real data (docs/transfer-control.md), {', and '.join(traits)}; there, "
+            f"such candidates looked close to targets they helped no more than the others did.")
+
+
+def hub_figures(cfg, figures, baselines):
     """picked_for_most over the control's targets, with how many of each backbone's targets the control shows it
-    is the best for, and their mean regret."""
+    is the best for, their mean regret, and its hub_traits."""
     by_target = {f.target_id: f for f in figures}
     return [{**shared, "best_for": sum(by_target[t].regret == 0 for t in shared["targets"]),
-             "mean_regret": mean_of([by_target[t].regret for t in shared["targets"]])}
+             "mean_regret": mean_of([by_target[t].regret for t in shared["targets"]]),
+             "traits": hub_traits(cfg, shared, baselines)}
             for shared in picked_for_most(cfg, {f.target_id: f.selected for f in figures})]
 
 
@@ -354,8 +382,10 @@ def hub_sentence(cfg, hub):
     picked = picked_for_most_sentence(cfg, hub)
     if hub["best_for"] == len(hub["targets"]):
         return picked + "; the control shows it is the best backbone for each of them."
+    traits = hub_traits_sentence(hub["traits"])
     return (picked + f"; the control shows it is the best for {hub['best_for']} of them (mean regret over them "
-            f"{hub['mean_regret']:.4f}): a hub, close to every target rather than the best for each.")
+            f"{hub['mean_regret']:.4f}): a hub, close to every target rather than the best for each."
+            + (" " + traits if traits else ""))
 
 
 def figures_as_rows(figures):
@@ -387,6 +417,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
         selections = {t: rank_candidates(candidates, how)[0] for t, (candidates, how) in ranked.items()}
     baseline_file = (paths.baseline_test_acc_file if split == "test" else paths.baseline_acc_file)(arch, cfg.name, seed)
     scratch = read_baselines(baseline_file)
+    validation = scratch if split == "val" else read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     free_shares = {task.task_id: chosen["ratio"] for task in cfg.tasks
                    if (chosen := read_chosen(paths.prune_dir(arch, cfg.name, task.name, seed) / paths.CHOSEN_FILE))}
     figures = []
@@ -402,7 +433,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
     spread = seed_spread(rows, split)
     return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(rows, figures, split),
-                     "held_out_oracle": held_out_oracle(rows, figures, split), "hubs": hub_figures(cfg, figures),
+                     "held_out_oracle": held_out_oracle(rows, figures, split), "hubs": hub_figures(cfg, figures, validation),
                      "untrained_of_another_pick": twin_of_another}
 
 
