@@ -10,8 +10,9 @@ from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
                                                designed_related_pick, expected_best_of, held_out_oracle, hub_figures,
-                                               hub_sentence, hub_traits, interval95, noise_regret, noise_sentences, seed_spread,
-                                               selection_figures, summarise, target_figures)
+                                               hub_sentence, hub_traits, interval95, noise_regret, noise_sentences,
+                                               runs_by_target, seed_spread, selection_figures, summarise,
+                                               target_figures)
 
 RUNS = {2: 0.60, 3: 0.80, 4: 0.70, "scratch@1.5": 0.50, "untrained": 0.55}
 DISTANCES = {2: 0.1, 3: 0.3, 4: 0.2}     # the selector ("similar") prefers 2, then 4, then 3
@@ -118,16 +119,17 @@ def control_row(target, backbone, test_accuracy, seed):
 def test_a_run_repeated_with_other_training_seeds_counts_as_the_mean_of_its_seeds():
     rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3), control_row(1, 2, 0.70, 4),
             control_row(1, 3, 0.70, 2), control_row(1, "untrained", 0.60, 2)]
-    assert accuracies_by_target(rows, "test") == {1: {2: pytest.approx(0.80), 3: 0.70, "untrained": 0.60}}
-    spread = seed_spread(rows, "test")
+    assert accuracies_by_target(runs_by_target(rows, "test")) == \
+        {1: {2: pytest.approx(0.80), 3: 0.70, "untrained": 0.60}}
+    spread = seed_spread(runs_by_target(rows, "test"))
     assert (spread["runs"], spread["seeds"]) == (1, 3) and spread["sd"] == pytest.approx(0.10)
-    assert seed_spread(rows[3:], "test") == {"runs": 0, "seeds": 1, "sd": None}
+    assert seed_spread(runs_by_target(rows[3:], "test")) == {"runs": 0, "seeds": 1, "sd": None}
 
 
 def test_the_spread_is_the_root_mean_square_of_the_runs_standard_deviations():
     rows = [control_row(1, 2, 0.90, 2), control_row(1, 2, 0.80, 3),       # sd 0.0707
             control_row(1, 3, 0.70, 2), control_row(1, 3, 0.70, 3)]       # sd 0
-    assert seed_spread(rows, "test")["sd"] == pytest.approx((0.005 / 2) ** 0.5)
+    assert seed_spread(runs_by_target(rows, "test"))["sd"] == pytest.approx((0.005 / 2) ** 0.5)
 
 
 def test_the_best_of_k_equal_draws_lies_where_order_statistics_put_it():
@@ -145,18 +147,18 @@ def test_equally_good_candidates_show_the_noise_regret_on_average():
     for target in range(1, 401):
         for candidate in range(2, 9):
             rows += [control_row(target, candidate, 0.7 + rng.normal(0, 0.02), seed) for seed in (2, 3)]
-    runs = accuracies_by_target(rows, "test")
+    runs = accuracies_by_target(runs_by_target(rows, "test"))
     figures = [target_figures(t, 2, runs[t], {c: 0.1 for c in range(2, 9)}) for t in runs]
-    spread = seed_spread(rows, "test")
+    spread = seed_spread(runs_by_target(rows, "test"))
     assert spread["sd"] == pytest.approx(0.02, rel=0.05)
-    floor = noise_regret(rows, figures, "test")
+    floor = noise_regret(runs_by_target(rows, "test"), figures)
     assert floor == pytest.approx(0.02 / math.sqrt(2) * expected_best_of(7), rel=0.05)
     assert summarise(figures)["mean_regret"] == pytest.approx(floor, rel=0.1)
-    assert noise_regret(rows[::2], figures, "test") is None     # one seed per run: not measured
+    assert noise_regret(runs_by_target(rows[::2], "test"), figures) is None     # one seed per run: not measured
     # a target whose every run repeats exactly (say all learn it perfectly) adds a floor of 0
     rows += [control_row(401, c, 1.0, seed) for c in range(2, 9) for seed in (2, 3)]
     perfect = target_figures(401, 2, {c: 1.0 for c in range(2, 9)}, {c: 0.1 for c in range(2, 9)})
-    assert noise_regret(rows, figures + [perfect], "test") == pytest.approx(floor * 400 / 401)
+    assert noise_regret(runs_by_target(rows, "test"), figures + [perfect]) == pytest.approx(floor * 400 / 401)
     said = noise_sentences({"noise_regret": floor, "seed_spread": spread, "held_out_oracle": None})
     assert len(said) == 1 and f"mean regret of about {floor:.4f}" in said[0]
 
@@ -168,12 +170,12 @@ def test_the_held_out_oracle_is_picked_at_one_seed_and_judged_at_the_other():
     rows = [control_row(1, c, acc, seed) for c, accs in accuracy.items() for seed, acc in zip((2, 3), accs)]
     rows += [control_row(1, "untrained", 0.99, 2), control_row(1, "untrained", 0.99, 3)]   # not a candidate
     rows += [control_row(2, c, 0.5, 2) for c in (1, 3)]
-    runs = accuracies_by_target(rows, "test")
+    runs = accuracies_by_target(runs_by_target(rows, "test"))
     figures = [target_figures(1, 2, runs[1], {2: 0.1, 3: 0.2, 4: 0.3}), target_figures(2, 1, runs[2], {1: 0.1, 3: 0.2})]
-    held_out = held_out_oracle(rows, figures, "test")
+    held_out = held_out_oracle(runs_by_target(rows, "test"), figures)
     assert held_out["targets"] == {1: pytest.approx(((0.70 - 0.70) + (0.60 - 0.70)) / 2)}
     assert held_out["mean"] == pytest.approx(-0.05) and held_out["ci95"] is None
-    assert held_out_oracle(rows[::2], figures, "test") is None
+    assert held_out_oracle(runs_by_target(rows[::2], "test"), figures) is None
 
 
 # ------------------------------------------------------------------ the score step 3-1 ranked by (its record)

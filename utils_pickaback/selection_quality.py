@@ -82,18 +82,19 @@ def runs_by_target(rows, split):
     return table
 
 
-def accuracies_by_target(rows, split):
-    """{target id: {backbone label: accuracy}}, the mean over the run's training seeds (CONTROL_SEEDS)."""
+def accuracies_by_target(table):
+    """{target id: {backbone label: accuracy}} of runs_by_target's `table`, the mean over the run's training seeds
+    (CONTROL_SEEDS)."""
     return {target: {label: float(np.mean(list(accs.values()))) for label, accs in runs.items()}
-            for target, runs in runs_by_target(rows, split).items()}
+            for target, runs in table.items()}
 
 
-def seed_spread(rows, split):
+def seed_spread(table):
     """How far one run's accuracy moves with its training seed: {"runs": runs trained with 2 or more seeds,
     "seeds": the most seeds of one run, "sd": the root mean square over those runs of the standard deviation
     between seeds} (sd None without such runs). A difference between two backbones well under ~2 sd of a
-    single run is one the control does not resolve."""
-    return spread_of(runs for target_runs in runs_by_target(rows, split).values() for runs in target_runs.values())
+    single run is one the control does not resolve. `table`: runs_by_target's."""
+    return spread_of(runs for target_runs in table.values() for runs in target_runs.values())
 
 
 def spread_of(runs):
@@ -115,12 +116,13 @@ def expected_best_of(k):
     return float(np.trapezoid(x * k * stats.norm.pdf(x) * stats.norm.cdf(x) ** (k - 1), x))
 
 
-def noise_regret(rows, figures, split):
+def noise_regret(table, figures):
     """The mean regret any pick would show if every candidate of a target were equally good: per target, the sd of a
     run's mean over its seeds (seed_spread of that target's runs: a target every candidate learns perfectly has
     none) times expected_best_of(its candidates), averaged over the targets with repeated runs; None without any.
-    A regret near it neither shows the selection missing a better backbone nor finding one."""
-    table, floors = runs_by_target(rows, split), []
+    A regret near it neither shows the selection missing a better backbone nor finding one. `table`:
+    runs_by_target's."""
+    floors = []
     for f in figures:
         spread = spread_of(accs for label, accs in table.get(f.target_id, {}).items() if isinstance(label, int))
         if spread["sd"] is not None:
@@ -128,12 +130,13 @@ def noise_regret(rows, figures, split):
     return mean_of(floors)
 
 
-def held_out_oracle(rows, figures, split):
+def held_out_oracle(table, figures):
     """How much a candidate's advantage reproduces: per target, the candidate best at one training seed, judged at
     another, minus the mean over candidates there (every ordered pair of seeds all its candidates share, averaged);
     {"mean", "ci95", "targets": {target id: gain}} over the targets with 2 or more such seeds, else None. The
-    most a selector can be shown to gain over a random pick by this control; near 0, nothing is there to find."""
-    table, gains = runs_by_target(rows, split), {}
+    most a selector can be shown to gain over a random pick by this control; near 0, nothing is there to find.
+    `table`: runs_by_target's."""
+    gains = {}
     for f in figures:
         runs = {c: table.get(f.target_id, {}).get(c, {}) for c in f.candidate_accuracies}
         seeds = sorted(set.intersection(*(set(r) for r in runs.values()))) if runs else []
@@ -402,8 +405,8 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
-    rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
-    runs = accuracies_by_target(rows, split)
+    control = runs_by_target(read_transfer_csv(paths.transfer_csv(cfg.name, seed)), split)
+    runs = accuracies_by_target(control)
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
     pipeline_picks = read_selections(result_csv)    # step 3-2 trained the untrained twin of these only
@@ -431,9 +434,10 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
         if figure is not None:
             figures.append(figure)
     twin_of_another = [f.target_id for f in figures if pipeline_picks.get(f.target_id, f.selected) != f.selected]
-    spread = seed_spread(rows, split)
-    return figures, {**summarise(figures), "seed_spread": spread, "noise_regret": noise_regret(rows, figures, split),
-                     "held_out_oracle": held_out_oracle(rows, figures, split), "hubs": hub_figures(cfg, figures, validation),
+    return figures, {**summarise(figures), "seed_spread": seed_spread(control),
+                     "noise_regret": noise_regret(control, figures),
+                     "held_out_oracle": held_out_oracle(control, figures),
+                     "hubs": hub_figures(cfg, figures, validation),
                      "untrained_of_another_pick": twin_of_another}
 
 
