@@ -32,7 +32,8 @@ from utils.records import locked, read_json_record, write_csv_atomic, write_json
 from utils.results import read_selections, read_table
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import PAIRINGS, logits_distance, normalised_image_range, search_single_moves
-from utils_pickaback.ranking import DEFAULT_SCORE, SCORES, rank_candidates, rankings_json, ranking_values
+from utils_pickaback.ranking import (DEFAULT_SCORE, SCORES, hub_groups, picked_for_most_sentence, rank_candidates,
+                                    rankings_json, read_rankings, recorded_scores)
 from utils_pickaback.transferability import leep, linear_cka, logme
 
 DDV_OUTPUTS = ("logits", "features")   # in logits_and_features' order
@@ -72,6 +73,10 @@ def get_args_parser():
                         "every score is computed and saved in the table whichever ranks. LogME is the evidence with "
                         "every eigenvalue of F'F, as the authors' D x D branch; their default code drops the zero "
                         "ones when features outnumber probes, so its figures are larger there (docs/decisions.md)")
+    p.add_argument("--hubs", default="correct", choices=["correct", "keep"],
+                   help="correct (default): where one candidate is picked for more than half of a modality's targets "
+                        "(at least 3), rank that modality's targets again with each candidate's closeness to "
+                        "targets in general subtracted (CSLS); keep: the picks as ranked (docs/pipeline.md)")
     p.add_argument("--ddv_pairs", default="all", choices=list(PAIRINGS),
                    help="the input pairs a decision distance vector holds: all, every pair of the probes (n(n - 1)/2 "
                         "distances from the same forward passes); halves, (k, k + n/2) as the original ModelDiff")
@@ -283,7 +288,7 @@ def target_distances(cfg, target, pool, args, device, models, cache, fingerprint
 # saved distances and their provenance
 
 # Arguments that choose which pairs are compared or how the distances are ranked, not what a distance is.
-NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "score")
+NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "score", "hubs")
 
 
 def distance_settings(cfg, args):
@@ -343,16 +348,17 @@ def table_row(target_id, candidate_id, record):
             **{k: v if k == "compared_as" else f"{v:.8f}" for k, v in record.items()}}
 
 
-def save_target(cfg, seed, target_id, selected, records, provenances, ranking=None):
-    """Save one target: its table rows against the candidates of `records` with their provenance, its row of the
-    result CSV, and `ranking` (the score, rule and candidates it was ranked by; None: no record) in the result
-    CSV's sidecar. Other targets' rows, and the target's rows against candidates outside this run's pool (a
+def save_target(cfg, seed, target_id, records, provenances, ranking):
+    """Save one target's table rows against the candidates of `records` with their provenance, and `ranking` (the
+    score, rule and candidates it is ranked by) in the result CSV's sidecar; its pick is saved with every target's by
+    save_selections. Other targets' rows, and the target's rows against candidates outside this run's pool (a
     narrower re-run: each pair's provenance is its own), are kept; a file whose contents would not change is not
     rewritten. All under the table's lock, as step 3-1's jobs (one per target) save at once."""
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
     with locked(table_path):
         save_distances(table_path, provenance_json(cfg.name, seed), target_id, records, provenances)
-        save_selection(result_path, target_id, selected, ranking)
+        saved = read_json_record(rankings_json(result_path))
+        write_if_changed(rankings_json(result_path), {**saved, str(target_id): ranking}, saved)
 
 
 def save_distances(table_path, record_path, target_id, records, provenances):
@@ -375,18 +381,38 @@ def save_distances(table_path, record_path, target_id, records, provenances):
     write_json_atomic(record_path, dict(sorted(record.items(), key=lambda kv: tuple(map(int, kv[0].split(","))))))
 
 
-def save_selection(result_path, target_id, selected, ranking):
-    """Set the target's row of the result CSV (one row per target) and its ranking record, each only if changed."""
-    results = read_selections(result_path)
-    if results.get(target_id) != selected:
-        write_csv_atomic(result_path, ["target_id", "task_id"], sorted({**results, target_id: selected}.items()))
-    ranking_path = rankings_json(result_path)
-    saved = read_json_record(ranking_path)
-    wanted = {k: v for k, v in saved.items() if k != str(target_id)}
-    if ranking is not None:
-        wanted[str(target_id)] = ranking
-    if wanted != saved:
-        write_json_atomic(ranking_path, dict(sorted(wanted.items(), key=lambda kv: kv[0].zfill(12))))
+def save_selections(cfg, seed, correct_hubs=True):
+    """Rank every target with a ranking record (this run's and earlier runs') by its recorded score, rule and
+    candidates, with the hubs corrected (ranking.hub_groups) unless `correct_hubs` is False, and save each pick in the
+    result CSV (a target's row without a record, from before step 3-1 recorded them, is kept) and each correction in
+    its record. ({target id: pick}, [(the hub as ranked, the targets corrected together)])."""
+    table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
+    with locked(table_path):
+        saved = read_json_record(rankings_json(result_path))
+        rankings = {t: {**r, "hubs": None} for t, r in read_rankings(result_path).items()}
+        groups = hub_groups(cfg, recorded_scores(table_path, rankings, rankings)) if correct_hubs else []
+        for _, group in groups:
+            rankings.update({t: {**rankings[t], "hubs": group} for t in group})
+        ranked = recorded_scores(table_path, rankings, rankings)
+        picks = {t: rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items() if values}
+        results = read_selections(result_path)
+        if {**results, **picks} != results:
+            write_csv_atomic(result_path, ["target_id", "task_id"], sorted({**results, **picks}.items()))
+        records = {str(t): {k: v for k, v in r.items() if k != "hubs" or v} for t, r in rankings.items()}
+        write_if_changed(rankings_json(result_path), records, saved)
+    return picks, groups
+
+
+def write_if_changed(path, record, saved):
+    """Write the JSON `record` (keys: target ids) in id order unless it equals `saved`, the file's contents."""
+    if record != saved:
+        write_json_atomic(path, dict(sorted(record.items(), key=lambda kv: kv[0].zfill(12))))
+
+
+def hub_sentence(cfg, shared, group):
+    return (f"{picked_for_most_sentence(cfg, shared)}: a candidate close to most targets is more often a hub than the "
+            f"best for each (docs/transfer-control.md), so targets {', '.join(map(str, group))} were ranked again "
+            f"with every candidate's closeness to targets in general subtracted (--hubs keep: as ranked).")
 
 
 def main(args):
@@ -406,15 +432,17 @@ def main(args):
                 r = records[candidate.task_id]
                 print(f"DDV cos-cos [{candidate.task_id} => {target.task_id}] {r['ddv_cos']:.5f}")
                 print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {r['ddv_euc']:.5f}")
-        scores = {c: r[SCORES[args.score][0]] for c, r in records.items()}
-        selected = rank_candidates(ranking_values(scores, args.score), args.select)[0]
+        # saved now, not at the end: a run stopped at a later target keeps this one's distances
+        save_target(cfg, args.seed, target.task_id, records, provenances,
+                    ranking={"score": args.score, "select": args.select, "candidates": sorted(records)})
+    picks, groups = save_selections(cfg, args.seed, correct_hubs=args.hubs == "correct")
+    label = {"modeldiff": "euc", "modeldiff_cos": "cos"}.get(args.score, args.score)
+    for target in targets:
         related = cfg.related.get(target.name)
         note = "" if not related else f"  (designed related task: {cfg.task(related).task_id})"
-        label = {"modeldiff": "euc", "modeldiff_cos": "cos"}.get(args.score, args.score)
-        print(f"Selected backbone for target {target.task_id} = ({label}) {selected}{note}")
-        # saved now, not at the end: a run stopped at a later target keeps this one
-        save_target(cfg, args.seed, target.task_id, selected, records, provenances,
-                    ranking={"score": args.score, "select": args.select, "candidates": sorted(records)})
+        print(f"Selected backbone for target {target.task_id} = ({label}) {picks[target.task_id]}{note}")
+    for shared, group in groups:
+        print(hub_sentence(cfg, shared, group))
     result_path = paths.pickaback_result_csv(cfg.name, args.seed)
     print(f"Saved {result_path} (how each target was ranked: {rankings_json(result_path)}), "
           f"{paths.pickaback_table_csv(cfg.name, args.seed)} and {provenance_json(cfg.name, args.seed)}")

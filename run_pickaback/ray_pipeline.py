@@ -4,13 +4,13 @@
     .venv/bin/python run_pickaback/ray_pipeline.py [cfg] --address <head node's address>    # an existing cluster
 
 Per task t: steps 1 -> 2-1 -> 2-2 (`TASKS=t JOBS=1 bash run_pickaback/<step>.sh cfg`); step 3-1 of target t
-once t's step 1 and every peer's step 2-2 are done; then step 4 and step 3-2 of t; tools/results_table.py
-once every target is trained. So every step has one definition, the bash scripts'. Settings are the
-scripts' environment variables, passed to every job with MMPAB_OUTPUT_ROOT and MMPAB_DATA_ROOT (on a
-cluster, those folders and this repository must be shared by the nodes at the same paths); finished work
-is skipped as by the bash steps. A failed job stops the jobs that need it, every other branch runs to its
-end, and the launcher exits 1 naming every failed job; logs and jobs.json are under
-logs_<arch>/ray_<cfg>/ in the output root (docs/ray.md).
+once t's step 1 and every peer's step 2-2 are done; step 3-1 of every target at once (the picks, made together);
+then step 4 and step 3-2 of each target; tools/results_table.py once every target is trained. So every step has
+one definition, the bash scripts'. Settings are the scripts' environment variables, passed to every job with
+MMPAB_OUTPUT_ROOT and MMPAB_DATA_ROOT (on a cluster, those folders and this repository must be shared by the
+nodes at the same paths); finished work is skipped as by the bash steps. A failed job stops the jobs that need
+it, every other branch runs to its end, and the launcher exits 1 naming every failed job; logs and jobs.json are
+under logs_<arch>/ray_<cfg>/ in the output root (docs/ray.md).
 """
 import os
 import re
@@ -89,6 +89,12 @@ class RayRun:
         return self.job(f"step 3-1 target {target}", lambda: self.bash('bash run_pickaback/find_backbone.sh "$1"'),
                         [f"step 1 task {target}", *peers], {"TARGETS": target, "TASKS": " ".join(self.tasks)})
 
+    def pick_backbones(self):
+        """Step 3-1 over every target once each one's distances are saved (they are reused): the picks are made
+        together, as a hub is one candidate picked for many targets (utils_pickaback/ranking.py, hub_groups)."""
+        return self.job("step 3-1 picks", lambda: self.bash('bash run_pickaback/find_backbone.sh "$1"'),
+                        [f"step 3-1 target {t}" for t in self.tasks], {"TASKS": " ".join(self.tasks)})
+
     def train_on_backbone(self, target):
         """Step 3-2 of `target` on the backbone step 3-1 picked (read from its CSV when the job starts)."""
         return self.job(f"step 3-2 target {target}",
@@ -112,8 +118,9 @@ def pipeline_jobs(run):
     for t in run.tasks:
         jobs += [run.step_of_task("1", t), run.step_of_task("2-1", t, [f"step 1 task {t}"]),
                  run.step_of_task("2-2", t, [f"step 2-1 task {t}"])]
+    jobs += [run.find_backbone(t) for t in run.tasks] + [run.pick_backbones()]
     for t in run.tasks:
-        jobs += [run.find_backbone(t), run.step_of_task("4", t, [f"step 3-1 target {t}"]), run.train_on_backbone(t)]
+        jobs += [run.step_of_task("4", t, ["step 3-1 picks"]), run.train_on_backbone(t)]
     return jobs + [run.results_table()]
 
 

@@ -57,13 +57,16 @@ def backbone_folder(out, task):
 
 def test_every_job_starts_after_the_jobs_it_needs_and_its_inputs_exist(runs):
     out, jobs = runs["ray"], jobs_record(runs["ray"])
-    assert len(jobs) == 6 * len(TASKS) + 1 and all(job["status"] == "done" for job in jobs.values())
+    assert len(jobs) == 6 * len(TASKS) + 2 and all(job["status"] == "done" for job in jobs.values())
+    # the picks are made together, once every target's distances are saved: a hub is a property of many picks
+    assert set(jobs["step 3-1 picks"]["needs"]) == {f"step 3-1 target {t}" for t in TASKS}
     for name, job in jobs.items():
         assert all(job["start"] >= jobs[need]["end"] for need in job["needs"]), name
     for t in TASKS:
         peers = [p for p in TASKS if p != t]
         needs = {f"step 1 task {t}"} | {f"step 2-2 task {p}" for p in peers}
         assert set(jobs[f"step 3-1 target {t}"]["needs"]) == needs
+        assert jobs[f"step 4 task {t}"]["needs"] == ["step 3-1 picks"]
         baseline = next((out / "checkpoints_perceiver_io" / "baseline_scratch" / "perceiver_io" / "mydata" / TASKS[t])
                         .glob("checkpoint-*.pth.tar"))
         assert baseline.stat().st_mtime <= jobs[f"step 2-1 task {t}"]["start"]
@@ -100,7 +103,7 @@ def test_a_failed_task_stops_its_dependants_and_the_launcher_names_it(runs, ray_
     assert proc.returncode == 1
     [sentence] = proc.stderr.strip().splitlines()
     assert sentence.startswith("Failed: step 1 task 99 (exit 1, log ")
-    assert sentence.endswith("; 9 jobs that needed it did not run, every other job finished.")
+    assert sentence.endswith("; 10 jobs that needed it did not run, every other job finished.")
     jobs = jobs_record(out)
     assert {name for name, job in jobs.items() if job["status"] == "done"} == \
         {"step 1 task 1", "step 2-1 task 1", "step 2-2 task 1"}
@@ -166,15 +169,19 @@ def test_concurrent_baseline_writers_keep_every_task(tmp_path):
 
 
 def test_concurrent_step_3_1_targets_keep_every_row(tmp_path):
-    """Step 3-1's jobs, one per target, each replace their target's rows of the shared result and table CSVs and
-    of the table's provenance JSON (pickaback_perceiverIO.save_target)."""
-    setup = ("from types import SimpleNamespace\nfrom pickaback_perceiverIO import save_target\n"
-             "row = dict(ddv_cos=0.1, ddv_euc=0.2, compared_as='own adapter', logme=0.0, leep=0.0, cka=0.0)")
-    write = "    save_target(SimpleNamespace(name='demo'), 2, key + 1, 999, {999: row}, {999: {'key': key}})"
+    """Step 3-1's jobs, one per target, each replace their target's rows of the shared table CSV, of the table's
+    provenance JSON and of the ranking records (pickaback_perceiverIO.save_target), then save every pick
+    (save_selections)."""
+    setup = ("from types import SimpleNamespace\nfrom pickaback_perceiverIO import save_selections, save_target\n"
+             "row = dict(ddv_cos=0.1, ddv_euc=0.2, compared_as='own adapter', logme=0.0, leep=0.0, cka=0.0)\n"
+             "ranking = dict(score='modeldiff', select='similar', candidates=[999])")
+    write = ("    save_target(SimpleNamespace(name='demo'), 2, key + 1, {999: row}, {999: {'key': key}}, ranking)\n"
+             "    save_selections(SimpleNamespace(name='demo'), 2, correct_hubs=False)")
     run_two_writers(tmp_path, setup, write, rounds=40)
     targets = set(range(1, 81))
     result = (tmp_path / "pickaback_demo_result.csv").read_text().splitlines()
     assert {int(line.split(",")[0]) for line in result[1:]} == targets
+    assert set(json.loads((tmp_path / "pickaback_demo_result.json").read_text())) == {str(t) for t in targets}
     table = (tmp_path / "pickaback_demo_table.csv").read_text().splitlines()
     assert {int(line.split(",")[0]) for line in table[1:]} == targets
     assert set(json.loads((tmp_path / "pickaback_demo_table.json").read_text())) == {f"{t},999" for t in targets}

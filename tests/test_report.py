@@ -16,6 +16,7 @@ from tools import report
 from utils import paths
 from utils.dataset_config import get_config
 from utils.results import RESULT_FIELDS
+from utils_pickaback import ranking
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = "perceiver_io"
@@ -433,3 +434,18 @@ def test_seeds_report_gives_each_figure_as_mean_and_t_interval_over_seeds(out_ro
         "-", "+0.0000 ± 0.0000", "0.0500 (one seed: no interval)", "3"]
     assert "[seed 1](../../seed1/logs_perceiver_io/report_demo/report.md)" in md
     assert f"accuracy on the selected backbone: 0.6000 ± {half}" in result.stdout
+
+
+def test_targets_step_3_1_corrected_for_a_hub_are_shown_by_the_values_they_were_ranked_by(out_root):
+    write_step1(), write_step3_1()
+    write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),
+               {"1": {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": [1, 3]},
+                "3": {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": [1, 3]}})
+    run = report.load_run(CFG, ARCH)
+    assert run.hub_corrected == [1, 3]
+    corrected = ranking.hub_corrected({(t, c): distance(t, c) for t in (1, 3) for c in TASK_IDS if c != t})
+    assert {pair: v for pair, v in run.scores.items() if pair[0] in (1, 3)} == pytest.approx(corrected)
+    assert {c: v for (t, c), v in run.scores.items() if t == 7} == {c: distance(7, c) for c in TASK_IDS if c != 7}
+    assert run_tool(out_root).returncode == 0
+    assert ("ranked targets 1, 3 again with each candidate's closeness to targets in general subtracted"
+            in (report_dir() / "report.md").read_text())

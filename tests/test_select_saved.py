@@ -7,6 +7,7 @@ import pytest
 import pickaback_perceiverIO as step
 from utils import paths
 from utils.dataset_config import get_config
+from utils_pickaback import ranking
 
 CFG = get_config("demo")
 POOL = (2, 3, 4)          # target 1's candidates in the finished table
@@ -14,7 +15,8 @@ POOL = (2, 3, 4)          # target 1's candidates in the finished table
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
-    """An output root with a fake step 1 checkpoint of tasks 1-4 and a finished table of target 1 against POOL."""
+    """An output root with a fake step 1 checkpoint of tasks 1-4 and a finished table of target 1 against POOL, its
+    pick saved."""
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
     for task_id in (1, *POOL):
         folder = paths.baseline_dir("perceiver_io", "demo", CFG.task(task_id).name)
@@ -22,7 +24,9 @@ def root(tmp_path, monkeypatch):
         (folder / "checkpoint-2.pth.tar").write_bytes(f"model of task {task_id}".encode())
     args = arguments(*map(str, POOL))
     provenances = {c: step.pair_provenance(CFG, CFG.task(1), CFG.task(c), args, {}) for c in POOL}
-    step.save_target(CFG, paths.DEFAULT_SEED, 1, 4, {c: record(c) for c in POOL}, provenances)
+    step.save_target(CFG, paths.DEFAULT_SEED, 1, {c: record(c) for c in POOL}, provenances,
+                     {"score": "modeldiff", "select": "similar", "candidates": list(POOL)})
+    step.save_selections(CFG, paths.DEFAULT_SEED)
     return tmp_path
 
 
@@ -94,3 +98,64 @@ def test_the_score_and_rule_each_target_was_ranked_by_are_recorded(root):
     ranking = json.loads((root / "pickaback_demo_result.json").read_text())
     assert ranking == {"1": {"score": "modeldiff", "select": "dissimilar", "candidates": [3, 4]}}
     assert (root / "pickaback_demo_result.csv").read_text().splitlines()[1] == "1,4"
+
+
+# Candidate 4 is the closest to each of the image targets 1-3; each target also has a candidate close to it alone
+HUB_DISTANCES = {(1, 2): 0.12, (1, 3): 0.5, (1, 4): 0.1, (2, 1): 0.5, (2, 3): 0.12, (2, 4): 0.1,
+                 (3, 1): 0.12, (3, 2): 0.5, (3, 4): 0.1}
+
+
+def select_with(monkeypatch, distances, *extra):
+    """Step 3-1 of targets 1-3 among tasks 1-4, its comparisons stubbed to give `distances` as ddv_euc."""
+    monkeypatch.setattr(step, "load_task_model", lambda *a: StubModel())
+    monkeypatch.setattr(step, "load_candidate_model", lambda *a: StubModel())
+    monkeypatch.setattr(step, "compare", lambda cfg, target, candidate, *a: {
+        **record(candidate.task_id), "ddv_euc": distances[(target.task_id, candidate.task_id)]})
+    args = step.get_args_parser().parse_args(["--target_id", "1", "2", "3", "--candidate_ids", "1", "2", "3", "4",
+                                              "--compare", "baseline", "--device", "cpu", "--force", *extra])
+    assert step.main(args) == 0
+
+
+def picks_and_records(root):
+    picks = dict(tuple(map(int, line.split(","))) for line in
+                 (root / "pickaback_demo_result.csv").read_text().splitlines()[1:])
+    return picks, json.loads((root / "pickaback_demo_result.json").read_text())
+
+
+def test_a_hub_is_ranked_again_without_its_closeness_to_every_target(root, monkeypatch, capsys):
+    select_with(monkeypatch, HUB_DISTANCES)
+    assert "Backbone 4 (patterns_noisy) was picked for 3 of 3 image targets (1, 2, 3)" in capsys.readouterr().out
+    picks, records = picks_and_records(root)
+    assert picks == {1: 2, 2: 3, 3: 1}
+    assert all(records[t]["hubs"] == [1, 2, 3] for t in ("1", "2", "3"))
+    # the report and the control's quality read the values each target was ranked by, corrected as step 3-1 did
+    ranked = ranking.recorded_scores(root / "pickaback_demo_table.csv", [1, 2, 3],
+                                     ranking.read_rankings(root / "pickaback_demo_result.csv"))
+    assert {t: ranking.rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items()} == picks
+
+    select_with(monkeypatch, HUB_DISTANCES, "--hubs", "keep")
+    picks, records = picks_and_records(root)
+    assert picks == {1: 4, 2: 4, 3: 4}
+    assert not any("hubs" in record for record in records.values())
+
+
+def test_picks_that_differ_are_not_corrected(root, monkeypatch, capsys):
+    """Without a hub each target keeps its nearest candidate, even where the correction would rank another first."""
+    distances = {**HUB_DISTANCES, (2, 3): 0.09, (3, 1): 0.09}
+    select_with(monkeypatch, distances)
+    assert "was picked for" not in capsys.readouterr().out
+    picks, records = picks_and_records(root)
+    assert picks == {1: 4, 2: 3, 3: 1}
+    assert not any("hubs" in record for record in records.values())
+
+
+def test_a_hub_corrected_value_is_the_standardised_value_less_the_candidates_nearest_targets():
+    """Each target's values are standardised (target 3's scale is 10 times target 1's and counts the same), then
+    each candidate's mean over its k nearest targets is subtracted."""
+    values = {(1, 2): 1.0, (1, 3): 3.0, (2, 2): 3.0, (2, 3): 1.0, (3, 2): 10.0, (3, 3): 30.0}
+    z = 1 / 2 ** 0.5       # a target's two values standardised: -z and +z
+    assert ranking.hub_corrected(values, k=1) == pytest.approx(
+        {(1, 2): 0.0, (1, 3): 2 * z, (2, 2): 2 * z, (2, 3): 0.0, (3, 2): 0.0, (3, 3): 2 * z})
+    assert ranking.hub_corrected(values, k=3) == pytest.approx(
+        {(1, 2): -2 * z / 3, (1, 3): 2 * z / 3, (2, 2): 4 * z / 3, (2, 3): -4 * z / 3, (3, 2): -2 * z / 3,
+         (3, 3): 2 * z / 3})

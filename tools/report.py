@@ -30,11 +30,11 @@ from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
-from utils_pickaback.ranking import DEFAULT_RANKING, SCORES, read_rankings  # noqa: E402
+from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, picked_for_most, picked_for_most_sentence,  # noqa: E402
+                                     read_rankings, recorded_scores)
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, hub_traits,
-                                               hub_traits_sentence, interval95, mean_of, picked_for_most,
-                                               picked_for_most_sentence, recorded_scores, selection_figures)
+                                               hub_traits_sentence, interval95, mean_of, selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
 FIGURES = ("similarity.png", "pruning.png", "accuracy.png", "transfer.png")
@@ -69,6 +69,7 @@ class PipelineOutputs:
     selections: dict = field(default_factory=dict)       # target id -> backbone id
     scores: dict = field(default_factory=dict)           # (target id, candidate id) -> its ranking value
     score: str | None = None                             # the score every target was ranked by (None: mixed)
+    hub_corrected: list = field(default_factory=list)    # targets whose scores step 3-1 corrected for a hub
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
@@ -92,8 +93,9 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
         if chosen:
             run.chosen[task.name] = chosen
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-    run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed),
-                                          read_rankings(paths.pickaback_result_csv(cfg.name, seed)))
+    rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
+    run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings)
+    run.hub_corrected = sorted(t for t, ranking in rankings.items() if ranking["hubs"])
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
@@ -302,6 +304,8 @@ def plot_similarity(run, path):
     else:
         column, larger_is_better = SCORES[run.score]
         label = f"{'-' if larger_is_better else ''}{column} (smaller ranks first)"
+    if run.hub_corrected:
+        label += f"; targets {', '.join(map(str, run.hub_corrected))} hub-corrected"
     plot_grid(run, run.scores, path, cmap="Blues_r", colorbar_label=label,
               title=f"Step 3-1's ranking ({run.score or 'mixed'}), config {run.cfg.name}", low_is_dark=True,
               crossed=[pair for pair, how in run.compared_as.items() if how == "target adapter"])
@@ -434,6 +438,15 @@ def shared_pick_sentences(cfg, selections, baselines):
     return sentences
 
 
+def hub_correction_sentences(hub_corrected):
+    """Which targets step 3-1 ranked again because one candidate was the nearest of most of their modality."""
+    if not hub_corrected:
+        return []
+    return [f"Step 3-1 found one candidate nearest to most targets of a modality and ranked targets "
+            f"{', '.join(map(str, hub_corrected))} again with each candidate's closeness to targets in general "
+            f"subtracted (a hub correction; docs/pipeline.md, step 3-1)."]
+
+
 def knowledge_sentences(knowledge, forward):
     """The mean knowledge transfer (on the backbone - on its untrained twin, 95% interval over targets) beside the
     part of the forward transfer the recipe alone gives (on the untrained twin - scratch), and one plain sentence
@@ -480,6 +493,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
         out += [target_table(t_rows), ""] + summary_lines(t_rows, run.cfg.related) \
+            + hub_correction_sentences(run.hub_corrected) \
             + shared_pick_sentences(run.cfg, run.selections, run.baselines) + comparison_line(run)
     else:
         out.append("step 3-1 has not run: no backbone selection.")
@@ -688,7 +702,9 @@ def print_summary(cfg, arch, seed):
     if judged:
         print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")
     baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
-    for line in shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}, baselines):
+    rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
+    for line in (hub_correction_sentences(sorted(t for t in results if rankings.get(t, DEFAULT_RANKING)["hubs"]))
+                 + shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}, baselines)):
         print(line)
     backbones = summary_backbone_rows(results)
     print("\nBackbones before and after their targets trained on them (test accuracy; backward transfer = "
@@ -705,7 +721,8 @@ def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
     for sentence in step_status(run):
         print(f"  {sentence}")
-    for line in summary_lines(t_rows, run.cfg.related) + shared_pick_sentences(run.cfg, run.selections, run.baselines):
+    for line in (summary_lines(t_rows, run.cfg.related) + hub_correction_sentences(run.hub_corrected)
+                 + shared_pick_sentences(run.cfg, run.selections, run.baselines)):
         print(f"  {line}")
     if run.transfer[0]:
         for line in selection_section(run)[2:]:

@@ -3,13 +3,18 @@ benchmark rank the same way.
 
 ModelDiff's score is a distance (smaller = more alike); the scores reported beside it (LogME, LEEP, linear
 CKA) are larger-is-better. `ranking_values` turns any of them into a value where smaller ranks first under
-the "similar" rule, so one rule serves every score. Step 3-1 records, per target, the score and rule its
-selection was ranked by beside its result CSV, so the figures judge a selection by the score that made it.
+the "similar" rule, so one rule serves every score. Where one candidate ranks first for most of a modality's
+targets (a hub), step 3-1 ranks those targets again by `hub_corrected` values. Step 3-1 records, per target, the
+score, rule and any hub correction its selection was ranked by beside its result CSV, so the figures judge a
+selection by the values that made it.
 """
+import math
 from pathlib import Path
 
+from utils.dataset_config import MODALITIES
 from utils.errors import UserError
 from utils.records import read_json_record
+from utils.results import read_distances
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -47,7 +52,12 @@ def rank_candidates(distances, select="similar"):
 
 
 # How a target without a record was ranked: step 3-1's defaults before it recorded them, over every pair of its table.
-DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None}
+# "hubs": the targets whose values were corrected together for hubness (hub_corrected), or None.
+DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": None}
+# A hub is corrected only in a modality of at least this many targets: two agreeing picks are no evidence of one.
+HUB_MIN_TARGETS = 3
+# How many of its nearest targets measure how close a candidate is to targets in general (CSLS's K).
+HUB_NEIGHBOURS = 3
 
 
 def rankings_json(result_csv):
@@ -62,7 +72,7 @@ def read_rankings(result_csv):
     rankings = {}
     for key, ranking in read_json_record(path).items():
         if not (key.isdigit() and isinstance(ranking, dict) and ranking.get("score") in SCORES
-                and ranking.get("select") in SELECT_RULES):
+                and ranking.get("select") in SELECT_RULES and isinstance(ranking.get("hubs") or [], list)):
             raise UserError(f"{path} holds no score and rule for target {key!r}; delete it and re-run "
                             f"run_pickaback/find_backbone.sh (it re-ranks the saved distances).")
         rankings[int(key)] = {**DEFAULT_RANKING, **ranking}
@@ -76,3 +86,73 @@ def ranked_pairs(values, rankings):
         pool = rankings.get(target, DEFAULT_RANKING)["candidates"]
         return pool is None or candidate in pool
     return {pair: value for pair, value in values.items() if ranked(*pair)}
+
+
+def recorded_scores(table, targets, rankings, rule=None):
+    """{target id: ({candidate id: value, smaller = more similar}, rule)}: each of `targets`' candidates by the score,
+    rule and hub correction step 3-1 recorded for it (`rankings`, read_rankings'), `rule` overriding the rule."""
+    columns, ranked = {}, {}
+    for target_id in targets:
+        ranking = rankings.get(target_id, DEFAULT_RANKING)
+        score = ranking["score"]
+        if score not in columns:   # each score's column read once
+            columns[score] = ranked_pairs(ranking_values(read_distances(table, SCORES[score][0]), score), rankings)
+        ranked[target_id] = ({c: v for (t, c), v in columns[score].items() if t == target_id},
+                             rule or ranking["select"])
+    for group in {tuple(rankings[t]["hubs"]) for t in ranked if rankings.get(t, DEFAULT_RANKING)["hubs"]}:
+        plain = recorded_scores(table, group, {t: {**rankings.get(t, DEFAULT_RANKING), "hubs": None} for t in group})
+        corrected = hub_corrected({(t, c): v for t, (values, _) in plain.items() for c, v in values.items()})
+        for t in set(group) & set(ranked):
+            ranked[t] = ({c: v for (tt, c), v in corrected.items() if tt == t}, ranked[t][1])
+    return ranked
+
+
+def hub_corrected(values, k=HUB_NEIGHBOURS):
+    """{(target id, candidate id): value, smaller ranks first} of several targets, corrected for hubness as
+    nearest-neighbour search corrects it (CSLS, Conneau et al. 2018): each target's values are standardised over its
+    candidates (a target's distances are measured on its own probes, on a scale of their own), then each candidate's
+    mean over its k nearest targets is subtracted, so a candidate close to every target loses that head start."""
+    standardised = {}
+    for target in {t for t, _ in values}:
+        own = {c: v for (t, c), v in values.items() if t == target}
+        numbers = [v for v in own.values() if not math.isnan(v)]
+        mean = sum(numbers) / len(numbers) if numbers else 0.0
+        sd = math.sqrt(sum((v - mean) ** 2 for v in numbers) / (len(numbers) - 1)) if len(numbers) > 1 else 0.0
+        standardised.update({(target, c): (v - mean) / (sd or 1.0) for c, v in own.items()})
+    nearest = {}
+    for candidate in {c for _, c in values}:
+        closest = sorted(v for (_, c), v in standardised.items() if c == candidate and not math.isnan(v))[:k]
+        nearest[candidate] = sum(closest) / len(closest) if closest else 0.0
+    return {(t, c): v - nearest[c] for (t, c), v in standardised.items()}
+
+
+def picked_for_most(cfg, selections):
+    """[{"backbone", "modality", "targets", "of"}] for each backbone picked for more than half of one modality's
+    targets (`selections`: {target id: backbone id}): what a hub looks like, one candidate close to every target."""
+    shared = []
+    for modality in MODALITIES:
+        targets = sorted(t for t in selections if cfg.task(t).modality == modality)
+        for backbone in sorted({selections[t] for t in targets}):
+            group = [t for t in targets if selections[t] == backbone]
+            if 2 * len(group) > len(targets):
+                shared.append({"backbone": backbone, "modality": modality, "targets": group, "of": len(targets)})
+    return shared
+
+
+def picked_for_most_sentence(cfg, shared):
+    return (f"Backbone {shared['backbone']} ({cfg.task(shared['backbone']).name}) was picked for "
+            f"{len(shared['targets'])} of {shared['of']} {shared['modality']} targets "
+            f"({', '.join(map(str, shared['targets']))})")
+
+
+def hub_groups(cfg, ranked):
+    """[(the hub's picked_for_most record, the targets to correct together)] of `ranked` (recorded_scores' without
+    hub correction): for each modality of at least HUB_MIN_TARGETS targets where one candidate is the first of more
+    than half of them, that modality's targets ranked "similar" (a hub is the candidate closest to many)."""
+    picks = {t: rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items() if values}
+    groups = []
+    for shared in picked_for_most(cfg, picks):
+        group = sorted(t for t in picks if cfg.task(t).modality == shared["modality"] and ranked[t][1] == "similar")
+        if shared["of"] >= HUB_MIN_TARGETS and len(group) > 1:
+            groups.append((shared, group))
+    return groups

@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from utils import paths
-from utils.dataset_config import MODALITIES
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
 from utils.text_tables import figure
-from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, rank_candidates, ranked_pairs, ranking_values,
-                                    read_rankings)
+from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates, ranking_values,
+                                    read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 UNTRAINED = "untrained"
@@ -325,25 +324,6 @@ def pooled_summary(judged):
     return pooled
 
 
-def picked_for_most(cfg, selections):
-    """[{"backbone", "modality", "targets", "of"}] for each backbone picked for more than half of one modality's
-    targets (`selections`: {target id: backbone id}): what a hub looks like, one candidate close to every target."""
-    shared = []
-    for modality in MODALITIES:
-        targets = sorted(t for t in selections if cfg.task(t).modality == modality)
-        for backbone in sorted({selections[t] for t in targets}):
-            group = [t for t in targets if selections[t] == backbone]
-            if 2 * len(group) > len(targets):
-                shared.append({"backbone": backbone, "modality": modality, "targets": group, "of": len(targets)})
-    return shared
-
-
-def picked_for_most_sentence(cfg, shared):
-    return (f"Backbone {shared['backbone']} ({cfg.task(shared['backbone']).name}) was picked for "
-            f"{len(shared['targets'])} of {shared['of']} {shared['modality']} targets "
-            f"({', '.join(map(str, shared['targets']))})")
-
-
 def hub_traits(cfg, shared, baselines):
     """What a backbone picked for most of a modality's targets (picked_for_most's `shared`) has in common with the
     hubs measured on real data (docs/transfer-control.md): it is of the other modality, so it read the targets'
@@ -439,17 +419,3 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
                      "held_out_oracle": held_out_oracle(control, figures),
                      "hubs": hub_figures(cfg, figures, validation),
                      "untrained_of_another_pick": twin_of_another}
-
-
-def recorded_scores(table, selections, rankings, rule=None):
-    """{target id: ({candidate id: value, smaller = more similar}, rule)}: each selected target's candidates by
-    the score and rule step 3-1 recorded for it (`rankings`, read_rankings'), `rule` overriding the rule."""
-    columns, ranked = {}, {}
-    for target_id in selections:
-        ranking = rankings.get(target_id, DEFAULT_RANKING)
-        score = ranking["score"]
-        if score not in columns:   # each score's column read once
-            columns[score] = ranked_pairs(ranking_values(read_distances(table, SCORES[score][0]), score), rankings)
-        ranked[target_id] = ({c: v for (t, c), v in columns[score].items() if t == target_id},
-                             rule or ranking["select"])
-    return ranked
