@@ -32,8 +32,9 @@ from utils.records import locked, read_json_record, write_csv_atomic, write_json
 from utils.results import read_selections, read_table
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import PAIRINGS, logits_distance, normalised_image_range, search_single_moves
-from utils_pickaback.ranking import (DEFAULT_SCORE, SCORES, hub_groups, picked_for_most_sentence, rank_candidates,
-                                    rankings_json, read_rankings, recorded_scores)
+from utils_pickaback.ranking import (DEFAULT_SCORE, SCORES, corrected_for_hubs, hub_correction_sentence, hub_groups,
+                                    picked_for_most_sentence, plain_scores, rank_candidates, rankings_json,
+                                    read_rankings)
 from utils_pickaback.transferability import leep, linear_cka, logme
 
 DDV_OUTPUTS = ("logits", "features")   # in logits_and_features' order
@@ -389,12 +390,13 @@ def save_selections(cfg, seed, correct_hubs=True):
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
     with locked(table_path):
         saved = read_json_record(rankings_json(result_path))
-        rankings = {t: {**r, "hubs": None} for t, r in read_rankings(result_path).items()}
-        groups = hub_groups(cfg, recorded_scores(table_path, rankings, rankings)) if correct_hubs else []
-        for _, group in groups:
-            rankings.update({t: {**rankings[t], "hubs": group} for t in group})
-        ranked = recorded_scores(table_path, rankings, rankings)
+        rankings = read_rankings(result_path)
+        plain = plain_scores(table_path, rankings, rankings)
+        groups = hub_groups(cfg, plain) if correct_hubs else []
+        ranked = corrected_for_hubs(plain, [group for _, group in groups])
         picks = {t: rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items() if values}
+        in_group = {t: group for _, group in groups for t in group}
+        rankings = {t: {**r, "hubs": in_group.get(t)} for t, r in rankings.items()}
         results = read_selections(result_path)
         if {**results, **picks} != results:
             write_csv_atomic(result_path, ["target_id", "task_id"], sorted({**results, **picks}.items()))
@@ -407,12 +409,6 @@ def write_if_changed(path, record, saved):
     """Write the JSON `record` (keys: target ids) in id order unless it equals `saved`, the file's contents."""
     if record != saved:
         write_json_atomic(path, dict(sorted(record.items(), key=lambda kv: kv[0].zfill(12))))
-
-
-def hub_sentence(cfg, shared, group):
-    return (f"{picked_for_most_sentence(cfg, shared)}: a candidate close to most targets is more often a hub than the "
-            f"best for each (docs/transfer-control.md), so targets {', '.join(map(str, group))} were ranked again "
-            f"with every candidate's closeness to targets in general subtracted (--hubs keep: as ranked).")
 
 
 def main(args):
@@ -442,7 +438,9 @@ def main(args):
         note = "" if not related else f"  (designed related task: {cfg.task(related).task_id})"
         print(f"Selected backbone for target {target.task_id} = ({label}) {picks[target.task_id]}{note}")
     for shared, group in groups:
-        print(hub_sentence(cfg, shared, group))
+        print(f"{picked_for_most_sentence(cfg, shared)}: a candidate close to most targets is more often a hub than "
+              f"the best for each (docs/transfer-control.md), so step 3-1 {hub_correction_sentence(group)}; "
+              f"--hubs keep keeps the picks as ranked.")
     result_path = paths.pickaback_result_csv(cfg.name, args.seed)
     print(f"Saved {result_path} (how each target was ranked: {rankings_json(result_path)}), "
           f"{paths.pickaback_table_csv(cfg.name, args.seed)} and {provenance_json(cfg.name, args.seed)}")

@@ -30,8 +30,9 @@ from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
-from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, picked_for_most, picked_for_most_sentence,  # noqa: E402
-                                     read_rankings, recorded_scores)
+from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
+                                     hub_corrected_targets, picked_for_most, picked_for_most_sentence, read_rankings,
+                                     recorded_scores)
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
@@ -95,7 +96,7 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
     rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
     run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings)
-    run.hub_corrected = sorted(t for t, ranking in rankings.items() if ranking["hubs"])
+    run.hub_corrected = hub_corrected_targets(rankings)
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
@@ -440,11 +441,8 @@ def shared_pick_sentences(cfg, selections, baselines):
 
 def hub_correction_sentences(hub_corrected):
     """Which targets step 3-1 ranked again because one candidate was the nearest of most of their modality."""
-    if not hub_corrected:
-        return []
-    return [f"Step 3-1 found one candidate nearest to most targets of a modality and ranked targets "
-            f"{', '.join(map(str, hub_corrected))} again with each candidate's closeness to targets in general "
-            f"subtracted (a hub correction; docs/pipeline.md, step 3-1)."]
+    return [f"Step 3-1 found one candidate nearest to most targets of a modality and "
+            f"{hub_correction_sentence(hub_corrected)}."] if hub_corrected else []
 
 
 def knowledge_sentences(knowledge, forward):
@@ -703,7 +701,7 @@ def print_summary(cfg, arch, seed):
         print(f"Selected the designed related task for {sum(judged)} of {len(judged)} targets.")
     baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
-    for line in (hub_correction_sentences(sorted(t for t in results if rankings.get(t, DEFAULT_RANKING)["hubs"]))
+    for line in (hub_correction_sentences([t for t in hub_corrected_targets(rankings) if t in results])
                  + shared_pick_sentences(cfg, {t: r["backbone_id"] for t, r in results.items()}, baselines)):
         print(line)
     backbones = summary_backbone_rows(results)

@@ -91,6 +91,13 @@ def ranked_pairs(values, rankings):
 def recorded_scores(table, targets, rankings, rule=None):
     """{target id: ({candidate id: value, smaller = more similar}, rule)}: each of `targets`' candidates by the score,
     rule and hub correction step 3-1 recorded for it (`rankings`, read_rankings'), `rule` overriding the rule."""
+    groups = {tuple(rankings[t]["hubs"]) for t in targets if rankings.get(t, DEFAULT_RANKING)["hubs"]}
+    ranked = corrected_for_hubs(plain_scores(table, set(targets).union(*groups), rankings, rule), groups)
+    return {t: ranked[t] for t in targets}
+
+
+def plain_scores(table, targets, rankings, rule=None):
+    """recorded_scores without the hub correction."""
     columns, ranked = {}, {}
     for target_id in targets:
         ranking = rankings.get(target_id, DEFAULT_RANKING)
@@ -99,12 +106,27 @@ def recorded_scores(table, targets, rankings, rule=None):
             columns[score] = ranked_pairs(ranking_values(read_distances(table, SCORES[score][0]), score), rankings)
         ranked[target_id] = ({c: v for (t, c), v in columns[score].items() if t == target_id},
                              rule or ranking["select"])
-    for group in {tuple(rankings[t]["hubs"]) for t in ranked if rankings.get(t, DEFAULT_RANKING)["hubs"]}:
-        plain = recorded_scores(table, group, {t: {**rankings.get(t, DEFAULT_RANKING), "hubs": None} for t in group})
-        corrected = hub_corrected({(t, c): v for t, (values, _) in plain.items() for c, v in values.items()})
-        for t in set(group) & set(ranked):
-            ranked[t] = ({c: v for (tt, c), v in corrected.items() if tt == t}, ranked[t][1])
     return ranked
+
+
+def corrected_for_hubs(ranked, groups):
+    """`ranked` (plain_scores') with the values of each group of targets hub_corrected together."""
+    ranked = dict(ranked)
+    for group in groups:
+        corrected = hub_corrected({(t, c): v for t in group for c, v in ranked[t][0].items()})
+        ranked.update({t: ({c: v for (tt, c), v in corrected.items() if tt == t}, ranked[t][1]) for t in group})
+    return ranked
+
+
+def hub_corrected_targets(rankings):
+    """The targets whose ranking record says step 3-1 corrected them for a hub, in id order."""
+    return sorted(t for t, ranking in rankings.items() if ranking.get("hubs"))
+
+
+def hub_correction_sentence(targets):
+    """What step 3-1 did to `targets`, as the end of a sentence whose subject is step 3-1."""
+    return (f"ranked targets {', '.join(map(str, targets))} again with each candidate's closeness to targets in "
+            f"general subtracted (a hub correction; docs/pipeline.md, step 3-1)")
 
 
 def hub_corrected(values, k=HUB_NEIGHBOURS):
@@ -146,9 +168,9 @@ def picked_for_most_sentence(cfg, shared):
 
 
 def hub_groups(cfg, ranked):
-    """[(the hub's picked_for_most record, the targets to correct together)] of `ranked` (recorded_scores' without
-    hub correction): for each modality of at least HUB_MIN_TARGETS targets where one candidate is the first of more
-    than half of them, that modality's targets ranked "similar" (a hub is the candidate closest to many)."""
+    """[(the hub's picked_for_most record, the targets to correct together)] of `ranked` (plain_scores'): for each
+    modality of at least HUB_MIN_TARGETS targets where one candidate is the first of more than half of them, that
+    modality's targets ranked "similar" (a hub is the candidate closest to many)."""
     picks = {t: rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items() if values}
     groups = []
     for shared in picked_for_most(cfg, picks):
