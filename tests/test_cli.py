@@ -39,6 +39,7 @@ REQUIRED_ARGS = {
     "tools/prepare_cifar100.py": ["--archive", "ARCHIVE"],
     "tools/prepare_cub.py": ["--archive", "ARCHIVE", "--captions", "CAPTIONS"],
     "tools/prepare_digits.py": ["--digits", "DIGITS"],
+    "tools/prepare_fashion.py": ["--fashion", "FASHION"],
     "tools/prepare_emoji.py": ["--twitter", "T", "--google", "G", "--emojibase", "E"],
     "tools/prepare_oxford.py": ["--archive", "ARCHIVE", "--labels", "LABELS", "--captions", "CAPTIONS"],
     "tools/prepare_wordnet.py": ["--dict", "DICT"],

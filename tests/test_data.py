@@ -24,7 +24,7 @@ NUM_CLASSES = 5
 # --------------------------------------------------------------------------- configs
 
 def test_every_config_builds_with_explicit_modalities():
-    assert sorted(CONFIG_NAMES) == ["cifar100", "cub", "demo", "digits", "emoji", "oxford", "wordnet"]
+    assert sorted(CONFIG_NAMES) == ["cifar100", "cub", "demo", "digits", "emoji", "fashion", "oxford", "wordnet"]
     for name in CONFIG_NAMES:
         cfg = get_config(name)
         assert [t.task_id for t in cfg.tasks] == list(range(1, cfg.num_tasks + 1))
@@ -77,7 +77,7 @@ def test_unknown_task_and_config_list_the_valid_ones():
         get_config("demo").task(13)
     with pytest.raises(UserError, match="valid tasks are"):
         get_config("demo").task("nope")
-    with pytest.raises(UserError, match="valid configs are: demo, cifar100, cub, digits, emoji, oxford, wordnet"):
+    with pytest.raises(UserError, match="valid configs are: demo, cifar100, cub, digits, emoji, fashion, oxford, wordnet"):
         get_config("imagenet")
 
 

@@ -92,7 +92,7 @@ def test_an_unknown_name_says_what_works(tmp_path):
     with pytest.raises(UserError) as err:
         get_config("imagenet", data_root_dir=tmp_path)
     message = str(err.value)
-    assert "valid configs are: demo, cifar100, cub, digits, emoji, oxford, wordnet, mine;" in message
+    assert "valid configs are: demo, cifar100, cub, digits, emoji, fashion, oxford, wordnet, mine;" in message
     assert ".toml or .json" in message and str(tmp_path / "<name>" / "dataset.toml") in message
 
 
