@@ -145,6 +145,19 @@ def check_image(raw: bytes, label: str) -> None:
                         "download the archive again.") from None
 
 
+def grey_png(pixels: np.ndarray) -> bytes:
+    """A 2-D uint8 array as a grey PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def grey_statistics(train_pixels: np.ndarray) -> dict:
+    """The mean and std of the train images' grey levels (0-1) for a marker: what a grey config's mean/std are."""
+    levels = train_pixels / 255.0
+    return {"train_image_mean": round(float(levels.mean()), 4), "train_image_std": round(float(levels.std()), 4)}
+
+
 def add_output_args(parser, folder: str) -> None:
     """--out (default <data root>/<folder>) and --force, as every preparer takes them."""
     parser.add_argument("--out", type=Path, default=None, help=f"default: <data root>/{folder}")

@@ -17,11 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from tools.archive import Source
-from tools.group_layout import (SPLIT_SEED, add_output_args, output_folder, replace_folders, samples_line,
-                                say_prepared, test_members)
+from tools.group_layout import (SPLIT_SEED, add_output_args, grey_png, grey_statistics, output_folder,
+                                replace_folders, samples_line, say_prepared, test_members)
 from utils.cli import ArgumentParser
 from utils.errors import UserError, run_main
 from utils.records import completion_record
@@ -70,12 +69,6 @@ def grey(counts: np.ndarray) -> np.ndarray:
     return (255 - counts.astype(np.int32) * 255 // MAX_INK).astype(np.uint8)
 
 
-def png(counts: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(grey(counts), mode="L").save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def layout(labels: np.ndarray) -> list[tuple[str, str, int, int]]:
     """(split, task, digit, row) of every image a task uses."""
     halves = {}
@@ -101,13 +94,11 @@ def prepare(digits: Path, out: Path, force: bool = False) -> bool:
     images, labels = parse_digits(read_csv_gz(digits), digits)
     samples = layout(labels)
     counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
-    train = grey(np.stack([images[row] for split, _, _, row in samples if split == "train"])) / 255.0
-    replace_folders(out, ((f"images/{split}/{task}/{digit}/{row:04d}.png", png(images[row]))
+    train = grey(np.stack([images[row] for split, _, _, row in samples if split == "train"]))
+    replace_folders(out, ((f"images/{split}/{task}/{digit}/{row:04d}.png", grey_png(grey(images[row])))
                           for split, task, digit, row in samples),
                     {"sources": {"digits": digits.name}, "samples": dict(sorted(counts.items())),
-                     # what the digits config's mean/std are: the train images' grey levels, as saved
-                     "train_image_mean": round(float(train.mean()), 4),
-                     "train_image_std": round(float(train.std()), 4)})
+                     **grey_statistics(train)})
     return True
 
 

@@ -11,16 +11,14 @@ kinds but no image. A task takes 200 test images a kind from t10k and 400 train 
 20 for the few-shot tasks (tops, odd, high), whose tasks each share four kinds with a task that has 400.
 """
 import gzip
-import io
 import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from tools.group_layout import (SPLIT_SEED, add_output_args, output_folder, replace_folders, samples_line,
-                                say_prepared)
+from tools.group_layout import (SPLIT_SEED, add_output_args, grey_png, grey_statistics, output_folder,
+                                replace_folders, samples_line, say_prepared)
 from utils.cli import ArgumentParser
 from utils.errors import UserError, run_main
 from utils.records import completion_record
@@ -88,12 +86,6 @@ def layout(labels_by_split: dict[str, np.ndarray]) -> list[tuple[str, str, int, 
     return samples
 
 
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def prepare(fashion: Path, out: Path, force: bool = False) -> bool:
     """Write the layout; False when `out` is already complete."""
     if not force and completion_record(out) is not None:
@@ -101,13 +93,11 @@ def prepare(fashion: Path, out: Path, force: bool = False) -> bool:
     data = {split: read_split(fashion, split) for split in FILES}
     samples = layout({split: labels for split, (_, labels) in data.items()})
     counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
-    train = np.stack([data["train"][0][row] for split, _, _, row in samples if split == "train"]) / 255.0
-    replace_folders(out, ((f"images/{split}/{task}/{KINDS[kind]}/{row:05d}.png", png(data[split][0][row]))
+    train = np.stack([data["train"][0][row] for split, _, _, row in samples if split == "train"])
+    replace_folders(out, ((f"images/{split}/{task}/{KINDS[kind]}/{row:05d}.png", grey_png(data[split][0][row]))
                           for split, task, kind, row in samples),
                     {"sources": {"fashion": fashion.name}, "samples": dict(sorted(counts.items())),
-                     # what the fashion config's mean/std are: the train images' grey levels
-                     "train_image_mean": round(float(train.mean()), 4),
-                     "train_image_std": round(float(train.std()), 4)})
+                     **grey_statistics(train)})
     return True
 
 
