@@ -300,3 +300,5 @@ def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, c
     assert "Pooled over demo, mine (2 targets): mean regret 0.0500;" in out
     with pytest.raises(UserError, match="give one config with it"):
         transfer_control.main(parser.parse_args(["quality", "demo", str(mine), "--score", "cka", "--table", str(mine)]))
+    with pytest.raises(UserError, match="--select needs --score"):    # it would change no pick, only signs
+        transfer_control.main(parser.parse_args(["quality", "demo", "--select", "dissimilar"]))

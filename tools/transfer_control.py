@@ -54,8 +54,8 @@ def get_args_parser():
                                                    "all their targets pooled")
     quality.add_argument("--split", default="test", choices=["test", "val"], help="which accuracy judges the selection")
     quality.add_argument("--select", choices=["similar", "dissimilar"],
-                         help="the rule that signs the selector's score (default: the one step 3-1 recorded ranking "
-                              "each target by; with --score, similar)")
+                         help="with --score: which end of the score is picked (default similar); without --score the "
+                              "picks and their rule are step 3-1's own")
     quality.add_argument("--score", choices=list(SCORES),
                          help="judge the selection this score of step 3-1's table makes (default: step 3-1's own "
                               "selection, its result CSV, by the score it recorded ranking each target by)")
@@ -197,6 +197,9 @@ def named_runs(runs, root):
 def quality(args):
     if args.table is not None and args.score is None:
         raise UserError("--table needs --score: the score of that table that makes the selection.")
+    if args.select is not None and args.score is None:
+        raise UserError("--select needs --score: without it, quality judges step 3-1's own picks, made by the rule "
+                        "step 3-1 recorded.")
     if args.table is not None and not args.table.is_file():
         raise UserError(f"--table {args.table} is not a file.")
     if args.table is not None and len(args.config) > 1:
