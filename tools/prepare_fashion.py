@@ -8,7 +8,7 @@ downloaded. Zalando's product photos are 28x28 grey, light on dark, ten kinds. T
 of five in three ways: "tops" (t-shirt, pullover, dress, coat, shirt) and "rest"; "even" and "odd" labels;
 "low" (0-4) and "high" (5-9). Every kind's images are cut into thirds (seeded), one per way, so tasks share
 kinds but no image. A task takes 200 test images a kind from t10k and 400 train images a kind from train, or
-20 for the few-shot tasks (tops, odd, high), whose tasks each share four kinds with a task that has 400.
+20 for the few-shot tasks (tops, odd, high), each of which shares four kinds with a task that has 400.
 """
 import gzip
 import zlib
