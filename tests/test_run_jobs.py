@@ -5,7 +5,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 JOB = """
 job() {  # <name> <seconds> <exit status>
-  echo "job $1 says hello"; sleep "$2"; touch "$MARKS/$1"; return "$3"
+  echo "job $1 says hello."; sleep "$2"; touch "$MARKS/$1"; return "$3"
 }
 """
 
@@ -26,7 +26,7 @@ def test_parallel_jobs_each_write_their_own_log_and_report_on_the_console(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert done == {"a", "b", "c"}
     for name in "abc":
-        assert (tmp_path / "logs" / f"work_{name}.log").read_text() == f"job {name} says hello\n"
+        assert (tmp_path / "logs" / f"work_{name}.log").read_text() == f"job {name} says hello.\n"
         assert f"work {name}: started" in proc.stdout and f"work_{name}: done" in proc.stdout
     assert "says hello" not in proc.stdout
 
@@ -34,7 +34,8 @@ def test_parallel_jobs_each_write_their_own_log_and_report_on_the_console(tmp_pa
 def test_a_failed_job_stops_new_ones_and_the_step_names_its_log(tmp_path):
     proc, done = run_jobs(tmp_path, 2, "slow 1 0", "bad 0 3", "later 0 0", "last 0 0")
     assert proc.returncode == 1
-    assert f"{tmp_path}/logs/work_bad.log (exit 3) says: job bad says hello" in proc.stderr   # its last line
+    assert f"{tmp_path}/logs/work_bad.log (exit 3) says: job bad says hello." in proc.stderr   # its last line
+    assert "hello.." not in proc.stderr     # the job's own full stop ends the sentence
     assert done == {"slow", "bad"}        # the running job finishes; none starts after the failure
 
 
