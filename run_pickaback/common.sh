@@ -260,7 +260,8 @@ reap_one() {
     echo "$(basename "${log_of[$pid]}" .log): done"
   else
     # the job's last line (its one sentence) on the console: the user need not open the log to know why
-    failed+=("${log_of[$pid]} (exit ${status}) says: $(tail -n 1 "${log_of[$pid]}" | sed 's/\.$//')")   # "Stopped: ..." ends with a full stop of its own
+    # (without its full stop: the "Stopped: ..." line ends with one of its own)
+    failed+=("${log_of[$pid]} (exit ${status}) says: $(tail -n 1 "${log_of[$pid]}" | sed 's/\.$//')")
   fi
 }
 
