@@ -1,6 +1,6 @@
 """What the data preparers share: MM-Pick-a-back's seeded 80/20 split of every class and replacing a prepared
-folder in one move (every preparer but emoji's); for CUB and Oxford also one caption per image from Reed et
-al.'s text_c10 folders, written in the group layout
+folder in one move (every preparer but emoji's); grey PNGs and their grey levels' mean/std (digits, Fashion-MNIST);
+for CUB and Oxford also one caption per image from Reed et al.'s text_c10 folders, written in the group layout
 
     <out>/images/{train,test}/group<k>/<class>/<stem>.jpg
     <out>/text/{train,test}/group<k + N/2>/<class>/<stem>.txt
