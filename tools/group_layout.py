@@ -1,5 +1,5 @@
 """What the data preparers share: MM-Pick-a-back's seeded 80/20 split of every class and replacing a prepared
-folder in one move (every preparer but emoji's); grey PNGs and their grey levels' mean/std (digits, Fashion-MNIST);
+folder in one move (every preparer but emoji's); grey images with their grey levels' mean/std (digits, Fashion-MNIST);
 for CUB and Oxford also one caption per image from Reed et al.'s text_c10 folders, written in the group layout
 
     <out>/images/{train,test}/group<k>/<class>/<stem>.jpg
@@ -11,6 +11,7 @@ under the same <class>/<stem> (what the configs' `paired` and utils.data.load_pa
 import io
 import shutil
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,17 +146,20 @@ def check_image(raw: bytes, label: str) -> None:
                         "download the archive again.") from None
 
 
-def grey_png(pixels: np.ndarray) -> bytes:
-    """A 2-D uint8 array as a grey PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def grey_statistics(train_pixels: np.ndarray) -> dict:
-    """The mean and std of the train images' grey levels (0-1) for a marker: what a grey config's mean/std are."""
-    levels = train_pixels / 255.0
-    return {"train_image_mean": round(float(levels.mean()), 4), "train_image_std": round(float(levels.std()), 4)}
+def write_grey_images(out: Path, images: dict, sources: dict) -> None:
+    """Write `images` ({"<split>/<task>/<class>/<stem>": 2-D uint8 grey pixels}) as out/images/<key>.png in one move
+    (replace_folders), with a marker of the `sources`, the samples per split and task, and the train images' grey
+    level mean and std (0-1): what a grey config's mean/std are."""
+    def png(pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buffer, "PNG")
+        return buffer.getvalue()
+    counts = Counter(key.rsplit("/", 2)[0] for key in images)
+    train = np.stack([pixels for key, pixels in images.items() if key.startswith("train/")]) / 255.0
+    replace_folders(out, ((f"images/{key}.png", png(pixels)) for key, pixels in images.items()),
+                    {"sources": sources, "samples": dict(sorted(counts.items())),
+                     "train_image_mean": round(float(train.mean()), 4),
+                     "train_image_std": round(float(train.std()), 4)})
 
 
 def add_output_args(parser, folder: str) -> None:

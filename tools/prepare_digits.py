@@ -13,14 +13,13 @@ import gzip
 import io
 import zipfile
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from tools.archive import Source
-from tools.group_layout import (SPLIT_SEED, add_output_args, grey_png, grey_statistics, output_folder,
-                                replace_folders, samples_line, say_prepared, test_members)
+from tools.group_layout import (SPLIT_SEED, add_output_args, output_folder, samples_line, say_prepared, test_members,
+                                write_grey_images)
 from utils.cli import ArgumentParser
 from utils.errors import UserError, run_main
 from utils.records import completion_record
@@ -93,12 +92,8 @@ def prepare(digits: Path, out: Path, force: bool = False) -> bool:
         return False
     images, labels = parse_digits(read_csv_gz(digits), digits)
     samples = layout(labels)
-    counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
-    train = grey(np.stack([images[row] for split, _, _, row in samples if split == "train"]))
-    replace_folders(out, ((f"images/{split}/{task}/{digit}/{row:04d}.png", grey_png(grey(images[row])))
-                          for split, task, digit, row in samples),
-                    {"sources": {"digits": digits.name}, "samples": dict(sorted(counts.items())),
-                     **grey_statistics(train)})
+    write_grey_images(out, {f"{split}/{task}/{digit}/{row:04d}": grey(images[row])
+                            for split, task, digit, row in samples}, {"digits": digits.name})
     return True
 
 

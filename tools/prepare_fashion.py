@@ -12,13 +12,11 @@ kinds but no image. A task takes 200 test images a kind from t10k and 400 train 
 """
 import gzip
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from tools.group_layout import (SPLIT_SEED, add_output_args, grey_png, grey_statistics, output_folder,
-                                replace_folders, samples_line, say_prepared)
+from tools.group_layout import SPLIT_SEED, add_output_args, output_folder, samples_line, say_prepared, write_grey_images
 from utils.cli import ArgumentParser
 from utils.errors import UserError, run_main
 from utils.records import completion_record
@@ -92,12 +90,8 @@ def prepare(fashion: Path, out: Path, force: bool = False) -> bool:
         return False
     data = {split: read_split(fashion, split) for split in FILES}
     samples = layout({split: labels for split, (_, labels) in data.items()})
-    counts = Counter(f"{split}/{task}" for split, task, *_ in samples)
-    train = np.stack([data["train"][0][row] for split, _, _, row in samples if split == "train"])
-    replace_folders(out, ((f"images/{split}/{task}/{KINDS[kind]}/{row:05d}.png", grey_png(data[split][0][row]))
-                          for split, task, kind, row in samples),
-                    {"sources": {"fashion": fashion.name}, "samples": dict(sorted(counts.items())),
-                     **grey_statistics(train)})
+    write_grey_images(out, {f"{split}/{task}/{KINDS[kind]}/{row:05d}": data[split][0][row]
+                            for split, task, kind, row in samples}, {"fashion": fashion.name})
     return True
 
 
