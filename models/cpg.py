@@ -37,7 +37,7 @@ class TaskInfo:
     modality: str
     num_classes: int
     width_mult: float
-    adapter_config: dict    # image_size, vocab_size, max_text_length of the task's dataset config
+    adapter_config: dict    # image_size, vocab_size, max_text_length (and image_patch if set) of its config
 
 
 def build_body(arch, profile, width_mult, device=None):
@@ -119,9 +119,11 @@ class CPGModel(nn.Module):
         if task.modality not in self.body.modalities:
             raise UserError(f"Architecture {self.arch} cannot take {task.modality} input "
                             f"(task '{task.name}'); use perceiver_io for text tasks.")
-        info = TaskInfo(task.name, task.modality, int(task.num_classes), self.width_mult,
-                        {"image_size": int(cfg.image_size), "vocab_size": int(cfg.vocab_size),
-                         "max_text_length": int(cfg.max_text_length)})
+        adapter_config = {"image_size": int(cfg.image_size), "vocab_size": int(cfg.vocab_size),
+                          "max_text_length": int(cfg.max_text_length)}
+        if cfg.image_patch is not None:   # else the profile's, as before the key existed
+            adapter_config["image_patch"] = int(cfg.image_patch)
+        info = TaskInfo(task.name, task.modality, int(task.num_classes), self.width_mult, adapter_config)
         start = (self.fresh_private.tensors() if self.active_task is None
                  else self._placed_private(self.active_task, self.fresh_private.tensors()))
         self.register_task(info)

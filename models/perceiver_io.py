@@ -36,7 +36,7 @@ class PerceiverProfile:
     text_dim: int
     num_freq_bands: int = 6
     max_freq: float = 10.0
-    image_patch: int = 1    # side of the square of pixels one image token holds
+    image_patch: int = 1    # side of the square of pixels one image token holds, unless the config sets one
 
 
 PROFILES = {
@@ -205,7 +205,8 @@ class PerceiverIO(nn.Module):
         """The task's adapter and head (neither depends on the width multiplier)."""
         p = self.p
         if modality == "image":
-            adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq, p.image_patch)
+            adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq,
+                                   adapter_config.get("image_patch", p.image_patch))
         elif modality == "text":
             adapter = TextAdapter(self.cross_kv_dim, adapter_config["vocab_size"],
                                   adapter_config["max_text_length"], p.text_dim)

@@ -164,6 +164,8 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "task_std_negative": (changed(task(1, std=[0.2, -0.2, 0.2])), "std", "task 2 ('b') must be three finite"),
     "max_text_length_huge": (changed(lambda t: t.update(max_text_length=10 ** 9)), "max_text_length", "to 4096"),
     "vocab_size_huge": (changed(lambda t: t.update(vocab_size=2 ** 40)), "vocab_size", "to 1048576"),
+    "image_patch_zero": (changed(lambda t: t.update(image_patch=0)), "image_patch", "from 1 to image_size (8)"),
+    "image_patch_above_image_size": (changed(lambda t: t.update(image_patch=9)), "image_patch", "not 9"),
 }
 
 
@@ -182,6 +184,11 @@ def test_a_wrong_file_is_one_sentence_naming_the_key_and_the_file(tmp_path, case
     with pytest.raises(UserError) as err:
         get_config(str(path))
     assert_one_sentence(str(err.value), f"'{key}'", str(path), words)
+
+
+def test_image_patch_is_read_and_unset_leaves_the_profiles(tmp_path):
+    assert get_config(str(write_dataset(tmp_path, "unset", MINIMAL))).image_patch is None
+    assert get_config(str(write_dataset(tmp_path, "set", "image_patch = 4\n" + MINIMAL))).image_patch == 4
 
 
 @pytest.mark.parametrize("suffix, text, words", [
@@ -261,6 +268,8 @@ def test_outputs_record_the_files_contents_so_an_edit_redoes_the_work(tmp_path, 
     assert edited[0] != by_path[0] and len(set(edited)) == 1
     assert get_config("demo").provenance_id == "demo"            # a built-in records its name, as before
     assert get_config("cifar100").provenance_id == "cifar100"    # so does a built-in read from its shipped file
+    # ...and the one key of its file that shapes the model, once set
+    assert dataclasses.replace(get_config("cifar100"), image_patch=8).provenance_id == "cifar100:image_patch=8"
 
 
 # ---------------------------------------------------------------- the whole pipeline on a config-file dataset

@@ -1,4 +1,6 @@
 """Architectures: shapes, widths under growth, fused-block placement, adapters and text masking."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ from models.cpg import CPGModel
 from models.lenet import lenet_widths
 from models.masking import block_index, place, raw_weight, shrink
 from models.perceiver_io import PROFILES, ImageAdapter, perceiver_widths
+from utils.checkpoint import model_from_state, model_state
 from utils.dataset_config import DatasetConfig, TaskSpec
 from utils.errors import UserError
 
@@ -135,3 +138,13 @@ def test_a_model_reads_images_with_its_profiles_patch():
     model.add_task(spec(1, "a"), CFG)
     context, _ = model.body.adapters["a"](images())
     assert context.shape[1] == (32 // PROFILES["demo"].image_patch) ** 2
+
+
+def test_a_configs_image_patch_overrides_the_profiles_and_is_rebuilt_from_a_checkpoint():
+    model = CPGModel.create("perceiver_io", "demo")
+    model.add_task(spec(1, "a"), dataclasses.replace(CFG, image_patch=8))
+    model.add_task(spec(2, "b"), CFG)     # a config without the key: the profile's patch
+    rebuilt = model_from_state(model_state(model))
+    for m in (model, rebuilt):
+        assert m.body.adapters["a"](images())[0].shape[1] == (32 // 8) ** 2
+        assert m.body.adapters["b"](images())[0].shape[1] == (32 // PROFILES["demo"].image_patch) ** 2

@@ -53,6 +53,7 @@ class DatasetConfig:
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
     val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
     source_fingerprint: str = ""    # of the config file this config was read from ("" for a built-in)
+    image_patch: int | None = None  # side of the square of pixels one image token holds (None: the profile's)
 
     @property
     def num_tasks(self) -> int:
@@ -63,7 +64,10 @@ class DatasetConfig:
         """How a run's settings record this config: a built-in by its name; a config file by its name and
         its contents' fingerprint, so editing the file redoes the work that read it, and the same file
         named by another path (or by name) does not."""
-        return f"{self.name}@{self.source_fingerprint}" if self.source_fingerprint else self.name
+        if self.source_fingerprint:
+            return f"{self.name}@{self.source_fingerprint}"
+        # a built-in is recorded by name, so the one key of its file that shapes the model is spelled out
+        return self.name if self.image_patch is None else f"{self.name}:image_patch={self.image_patch}"
 
     def task(self, key) -> TaskSpec:
         """The task with this 1-based id (int or digit string: a digit string is always an id) or folder name."""
@@ -214,13 +218,14 @@ KINDS = {
     "a non-empty list of tables": lambda v: isinstance(v, list) and bool(v) and all(isinstance(t, dict) for t in v),
 }
 # key -> (kind, default). Where the default is None, read_config_file decides: the name comes from the
-# file's place, image_size is required as soon as one task is an image task, a task's mean/std default
-# to the config's, and a task without related/paired has none.
+# file's place, image_size is required as soon as one task is an image task, image_patch unset is the model
+# profile's, a task's mean/std default to the config's, and a task without related/paired has none.
 CONFIG_KEYS = {
     "name": ("a string", None),
     "image_root": ("a string", "images"),       # relative to the config file's folder
     "text_root": ("a string", "text"),
     "image_size": ("a whole number", None),
+    "image_patch": ("a whole number", None),
     "train_augment": ("a string", "resize_flip"),
     "text_encoding": ("a string", "hashed_words"),
     "vocab_size": ("a whole number", 2 ** 15),
@@ -262,7 +267,7 @@ def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConf
         vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
         related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
         prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
-        source_fingerprint=fingerprint(path) if roots_under is None else "")
+        source_fingerprint=fingerprint(path) if roots_under is None else "", image_patch=values["image_patch"])
     return check_config(cfg, path)
 
 
@@ -273,6 +278,8 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
            f"and not start with '.' (it names output files), not {cfg.name!r}")
     _check_one_of(cfg.train_augment, "train_augment", TRAIN_AUGMENTS, origin)
     _check_one_of(cfg.text_encoding, "text_encoding", TEXT_ENCODINGS, origin)
+    _check(cfg.image_patch is None or 1 <= cfg.image_patch <= cfg.image_size, origin, "image_patch",
+           f"must be from 1 to image_size ({cfg.image_size}), not {cfg.image_patch}")
     fraction = cfg.val_fraction
     _check(0 <= fraction < 1, origin, "val_fraction", f"must be from 0 up to (not including) 1, not {fraction}")
     _check(1 <= cfg.max_text_length <= MAX_TEXT_LENGTH, origin, "max_text_length",

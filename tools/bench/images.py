@@ -4,13 +4,12 @@
 
 For every image task of the config, the Perceiver IO at the profile trains as step 1 trains it (the
 profile's epochs, optimiser and lr from run_pickaback/common.sh, the config's validation split), once per
-image patch size in `--patches` (default: the profile's own). A three-layer CNN then trains on the same
-samples, with the same augmentation, for as long as the slowest of those runs took (Adam, its lr on a
-cosine over that time). The gap is the CNN's
-test accuracy minus the Perceiver's: how much the profile leaves on the table for a model of the images'
-own kind. Run with OMP_NUM_THREADS=1 on an idle machine (the steps train one thread per process).
+image patch size in `--patches` (default: the config's `image_patch`, else the profile's). A three-layer
+CNN then trains on the same samples, with the same augmentation, for as long as the slowest of those runs
+took (Adam, its lr on a cosine over that time). The gap is the CNN's test accuracy minus the Perceiver's:
+how much the profile leaves on the table for a model of the images' own kind. Run with OMP_NUM_THREADS=1
+on an idle machine (the steps train one thread per process).
 """
-import contextlib
 import dataclasses
 import math
 import os
@@ -41,7 +40,8 @@ def get_args_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--profile", default="demo", choices=sorted(perceiver_io.PROFILES))
-    p.add_argument("--patches", nargs="+", type=positive_int, help="image patch sizes (default: the profile's)")
+    p.add_argument("--patches", nargs="+", type=positive_int,
+                   help="image patch sizes (default: the config's image_patch, else the profile's)")
     p.add_argument("--tasks", nargs="+", help="image task names (default: every image task)")
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
     return p
@@ -91,33 +91,21 @@ def step_one_recipe(config, profile):
     return Recipe(epochs=step.epochs, lr=step.lr, optimizer=step.optimizer, weight_decay=step.weight_decay)
 
 
-@contextlib.contextmanager
-def image_patch(profile, patch):
-    """The profile with image patch `patch` while the block runs (the model reads its profile when built)."""
-    saved = perceiver_io.PROFILES[profile]
-    perceiver_io.PROFILES[profile] = dataclasses.replace(saved, image_patch=patch)
-    try:
-        yield
-    finally:
-        perceiver_io.PROFILES[profile] = saved
-
-
 def main(args):
     cfg = get_config(args.config)
     tasks = [t for t in cfg.tasks if t.modality == "image" and (not args.tasks or t.name in args.tasks)]
     if not tasks:
         raise UserError(f"Config {cfg.name} has no image task{' of those named' if args.tasks else ''}.")
     recipe = step_one_recipe(args.config, args.profile)
-    patches = args.patches or [perceiver_io.PROFILES[args.profile].image_patch]
+    patches = args.patches or [cfg.image_patch or perceiver_io.PROFILES[args.profile].image_patch]
     rows = []
     for task in tasks:
         # loaders count their passes to draw each epoch's order: every model starts from fresh ones
         loaders = partial(task_loaders, cfg, task, seed=args.seed, device=DEVICE)
         row = {"task": task.name, "samples": loaders()[0].num_samples}
         for patch in patches:
-            with image_patch(args.profile, patch):
-                seconds, (accuracy, tokens) = timed(perceiver_accuracy, cfg, task, loaders(), args.profile, recipe,
-                                                    args.seed)
+            seconds, (accuracy, tokens) = timed(perceiver_accuracy, dataclasses.replace(cfg, image_patch=patch), task,
+                                                loaders(), args.profile, recipe, args.seed)
             row.update({f"patch{patch}": accuracy, f"patch{patch}_tokens": tokens,
                         f"patch{patch}_seconds": round(seconds, 1)})
         budget = max(row[f"patch{patch}_seconds"] for patch in patches)

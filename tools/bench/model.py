@@ -22,7 +22,7 @@ from utils.errors import run_main
 from utils.train import build_optimizers
 
 BATCH, IMAGE_SIZE, CLASSES = 32, 32, 10
-CFG = SimpleNamespace(image_size=IMAGE_SIZE, vocab_size=1000, max_text_length=32)
+CFG = SimpleNamespace(image_size=IMAGE_SIZE, image_patch=None, vocab_size=1000, max_text_length=32)
 
 
 def get_args_parser():
