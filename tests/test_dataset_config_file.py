@@ -166,6 +166,8 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "vocab_size_huge": (changed(lambda t: t.update(vocab_size=2 ** 40)), "vocab_size", "to 1048576"),
     "image_patch_zero": (changed(lambda t: t.update(image_patch=0)), "image_patch", "from 1 to image_size (8)"),
     "image_patch_above_image_size": (changed(lambda t: t.update(image_patch=9)), "image_patch", "not 9"),
+    "image_patch_without_images": (changed(lambda t: t.update(image_patch=4, tasks=t["tasks"][2:])
+                                           or t.pop("image_size")), "image_patch", "no task is an image task"),
 }
 
 

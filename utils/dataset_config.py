@@ -278,8 +278,10 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
            f"and not start with '.' (it names output files), not {cfg.name!r}")
     _check_one_of(cfg.train_augment, "train_augment", TRAIN_AUGMENTS, origin)
     _check_one_of(cfg.text_encoding, "text_encoding", TEXT_ENCODINGS, origin)
-    _check(cfg.image_patch is None or 1 <= cfg.image_patch <= cfg.image_size, origin, "image_patch",
-           f"must be from 1 to image_size ({cfg.image_size}), not {cfg.image_patch}")
+    if cfg.image_patch is not None:
+        _check(cfg.image_size >= 1, origin, "image_patch", "is set, but no task is an image task")
+        _check(1 <= cfg.image_patch <= cfg.image_size, origin, "image_patch",
+               f"must be from 1 to image_size ({cfg.image_size}), not {cfg.image_patch}")
     fraction = cfg.val_fraction
     _check(0 <= fraction < 1, origin, "val_fraction", f"must be from 0 up to (not including) 1, not {fraction}")
     _check(1 <= cfg.max_text_length <= MAX_TEXT_LENGTH, origin, "max_text_length",
