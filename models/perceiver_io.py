@@ -36,7 +36,11 @@ class PerceiverProfile:
     text_dim: int
     num_freq_bands: int = 6
     max_freq: float = 10.0
-    image_patch: int = 1    # side of the square of pixels one image token holds, unless the config sets one
+    image_patch: int = 1    # side of the square of pixels one image token holds
+
+    def patch_for(self, config_patch):
+        """The image patch a task reads with: its dataset config's `image_patch` when set, else the profile's."""
+        return self.image_patch if config_patch is None else config_patch
 
 
 PROFILES = {
@@ -206,7 +210,7 @@ class PerceiverIO(nn.Module):
         p = self.p
         if modality == "image":
             adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq,
-                                   adapter_config.get("image_patch", p.image_patch))
+                                   p.patch_for(adapter_config.get("image_patch")))
         elif modality == "text":
             adapter = TextAdapter(self.cross_kv_dim, adapter_config["vocab_size"],
                                   adapter_config["max_text_length"], p.text_dim)

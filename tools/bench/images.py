@@ -97,7 +97,7 @@ def main(args):
     if not tasks:
         raise UserError(f"Config {cfg.name} has no image task{' of those named' if args.tasks else ''}.")
     recipe = step_one_recipe(args.config, args.profile)
-    patches = args.patches or [cfg.image_patch or perceiver_io.PROFILES[args.profile].image_patch]
+    patches = args.patches or [perceiver_io.PROFILES[args.profile].patch_for(cfg.image_patch)]
     rows = []
     for task in tasks:
         # loaders count their passes to draw each epoch's order: every model starts from fresh ones
