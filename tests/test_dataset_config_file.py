@@ -268,10 +268,17 @@ def test_outputs_record_the_files_contents_so_an_edit_redoes_the_work(tmp_path, 
     path.write_text(MINIMAL.replace("num_classes = 2", "num_classes = 3"))
     edited = recorded_configs(str(path), tmp_path, monkeypatch)
     assert edited[0] != by_path[0] and len(set(edited)) == 1
-    assert get_config("demo").provenance_id == "demo"            # a built-in records its name, as before
-    assert get_config("cifar100").provenance_id == "cifar100"    # so does a built-in read from its shipped file
-    # ...and the one key of its file that shapes the model, once set
-    assert dataclasses.replace(get_config("cifar100"), image_patch=8).provenance_id == "cifar100:image_patch=8"
+    assert get_config("demo").provenance_id == "demo"            # the demo, built in code, records its name
+
+
+def test_a_shipped_config_file_is_recorded_by_its_contents_too(tmp_path, monkeypatch):
+    shipped = get_config("cifar100").provenance_id
+    assert shipped.startswith("cifar100@")
+    copy_of_file = tmp_path / "cifar100.toml"
+    copy_of_file.write_text(dataset_config.BUILT_IN_FILES["cifar100"].read_text().replace("0.1", "0.2", 1))
+    monkeypatch.setitem(dataset_config.BUILT_IN_FILES, "cifar100", copy_of_file)
+    edited = get_config("cifar100")
+    assert edited.name == "cifar100" and edited.provenance_id not in (shipped, "cifar100")
 
 
 # ---------------------------------------------------------------- the whole pipeline on a config-file dataset

@@ -52,7 +52,7 @@ class DatasetConfig:
     paired: dict[str, str] = field(default_factory=dict)
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
     val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
-    source_fingerprint: str = ""    # of the config file this config was read from ("" for a built-in)
+    source_fingerprint: str = ""    # of the config file this config was read from ("" for one built in code)
     image_patch: int | None = None  # side of the square of pixels one image token holds (None: the profile's)
 
     @property
@@ -61,13 +61,10 @@ class DatasetConfig:
 
     @property
     def provenance_id(self) -> str:
-        """How a run's settings record this config: a built-in by its name; a config file by its name and
-        its contents' fingerprint, so editing the file redoes the work that read it, and the same file
-        named by another path (or by name) does not."""
-        if self.source_fingerprint:
-            return f"{self.name}@{self.source_fingerprint}"
-        # a built-in is recorded by name, so the one key of its file that shapes the model is spelled out
-        return self.name if self.image_patch is None else f"{self.name}:image_patch={self.image_patch}"
+        """How a run's settings record this config: one built in code (the demo) by its name; one read from a
+        file, shipped or not, by its name and its contents' fingerprint, so editing the file redoes the work
+        that read it, and the same file named by another path (or by name) does not."""
+        return f"{self.name}@{self.source_fingerprint}" if self.source_fingerprint else self.name
 
     def task(self, key) -> TaskSpec:
         """The task with this 1-based id (int or digit string: a digit string is always an id) or folder name."""
@@ -250,7 +247,7 @@ TASK_KEYS = {
 def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConfig:
     """The config a .toml/.json file describes; a wrong or incomplete file is one UserError sentence
     naming the key and the file. Its roots are relative to the file's folder, or for a built-in to
-    `roots_under` (the data root), which also records the built-in by its name alone."""
+    `roots_under` (the data root)."""
     values = _read_keys(_parse(path), CONFIG_KEYS, path)
     name = values["name"] or (path.parent.name if path.name in CONFIG_FILES else path.stem)
     if roots_under is None:
@@ -267,7 +264,7 @@ def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConf
         vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
         related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
         prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
-        source_fingerprint=fingerprint(path) if roots_under is None else "", image_patch=values["image_patch"])
+        source_fingerprint=fingerprint(path), image_patch=values["image_patch"])
     return check_config(cfg, path)
 
 
