@@ -37,10 +37,16 @@ class PerceiverProfile:
     num_freq_bands: int = 6
     max_freq: float = 10.0
     image_patch: int = 1    # side of the square of pixels one image token holds
+    image_grid: int | None = None   # the most patches along an image's side (None: no limit)
 
-    def patch_for(self, config_patch):
-        """The image patch a task reads with: its dataset config's `image_patch` when set, else the profile's."""
-        return self.image_patch if config_patch is None else config_patch
+    def patch_for(self, config_patch, image_size):
+        """The image patch a task reads with: its dataset config's `image_patch` when set, else the profile's,
+        made larger for a large image until its side holds at most `image_grid` patches."""
+        if config_patch is not None:
+            return config_patch
+        if self.image_grid is None:
+            return self.image_patch
+        return max(self.image_patch, math.ceil(image_size / self.image_grid))
 
 
 PROFILES = {
@@ -48,7 +54,7 @@ PROFILES = {
                               latent_heads=8, latent_dim_head=64, ff_mult=4, dropout=0.1, text_dim=256),
     "demo": PerceiverProfile(num_latents=32, latent_dim=96, depth=2, cross_heads=1, cross_dim_head=64,
                              latent_heads=4, latent_dim_head=16, ff_mult=2, dropout=0.0, text_dim=32,
-                             image_patch=4),
+                             image_patch=4, image_grid=16),
 }
 
 
@@ -210,7 +216,7 @@ class PerceiverIO(nn.Module):
         p = self.p
         if modality == "image":
             adapter = ImageAdapter(self.cross_kv_dim, p.num_freq_bands, p.max_freq,
-                                   p.patch_for(adapter_config.get("image_patch")))
+                                   p.patch_for(adapter_config.get("image_patch"), adapter_config["image_size"]))
         elif modality == "text":
             adapter = TextAdapter(self.cross_kv_dim, adapter_config["vocab_size"],
                                   adapter_config["max_text_length"], p.text_dim)

@@ -12,7 +12,7 @@ from tests.test_models import CFG, images
 from utils.checkpoint import load_checkpoint, model_from_state, model_state, save_checkpoint
 
 BATCH = {"demo": 4, "paper": 2}   # the paper profile at a small batch keeps the test fast
-ADAPTER_CONFIG = {"vocab_size": CFG.vocab_size, "max_text_length": CFG.max_text_length}
+ADAPTER_CONFIG = {"image_size": CFG.image_size, "vocab_size": CFG.vocab_size, "max_text_length": CFG.max_text_length}
 
 
 def body(profile, modality, seed=0):

@@ -4,7 +4,7 @@
 
 For every image task of the config, the Perceiver IO at the profile trains as step 1 trains it (the
 profile's epochs, optimiser and lr from run_pickaback/common.sh, the config's validation split), once per
-image patch size in `--patches` (default: the config's `image_patch`, else the profile's). A three-layer
+image patch size in `--patches` (default: the one the pipeline uses, `PerceiverProfile.patch_for`). A three-layer
 CNN then trains on the same samples, with the same augmentation, for as long as the slowest of those runs
 took (Adam, its lr on a cosine over that time). The gap is the CNN's test accuracy minus the Perceiver's:
 how much the profile leaves on the table for a model of the images' own kind. Run with OMP_NUM_THREADS=1
@@ -41,7 +41,7 @@ def get_args_parser():
     p.add_argument("config", help=f"dataset config: {CONFIG_HELP}")
     p.add_argument("--profile", default="demo", choices=sorted(perceiver_io.PROFILES))
     p.add_argument("--patches", nargs="+", type=positive_int,
-                   help="image patch sizes (default: the config's image_patch, else the profile's)")
+                   help="image patch sizes (default: the one the pipeline uses)")
     p.add_argument("--tasks", nargs="+", help="image task names (default: every image task)")
     p.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED)
     return p
@@ -97,7 +97,7 @@ def main(args):
     if not tasks:
         raise UserError(f"Config {cfg.name} has no image task{' of those named' if args.tasks else ''}.")
     recipe = step_one_recipe(args.config, args.profile)
-    patches = args.patches or [perceiver_io.PROFILES[args.profile].patch_for(cfg.image_patch)]
+    patches = args.patches or [perceiver_io.PROFILES[args.profile].patch_for(cfg.image_patch, cfg.image_size)]
     rows = []
     for task in tasks:
         # loaders count their passes to draw each epoch's order: every model starts from fresh ones

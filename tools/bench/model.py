@@ -58,7 +58,7 @@ def masked_stepper(arch, profile):
 
 def plain_stepper(arch, profile):
     body = build_body(arch, profile, 1.0)
-    body.add_task_modules("second", "image", CLASSES, {}, 1.0)
+    body.add_task_modules("second", "image", CLASSES, {"image_size": IMAGE_SIZE}, 1.0)
     body.train()
     sgd = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=True)
 
