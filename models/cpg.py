@@ -37,7 +37,7 @@ class TaskInfo:
     modality: str
     num_classes: int
     width_mult: float
-    adapter_config: dict    # image_size, vocab_size, max_text_length (and image_patch if set) of its config
+    adapter_config: dict    # image_size, vocab_size, max_text_length of its config; a Perceiver image task's image_patch
 
 
 def build_body(arch, profile, width_mult, device=None):
@@ -121,8 +121,9 @@ class CPGModel(nn.Module):
                             f"(task '{task.name}'); use perceiver_io for text tasks.")
         adapter_config = {"image_size": int(cfg.image_size), "vocab_size": int(cfg.vocab_size),
                           "max_text_length": int(cfg.max_text_length)}
-        if cfg.image_patch is not None:   # else the profile's, as before the key existed
-            adapter_config["image_patch"] = int(cfg.image_patch)
+        if task.modality == "image" and self.arch == "perceiver_io":
+            # the patch the adapter reads with, saved so that a checkpoint rebuilds it whatever a later profile says
+            adapter_config["image_patch"] = int(self.body.p.patch_for(cfg.image_patch, cfg.image_size))
         info = TaskInfo(task.name, task.modality, int(task.num_classes), self.width_mult, adapter_config)
         start = (self.fresh_private.tensors() if self.active_task is None
                  else self._placed_private(self.active_task, self.fresh_private.tensors()))

@@ -140,7 +140,7 @@ def test_a_model_reads_images_with_its_profiles_patch():
     assert context.shape[1] == (32 // PROFILES["demo"].image_patch) ** 2
 
 
-def test_a_large_image_reads_larger_patches_in_the_demo_profile_only():
+def test_a_large_image_reads_larger_patches_in_the_demo_profile_only(monkeypatch):
     model = CPGModel.create("perceiver_io", "demo")
     model.add_task(spec(1, "big"), dataclasses.replace(CFG, image_size=128))
     model.add_task(spec(2, "small"), dataclasses.replace(CFG, image_size=16))
@@ -148,6 +148,9 @@ def test_a_large_image_reads_larger_patches_in_the_demo_profile_only():
     assert model.body.adapters["big"](big)[0].shape[1] == PROFILES["demo"].image_grid ** 2     # 16 x 16 patches
     small = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     assert model.body.adapters["small"](small)[0].shape[1] == (16 // PROFILES["demo"].image_patch) ** 2
+    assert model_from_state(model_state(model)).body.adapters["big"](big)[0].shape[1] == 16 * 16
+    # the patch is saved with the task: a later profile that reads large images otherwise rebuilds the same adapter
+    monkeypatch.setitem(PROFILES, "demo", dataclasses.replace(PROFILES["demo"], image_grid=None))
     assert model_from_state(model_state(model)).body.adapters["big"](big)[0].shape[1] == 16 * 16
     assert PROFILES["paper"].patch_for(None, 224) == 1     # the original's one token per pixel, at any size
     assert PROFILES["demo"].patch_for(7, 224) == 7         # a config's own patch wins

@@ -7,7 +7,7 @@ import torch
 
 from conftest import BASELINE_EPOCHS, ok, python, script_env
 from utils import paths
-from utils.checkpoint import load_checkpoint, load_model
+from utils.checkpoint import load_checkpoint, load_model, save_checkpoint
 from utils.provenance import why_stale
 
 TASK = "shapes_clean"     # demo task 1, trained by the baseline_outputs fixture
@@ -115,6 +115,16 @@ def test_step_2_1_takes_step_1s_run_and_it_is_the_same_model(out, small_demo_roo
 
 def test_step_2_1_trains_when_its_settings_differ_from_step_1(out, small_demo_root, tmp_path):
     proc = finetune(script_env(out, small_demo_root), tmp_path / "t", "--lr", "0.05")
+    assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
+
+
+def test_step_2_1_trains_when_step_1s_model_is_of_other_profile_sizes(out, small_demo_root, tmp_path):
+    """A step 1 checkpoint of an older profile (here: before the image grid existed) is another model."""
+    path = baseline_checkpoint(out)
+    payload = load_checkpoint(path)
+    del payload["provenance"]["settings"]["profile_sizes"]["image_grid"]
+    save_checkpoint(path, payload)
+    proc = finetune(script_env(out, small_demo_root), tmp_path / "t")
     assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
 
 
