@@ -21,3 +21,8 @@ def test_the_images_benchmark_refuses_a_config_without_the_named_image_task(smal
     proc = python("-m", "tools.bench.images", "demo", "--tasks", "shapes_captions",
                   env=script_env(tmp_path, small_demo_root))
     assert proc.returncode == 1 and "has no image task of those named" in proc.stderr
+
+
+def test_the_images_benchmark_refuses_a_patch_larger_than_the_images(small_demo_root, tmp_path):
+    proc = python("-m", "tools.bench.images", "demo", "--patches", "4", "33", env=script_env(tmp_path, small_demo_root))
+    assert proc.returncode == 1 and "--patches 33 is larger than the config's image_size (32)" in proc.stderr

@@ -168,6 +168,8 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "image_patch_above_image_size": (changed(lambda t: t.update(image_patch=9)), "image_patch", "not 9"),
     "image_patch_without_images": (changed(lambda t: t.update(image_patch=4, tasks=t["tasks"][2:])
                                            or t.pop("image_size")), "image_patch", "no task is an image task"),
+    "image_patch_with_image_size_but_no_images": (changed(lambda t: t.update(image_patch=4, tasks=t["tasks"][2:])),
+                                                  "image_patch", "no task is an image task"),
 }
 
 

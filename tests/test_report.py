@@ -118,6 +118,20 @@ def write_results(rows, seed=paths.DEFAULT_SEED):
         csv.writer(f).writerows([RESULT_FIELDS, *rows])
 
 
+def test_results_table_replaces_its_archs_rows_and_keeps_another_archs(out_root, monkeypatch):
+    from tools import results_table
+    paths.output_root().mkdir(parents=True, exist_ok=True)
+    first, second = list(TARGET_RESULTS)[:2]
+    lenet = results_row(first)
+    lenet[RESULT_FIELDS.index("arch")] = "lenet5"
+    write_results([results_row(first), results_row(second), lenet])
+    monkeypatch.setattr(results_table, "result_rows", lambda cfg, arch, seed: ([], [first, second]))  # none trained
+    results_table.write_results(CFG, ARCH)
+    with open(paths.results_csv("demo", paths.DEFAULT_SEED), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == RESULT_FIELDS and rows[1:] == [[str(cell) for cell in lenet]]
+
+
 def write_step3_2():
     """Step 3-2's results file, and a train.log whose text contradicts it: the report must not read the log."""
     write_results([results_row(t) for t in TARGET_RESULTS])

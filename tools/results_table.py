@@ -20,7 +20,7 @@ from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.records import write_csv_atomic
-from utils.results import RESULT_FIELDS, read_baselines, read_distances, read_selections
+from utils.results import RESULT_FIELDS, read_baselines, read_csv_rows, read_distances, read_selections
 from utils_pickaback.ranking import ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                selection_figures)
@@ -158,10 +158,13 @@ def cell(value):
 
 
 def write_results(cfg, arch, seed=paths.DEFAULT_SEED):
-    """Write results_<cfg>.csv of one run (replacing the file: one row per target); (path, rows, missing)."""
+    """Write `arch`'s rows of results_<cfg>.csv (one per target, replacing its earlier ones; another arch's rows
+    are kept as they are); (path, rows, missing)."""
     rows, missing = result_rows(cfg, arch, seed)
     path = paths.results_csv(cfg.name, seed)
-    write_csv_atomic(path, RESULT_FIELDS, [[cell(row[key]) for key in RESULT_FIELDS] for row in rows])
+    others = [[row[key] for key in RESULT_FIELDS] for row in read_csv_rows(path, RESULT_FIELDS, "tools.results_table")
+              if row["arch"] != arch]
+    write_csv_atomic(path, RESULT_FIELDS, others + [[cell(row[key]) for key in RESULT_FIELDS] for row in rows])
     return path, rows, missing
 
 

@@ -276,7 +276,8 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
     _check_one_of(cfg.train_augment, "train_augment", TRAIN_AUGMENTS, origin)
     _check_one_of(cfg.text_encoding, "text_encoding", TEXT_ENCODINGS, origin)
     if cfg.image_patch is not None:
-        _check(cfg.image_size >= 1, origin, "image_patch", "is set, but no task is an image task")
+        has_images = any(task.modality == "image" for task in cfg.tasks)
+        _check(has_images, origin, "image_patch", "is set, but no task is an image task")
         _check(1 <= cfg.image_patch <= cfg.image_size, origin, "image_patch",
                f"must be from 1 to image_size ({cfg.image_size}), not {cfg.image_patch}")
     fraction = cfg.val_fraction

@@ -98,6 +98,8 @@ def main(args):
         raise UserError(f"Config {cfg.name} has no image task{' of those named' if args.tasks else ''}.")
     recipe = step_one_recipe(args.config, args.profile)
     patches = args.patches or [perceiver_io.PROFILES[args.profile].patch_for(cfg.image_patch, cfg.image_size)]
+    if max(patches) > cfg.image_size:
+        raise UserError(f"--patches {max(patches)} is larger than the config's image_size ({cfg.image_size}).")
     rows = []
     for task in tasks:
         # loaders count their passes to draw each epoch's order: every model starts from fresh ones
