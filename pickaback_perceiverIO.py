@@ -23,8 +23,8 @@ from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, candidate_c
                                               logits_and_features, untrained_twin)
 from utils import paths
 from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
-from utils.cli import (ArgumentParser, add_arch_arg, fraction, non_negative_int, positive_even_int, positive_float,
-                       seed_int)
+from utils.cli import (ArgumentParser, add_arch_arg, arch_reads, fraction, non_negative_int, positive_even_int,
+                       positive_float, seed_int)
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import fingerprint, settings_of, why_stale
@@ -104,7 +104,7 @@ def get_args_parser():
 
 def select_tasks(cfg, keys, arch):
     """The tasks named by `keys` (ids or names, or 'all': every task `arch` can read)."""
-    usable = [t for t in cfg.tasks if arch != "lenet5" or t.modality == "image"]
+    usable = [t for t in cfg.tasks if arch_reads(arch, t)]
     if keys == ["all"]:
         return usable
     tasks = [cfg.task(k) for k in keys]
@@ -430,7 +430,8 @@ def main(args):
                 print(f"DDV euc-cos [{candidate.task_id} => {target.task_id}] {r['ddv_euc']:.5f}")
         # saved now, not at the end: a run stopped at a later target keeps this one's distances
         save_target(cfg, args.seed, target.task_id, records, provenances,
-                    ranking={"score": args.score, "select": args.select, "candidates": sorted(records)})
+                    ranking={"score": args.score, "select": args.select, "candidates": sorted(records),
+                             "arch": args.arch})
     picks, groups = save_selections(cfg, args.seed, correct_hubs=args.hubs == "correct")
     label = {"modeldiff": "euc", "modeldiff_cos": "cos"}.get(args.score, args.score)
     for target in targets:

@@ -19,8 +19,8 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import provenance
-from utils.results import require_selections
 from utils.train import seed_everything
+from utils_pickaback.ranking import picks_for
 
 
 def get_args_parser():
@@ -79,7 +79,8 @@ def main(args):
     cfg = get_config(args.dataset_config)
     csv_path = Path(args.csv_path) if args.csv_path else paths.pickaback_result_csv(cfg.name, args.seed)
     wanted = None if args.target_id == ["all"] else {cfg.task(k).task_id for k in args.target_id}
-    pairs = parse_pairs(args.pairs) if args.pairs else sorted(require_selections(csv_path).items())
+    targets = wanted if wanted is not None else {task.task_id for task in cfg.tasks}
+    pairs = parse_pairs(args.pairs) if args.pairs else sorted(picks_for(csv_path, args.arch, targets).items())
     for target_id, task_id in pairs:
         if wanted is not None and target_id not in wanted:
             continue

@@ -27,8 +27,8 @@ from utils.cli import ArgumentParser, non_negative_float, positive_float, positi
 from utils.dataset_config import REPO_ROOT  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.ray_jobs import Job, failure_sentence, run_dag  # noqa: E402
-from utils.results import read_selections  # noqa: E402
 from utils.step_settings import resolved_settings  # noqa: E402
+from utils_pickaback.ranking import picks_for  # noqa: E402
 
 STEP_SCRIPTS = {"1": "baseline", "2-1": "wo_backbone", "2-2": "select_pruning_ratio_of_backbone", "4": "transfer_kv"}
 
@@ -102,7 +102,7 @@ class RayRun:
                         [f"step 4 task {target}"])
 
     def backbone_of(self, target):
-        picks = read_selections(paths.pickaback_result_csv(self.cfg_name, self.seed))
+        picks = picks_for(paths.pickaback_result_csv(self.cfg_name, self.seed), self.arch, {int(target)})
         if int(target) not in picks:
             raise UserError(f"Step 3-1 wrote no backbone for target {target}.")
         return str(picks[int(target)])

@@ -6,7 +6,7 @@
 # Usage: [UNTRAINED=0] bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-picks=$("$PY" -m tools.task_info "$CFG" --selections --seed "$SEED")   # says so when step 3-1 has not run
+picks=$("$PY" -m tools.task_info "$CFG" --selections --arch "$ARCH" --seed "$SEED")   # says so when step 3-1 has not run
 wanted=" $(task_ids) "
 
 pairs=()

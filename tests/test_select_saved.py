@@ -1,12 +1,15 @@
 """Step 3-1 saving (pickaback_perceiverIO.save_target), in process on generated files: the fake checkpoints are
 only fingerprinted, and a recomputation's distances come from a stub."""
 import json
+import os
 
 import pytest
 
 import pickaback_perceiverIO as step
+from conftest import python
 from utils import paths
 from utils.dataset_config import get_config
+from utils.errors import UserError
 from utils_pickaback import ranking
 
 CFG = get_config("demo")
@@ -93,11 +96,29 @@ def test_the_score_and_rule_each_target_was_ranked_by_are_recorded(root):
     step.main(arguments("2", "3", "4", extra=("--score", "logme")))
     assert (root / "pickaback_demo_result.csv").read_text().splitlines() == ["target_id,task_id", "1,2"]
     ranking = json.loads((root / "pickaback_demo_result.json").read_text())
-    assert ranking == {"1": {"score": "logme", "select": "similar", "candidates": [2, 3, 4]}}
+    assert ranking == {"1": {"score": "logme", "select": "similar", "candidates": [2, 3, 4], "arch": "perceiver_io"}}
     step.main(arguments("3", "4", extra=("--select", "dissimilar")))
     ranking = json.loads((root / "pickaback_demo_result.json").read_text())
-    assert ranking == {"1": {"score": "modeldiff", "select": "dissimilar", "candidates": [3, 4]}}
+    assert ranking == {"1": {"score": "modeldiff", "select": "dissimilar", "candidates": [3, 4],
+                             "arch": "perceiver_io"}}
     assert (root / "pickaback_demo_result.csv").read_text().splitlines()[1] == "1,4"
+
+
+def test_steps_4_and_3_2_refuse_picks_that_step_3_1_made_with_another_arch(root):
+    """The result CSV is one per config: after step 3-1 with ARCH=lenet5, the Perceiver's steps must not train on it."""
+    result_csv = root / "pickaback_demo_result.csv"
+    assert ranking.picks_for(result_csv, "perceiver_io", {1}) == {1: 2}
+    sidecar = ranking.rankings_json(result_csv)
+    sidecar.write_text(json.dumps({"1": {**json.loads(sidecar.read_text())["1"], "arch": "lenet5"}}))
+    with pytest.raises(UserError, match=r"holds lenet5's picks for targets 1, not perceiver_io's: run step 3-1 .* "
+                                        r"with ARCH=perceiver_io first"):
+        ranking.picks_for(result_csv, "perceiver_io", {1})
+    assert ranking.picks_for(result_csv, "lenet5", {1}) == {1: 2}
+    assert ranking.picks_for(result_csv, "perceiver_io", {3}) == {}     # a target it does not train is not judged
+    transfer = python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", env=dict(os.environ))
+    assert transfer.returncode == 1 and "holds lenet5's picks for targets 1" in transfer.stderr
+    info = python("-m", "tools.task_info", "demo", "--selections", env=dict(os.environ))
+    assert info.returncode == 1 and "holds lenet5's picks for targets 1" in info.stderr
 
 
 # Candidate 4 is the closest to each of the image targets 1-3; each target also has a candidate close to it alone

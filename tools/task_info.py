@@ -11,11 +11,11 @@
     python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes --training_seed 3   # its repeat
     python -m tools.task_info demo --selections        # -> "<target id> <backbone id>" per line of step 3-1's picks
 """
-from utils.cli import ArgumentParser, seed_int
+from utils.cli import ArgumentParser, arch_reads, seed_int
 from utils.dataset_config import CONFIG_HELP, MODALITIES, get_config
 from utils.errors import UserError, run_main
 from utils import paths
-from utils.results import require_selections
+from utils_pickaback.ranking import picks_for
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 # --path: each kind from the arguments (arch, task, backbone, seed) and the config, as utils/paths.py lays it out
@@ -58,7 +58,7 @@ def get_args_parser():
                              "transfer control's CONTROL_SEEDS)")
     parser.add_argument("--selections", action="store_true",
                         help="print step 3-1's picks, '<target id> <backbone id>' per line")
-    parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on, --path")
+    parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on, --path, --selections")
     parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="with --transfer_on, --path, "
                                                                                   "--selections")
     return parser
@@ -77,7 +77,8 @@ def main(args):
         print(PATHS[args.path](args, cfg))
         return 0
     if args.selections:
-        selections = require_selections(paths.pickaback_result_csv(cfg.name, args.seed))
+        targets = {task.task_id for task in cfg.tasks if arch_reads(args.arch, task)}
+        selections = picks_for(paths.pickaback_result_csv(cfg.name, args.seed), args.arch, targets)
         print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
         return 0
     if args.list:

@@ -96,6 +96,11 @@ def add_common_args(p):
     return p
 
 
+def arch_reads(arch, task) -> bool:
+    """Whether `arch` has a model of `task`'s modality (LeNet-5 reads images only)."""
+    return arch != "lenet5" or task.modality == "image"
+
+
 def resolve_task(cfg, key, args):
     """The TaskSpec named by `key` (name or 1-based id), checked against --num_classes/--modality/--arch."""
     task = cfg.task(key)
@@ -105,6 +110,6 @@ def resolve_task(cfg, key, args):
     if args.modality and args.modality != task.modality:
         raise UserError(f"--modality {args.modality} contradicts the config: task {task.name} is a "
                         f"{task.modality} task.")
-    if args.arch == "lenet5" and task.modality != "image":
+    if not arch_reads(args.arch, task):
         raise UserError(f"lenet5 reads images only, and task {task.name} is a text task; use --arch perceiver_io.")
     return task

@@ -11,10 +11,11 @@ selection by the values that made it.
 import math
 from pathlib import Path
 
+from utils.cli import ARCHS
 from utils.dataset_config import MODALITIES
 from utils.errors import UserError
 from utils.records import read_json_record
-from utils.results import read_distances
+from utils.results import read_distances, require_selections
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -53,7 +54,7 @@ def rank_candidates(distances, select="similar"):
 
 # How a target without a record was ranked: step 3-1's defaults before it recorded them, over every pair of its table.
 # "hubs": the targets whose values were corrected together for hubness (hub_corrected), or None.
-DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": None}
+DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": None, "arch": None}
 # A hub is corrected only in a modality of at least this many targets: two agreeing picks are no evidence of one.
 HUB_MIN_TARGETS = 3
 # How many of its nearest targets measure how close a candidate is to targets in general (CSLS's K).
@@ -72,11 +73,26 @@ def read_rankings(result_csv):
     rankings = {}
     for key, ranking in read_json_record(path).items():
         if not (key.isdigit() and isinstance(ranking, dict) and ranking.get("score") in SCORES
-                and ranking.get("select") in SELECT_RULES and isinstance(ranking.get("hubs") or [], list)):
+                and ranking.get("select") in SELECT_RULES and isinstance(ranking.get("hubs") or [], list)
+                and ranking.get("arch") in (None, *ARCHS)):
             raise UserError(f"{path} holds no score and rule for target {key!r}; delete it and re-run "
                             f"run_pickaback/find_backbone.sh (it re-ranks the saved distances).")
         rankings[int(key)] = {**DEFAULT_RANKING, **ranking}
     return rankings
+
+
+def picks_for(result_csv, arch, targets):
+    """Step 3-1's picks of those of `targets` that have one ({target id: backbone id}), for `arch`'s steps 4 and 3-2.
+    The result CSV is one per config, as in the original, so the arch whose step 3-1 ran last holds it: a pick
+    ranked with another arch's models is one UserError sentence, not that arch's backbone trained on silently."""
+    picks = {t: b for t, b in require_selections(result_csv).items() if t in targets}
+    rankings = read_rankings(result_csv)
+    other = sorted(t for t in picks if rankings.get(t, DEFAULT_RANKING)["arch"] not in (None, arch))
+    if other:
+        archs = " and ".join(sorted({rankings[t]["arch"] for t in other}))
+        raise UserError(f"{result_csv} holds {archs}'s picks for targets {' '.join(map(str, other))}, not {arch}'s: "
+                        f"run step 3-1 (run_pickaback/find_backbone.sh) with ARCH={arch} first.")
+    return picks
 
 
 def ranked_pairs(values, rankings):
