@@ -123,7 +123,7 @@ def prepare_model(args, cfg, task, start):
     """The model to train: the start checkpoint (or a fresh model), at the asked width, with the task active."""
     width = args.network_width_multiplier
     if start:
-        model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg.name)
+        model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg)
     else:
         model = CPGModel.create(args.arch, args.profile, width)
     if model.width_mult < width:
@@ -211,7 +211,7 @@ def reuse_baseline(run, model, loaders, device):
 def finetune(run, cfg, task, device, loaders):
     args = run.args
     if run.reuse:
-        model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg.name)[0].to(device)
+        model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg)[0].to(device)
         val_acc, train_acc = reuse_baseline(run, model, loaders, device)
     else:
         model = prepare_model(args, cfg, task, run.start).to(device)
@@ -264,7 +264,7 @@ def prune(run, cfg, task, device, loaders):
 
 
 def prepare_model_for_pruning(args, task, start, cfg):
-    model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg.name)
+    model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg)
     if task.name not in model.task_names or model.task_names[-1] != task.name:
         raise UserError(f"The checkpoint {start} was not trained last on task {task.name}; "
                         f"only the newest task of a checkpoint can be pruned.")
@@ -274,7 +274,7 @@ def prepare_model_for_pruning(args, task, start, cfg):
 
 def inference(args, cfg, task, device, loaders):
     source = Path(args.load_checkpoint) if args.load_checkpoint else folder_checkpoint(args.load_folder or args.save_folder)
-    model, _ = load_model(source, expect_arch=args.arch, expect_config=cfg.name)
+    model, _ = load_model(source, expect_arch=args.arch, expect_config=cfg)
     if task.name not in model.task_names:
         raise UserError(f"{source} holds no task {task.name}; it holds {', '.join(model.task_names)}.")
     view = model.task_view(task.name).to(device)
@@ -322,7 +322,7 @@ def same_run_baseline(args, cfg, task, settings, data):
     path = paths.checkpoint_file(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed), args.epochs)
     if not path.is_file():
         return None
-    payload = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg.name)
+    payload = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg)
     made_by = payload.get("provenance", {}).get("settings", {})
     if "train_accuracy" not in payload or any(made_by.get(k) != settings[k] for k in SAME_RUN_SETTINGS):
         return None

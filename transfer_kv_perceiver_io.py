@@ -61,7 +61,7 @@ def transfer(cfg, arch, target, backbone, seed, force=False):
     reason = "--force" if force else why_redo(out, wanted)
     if reason is None:
         return out, "unchanged, kept"
-    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
+    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg)
     if model.task_names[-1] != backbone.name:
         raise UserError(f"{chosen} is not a backbone checkpoint of {backbone.name}.")
     if target.name in model.task_names:

@@ -18,7 +18,7 @@ def build_baseline(arch, profile, cfg, task):
 def load_baseline(folder, cfg, task, arch=None):
     """The saved baseline of `task`, validated against the config (refused with one sentence otherwise)."""
     path = folder_checkpoint(folder)   # step 1 keeps exactly one checkpoint per task
-    model, payload = load_model(path, expect_arch=arch, expect_config=cfg.name)
+    model, payload = load_model(path, expect_arch=arch, expect_config=cfg)
     if model.task_names != [task.name]:
         raise UserError(f"{path} is the baseline of {', '.join(model.task_names)}, not of {task.name}.")
     return model, payload

@@ -37,7 +37,7 @@ def load_candidate_model(cfg, task, arch, seed, compared):
     if compared == "baseline":
         return load_task_model(cfg, task, arch, seed)
     path = candidate_checkpoint(cfg, task, arch, seed, compared)
-    model, _ = load_model(path, expect_arch=arch, expect_config=cfg.name)
+    model, _ = load_model(path, expect_arch=arch, expect_config=cfg)
     if model.task_names[-1] != task.name:
         raise UserError(f"{path} is not a backbone checkpoint of {task.name}.")
     return model

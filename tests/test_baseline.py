@@ -36,7 +36,7 @@ def test_checkpoint_and_accuracy_entry_reproduce(baseline_outputs, demo_cfg, mon
     acc_file = baseline_outputs / "logs_perceiver_io" / "baseline_demo_acc.txt"
     record = json.loads(acc_file.read_text())
     assert re.fullmatch(r"0\.\d{4}|1\.0000", record[task.name]), record
-    model, payload = load_model(ckpt, expect_arch="perceiver_io", expect_config="demo")
+    model, payload = load_model(ckpt, expect_arch="perceiver_io", expect_config=demo_cfg)
     assert model.task_names == [task.name]
     assert payload["epoch"] == BASELINE_EPOCHS
     _, val_loader, _ = task_loaders(demo_cfg, task, batch_size=32, val_batch_size=100, val_fraction=demo_cfg.val_fraction,

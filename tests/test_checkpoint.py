@@ -1,4 +1,6 @@
 """Checkpoint files: exact round trip, atomic write, and refusal of corrupt, unsafe or mismatched files."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ from models.cpg import CPGModel
 from tests.test_cpg import text_batch, train_steps
 from tests.test_models import CFG, images, spec
 from utils.checkpoint import load_checkpoint, model_from_state, model_state, save_checkpoint
+from utils.dataset_config import get_config
 from utils.errors import UserError
 
 
@@ -46,7 +49,7 @@ def test_round_trip_is_exact(tmp_path):
     path = tmp_path / "run" / "checkpoint-3.pth.tar"
     save_checkpoint(path, payload(model))
     assert [p.name for p in path.parent.iterdir()] == [path.name]   # no temp file left behind
-    loaded = load_checkpoint(path, expect_arch="perceiver_io", expect_config="demo")
+    loaded = load_checkpoint(path, expect_arch="perceiver_io", expect_config=get_config("demo"))
     rebuilt = model_from_state(loaded["model"])
     assert_same(model_state(rebuilt), model_state(model))
     assert rebuilt.task_names == ["img", "txt"] and rebuilt.active_task == "txt"
@@ -122,7 +125,21 @@ def test_arch_and_config_mismatch_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="c.pth.tar"):
         load_checkpoint(path, expect_arch="perceiver_io")
     with pytest.raises(UserError, match="c.pth.tar"):
-        load_checkpoint(path, expect_config="cifar100")
+        load_checkpoint(path, expect_config=get_config("cifar100"))
+
+
+def test_a_checkpoint_of_another_version_of_its_config_is_a_user_error(tmp_path):
+    """Its config file edited since (e.g. its normalisation): a model of other inputs, refused in one sentence."""
+    model = CPGModel.create("lenet5", "demo")
+    model.add_task(spec(1, "a"), CFG)
+    cfg = get_config("cifar100")
+    made_with = {"settings": {"dataset_config": cfg.provenance_id}, "inputs": {}}
+    path = tmp_path / "c.pth.tar"
+    save_checkpoint(path, payload(model, config="cifar100", provenance=made_with))
+    assert load_checkpoint(path, expect_config=cfg)["config"] == "cifar100"
+    edited = dataclasses.replace(cfg, source_fingerprint="0" * 16)
+    with pytest.raises(UserError, match=r"c.pth.tar was made with another version of dataset config 'cifar100'"):
+        load_checkpoint(path, expect_config=edited)
 
 
 def test_model_state_that_does_not_fit_is_a_user_error():

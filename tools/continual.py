@@ -81,7 +81,7 @@ def evaluate_step(args):
     if row is not None and row["fingerprint"] == made:
         print(f"R after {after.name}: unchanged, kept.")
         return 0
-    model, _ = load_model(checkpoint, expect_arch=args.arch, expect_config=cfg.name)
+    model, _ = load_model(checkpoint, expect_arch=args.arch, expect_config=cfg)
     evaluator = Evaluator(cfg, args.arch, model.profile, args.seed)
     accuracies = {t.name: evaluator.accuracy(model, t) for t in tasks[:position + 1]}
     if position + 1 < len(tasks):
@@ -135,14 +135,14 @@ def sequence_row(folder, scratch):
 def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
     """The two-task sequence (backbone, target) of one step-3-2 or control run, as sequence_row's figures."""
     chosen, _ = load_model(paths.chosen_backbone(arch, cfg.name, backbone.name, seed), expect_arch=arch,
-                           expect_config=cfg.name)
-    final, _ = load_model(paths.folder_checkpoint(run_folder / "scratch"), expect_arch=arch, expect_config=cfg.name)
+                           expect_config=cfg)
+    final, _ = load_model(paths.folder_checkpoint(run_folder / "scratch"), expect_arch=arch, expect_config=cfg)
     outcome = read_outcome(run_folder / "scratch")
     start = chosen
     if outcome and outcome.get("start"):
         start_path = Path(outcome["start"]["path"])
         start, _ = load_model(start_path if start_path.is_absolute() else paths.output_root() / start_path,
-                              expect_arch=arch, expect_config=cfg.name)
+                              expect_arch=arch, expect_config=cfg)
     R = [[evaluator.accuracy(chosen, backbone), evaluator.before_learning(start, target)],
          [evaluator.accuracy(final, backbone), evaluator.accuracy(final, target)]]
     acc, bwt, fwt = cl_figures(R, [None, evaluator.at_random_init(target)])

@@ -69,7 +69,7 @@ def backbone_before(cfg, arch, backbone, seed, evaluator):
     """(the backbone task's outputs in the checkpoint its targets started from (step 2-2's choice), the validation
     share its run used)."""
     chosen = paths.chosen_backbone(arch, cfg.name, backbone.name, seed)
-    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg.name)
+    model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg)
     val_fraction = recorded_val_fraction(payload)
     return evaluator.outputs(model, backbone, val_fraction), val_fraction
 
@@ -86,7 +86,7 @@ def untrained_result(cfg, arch, seed, target, start):
     folder = paths.target_dir(arch, cfg.name, UNTRAINED, target.name, seed) / "scratch"
     if start is None or not folder.is_dir():
         return None
-    _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg)
     if started_from(payload) != start:
         return None
     return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
@@ -97,7 +97,7 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator):
     (on the same samples as `before`, (outputs, validation share))."""
     before, val_fraction = before
     folder = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
-    model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg.name)
+    model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg)
     after = evaluator.outputs(model, backbone, val_fraction)
     model.set_active_task(target.name)
     result = {"final_width": model.tasks[target.name].width_mult,

@@ -57,7 +57,9 @@ def _write_failure(err, path):
 
 
 def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
-    """Read a checkpoint on CPU; UserError (naming the file) if missing, corrupt, unsafe or mismatched."""
+    """Read a checkpoint on CPU; UserError (naming the file) if missing, corrupt, unsafe or mismatched: another
+    arch than `expect_arch`, another dataset config than `expect_config` (a DatasetConfig), or another version of
+    it (its file edited since the checkpoint was made: a model of other normalisation, patches or split)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Checkpoint {path} does not exist.")
@@ -75,10 +77,19 @@ def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
             raise UserError(f"Checkpoint {path} lacks the entry '{key}'.")
     if expect_arch is not None and payload["arch"] != expect_arch:
         raise UserError(f"Checkpoint {path} holds a {payload['arch']} model, not the expected {expect_arch}.")
-    if expect_config is not None and payload.get("config") != expect_config:
-        raise UserError(f"Checkpoint {path} was trained on dataset config '{payload.get('config')}', "
-                        f"not '{expect_config}'.")
+    if expect_config is not None:
+        _check_made_with(path, payload, expect_config)
     return payload
+
+
+def _check_made_with(path, payload, cfg):
+    if payload.get("config") != cfg.name:
+        raise UserError(f"Checkpoint {path} was trained on dataset config '{payload.get('config')}', not '{cfg.name}'.")
+    made_with = (payload.get("provenance") or {}).get("settings", {}).get("dataset_config")
+    if made_with is not None and made_with != cfg.provenance_id:
+        raise UserError(f"Checkpoint {path} was made with another version of dataset config '{cfg.name}' ({made_with}, "
+                        f"now {cfg.provenance_id}); re-run the step that made it, and the steps after it, for this "
+                        f"version.")
 
 
 NOT_MADE = "not made yet"

@@ -166,7 +166,7 @@ class StageState:
         if not self.path.is_file():
             return None
         try:
-            model, payload = load_model(self.path, expect_config=self.config_name)
+            model, payload = load_model(self.path)     # its provenance, below, names the config it was made with
         except UserError as err:     # a corrupt state file costs its epochs, never the stage
             console_info(f"Not resuming from {self.path}, which cannot be read ({err}); training from the start.")
             return None
