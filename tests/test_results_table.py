@@ -160,6 +160,16 @@ def test_no_selection_is_one_sentence(demo_cfg, tmp_path, monkeypatch):
         write_results(demo_cfg, ARCH)
 
 
+def test_lenet_is_not_held_to_the_picks_of_text_targets(demo_cfg, tmp_path, monkeypatch):
+    """LeNet-5 reads images only: picks of text targets (here the only ones) are no selection of its."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    text_targets = [t.task_id for t in demo_cfg.tasks if t.modality == "text"][:2]
+    picks = "".join(f"{t},{t + 1}\n" for t in text_targets)
+    paths.pickaback_result_csv("demo").write_text("target_id,task_id\n" + picks)
+    with pytest.raises(UserError, match="holds no selection"):
+        write_results(demo_cfg, "lenet5")
+
+
 def test_the_backbone_is_evaluated_on_the_validation_split_its_run_used(fabricated_run):
     """A pipeline run with --val_fraction 0.5: the backbone's validation figures come from that split, not the
     config's."""

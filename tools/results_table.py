@@ -15,13 +15,13 @@ import torch
 
 from utils import paths
 from utils.checkpoint import load_model
-from utils.cli import ArgumentParser, add_arch_arg, seed_int
+from utils.cli import ArgumentParser, add_arch_arg, arch_reads, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.records import write_csv_atomic
-from utils.results import RESULT_FIELDS, read_baselines, read_csv_rows, read_distances, read_selections
-from utils_pickaback.ranking import ranked_pairs, read_rankings
+from utils.results import RESULT_FIELDS, read_baselines, read_csv_rows, read_distances
+from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                selection_figures)
 
@@ -117,10 +117,13 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator):
 
 
 def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
-    """(rows of results_<cfg>.csv as dicts, ids of the selected targets step 3-2 has not trained yet)."""
-    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    """(rows of results_<cfg>.csv as dicts, ids of the selected targets `arch` reads that step 3-2 has not trained
+    yet)."""
+    result_csv = paths.pickaback_result_csv(cfg.name, seed)
+    readable = {task.task_id for task in cfg.tasks if arch_reads(arch, task)}
+    selections = picks_for(result_csv, arch, readable) if result_csv.exists() else {}
     if not selections:
-        raise UserError(f"{paths.pickaback_result_csv(cfg.name, seed)} holds no selection; run the pipeline "
+        raise UserError(f"{result_csv} holds no selection; run the pipeline "
                         f"(run_pickaback/quickstart.sh) first.")
     scratch = {"val": read_baselines(paths.baseline_acc_file(arch, cfg.name, seed)),
                "test": read_baselines(paths.baseline_test_acc_file(arch, cfg.name, seed))}
