@@ -20,7 +20,7 @@ from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.records import write_csv_atomic
-from utils.results import RESULT_FIELDS, read_baselines, read_csv_rows, read_distances
+from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                selection_figures)
@@ -165,7 +165,7 @@ def write_results(cfg, arch, seed=paths.DEFAULT_SEED):
     are kept as they are); (path, rows, missing)."""
     rows, missing = result_rows(cfg, arch, seed)
     path = paths.results_csv(cfg.name, seed)
-    others = [[row[key] for key in RESULT_FIELDS] for row in read_csv_rows(path, RESULT_FIELDS, "tools.results_table")
+    others = [[row[key] for key in RESULT_FIELDS] for row in read_csv_rows(path, RESULT_FIELDS, RESULTS_TABLE)
               if row["arch"] != arch]
     write_csv_atomic(path, RESULT_FIELDS, others + [[cell(row[key]) for key in RESULT_FIELDS] for row in rows])
     return path, rows, missing

@@ -12,6 +12,8 @@ from utils.records import read_json_record
 STEP_1 = "run_pickaback/baseline.sh"
 STEP_2_1 = "run_pickaback/wo_backbone.sh"
 STEP_2_2 = "run_pickaback/select_pruning_ratio_of_backbone.sh"
+STEP_3_1 = "run_pickaback/find_backbone.sh"
+RESULTS_TABLE = "python -m tools.results_table"
 CHOSEN_FILE = "chosen.json"      # step 2-2's choice: which checkpoint of gradual_prune/ is the backbone
 OUTCOME_FILE = "outcome.json"    # a training stage's result beside its checkpoint (CPG_MM_main_normal.py)
 
@@ -140,18 +142,15 @@ def read_outcome(folder):
 
 def read_selections(path):
     """Step 3-1: target id -> selected backbone task id (1-based ids)."""
-    rows = read_csv_rows(path, ["target_id", "task_id"], "run_pickaback/find_backbone.sh")
+    rows = read_csv_rows(path, ["target_id", "task_id"], STEP_3_1)
     return {int(as_float(row["target_id"], path)): int(as_float(row["task_id"], path)) for row in rows}
 
 
 def require_selections(path):
     """read_selections of a step 3-1 result file that must exist: one sentence naming the step when it is missing."""
     if not Path(path).exists():
-        raise UserError(f"{path} is missing; run run_pickaback/find_backbone.sh first.")
+        raise UserError(f"{path} is missing; run {STEP_3_1} first.")
     return read_selections(path)
-
-
-STEP_3_1 = "run_pickaback/find_backbone.sh"
 
 
 def read_table(path, columns=()):
@@ -214,11 +213,11 @@ def read_results(path, arch):
         if key in RESULT_FLAGS:
             if text not in ("True", "False"):
                 raise UserError(f"{path} holds {text!r} in {key}, where True, False or nothing belongs; delete it "
-                                f"and re-run python -m tools.results_table.")
+                                f"and re-run {RESULTS_TABLE}.")
             return text == "True"
         number = as_float(text, path)
         return int(number) if key in RESULT_INTS else number
-    rows = read_csv_rows(path, RESULT_FIELDS, "python -m tools.results_table")
+    rows = read_csv_rows(path, RESULT_FIELDS, RESULTS_TABLE)
     return {int(as_float(row["target_id"], path)): {key: value(key, row[key]) for key in RESULT_FIELDS}
             for row in rows if row["arch"] == arch}
 

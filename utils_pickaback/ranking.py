@@ -15,7 +15,7 @@ from utils.cli import ARCHS
 from utils.dataset_config import MODALITIES
 from utils.errors import UserError
 from utils.records import read_json_record
-from utils.results import read_distances, require_selections
+from utils.results import STEP_3_1, read_distances, require_selections
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -76,7 +76,7 @@ def read_rankings(result_csv):
                 and ranking.get("select") in SELECT_RULES and isinstance(ranking.get("hubs") or [], list)
                 and ranking.get("arch") in (None, *ARCHS)):
             raise UserError(f"{path} holds no score and rule for target {key!r}; delete it and re-run "
-                            f"run_pickaback/find_backbone.sh (it re-ranks the saved distances).")
+                            f"{STEP_3_1} (it re-ranks the saved distances).")
         rankings[int(key)] = {**DEFAULT_RANKING, **ranking}
     return rankings
 
@@ -91,7 +91,7 @@ def picks_for(result_csv, arch, targets):
     if other:
         archs = " and ".join(sorted({rankings[t]["arch"] for t in other}))
         raise UserError(f"{result_csv} holds {archs}'s picks for targets {' '.join(map(str, other))}, not {arch}'s: "
-                        f"run step 3-1 (run_pickaback/find_backbone.sh) with ARCH={arch} first.")
+                        f"run step 3-1 ({STEP_3_1}) with ARCH={arch} first.")
     return picks
 
 
