@@ -20,7 +20,7 @@ from pathlib import Path
 from models.cpg import CPGModel
 from utils import paths
 from utils.baseline import reaches_baseline, read_baseline, tolerance
-from utils.checkpoint import load_checkpoint, load_model, save_model
+from utils.checkpoint import load_checkpoint, load_model, remove_other_checkpoints, save_model
 from utils.cli import (ArgumentParser, add_common_args, fraction, non_negative_float, non_negative_int,
                        positive_float, positive_int, resolve_task, seed_int)
 from utils.data import data_fingerprint, task_loaders
@@ -475,9 +475,7 @@ def drop_what_the_old_stage_made(args, checkpoint):
     epoch count), the stages pruned further (folders and record entries; when this run's pruning loop stops
     earlier, step 2-2 would otherwise choose among them) and step 2-2's choice when it was this stage or one pruned
     further (with its copy and step 4's transfers of it), so the later steps redo them instead of reading them."""
-    for old in checkpoint.parent.glob("checkpoint-*.pth.tar"):
-        if old != checkpoint:
-            old.unlink()
+    remove_other_checkpoints(checkpoint)
     if not args.pruning_ratio_to_acc_record_file:
         return
     made = args.target_sparsity if args.mode == "prune" else 0.0

@@ -20,7 +20,7 @@ import CPG_MM_main_normal
 from packnet_models.baseline import build_baseline
 from utils import paths
 from utils.data import data_fingerprint, task_loaders
-from utils.checkpoint import NOT_MADE, save_model, why_redo
+from utils.checkpoint import NOT_MADE, remove_other_checkpoints, save_model, why_redo
 from utils.cli import ArgumentParser, add_common_args, fraction, resolve_task
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
@@ -49,13 +49,6 @@ def get_args_parser():
     p.add_argument("--logfile", help="baseline accuracy JSON; default: logs_<arch>/baseline_<cfg>_acc.txt "
                                      "(PackNet reads it: its stages record whether they stayed at the baseline)")
     return p
-
-
-def remove_stale_checkpoints(folder, keep):
-    """A baseline folder keeps one checkpoint, so later steps never have to guess which one is current."""
-    for old in folder.glob("checkpoint-*.pth.tar"):
-        if old != keep:
-            old.unlink()
 
 
 def run_provenance(args, cfg, task):
@@ -112,7 +105,7 @@ def run_task(args, cfg, task):
                test_accuracy=test_acc, args=settings_of(args), provenance=wanted)
     state.remove()
     commit_train_csv(save_folder / "train.csv", STAGE)
-    remove_stale_checkpoints(save_folder, keep=checkpoint)
+    remove_other_checkpoints(checkpoint)
     update_json_record(logfile, task.name, f"{val_acc:.4f}")
     update_json_record(test_logfile, task.name, f"{test_acc:.4f}")
     seconds = time.time() - started

@@ -25,12 +25,9 @@ width_of() { "$PY" -m tools.transfer_control width "$(dirname "$1")"; }
 
 # One CPG task on the model of the tasks before it (folder $2; none for the first); sets model_of_task.
 cpg_task() {
-  local task=$1 previous=$2 R="$S/$1"
-  if [ -z "$previous" ]; then
-    compact_task "$task" "$R" 1.0 "${MAX_WIDTH:-2.0}" "${#ids[@]}"
-  else
-    compact_task "$task" "$R" "$(width_of "$previous")" "${MAX_WIDTH:-2.0}" "${#ids[@]}" --load_folder "$previous"
-  fi
+  local task=$1 previous=$2 R="$S/$1" from=1.0
+  [ -z "$previous" ] || from=$(width_of "$previous")
+  compact_task "$task" "$R" "$from" "${MAX_WIDTH:-2.0}" "${#ids[@]}" ${previous:+--load_folder "$previous"}
   "$PY" -m tools.choose_appropriate_pruning_ratio_for_next_task_notrmfiles \
     --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --baseline_acc_file "$BASELINE_FILE" \
     --dataset "$task" --log_path "$R/train.log" "${ACC_ARGS[@]}"

@@ -140,9 +140,7 @@ def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
     outcome = read_outcome(run_folder / "scratch")
     start = chosen
     if outcome and outcome.get("start"):
-        start_path = Path(outcome["start"]["path"])
-        start, _ = load_model(start_path if start_path.is_absolute() else paths.output_root() / start_path,
-                              expect_arch=arch, expect_config=cfg)
+        start, _ = load_model(paths.output_root() / outcome["start"]["path"], expect_arch=arch, expect_config=cfg)
     R = [[evaluator.accuracy(chosen, backbone), evaluator.before_learning(start, target)],
          [evaluator.accuracy(final, backbone), evaluator.accuracy(final, target)]]
     acc, bwt, fwt = cl_figures(R, [None, evaluator.at_random_init(target)])

@@ -347,13 +347,11 @@ def plot_pruning(run, path):
     for ax in axes.flat[max(0, len(tasks) - ncols):len(tasks)]:  # the lowest axes of each column
         ax.set_xlabel("pruning ratio", fontsize=8)
         ax.xaxis.set_tick_params(labelbottom=True)
-    handles, labels = [], []
+    legend = {}     # each label once, in the order the axes first show it
     for ax in axes.flat[:len(tasks)]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     fig.suptitle(f"Pruning the backbone tasks, config {run.cfg.name}", fontsize=11)
     fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))  # room for the legend below
     save(fig, path)

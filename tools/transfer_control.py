@@ -15,6 +15,7 @@ the last line; `--score` / `--table` judge another score or another step 3-1 run
 """
 import json
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 from utils import paths
@@ -27,8 +28,8 @@ from utils.results import OUTCOME_FILE, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, figures_as_rows, gain_text,
-                                               pooled_summary, selection_figures)
+                                               control_rows, control_sentences, gain_text, pooled_summary,
+                                               selection_figures)
 
 
 
@@ -211,7 +212,7 @@ def quality(args):
             raise UserError(f"{paths.transfer_csv(cfg.name, args.seed)} is missing or holds no run of a selected "
                             f"backbone; run run_pickaback/transfer_matrix.sh {cfg.name} first.")
         print_quality(cfg, figures, summary, args.split)
-        judged[cfg.name] = figures, {**summary, "per_target": figures_as_rows(figures)}
+        judged[cfg.name] = figures, {**summary, "per_target": [asdict(f) for f in figures]}
     header = {"split": args.split, "seed": args.seed, "score": args.score or "step 3-1"}
     if len(judged) == 1:
         (name, (_, summary)), = judged.items()

@@ -92,6 +92,14 @@ def _check_made_with(path, payload, cfg):
                         f"version.")
 
 
+def remove_other_checkpoints(keep):
+    """Delete the other checkpoint-*.pth.tar of `keep`'s folder: a stage's folder holds one checkpoint, so no later
+    step has to guess which one is current."""
+    for old in Path(keep).parent.glob("checkpoint-*.pth.tar"):
+        if old != keep:
+            old.unlink()
+
+
 NOT_MADE = "not made yet"
 
 

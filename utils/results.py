@@ -36,6 +36,14 @@ def as_accuracy(value, path, recover):
     return number
 
 
+def as_ratio(value, path, recover):
+    """A pruning ratio (a share of weights freed: at least 0, under 1) read from `path`."""
+    number = as_float(value, path, recover)
+    if not 0.0 <= number < 1.0:
+        raise UserError(f"{path} holds the pruning ratio {value!r}, outside 0..1; {recover}.")
+    return number
+
+
 def read_csv_rows(path, fields, writer_step):
     """The rows of a result CSV as dicts; [] when the file does not exist yet."""
     path = Path(path)
@@ -63,10 +71,7 @@ def read_prune_record(path):
     recover = f"delete it and re-run {STEP_2_1} for this task with FORCE=1 (a finished stage does not write it again)"
     record = {}
     for key, acc in read_json_record(path, recover).items():
-        ratio = as_float(key, path, recover)
-        if not 0.0 <= ratio < 1.0:
-            raise UserError(f"{path} holds the pruning ratio {key!r}, outside 0..1; {recover}.")
-        record[ratio] = as_accuracy(acc, path, recover)
+        record[as_ratio(key, path, recover)] = as_accuracy(acc, path, recover)
     return dict(sorted(record.items()))
 
 
@@ -90,10 +95,7 @@ def read_chosen(path):
     name = chosen["checkpoint"]
     if not isinstance(name, str) or not name.endswith(".pth.tar") or Path(name).name != name:
         raise UserError(f"{path} names {name!r} as its checkpoint, not a checkpoint file of its folder; {recover}.")
-    ratio = as_float(chosen["ratio"], path, recover)
-    if not 0.0 <= ratio < 1.0:
-        raise UserError(f"{path} holds the pruning ratio {chosen['ratio']!r}, outside 0..1; {recover}.")
-    return {"ratio": ratio, "accuracy": as_accuracy(chosen["accuracy"], path, recover), "checkpoint": name,
+    return {"ratio": as_ratio(chosen["ratio"], path, recover), "accuracy": as_accuracy(chosen["accuracy"], path, recover), "checkpoint": name,
             "source": chosen.get("source")}
 
 

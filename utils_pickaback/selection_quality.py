@@ -13,7 +13,7 @@ and step 3-1's distances:
 Reads only the files the steps write (no torch).
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -369,10 +369,6 @@ def hub_sentence(cfg, hub):
     return (picked + f"; the control shows it is the best for {hub['best_for']} of them (mean regret over them "
             f"{hub['mean_regret']:.4f}): a hub, close to every target rather than the best for each."
             + (" " + traits if traits else ""))
-
-
-def figures_as_rows(figures):
-    return [asdict(f) for f in figures]
 
 
 def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=None, score=None, table=None):

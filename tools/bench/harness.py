@@ -1,4 +1,4 @@
-"""What the benchmarks share: the pipeline run they read, a stopwatch, number formatting, the JSON last line."""
+"""What the benchmarks share: the pipeline run they read, a stopwatch, the JSON last line."""
 import json
 import time
 
@@ -21,10 +21,6 @@ def timed(function, *args, **kwargs):
     started = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - started, result
-
-
-def fmt(value, digits=3):
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def emit(result):

@@ -24,13 +24,14 @@ from torch import nn
 
 from models import perceiver_io
 from packnet_models.baseline import build_baseline
-from tools.bench.harness import emit, fmt, timed
+from tools.bench.harness import emit, timed
 from utils import paths
 from utils.cli import ArgumentParser, add_common_args, positive_int, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.step_settings import resolved_settings
+from utils.text_tables import figure
 from utils.train import Recipe, evaluate, fit, seed_everything
 
 DEVICE = torch.device("cpu")
@@ -113,12 +114,12 @@ def main(args):
         budget = max(row[f"patch{patch}_seconds"] for patch in patches)
         row["cnn"], row["cnn_epochs"] = cnn_accuracy(task, loaders(), budget, recipe.lr, args.seed)
         rows.append(row)
-        print(f"{task.name:>14} " + "  ".join(f"patch {p} ({row[f'patch{p}_tokens']} tokens): {fmt(row[f'patch{p}'])} "
-                                              f"in {row[f'patch{p}_seconds']} s"
+        print(f"{task.name:>14} " + "  ".join(f"patch {p} ({row[f'patch{p}_tokens']} tokens): "
+                                              f"{figure(row[f'patch{p}'])} in {row[f'patch{p}_seconds']} s"
                                               for p in patches)
-              + f"  CNN: {fmt(row['cnn'])} ({row['cnn_epochs']} epochs)", flush=True)
+              + f"  CNN: {figure(row['cnn'])} ({row['cnn_epochs']} epochs)", flush=True)
     means = {key: sum(row[key] for row in rows) / len(rows) for key in [f"patch{p}" for p in patches] + ["cnn"]}
-    print("mean test accuracy: " + ", ".join(f"{key} {fmt(value)}" for key, value in means.items()))
+    print("mean test accuracy: " + ", ".join(f"{key} {figure(value)}" for key, value in means.items()))
     return emit({"config": cfg.name, "profile": args.profile, "epochs": recipe.epochs, "tasks": rows, "means": means})
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from models.cpg import CPGModel
-from tools.bench.harness import emit, fmt, timed
+from tools.bench.harness import emit, timed
 from utils import paths
 from utils.cli import ArgumentParser, positive_int
 from utils.data import task_loaders
@@ -31,6 +31,7 @@ from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.logs import read_train_csv
 from utils.step_settings import resolved_settings
+from utils.text_tables import figure
 from utils.train import build_optimizers, evaluate, train_one_epoch
 
 STEPS = ["baseline", "wo_backbone", "select_pruning_ratio_of_backbone", "find_backbone", "transfer_kv",
@@ -182,7 +183,7 @@ def main(args):
         result["steps"].append(row)
         print(f"{step:<34}{row['wall_s']:>8.1f}{row['processes']:>6}{row['start_up_s']:>11.1f}{row['epochs']:>7}"
               f"{row['reused_epochs']:>7}{row['samples_trained']:>9}{row['samples_validated']:>10}"
-              f"{row['floor_s']:>9.1f}{fmt(row['ratio'], 2):>7}")
+              f"{row['floor_s']:>9.1f}{figure(row['ratio'], '.2f'):>7}")
     totals = {key: round(sum(r[key] for r in result["steps"]), 1)
               for key in ("wall_s", "processes", "start_up_s", "epochs", "samples_trained", "samples_validated",
                           "floor_s")}

@@ -17,12 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.bench.harness import add_run_arguments, emit, fmt, timed
+from tools.bench.harness import add_run_arguments, emit, timed
 from utils import paths
 from utils.cli import ArgumentParser
 from utils.dataset_config import REPO_ROOT, get_config
 from utils.errors import UserError, run_main
 from utils.results import read_selections
+from utils.text_tables import figure
 from utils_pickaback.ranking import SCORES
 from utils_pickaback.selection_quality import selection_figures
 
@@ -103,9 +104,9 @@ def main(args):
     for variant, by_score in rows.items():
         for score, s in by_score.items():
             related = f"{s['related_picks']}/{s['related_targets']}" if s["related_targets"] else "-"
-            print(f"{variant:<16} {score:<13} {fmt(s['mean_regret']):>7} {fmt(s['max_regret']):>6} "
-                  f"{s['oracle_picks']:>3}/{s['targets']:<2} {related:>7} {fmt(s['mean_rank'], 1):>5} "
-                  f"{fmt(s['spearman'], 2):>6} {seconds[variant]:>5.0f}s")
+            print(f"{variant:<16} {score:<13} {figure(s['mean_regret']):>7} {figure(s['max_regret']):>6} "
+                  f"{s['oracle_picks']:>3}/{s['targets']:<2} {related:>7} {figure(s['mean_rank'], '.1f'):>5} "
+                  f"{figure(s['spearman'], '.2f'):>6} {seconds[variant]:>5.0f}s")
     seeds = [v for v in rows if v == "default" or v.startswith("probe_seed_")]
     stability = None
     if len(seeds) > 1:
@@ -113,8 +114,8 @@ def main(args):
                              "mean_regret": sum(rows[v][score]["mean_regret"] for v in seeds) / len(seeds)}
                      for score in SCORES}
         print(f"\nacross probe seeds ({', '.join(seeds)}), pick agreement and mean regret: " + "; ".join(
-            f"{score} {fmt(a['all_agree'], 2)} all agree, {fmt(a['pairwise'], 2)} pairwise, "
-            f"regret {fmt(a['mean_regret'])}" for score, a in stability.items()))
+            f"{score} {figure(a['all_agree'], '.2f')} all agree, {figure(a['pairwise'], '.2f')} pairwise, "
+            f"regret {figure(a['mean_regret'])}" for score, a in stability.items()))
     return emit({"config": cfg.name, "split": args.split, "seed": args.seed, "base_args": args.base_args,
                  "variants": {v: {"args": VARIANTS[v], "seconds": round(seconds[v], 1), "scores": by_score}
                               for v, by_score in rows.items()},
