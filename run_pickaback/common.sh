@@ -133,33 +133,33 @@ path_of() {
 # Run a command and put its exit status in $status without tripping `set -e`.
 run_status() { status=0; "$@" || status=$?; }
 
-# CPG's compact step for task $1 (name) in folder $2 (step 2-1, and learn_in_sequence.sh's CPG), in one process: its
-# finetune into $2/scratch, from width $3 growing by 0.5 up to $4 while under its baseline, then its pruning stages
-# into $2/gradual_prune, each stage kept while the task stays at its baseline; $5 is the number of tasks the model is
-# to hold (the pruning loop frees enough for them), more arguments (the earlier tasks' model) go to the finetune.
-compact_task() {
-  local task=$1 R=$2 from=$3 max_width=$4 total=$5; shift 5
-  # shellcheck disable=SC2086  # one argument per stage
+# CPG's loop for task $1 (name) into folder $2, in one process: its finetune into $2/scratch, from width $3 growing
+# by 0.5 up to $4 while under its baseline, then the pruning stages its arguments ask for into $2/gradual_prune, each
+# kept while the task stays at its baseline; $5 names the run in the message when it stops; more arguments are
+# passed on.
+cpg_loop() {
+  local task=$1 R=$2 from=$3 max=$4 what=$5; shift 5
   run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$task" --mode cpg --jsonfile "$BASELINE_FILE" \
-    "${TRAIN_ARGS[@]}" --total_num_tasks "$total" --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" \
-    --log_path "$R/train.log" "${ACC_ARGS[@]}" $FORCE_FLAG --save_folder "$R/scratch" --epochs "$EPOCHS" --lr "$LR" \
-    --lr_mask 1e-4 --network_width_multiplier "$from" --max_allowed_network_width_multiplier "$max_width" \
-    --prune_stages $PRUNE_STAGES --prune_epochs "$PRUNE_EPOCHS" --prune_lr "$PRUNE_LR" \
-    --pruning_interval "$PRUNING_INTERVAL" --pruning_frequency "$PRUNING_FREQUENCY" "$@"
-  [ "$status" = 0 ] || { echo "CPG training of ${task} into ${R} stopped (exit ${status})." >&2; exit "$status"; }
+    "${TRAIN_ARGS[@]}" --pruning_ratio_to_acc_record_file "$R/gradual_prune/record.txt" --log_path "$R/train.log" \
+    "${ACC_ARGS[@]}" $FORCE_FLAG --save_folder "$R/scratch" --epochs "$EPOCHS" --lr "$LR" --lr_mask 1e-4 \
+    --network_width_multiplier "$from" --max_allowed_network_width_multiplier "$max" "$@"
+  [ "$status" = 0 ] || { echo "${what} stopped (exit ${status})." >&2; exit "$status"; }
 }
 
-# Step 3-2's recipe, for step 3-2 and the transfer control: CPG finetune of target $1 (name) into folder $2, from
-# width $3 growing by 0.5 up to $4 while under its baseline, in one process; further arguments (the start
-# checkpoint) are passed on.
+# CPG's compact step for task $1 in folder $2 (step 2-1, and learn_in_sequence.sh's CPG): cpg_loop from width $3 up
+# to $4 with the pruning stages; $5 is the number of tasks the model is to hold (the pruning loop frees enough for
+# them), more arguments (the earlier tasks' model) go to the finetune.
+compact_task() {
+  # shellcheck disable=SC2086  # one argument per stage
+  cpg_loop "$1" "$2" "$3" "$4" "CPG training of $1 into $2" --total_num_tasks "$5" --prune_stages $PRUNE_STAGES \
+    --prune_epochs "$PRUNE_EPOCHS" --prune_lr "$PRUNE_LR" --pruning_interval "$PRUNING_INTERVAL" \
+    --pruning_frequency "$PRUNING_FREQUENCY" "${@:6}"
+}
+
+# Step 3-2's recipe, for step 3-2 and the transfer control: cpg_loop of target $1 (name) into folder $2 from width
+# $3 up to $4, no pruning; further arguments (the start checkpoint) are passed on.
 train_target() {
-  local target=$1 folder=$2 from=$3 max=$4; shift 4
-  run_status "$PY" CPG_MM_main_normal.py "${COMMON_ARGS[@]}" --dataset "$target" --mode cpg \
-    --save_folder "$folder/scratch" --epochs "$EPOCHS" "${TRAIN_ARGS[@]}" --lr "$LR" --lr_mask 1e-4 \
-    --network_width_multiplier "$from" --max_allowed_network_width_multiplier "$max" \
-    --pruning_ratio_to_acc_record_file "$folder/gradual_prune/record.txt" \
-    --log_path "$folder/train.log" --jsonfile "$BASELINE_FILE" --total_num_tasks 5 "${ACC_ARGS[@]}" $FORCE_FLAG "$@"
-  [ "$status" = 0 ] || { echo "Training of target ${target} into ${folder} stopped (exit ${status})." >&2; exit "$status"; }
+  cpg_loop "$1" "$2" "$3" "$4" "Training of target $1 into $2" --total_num_tasks 5 "${@:5}"
 }
 
 # The arguments that start target id $1 on backbone id $2, in start_args: step 4's transfer file (LeNet-5: the
