@@ -50,7 +50,7 @@ if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHO
 CFG_NAME=$("$PY" -m tools.task_info "$CFG" --config_name)
 # The demo config trains the small model for a CPU; real data gets the paper's sizes and epochs.
 if [ "$CFG_NAME" = demo ]; then PROFILE=${PROFILE:-demo}; else PROFILE=${PROFILE:-paper}; fi
-SEED=${SEED:-2}
+SEED=${SEED:-$("$PY" -c 'from utils.paths import DEFAULT_SEED; print(DEFAULT_SEED)')}
 DEVICE=${DEVICE:-auto}
 
 if [ "$PROFILE" = paper ]; then

@@ -9,7 +9,7 @@ cfg=${1:-demo}
 case "$cfg" in *.toml|*.json) [[ "$cfg" = /* ]] || cfg="$PWD/$cfg" ;; esac   # a config file: the caller's path
 source "$(dirname "$0")/../tools/setup_venv.sh"
 arch=${ARCH:-perceiver_io}
-seeds=${SEEDS:-${SEED:-2}}
+seeds=${SEEDS:-${SEED:-$("$PY" -c 'from utils.paths import DEFAULT_SEED; print(DEFAULT_SEED)')}}
 started=$(date +%s)
 for seed in $seeds; do
   of_seed=""
