@@ -24,7 +24,6 @@ import ray  # noqa: E402
 
 from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, non_negative_float, positive_float, positive_int  # noqa: E402
-from utils.dataset_config import REPO_ROOT  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.ray_jobs import Job, failure_sentence, run_dag  # noqa: E402
 from utils.step_settings import resolved_settings  # noqa: E402
@@ -127,7 +126,7 @@ def pipeline_jobs(run):
 def pipeline_variables():
     """The driver's values of the variables the steps read (every ${NAME:-...} of the bash scripts, and the
     MMPAB_* roots of the Python steps), for jobs on any node; TASKS and JOBS are set per job."""
-    scripts = " ".join(p.read_text() for p in (REPO_ROOT / "run_pickaback").glob("*.sh"))
+    scripts = " ".join(p.read_text() for p in (paths.REPO_ROOT / "run_pickaback").glob("*.sh"))
     names = set(re.findall(r"\$\{([A-Z_]+):-", scripts)) - {"TASKS", "JOBS"}
     return {k: v for k, v in os.environ.items() if k in names or k.startswith("MMPAB_")}
 
@@ -147,7 +146,7 @@ def main():
     start_ray(args)
     jobs = pipeline_jobs(run)
     started = time.time()
-    outcomes = run_dag(jobs, REPO_ROOT, run.logs / "jobs.json", args.cpus_per_job, args.gpus_per_job)
+    outcomes = run_dag(jobs, paths.REPO_ROOT, run.logs / "jobs.json", args.cpus_per_job, args.gpus_per_job)
     failed = failure_sentence(outcomes)
     if failed:
         print(failed, file=sys.stderr)

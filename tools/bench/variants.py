@@ -20,7 +20,7 @@ from pathlib import Path
 from tools.bench.harness import add_run_arguments, emit, timed
 from utils import paths
 from utils.cli import ArgumentParser
-from utils.dataset_config import REPO_ROOT, get_config
+from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
 from utils.results import read_selections
 from utils.text_tables import figure
@@ -55,10 +55,10 @@ def run_variant(cfg, args, extra, work: Path) -> Path:
         (root / name).symlink_to(run_root / name, target_is_directory=True)
     config = str(Path(args.config).resolve()) if args.config.endswith((".toml", ".json")) else args.config
     tasks = [str(t) for t in sorted(read_selections(paths.pickaback_result_csv(cfg.name, args.seed)))]
-    command = [sys.executable, str(REPO_ROOT / "pickaback_perceiverIO.py"), "--arch", args.arch, "--dataset_config",
-               config, "--seed", str(args.seed), "--device", args.device, "--force", "--target_id", *tasks,
-               "--candidate_ids", *tasks, *extra]
-    proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+    command = [sys.executable, str(paths.REPO_ROOT / "pickaback_perceiverIO.py"), "--arch", args.arch,
+               "--dataset_config", config, "--seed", str(args.seed), "--device", args.device, "--force",
+               "--target_id", *tasks, "--candidate_ids", *tasks, *extra]
+    proc = subprocess.run(command, cwd=paths.REPO_ROOT, capture_output=True, text=True,
                           env={**os.environ, "MMPAB_OUTPUT_ROOT": str(work)})
     if proc.returncode != 0:
         raise UserError(f"step 3-1 with {' '.join(extra) or 'its defaults'} failed: "
