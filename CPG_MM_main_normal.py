@@ -27,8 +27,8 @@ from utils.data import data_fingerprint, task_loaders
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
-from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv, setup_logging, stage_line,
-                        validate_line)
+from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv, remove_train_csv_rows,
+                        setup_logging, stage_line, validate_line)
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import remove_json_keys, update_json_record, write_json_atomic
@@ -415,20 +415,26 @@ def run_cpg(args):
             break
         width = min(width + 0.5, top)
         console_info(f"New network_width_multiplier: {width:g}")
-    if status != ExitStatus.DONE:
-        return ExitStatus.DONE if status == ExitStatus.NO_CAPACITY else status
+    if status not in (ExitStatus.DONE, ExitStatus.NO_CAPACITY):
+        return status
+    stages = (args.prune_stages or []) if status == ExitStatus.DONE else []   # no free weights: nothing to prune
+    ran = {0.0}     # the stages this loop runs or finds done: any other stage is of an earlier plan
     scratch, pruned, initial = args.save_folder, str(Path(args.save_folder).parent / "gradual_prune"), 0.0
-    for target in args.prune_stages or []:
+    for target in stages:
+        ran.add(target)
         status = run_stage_saying_why(stage_args(
             args, defaults, mode="prune", load_folder=scratch if initial == 0.0 else pruned, load_checkpoint="",
             save_folder=pruned, epochs=args.prune_epochs or args.epochs, lr=args.prune_lr or args.lr, lr_mask=0.0,
             network_width_multiplier=width, initial_sparsity=initial, target_sparsity=target,
             untrained_backbone=False))
         if status in (ExitStatus.NO_CAPACITY, ExitStatus.PRUNE_FAILED):
-            return ExitStatus.DONE
+            break
         if status != ExitStatus.DONE:
             return status
         initial = target
+    if args.pruning_ratio_to_acc_record_file:
+        forget_stages(Path(args.pruning_ratio_to_acc_record_file), log_path_of(args).with_suffix(".csv"),
+                      lambda ratio: ratio not in ran)
     return ExitStatus.DONE
 
 
@@ -437,7 +443,7 @@ def run_stage(args):
     check_args(args)
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
-    log_path = Path(args.log_path) if args.log_path else Path(args.save_folder).parent / "train.log"
+    log_path = log_path_of(args)
     setup_logging(log_path, args.verbose)
     device = resolve_device(args.device)
     if args.mode == "inference":
@@ -459,7 +465,7 @@ def run_stage(args):
     model, val_acc, status = step(run, cfg, task, device, loaders)
     if val_acc is not None:
         _, test_acc = evaluate(model, loaders[2], device)
-        drop_what_the_old_stage_made(args, checkpoint)
+        drop_what_the_old_stage_made(args, checkpoint, run.csv_path)
         save_run(checkpoint, model, cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         run.state.remove()
         commit_train_csv(run.csv_path, run.stage)
@@ -469,31 +475,44 @@ def run_stage(args):
     return status, task
 
 
-def drop_what_the_old_stage_made(args, checkpoint):
+def log_path_of(args):
+    return Path(args.log_path) if args.log_path else Path(args.save_folder).parent / "train.log"
+
+
+def drop_what_the_old_stage_made(args, checkpoint, csv_path):
     """Just before a stage's new checkpoint is written (a run killed earlier leaves the old outputs whole), remove
     what was made from its earlier version (other data or settings): the other checkpoints of its folder (another
-    epoch count), the stages pruned further (folders and record entries; when this run's pruning loop stops
-    earlier, step 2-2 would otherwise choose among them) and step 2-2's choice when it was this stage or one pruned
-    further (with its copy and step 4's transfers of it), so the later steps redo them instead of reading them."""
+    epoch count), the stages above the one it starts from (made after its earlier version, or by an earlier plan
+    of stages: step 2-2 would otherwise choose among them) and step 2-2's choice of this stage or of those."""
     remove_other_checkpoints(checkpoint)
     if not args.pruning_ratio_to_acc_record_file:
         return
     made = args.target_sparsity if args.mode == "prune" else 0.0
+    above = args.initial_sparsity if args.mode == "prune" else 0.0
     record_file = Path(args.pruning_ratio_to_acc_record_file)
+    forget_stages(record_file, csv_path, lambda ratio: ratio > above and ratio != made)
+    discard_choice_if(record_file.parent, lambda ratio: ratio == made)
+
+
+def forget_stages(record_file, csv_path, forget):
+    """Remove every pruning stage whose ratio `forget(ratio)` is true of: its record.txt entry, its folder, its
+    train.csv rows and step 2-2's choice of it (with its copy and step 4's transfers), so no later step reads it."""
     read_prune_record(record_file)      # a malformed record: one sentence, before anything is removed
-    remove_json_keys(record_file, lambda ratio: float(ratio) > made)
+    remove_json_keys(record_file, lambda ratio: forget(float(ratio)))
     for folder in record_file.parent.iterdir() if record_file.parent.is_dir() else ():
         ratio = pruning_ratio_of(folder.name)
-        if folder.is_dir() and ratio is not None and ratio > made:
+        if folder.is_dir() and ratio is not None and forget(ratio):
             shutil.rmtree(folder)
-    discard_choice_from(record_file.parent, made)
+    remove_train_csv_rows(csv_path, lambda stage: stage.startswith("prune")
+                          and (ratio := pruning_ratio_of(stage[len("prune"):])) is not None and forget(ratio))
+    discard_choice_if(record_file.parent, forget)
 
 
-def discard_choice_from(prune_dir, made):
-    """Remove step 2-2's choice in `prune_dir` when it is the stage pruned to `made` or further."""
+def discard_choice_if(prune_dir, chosen_ratio):
+    """Remove step 2-2's choice in `prune_dir` when `chosen_ratio(its ratio)` is true."""
     chosen_file = prune_dir / paths.CHOSEN_FILE
     chosen = read_chosen(chosen_file)
-    if chosen is None or chosen["ratio"] < made:
+    if chosen is None or not chosen_ratio(chosen["ratio"]):
         return
     copy = prune_dir / chosen["checkpoint"]
     for stale in prune_dir.glob(copy.name.replace(".pth.tar", "_kv_transfer_*.pth.tar")):

@@ -239,3 +239,41 @@ def test_step_1_retrains_when_the_sizes_its_profile_stands_for_changed(out, smal
             in proc.stdout)
     sizes = load_checkpoint(path)["provenance"]["settings"]["profile_sizes"]
     assert sizes["image_patch"] == now and sizes["num_latents"] == 32
+
+
+def cpg_loop(env, folder, *stages, lr="1e-3"):
+    """Step 2-1's --mode cpg with pruning `stages` at `lr` (one epoch each; the baseline 0 every stage reaches)."""
+    return ok(python("CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "cpg", "--epochs", 1,
+                     "--save_folder", folder / "scratch", "--jsonfile", folder / "base0.json",
+                     "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+                     "--log_path", folder / "train.log", "--prune_stages", *stages, "--prune_lr", lr,
+                     "--pruning_interval", 1, "--pruning_frequency", 1, env=env))
+
+
+def stages_left(folder):
+    """(record.txt's ratios, stage folders, train.csv's pruning stages) of a task folder."""
+    prune_dir = folder / "gradual_prune"
+    return (sorted(json.loads((prune_dir / "record.txt").read_text())),
+            sorted(p.name for p in prune_dir.iterdir() if p.is_dir()),
+            sorted({row.split(",")[3] for row in (folder / "train.csv").read_text().split() if ",prune" in row}))
+
+
+def test_another_plan_of_pruning_stages_leaves_none_of_the_earlier_plans_stages(small_demo_root, tmp_path):
+    """Step 2-1 re-run with other PRUNE_STAGES: step 2-2 can choose only among the stages of the plan that ran, and
+    train.csv (the continual-learning table's training time) holds only theirs (before: the 0.3 stage made at
+    another lr stayed, and step 2-2 chose it)."""
+    env, folder = script_env(tmp_path / "empty", small_demo_root), tmp_path / "t"
+    finetune(env, folder, "--epochs", 1)
+    cpg_loop(env, folder, "0.3", "0.6")
+    ok(choose(env, folder))
+    assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.6
+    cpg_loop(env, folder, "0.5", lr="5e-3")       # made anew: starts from 0.0, not from the 0.3 stage
+    assert stages_left(folder) == (["0.0", "0.5"], ["0.5"], ["prune0.5"])
+    assert not (folder / "gradual_prune" / "chosen.json").exists()
+    cpg_loop(env, folder, "0.5", "0.7", lr="5e-3")
+    ok(choose(env, folder))
+    cpg_loop(env, folder, "0.5", lr="5e-3")       # every stage found done: the longer plan's 0.7 goes all the same
+    assert stages_left(folder) == (["0.0", "0.5"], ["0.5"], ["prune0.5"])
+    assert not (folder / "gradual_prune" / "chosen.json").exists()
+    ok(choose(env, folder))
+    assert json.loads((folder / "gradual_prune" / "chosen.json").read_text())["ratio"] == 0.5

@@ -111,6 +111,14 @@ def commit_train_csv(path, stage):
     pending.unlink()
 
 
+def remove_train_csv_rows(path, of_stage):
+    """Remove the rows of the stages `of_stage(stage name)` is true of (stages whose outputs were removed)."""
+    rows = read_train_csv(path)
+    kept = [row for row in rows if len(row) < 4 or not of_stage(row[3])]
+    if len(kept) < len(rows):
+        _write_rows(path, kept)
+
+
 def _write_rows(path, rows):
     with atomic_file(path, newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
