@@ -450,6 +450,23 @@ def test_seeds_report_gives_each_figure_as_mean_and_t_interval_over_seeds(out_ro
     assert f"accuracy on the selected backbone: 0.6000 ± {half}" in result.stdout
 
 
+def test_seeds_whose_runs_reached_other_targets_are_compared_on_the_targets_they_share(out_root):
+    """Seed 2 has no step 3-2 result for target 8: every seed's figure is over targets 1, 3 and 7 (before, seed 1's
+    forward transfer was over four targets and seed 2's over three, and their mean mixed the two)."""
+    for seed, targets in ((1, TARGET_RESULTS), (2, [1, 3, 7])):
+        write_step1(seed), write_step3_1(seed)
+        write_results([results_row(t, seed, on_backbone=0.6) for t in targets], seed)
+    result = run_tool(out_root, "--seeds", "1", "2")
+    assert result.returncode == 0, result.stderr
+    md = (paths.seeds_report_dir(ARCH, "demo") / "report.md").read_text()
+    gain = sum(round(0.6 - SCRATCH_TEST[t], 4) for t in (1, 3, 7)) / 3
+    assert table_row(md, "forward transfer (accuracy on the backbone - scratch)", "Headline")[1:] == [
+        f"{gain:+.4f} ± 0.0000", "2", f"{gain:+.4f} / {gain:+.4f}"]
+    assert ("The seeds' runs reached different targets: forward transfer (accuracy on the backbone - scratch); "
+            in md)
+    assert "over the targets every seed with it has (1, 3, 7), leaving out 8." in result.stdout
+
+
 def test_targets_step_3_1_corrected_for_a_hub_are_shown_by_the_values_they_were_ranked_by(out_root):
     write_step1(), write_step3_1()
     write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),

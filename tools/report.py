@@ -558,12 +558,41 @@ SEED_FIGURES = (
 RELATED_FIGURE = ("related", "designed related task picked (share of targets)", ".3f")
 
 
-def seed_figures(rows):
-    """One seed's headline figures from its target rows (None where it has no data)."""
-    figures = {key: mean_over_targets(rows, key)[0] for key, _, _ in SEED_FIGURES}
-    hits, judged, _ = related_summary(rows)
-    figures["related"] = hits / judged if judged else None
-    return figures
+def has_figure(key):
+    """Whether a target row has the headline figure `key`."""
+    if key == "related":
+        return lambda row: row["related"] in ("yes", "no")
+    return lambda row: row[key] is not None
+
+
+def seed_figures(rows_by_seed):
+    """({seed: its headline figures}, {figure key: (the targets it is over, the targets left out)}): each seed's
+    figure is the mean over the targets that every seed with that figure has it for, so that seeds whose runs
+    reached different targets are compared on the same ones (None where a seed has no data)."""
+    figures, coverage = {seed: {} for seed in rows_by_seed}, {}
+    for key in [key for key, _, _ in SEED_FIGURES] + ["related"]:
+        with_it = [{row["target"].task_id for row in rows if has_figure(key)(row)} for rows in rows_by_seed.values()]
+        with_it = [targets for targets in with_it if targets]
+        shared = set.intersection(*with_it) if with_it else set()
+        coverage[key] = (shared, set().union(*with_it) - shared)
+        for seed, rows in rows_by_seed.items():
+            rows = [row for row in rows if row["target"].task_id in shared]
+            hits, judged, _ = related_summary(rows)
+            figures[seed][key] = (hits / judged if judged else None) if key == "related" \
+                else mean_over_targets(rows, key)[0]
+    return figures, coverage
+
+
+def coverage_sentences(cfg, coverage):
+    """One sentence per set of targets some seeds' figures leave out (seed_figures' `coverage`)."""
+    labels = {key: label for key, label, _ in SEED_FIGURES + (RELATED_FIGURE,)}
+    left_out = {}
+    for key, (shared, out) in coverage.items():
+        if out and (key != "related" or cfg.related):
+            left_out.setdefault((tuple(sorted(shared)), tuple(sorted(out))), []).append(labels[key])
+    return [f"The seeds' runs reached different targets: {'; '.join(names)} over the targets every seed with it "
+            f"has ({', '.join(map(str, shared)) or 'none'}), leaving out {', '.join(map(str, out))}."
+            for (shared, out), names in left_out.items()]
 
 
 def mean_interval(values, spec):
@@ -593,14 +622,15 @@ def absent_sentence(absent):
     return f"Not measured in any seed: {'; '.join(absent)}."
 
 
-def headline_section(cfg, figures_by_seed):
-    """The headline figures' table, then a sentence naming those no seed has."""
+def headline_section(cfg, figures_by_seed, coverage):
+    """The headline figures' table, then sentences naming the targets left out and the figures no seed has."""
     present, absent = headline_figures(cfg, figures_by_seed)
     rows = [[label, mean_interval(values, spec), sum(v is not None for v in values),
              " / ".join(figure(v, spec) for v in values)] for label, values, spec in present]
     seeds = ", ".join(map(str, figures_by_seed))
     table = markdown_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
-    return [table, ""] + ([absent_sentence(absent), ""] if absent else [])
+    notes = coverage_sentences(cfg, coverage) + ([absent_sentence(absent)] if absent else [])
+    return [table, ""] + [line for note in notes for line in (note, "")]
 
 
 def targets_across_seeds_table(rows_by_seed):
@@ -623,7 +653,7 @@ def targets_across_seeds_table(rows_by_seed):
                      "seeds with results"], table)
 
 
-def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed):
+def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
     folder = paths.seeds_report_dir(arch, cfg.name)
     links = ", ".join(f"[seed {seed}]({os.path.relpath(paths.report_dir(arch, cfg.name, seed) / 'report.md', folder)})"
                       for seed in rows_by_seed)
@@ -634,20 +664,21 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed):
            "for the seeds where the transfer control ran (bash run_pickaback/transfer_matrix.sh). "
            f"Each seed's own report: {links}.",
            "", "## Headline figures (test accuracy; each seed's figure is the mean over its targets)", "",
-           *headline_section(cfg, figures_by_seed),
+           *headline_section(cfg, figures_by_seed, coverage),
            "## Targets across seeds (test accuracy)", "", targets_across_seeds_table(rows_by_seed)]
     return "\n".join(out) + "\n"
 
 
 def write_seeds_report(cfg, arch, rows_by_seed):
     """Write report_<cfg>_seeds/report.md from each seed's target rows; (folder, headline sentences)."""
-    figures_by_seed = {seed: seed_figures(rows) for seed, rows in rows_by_seed.items()}
+    figures_by_seed, coverage = seed_figures(rows_by_seed)
     folder = paths.seeds_report_dir(arch, cfg.name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed), encoding="utf-8")
+    (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage),
+                                      encoding="utf-8")
     present, absent = headline_figures(cfg, figures_by_seed)
     lines = [f"{label}: {mean_interval(values, spec)}" for label, values, spec in present]
-    return folder, lines + ([absent_sentence(absent)] if absent else [])
+    return folder, lines + coverage_sentences(cfg, coverage) + ([absent_sentence(absent)] if absent else [])
 
 
 # ------------------------------------------------------------------------------- the console summary
