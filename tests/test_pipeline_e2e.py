@@ -219,7 +219,7 @@ def test_control_trains_its_targets_on_every_peer_plus_matched_scratch_and_untra
     out = pipeline["out"]
     picks = picks_of(out)
     # every target's step 3-2 runs (on its backbone and on the untrained twin), collected beside the control's
-    expected = {(t, run) for t in TASKS for run in (str(picks[t]), "untrained")}
+    expected = {(t, run) for t in TASKS for run in (str(picks[t]), f"untrained@{picks[t]}")}
     for target in CONTROLLED:
         width = outcome(out, TASKS[picks[target]], TASKS[target])["width"]
         expected |= {(target, str(c)) for c in TASKS if c != target} | {(target, f"scratch@{width:g}")}

@@ -151,7 +151,8 @@ def control_accuracy(target, candidate):
 
 def write_control():
     rows = [[t, c, "1", "0.5", control_accuracy(t, c), 2] for t in SELECTIONS for c in TASK_IDS if c != t]
-    rows += [[t, label, "1", "0.5", 0.45, 2] for t in SELECTIONS for label in ("scratch@1", "untrained")]
+    rows += [[t, label, "1", "0.5", 0.45, 2] for t, b in SELECTIONS.items()
+             for label in ("scratch@1", f"untrained@{b}")]
     with open(paths.transfer_csv("demo"), "w", newline="") as f:
         csv.writer(f).writerows([["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"], *rows])
 

@@ -281,6 +281,22 @@ def test_a_score_that_picks_another_backbone_says_its_untrained_twin_is_step_3_1
     assert not any("another backbone" in line for line in control_sentences(cfg, summary))
 
 
+def test_the_controls_of_an_earlier_pick_do_not_stand_for_the_current_picks(tmp_path, monkeypatch):
+    """The control ran when step 3-1 picked 4 (its run ended at width 1: scratch@1, the twin of 4); step 3-1 now
+    picks 5, whose run ended at width 2: neither control is of its structure or capacity (before, both were used)."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path, picked=4)
+    transfer = tmp_path / "pickaback_demo_transfer.csv"
+    transfer.write_text(transfer.read_text() + "1,scratch@1,1,0.5,0.5,2\n1,untrained@4,1,0.5,0.55,2\n")
+    figure = selection_figures(get_config("demo"), "perceiver_io")[0][0]
+    assert (figure.matched_scratch, figure.untrained) == (0.5, 0.55)
+    write_step_3_1_and_control(tmp_path, picked=5)
+    transfer.write_text(transfer.read_text().replace("1,5,1,", "1,5,2,")
+                        + "1,scratch@1,1,0.5,0.5,2\n1,untrained@4,1,0.5,0.55,2\n")
+    figure = selection_figures(get_config("demo"), "perceiver_io")[0][0]
+    assert (figure.selected, figure.matched_scratch, figure.untrained) == (5, None, None)
+
+
 def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, capsys):
     """demo picks 4 (0.8: regret 0.1, +0.05 over the mean 0.75), mine picks 5 (0.9: regret 0, +0.15)."""
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))

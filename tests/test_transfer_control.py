@@ -28,17 +28,42 @@ def run_dir(backbone, target):
     return paths.target_dir("perceiver_io", "demo", backbone, target)
 
 
+def transfer_file(output_root, backbone):
+    """A stand-in for step 4's transfer file of target 1 on `backbone`, as a run's outcome.json records its start."""
+    path = output_root / "backbones" / backbone / "checkpoint-2_kv_transfer_1.pth.tar"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(f"{backbone} as the run started from it".encode())
+    return {"path": str(path.relative_to(output_root)), "fingerprint": fingerprint(path)}
+
+
 def test_collect_writes_one_row_per_training_seed_of_a_run(output_root):
-    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90)
-    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 3), 0.80)
-    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 4), 0.70)
+    start = transfer_file(output_root, "shapes_noisy")
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, start=start)
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 3), 0.80, start=start)
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 4), 0.70, start=start)
     paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 5).mkdir()     # started, not finished: no row
-    finished_run(run_dir("untrained", "shapes_clean"), 0.60)
+    finished_run(run_dir("untrained", "shapes_clean"), 0.60, start=start)
     collect(get_args_parser().parse_args(["collect", "demo"]))
     with open(paths.transfer_csv("demo")) as f:
         rows = [(r["target_id"], r["backbone"], r["test_accuracy"], r["seed"]) for r in csv.DictReader(f)]
     assert rows == [("1", "2", "0.9000", "2"), ("1", "2", "0.8000", "3"), ("1", "2", "0.7000", "4"),
-                    ("1", "untrained", "0.6000", "2")]
+                    ("1", "untrained@2", "0.6000", "2")]
+
+
+def test_collect_names_the_backbone_of_an_untrained_twin_and_leaves_out_the_twin_of_an_earlier_pick(output_root,
+                                                                                                     capsys):
+    """The twin starts from the file its backbone's run starts from; target 3's twin is of a backbone with no run
+    of target 3 (an earlier pick, its run since removed): whose twin it is cannot be told, so it is left out."""
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, start=transfer_file(output_root, "shapes_noisy"))
+    finished_run(run_dir("patterns_clean", "shapes_clean"), 0.80, start=transfer_file(output_root, "patterns_clean"))
+    finished_run(run_dir("untrained", "shapes_clean"), 0.60, start=transfer_file(output_root, "patterns_clean"))
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        assert [r["backbone"] for r in csv.DictReader(f)] == ["2", "3", "untrained@3"]
+    finished_run(run_dir("untrained", "patterns_clean"), 0.60, start=transfer_file(output_root, "colours_clean"))
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    assert "Left out 1 runs on an untrained twin whose backbone has no run of the target here" in \
+        capsys.readouterr().out
 
 
 def test_collect_leaves_out_a_run_whose_starting_checkpoint_changed_after_it_ran(output_root, capsys):

@@ -29,7 +29,7 @@ from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
                                                control_rows, control_sentences, gain_text, pooled_summary,
-                                               selection_figures)
+                                               selection_figures, twin_label)
 
 
 
@@ -158,8 +158,9 @@ def started_from_what_is_there_now(outcome):
 def collect(args):
     cfg = get_config(args.config)
     root = paths.targets_root(args.arch, cfg.name, args.seed)
-    rows, stale, unfinished = [], [], []
+    rows, stale, unfinished, orphans = [], [], [], []
     for task in cfg.tasks:
+        finished = {}      # (label, training seed) -> (run folder, outcome)
         for folder in sorted(root.glob(f"*/{task.name}")):
             label = backbone_label(cfg, folder.parent.name)
             if label is None:
@@ -173,8 +174,16 @@ def collect(args):
                 elif not started_from_what_is_there_now(outcome):
                     stale.append(run)
                 else:
-                    rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
-                                 f"{outcome['test_accuracy']:.4f}", training_seed])
+                    finished[label, training_seed] = run, outcome
+        twins_of = twin_labels(finished)
+        for (label, training_seed), (run, outcome) in finished.items():
+            if label == UNTRAINED:
+                label = twins_of.get(training_seed)
+                if label is None:
+                    orphans.append(run)
+                    continue
+            rows.append([task.task_id, label, f"{outcome['width']:g}", f"{outcome['val_accuracy']:.4f}",
+                         f"{outcome['test_accuracy']:.4f}", training_seed])
     rows.sort(key=lambda r: (r[0], isinstance(r[1], str), str(r[1]).zfill(6), r[5]))
     out = paths.transfer_csv(cfg.name, args.seed)
     with locked(out):
@@ -184,10 +193,25 @@ def collect(args):
         print(f"Left out {len(unfinished)} runs whose grow loop stopped before they finished (their last attempt "
               f"asked for a wider network); the control finishes them when it runs their targets again: "
               f"{named_runs(unfinished, root)}")
+    if orphans:
+        print(f"Left out {len(orphans)} runs on an untrained twin whose backbone has no run of the target here (the "
+              f"twin of an earlier pick); the control trains the twin of the current pick when it runs their targets "
+              f"again: {named_runs(orphans, root)}")
     if stale:
         print(f"Left out {len(stale)} runs whose starting checkpoint changed after they ran (a backbone trained "
               f"again); the control redoes them when their targets and backbones are among TASKS: "
               f"{named_runs(stale, root)}")
+
+
+def twin_labels(finished):
+    """{training seed: the control's label of the target's untrained-twin run}: the twin of the backbone whose run
+    started from the same checkpoint (the twin re-initialises the very file its backbone's run starts from).
+    `finished`: (label, training seed) -> (run folder, outcome) of one target."""
+    backbone_of = {(seed, outcome["start"]["path"]): label for (label, seed), (_, outcome) in finished.items()
+                   if isinstance(label, int) and outcome.get("start")}
+    return {seed: twin_label(backbone_of[seed, outcome["start"]["path"]])
+            for (label, seed), (_, outcome) in finished.items()
+            if label == UNTRAINED and outcome.get("start") and (seed, outcome["start"]["path"]) in backbone_of}
 
 
 def named_runs(runs, root):

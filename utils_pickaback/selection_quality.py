@@ -24,8 +24,13 @@ from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_se
                                     read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
-UNTRAINED = "untrained"
+UNTRAINED = "untrained"     # the untrained twin's run folder; in the control's table, twin_label's
 SCRATCH_PREFIX = "scratch@"
+
+
+def twin_label(backbone_id):
+    """The control's label of a run on the untrained twin of backbone `backbone_id`."""
+    return f"{UNTRAINED}@{backbone_id}"
 
 
 @dataclass
@@ -79,6 +84,20 @@ def runs_by_target(rows, split):
         runs = table.setdefault(int(row["target_id"]), {}).setdefault(label, {})
         runs[int(row["seed"])] = float(row[f"{split}_accuracy"])
     return table
+
+
+def anchored_runs(runs, widths, target_id, anchor):
+    """A target's control runs (label -> accuracy) with only the controls trained for `anchor`, the backbone step 3-2
+    and the control trained the target on: its untrained twin (under UNTRAINED) and scratch at the width that run
+    ended at (`widths`: (target id, label) -> the width column). The controls of another, earlier pick are left
+    out: they measure another structure and capacity."""
+    kept = {label: acc for label, acc in runs.items() if isinstance(label, int)}
+    if twin_label(anchor) in runs:
+        kept[UNTRAINED] = runs[twin_label(anchor)]
+    matched = f"{SCRATCH_PREFIX}{widths.get((target_id, str(anchor)))}"
+    if matched in runs:
+        kept[matched] = runs[matched]
+    return kept
 
 
 def accuracies_by_target(table):
@@ -381,8 +400,10 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
-    control = runs_by_target(read_transfer_csv(paths.transfer_csv(cfg.name, seed)), split)
+    rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
+    control = runs_by_target(rows, split)
     runs = accuracies_by_target(control)
+    widths = {(int(row["target_id"]), row["backbone"]): row["width"] for row in rows if int(row["seed"]) == seed}
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
     pipeline_picks = read_selections(result_csv)    # step 3-2 trained the untrained twin of these only
@@ -404,7 +425,9 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
         target = cfg.task(target_id)
         related = cfg.related.get(target.name)
         values, target_rule = ranked[target_id]
-        figure = target_figures(target_id, selected, runs.get(target_id, {}), values,
+        anchor = pipeline_picks.get(target_id, selected)
+        figure = target_figures(target_id, selected, anchored_runs(runs.get(target_id, {}), widths, target_id, anchor),
+                                values,
                                 scratch=scratch.get(target.name), rule=target_rule, free_shares=free_shares,
                                 related=cfg.task(related).task_id if related else None)
         if figure is not None:
