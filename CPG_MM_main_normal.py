@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from models.cpg import CPGModel
+from transfer_kv_perceiver_io import transfer_provenance
 from utils import paths
 from utils.baseline import reaches_baseline, read_baseline, tolerance
 from utils.checkpoint import load_checkpoint, load_model, remove_other_checkpoints, save_model
@@ -123,7 +124,8 @@ def prepare_model(args, cfg, task, start):
     """The model to train: the start checkpoint (or a fresh model), at the asked width, with the task active."""
     width = args.network_width_multiplier
     if start:
-        model, _ = load_model(start, expect_arch=args.arch, expect_config=cfg)
+        model, payload = load_model(start, expect_arch=args.arch, expect_config=cfg)
+        refuse_an_outdated_transfer(start, payload, cfg, args)
     else:
         model = CPGModel.create(args.arch, args.profile, width)
     if model.width_mult < width:
@@ -140,6 +142,21 @@ def prepare_model(args, cfg, task, start):
     if args.untrained_backbone:
         model.reinitialise_earlier_tasks()
     return model
+
+
+def refuse_an_outdated_transfer(start, payload, cfg, args):
+    """Step 4's transfer of a target onto a backbone is made from the target's step-1 model and the backbone's
+    chosen checkpoint; made from earlier versions of them (a step re-run since, step 4 not), it would train the
+    target with an adapter or on a backbone the pipeline no longer has."""
+    if "target" not in payload or "backbone" not in payload:
+        return      # not step 4's output (LeNet-5 starts from the chosen checkpoint itself)
+    target, backbone = cfg.task(payload["target"]), cfg.task(payload["backbone"])
+    chosen = paths.chosen_backbone(args.arch, cfg.name, backbone.name, args.seed)
+    reason = why_stale(payload.get("provenance"), transfer_provenance(cfg, args.arch, target, backbone, args.seed,
+                                                                      chosen))
+    if reason is not None:
+        raise UserError(f"{start} is out of date ({reason}); re-run step 4 (bash run_pickaback/transfer_kv.sh "
+                        f"{cfg.name}) before training target {target.name} on it.")
 
 
 # ---------------------------------------------------------------- decisions

@@ -194,6 +194,29 @@ def test_step_3_2_starts_from_the_transfer_step_4_named(pipeline, tmp_path):
     assert proc.stdout.strip() == str(named)
 
 
+def test_step_3_2_refuses_a_transfer_made_from_an_earlier_step_1_model_of_its_target(pipeline, tmp_path):
+    """Step 1 re-run for the target (another EPOCHS), step 4 not: the transfer holds the old model's adapter (before,
+    step 3-2 trained on it with exit 0 and the results paired the new scratch accuracy with it)."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    folder = out / "checkpoints_perceiver_io" / "baseline_scratch" / ARCH / "demo" / TEXT_TARGET
+    (baseline,) = folder.glob("checkpoint-*.pth.tar")
+    model, payload = load_model(baseline)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_model(baseline, model, "demo", **{k: v for k, v in payload.items() if k not in ("model", "arch", "profile",
+                                                                                     "config", "format")})
+    tdir = tmp_path / "target"
+    (tmp_path / "base0.json").write_text(json.dumps({TEXT_TARGET: "0.0000"}))
+    proc = python("CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "finetune",
+                  "--load_checkpoint", out / kv_path(pipeline, 7).relative_to(pipeline["out"]),
+                  "--save_folder", tdir / "scratch", "--epochs", 1, "--jsonfile", tmp_path / "base0.json",
+                  "--log_path", tdir / "train.log", env=script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]))
+    assert proc.returncode == 1
+    assert ("is out of date (its input 'target baseline' changed); re-run step 4 (bash run_pickaback/transfer_kv.sh "
+            "demo) before training target shapes_captions on it." in proc.stderr)
+
+
 def test_step_3_2_records_the_file_it_started_from(pipeline):
     ok(pipeline["finetune_proc"])
     payload = load_checkpoint(pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar")
