@@ -1,6 +1,7 @@
 """tools/report.py (and its --summary) on fake pipeline outputs: full results, step 1 only, nothing
 at all, and several seeds."""
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -420,6 +421,16 @@ def test_summary_without_results_names_the_tool_that_writes_them(out_root):
     result = run_tool(out_root, "--summary")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "-m tools.results_table demo" in result.stderr
+
+
+def test_a_config_deciding_on_its_test_split_is_not_reported_as_held_out(out_root):
+    """val_fraction 0 (the original's way) makes the test split the validation split too."""
+    write_step1()
+    held_out = report.build_markdown(report.load_run(CFG, ARCH), [], [], [], [])
+    assert "test accuracies (the test split took no part in any decision)" in held_out
+    original = report.build_markdown(report.load_run(dataclasses.replace(CFG, val_fraction=0.0), ARCH), [], [], [], [])
+    assert "took no part" not in original
+    assert "the test split is also the validation split every decision read" in original
 
 
 # ---------------------------------------------------------------------------------------- several seeds

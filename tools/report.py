@@ -478,10 +478,18 @@ def selection_section(run):
     return [markdown_table(CONTROL_HEADER, control_rows(run.cfg, figures)), ""] + control_sentences(run.cfg, summary)
 
 
+def test_split_note(cfg):
+    """How the test split stands to the decisions (growing, pruning, step 2-2, the ranking's probes)."""
+    if cfg.val_share() > 0:
+        return "the test split took no part in any decision"
+    return ("the config's val_fraction is 0, so the test split is also the validation split every decision read, "
+            "as in the original: these are not held-out figures")
+
+
 def build_markdown(run, t_rows, k_rows, written, skipped):
     out = [f"# Pipeline report: config `{run.cfg.name}`, arch `{run.arch}`", "",
-           "Targets, their backbones and the transfer control: test accuracies (the test split took no part in any "
-           "decision). Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
+           f"Targets, their backbones and the transfer control: test accuracies ({test_split_note(run.cfg)}). "
+           "Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
            "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
            "", "## Steps", ""]
     out += [f"- {sentence}" for sentence in step_status(run)]
@@ -660,7 +668,7 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
     out = [f"# Pipeline report over seeds {', '.join(map(str, rows_by_seed))}: config `{cfg.name}`, arch `{arch}`", "",
            "Every figure is the mean over seeds ± the half-width of its 95% Student-t interval, "
            "t(0.975, n-1) · s / √n over the n seeds that have the figure; a figure only one seed has gets no "
-           "interval. Test accuracies (fractions): the test split took no part in any decision. Regret exists "
+           f"interval. Test accuracies (fractions): {test_split_note(cfg)}. Regret exists "
            "for the seeds where the transfer control ran (bash run_pickaback/transfer_matrix.sh). "
            f"Each seed's own report: {links}.",
            "", "## Headline figures (test accuracy; each seed's figure is the mean over its targets)", "",
