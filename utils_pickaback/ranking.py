@@ -55,7 +55,7 @@ def rank_candidates(distances, select="similar"):
 # How a target without a record was ranked: step 3-1's defaults before it recorded them, over every pair of its table.
 # "hubs": the targets whose values were corrected together for hubness (hub_corrected), or None.
 DEFAULT_RANKING = {"score": "modeldiff", "select": "similar", "candidates": None, "hubs": None, "arch": None}
-# A hub is corrected only in a modality of at least this many targets: two agreeing picks are no evidence of one.
+# A hub is looked for only in a modality of at least this many targets: two agreeing picks are no evidence of one.
 HUB_MIN_TARGETS = 3
 # How many of its nearest targets measure how close a candidate is to targets in general (CSLS's K).
 HUB_NEIGHBOURS = 3
@@ -166,10 +166,13 @@ def hub_corrected(values, k=HUB_NEIGHBOURS):
 
 def picked_for_most(cfg, selections):
     """[{"backbone", "modality", "targets", "of"}] for each backbone picked for more than half of one modality's
-    targets (`selections`: {target id: backbone id}): what a hub looks like, one candidate close to every target."""
+    targets, where it has at least HUB_MIN_TARGETS (`selections`: {target id: backbone id}): what a hub looks like,
+    one candidate close to every target (one or two targets sharing a pick say nothing of the kind)."""
     shared = []
     for modality in MODALITIES:
         targets = sorted(t for t in selections if cfg.task(t).modality == modality)
+        if len(targets) < HUB_MIN_TARGETS:
+            continue
         for backbone in sorted({selections[t] for t in targets}):
             group = [t for t in targets if selections[t] == backbone]
             if 2 * len(group) > len(targets):
@@ -185,12 +188,12 @@ def picked_for_most_sentence(cfg, shared):
 
 def hub_groups(cfg, ranked):
     """[(the hub's picked_for_most record, the targets to correct together)] of `ranked` (plain_scores'): for each
-    modality of at least HUB_MIN_TARGETS targets where one candidate is the first of more than half of them, that
-    modality's targets ranked "similar" (a hub is the candidate closest to many)."""
+    modality where one candidate is the first of more than half of its targets, that modality's targets ranked
+    "similar" (a hub is the candidate closest to many)."""
     picks = {t: rank_candidates(values, rule)[0] for t, (values, rule) in ranked.items() if values}
     groups = []
     for shared in picked_for_most(cfg, picks):
         group = sorted(t for t in picks if cfg.task(t).modality == shared["modality"] and ranked[t][1] == "similar")
-        if shared["of"] >= HUB_MIN_TARGETS and len(group) > 1:
+        if len(group) > 1:
             groups.append((shared, group))
     return groups
