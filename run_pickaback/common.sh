@@ -16,20 +16,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # A bad setting is one sentence and exit 1 (2, 3, 5 and 6 are the steps' protocol), before any work.
 refuse() { echo "$*" >&2; exit 1; }
 # check_number NAME KIND CONDITION REQUIREMENT: $NAME (unless empty: the default) must be a KIND (whole: digits;
-# number: a decimal; list: decimals separated by spaces) for which the awk CONDITION on v holds (p: the list's
-# previous item); REQUIREMENT says what it must be. A whole number loses its leading zeros (bash reads 010 as 8).
+# number: a decimal; list: decimals separated by spaces; wholes: whole numbers separated by spaces) for which the
+# awk CONDITION on v holds (p: the list's previous item); REQUIREMENT says what it must be. Whole numbers lose their
+# leading zeros (bash reads 010 as 8, and 02 is seed 2).
 check_number() {
-  local name=$1 kind=$2 condition=$3 requirement=$4 value=${!1:-} items=() item prev=""
+  local name=$1 kind=$2 condition=$3 requirement=$4 value=${!1:-} items=() item prev="" wholes=()
   local pattern='^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'
   [ -n "$value" ] || return 0
-  if [ "$kind" = list ]; then read -r -a items <<< "$value"; else items=("$value"); fi
-  if [ "$kind" = whole ]; then pattern='^[0-9]+$'; fi
+  if [ "$kind" = list ] || [ "$kind" = wholes ]; then read -r -a items <<< "$value"; else items=("$value"); fi
+  if [ "$kind" = whole ] || [ "$kind" = wholes ]; then pattern='^[0-9]+$'; fi
   for item in "${items[@]}"; do
     [[ "$item" =~ $pattern ]] && awk -v x="$item" -v y="$prev" "BEGIN { v = x + 0; p = y + 0; exit !($condition) }" ||
       refuse "${name} must be ${requirement}, not \"${value}\"."
     prev=$item
+    item=${item#"${item%%[!0]*}"}; wholes+=("${item:-0}")
   done
-  if [ "$kind" = whole ]; then value=${value#"${value%%[!0]*}"}; printf -v "$name" '%s' "${value:-0}"; fi
+  if [ "$kind" = whole ] || [ "$kind" = wholes ]; then printf -v "$name" '%s' "${wholes[*]}"; fi
 }
 # check_choice NAME CHOICE...: $NAME (unless empty: the default) must be one of the choices.
 check_choice() {
@@ -87,6 +89,7 @@ check_number PRUNING_INTERVAL whole 'v >= 1' "a whole number of at least 1"
 check_number PRUNING_FREQUENCY whole 'v >= 1' "a whole number of at least 1"
 check_number MODELDIFF_ITERATIONS whole 'v >= 0' "a whole number of at least 0"
 check_number SEED whole 'v < 2 ^ 32' "a whole number from 0 to 4294967295"
+check_number CONTROL_SEEDS wholes 'v < 2 ^ 32' "whole numbers from 0 to 4294967295 separated by spaces (training seeds)"
 check_number LR number 'v > 0' "a number greater than 0"
 check_number PRUNE_LR number 'v > 0' "a number greater than 0"
 check_number MAX_WIDTH number 'v >= 1' "a number of at least 1 (a width multiplier; training starts at 1.0)"
@@ -112,11 +115,14 @@ TRAIN_ARGS=(--optimizer "$OPTIMIZER" --weight_decay 4e-5)   # every training run
 if [ -n "$VERBOSE_FLAG" ]; then TRAIN_ARGS+=("$VERBOSE_FLAG"); fi
 if [ "${TENSORBOARD:-0}" = 1 ]; then TRAIN_ARGS+=(--tensorboard); fi   # scalars in tensorboard/ beside train.log
 
+# The words of $1, each once, in their order.
+unique() { tr -s ' \t' '\n' <<< "$1" | awk 'NF && !seen[$0]++' | tr '\n' ' '; }
+
 # The task ids to run: $TASKS when given, else every task of the config (LeNet-5: its image tasks).
 task_ids() {
   local only=()
   if [ "$ARCH" = lenet5 ]; then only=(--modality image); fi
-  if [ -n "${TASKS:-}" ]; then echo "$TASKS"; else "$PY" -m tools.task_info "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
+  if [ -n "${TASKS:-}" ]; then unique "$TASKS"; else "$PY" -m tools.task_info "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
 }
 
 task_name() { "$PY" -m tools.task_info "$CFG" "$1" --field name; }
@@ -282,7 +288,7 @@ lock_tasks() {
   local step=$1 dir id fd file; shift
   dir="$(dirname "$BASELINE_FILE")/locks"
   mkdir -p "$dir"
-  for id in "$@"; do
+  for id in $(unique "$*"); do     # a task named twice is locked once, not refused as a run of its own
     file="${dir}/${CFG_NAME}_${step}_task${id//[^A-Za-z0-9_.@-]/_}.lock"
     exec {fd}>>"$file"
     flock -n "$fd" || refuse "Task ${id} of config ${CFG_NAME} is already in a run of this step on these outputs" \

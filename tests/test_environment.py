@@ -26,6 +26,7 @@ BAD = [
     ("EPOCHS", "0"), ("PRUNE_EPOCHS", "two"), ("SEED", "-1"), ("SEED", "4294967296"), ("MAX_WIDTH", "0.5"),
     ("MAX_WIDTH", "wide"), ("MODELDIFF_ITERATIONS", "-1"), ("DEVICE", "gpu"), ("ARCH", "resnet"), ("PROFILE", "big"),
     ("LR", "0"), ("PRUNE_LR", "nan"), ("PRUNING_INTERVAL", "0"), ("PRUNING_FREQUENCY", "x"), ("OPTIMIZER", "rmsprop"),
+    ("CONTROL_SEEDS", "abc"), ("CONTROL_SEEDS", "3 x"), ("CONTROL_SEEDS", "-1"),
 ]
 
 
@@ -39,11 +40,13 @@ def test_a_bad_setting_is_one_sentence_and_exit_1_before_any_work(tmp_path, name
 
 
 def test_good_settings_pass_and_empty_ones_take_the_default(tmp_path):
-    proc = source_common(tmp_path, 'echo "$JOBS $SEED $FORCE_FLAG|$VERBOSE_FLAG|${TRAIN_ARGS[*]}|${ACC_ARGS[*]}"',
+    proc = source_common(tmp_path, 'echo "$JOBS $SEED $FORCE_FLAG|$VERBOSE_FLAG|${TRAIN_ARGS[*]}|${ACC_ARGS[*]}|'
+                                   '$CONTROL_SEEDS|$(task_ids)"',
                          JOBS="02", SEED="007", FORCE="1", VERBOSE="", TENSORBOARD="0", PRUNE_STAGES="0.1 0.5 .95",
-                         ALLOW_ACC_LOSS="0", LR="1e-3", MAX_WIDTH="1", DEVICE="cpu", PROFILE="demo", EPOCHS="")
+                         ALLOW_ACC_LOSS="0", LR="1e-3", MAX_WIDTH="1", DEVICE="cpu", PROFILE="demo", EPOCHS="",
+                         CONTROL_SEEDS="03 4", TASKS="2 1 2")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "2 7 --force||--optimizer adam --weight_decay 4e-5|--allow_acc_loss 0"
+    assert proc.stdout.strip() == "2 7 --force||--optimizer adam --weight_decay 4e-5|--allow_acc_loss 0|3 4|2 1"
 
 
 def test_jobs_0_ends_step_1_before_any_work(tmp_path):
