@@ -19,6 +19,7 @@ from utils.cli import ArgumentParser, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
 from utils.provenance import provenance
+from utils.results import STEP_3_1
 from utils.train import seed_everything
 from utils_pickaback.ranking import picks_for
 
@@ -81,9 +82,13 @@ def main(args):
     wanted = None if args.target_id == ["all"] else {cfg.task(k).task_id for k in args.target_id}
     targets = wanted if wanted is not None else {task.task_id for task in cfg.tasks}
     pairs = parse_pairs(args.pairs) if args.pairs else sorted(picks_for(csv_path, args.arch, targets).items())
+    pairs = [(target_id, task_id) for target_id, task_id in pairs if wanted is None or target_id in wanted]
+    unpicked = sorted((wanted or set()) - {target_id for target_id, _ in pairs})
+    if unpicked:
+        raise UserError(f"No backbone for target {', '.join(map(str, unpicked))} in "
+                        f"{'--pairs' if args.pairs else csv_path}; run {STEP_3_1} for it first, or leave it out of "
+                        f"--target_id.")
     for target_id, task_id in pairs:
-        if wanted is not None and target_id not in wanted:
-            continue
         target, backbone = cfg.task(target_id), cfg.task(task_id)
         out, done = transfer(cfg, args.arch, target, backbone, args.seed, args.force)
         print(f"Target {target_id} ({target.name}, {target.modality}) -> backbone {task_id} "

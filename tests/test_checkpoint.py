@@ -113,8 +113,12 @@ def test_truncated_file_is_a_user_error(tmp_path):
     path = tmp_path / "cut.pth.tar"
     save_checkpoint(path, payload(model))
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(UserError, match="cut.pth.tar"):
+    with pytest.raises(UserError, match="cut.pth.tar") as refused:
         load_checkpoint(path)
+    said = str(refused.value)      # what to do, and torch's reason whole or cut at a word
+    assert said.endswith("; delete it and re-run the step that writes it (FORCE=1 redoes it over the file).")
+    reason = said.split(" is corrupt or not a checkpoint (", 1)[1].rsplit(");", 1)[0]
+    assert len(reason) <= 204 and (reason.endswith(" ...") or "\n" not in reason)
 
 
 def test_arch_and_config_mismatch_are_user_errors(tmp_path):

@@ -141,6 +141,14 @@ def test_missing_result_csv_is_a_clear_error(tmp_path, small_demo_root):
     assert "find_backbone.sh" in lines[0]
 
 
+def test_a_target_without_a_backbone_is_named_not_passed_over(pipeline):
+    proc = python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7", "5",
+                  env=pipeline["env"])
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("error: No backbone for target 5 in ") and "find_backbone.sh for it first" in \
+        proc.stderr
+
+
 def test_transfer_is_reproducible(pipeline):
     """The target's fresh head is seeded: re-running step 4 writes the same checkpoint, tensor for tensor."""
     before = model_state(load_model(kv_path(pipeline, 2))[0])

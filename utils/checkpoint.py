@@ -69,7 +69,8 @@ def load_checkpoint(path, *, expect_arch=None, expect_config=None) -> dict:
         raise UserError(f"Checkpoint {path} holds objects other than tensors and plain values, "
                         f"so it was not loaded ({_first_line(err)}).") from err
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise UserError(f"Checkpoint {path} is corrupt or not a checkpoint ({_first_line(err)}).") from err
+        raise UserError(f"Checkpoint {path} is corrupt or not a checkpoint ({_first_line(err)}); delete it and re-run "
+                        f"the step that writes it (FORCE=1 redoes it over the file).") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"Checkpoint {path} is not an MM-Pick-a-back checkpoint (format {FORMAT} expected).")
     for key in ("arch", "profile", "model"):
@@ -113,7 +114,10 @@ def why_redo(path, wanted):
 
 def _first_line(err):
     text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
+    if not text:
+        return type(err).__name__
+    line = text.splitlines()[0]
+    return line if len(line) <= 200 else line[:200].rsplit(" ", 1)[0] + " ..."
 
 
 def save_model(path, model, config_name, **extra) -> None:
