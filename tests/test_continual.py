@@ -134,3 +134,18 @@ def test_a_bad_method_is_one_sentence(sequences):
                             env=dict(sequences["env"], METHOD="ewc"), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip() == 'METHOD must be one of: cpg, packnet (or empty), not "ewc".'
+
+
+def test_a_sequence_not_finished_is_left_out_of_the_table_not_the_table_refused(sequences, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(sequences["out"], out)
+    folder = out / sequences["folder"]["packnet"].relative_to(sequences["out"])
+    record = matrix(folder)
+    del record["rows"][record["tasks"][-1]]        # killed before its last task
+    (folder / "accuracy_matrix.json").write_text(json.dumps(record))
+    result = python("-m", "tools.continual", "table", "demo", env=dict(sequences["env"], MMPAB_OUTPUT_ROOT=str(out)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Left out {folder.name}: it has not learned {record['tasks'][-1]} yet" in result.stdout
+    with open(out / "cl_demo.csv", newline="") as f:
+        methods = [row["method"] for row in csv.DictReader(f)]
+    assert "cpg_sequence" in methods and "packnet_sequence" not in methods

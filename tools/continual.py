@@ -108,18 +108,20 @@ def cl_figures(R, b):
 
 
 def matrix_of(record):
-    """(R, b, task names) of an accuracy-matrix record, complete or refused."""
+    """(R, b, task names) of a complete accuracy-matrix record."""
     names = record["tasks"]
-    missing = [n for n in names if n not in record["rows"]]
-    if missing:
-        raise UserError(f"The sequence has not learned {', '.join(missing)} yet; run run_pickaback/learn_in_sequence.sh.")
     R = [[record["rows"][names[i]]["test_acc"].get(names[j]) for j in range(len(names))] for i in range(len(names))]
     return R, [record["random_init"][n] for n in names], names
 
 
 def sequence_row(folder, scratch):
-    """One seed's figures of a sequence folder."""
+    """One seed's figures of a sequence folder; None (and why, on the console) while it has not learned every task."""
     record = read_json_record(paths.accuracy_matrix_file(folder))
+    missing = [name for name in record["tasks"] if name not in record["rows"]]
+    if missing:
+        print(f"Left out {folder.name}: it has not learned {', '.join(missing)} yet (run "
+              f"run_pickaback/learn_in_sequence.sh to finish it).")
+        return None
     R, b, names = matrix_of(record)
     acc, bwt, fwt = cl_figures(R, b)
     last = record["rows"][names[-1]]
@@ -204,7 +206,9 @@ def seed_rows(cfg, arch, seed):
                    if paths.accuracy_matrix_file(f).is_file()]
         for folder in folders:     # several orders of the tasks: each its own row, named by its order
             order = f" {folder.name.split('_', 1)[1]}" if len(folders) > 1 else ""
-            rows[f"{method}_sequence{order}"] = sequence_row(folder, scratch)
+            row = sequence_row(folder, scratch)
+            if row is not None:
+                rows[f"{method}_sequence{order}"] = row
     profile = load_model(paths.baseline_checkpoint(arch, cfg.name, next(iter(scratch)), seed))[0].profile
     rows.update(pickaback_rows(cfg, arch, seed, Evaluator(cfg, arch, profile, seed), scratch))
     return rows
