@@ -216,3 +216,19 @@ def test_knowledge_transfer_is_against_the_untrained_twin_that_started_where_the
         "on_untrained_val_acc": 0.75, "on_untrained_test_acc": 0.70,
         "knowledge_transfer_val": round(0.8123 - 0.75, 4), "knowledge_transfer_test": round(0.7912 - 0.70, 4)}
     assert results[7]["on_untrained_test_acc"] is None and results[7]["knowledge_transfer_test"] is None
+
+
+def test_a_step_3_2_run_decided_by_an_earlier_baseline_of_its_target_is_refused(fabricated_run):
+    """Step 1 re-run for target 1 (its baseline now 0.70), step 3-2 not: its run, decided against 0.65, would stand
+    beside the new scratch accuracy in one row (before: written with exit 0)."""
+    cfg, _, _ = fabricated_run
+    checkpoint = paths.target_dir(ARCH, cfg.name, "shapes_noisy", "shapes_clean") / "scratch" / "checkpoint-2.pth.tar"
+    model, payload = load_model(checkpoint)
+    save_model(checkpoint, model, cfg.name, accuracy=payload["accuracy"], test_accuracy=payload["test_accuracy"],
+               provenance={"settings": {"baseline_accuracy": 0.65}, "inputs": {}})
+    with pytest.raises(UserError, match=r"was trained against step 1's earlier baseline of shapes_clean \(0.6500; now "
+                                        r"0.7000\); re-run run_pickaback/transfer_kv.sh and run_pickaback/w_backbone.sh"):
+        write_results(cfg, ARCH)
+    save_model(checkpoint, model, cfg.name, accuracy=payload["accuracy"], test_accuracy=payload["test_accuracy"],
+               provenance={"settings": {"baseline_accuracy": 0.70}, "inputs": {}})
+    assert 1 in read_results(write_results(cfg, ARCH)[0], ARCH)

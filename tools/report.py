@@ -671,7 +671,8 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
            f"interval. Test accuracies (fractions): {test_split_note(cfg)}. Regret exists "
            "for the seeds where the transfer control ran (bash run_pickaback/transfer_matrix.sh). "
            f"Each seed's own report: {links}.",
-           "", "## Headline figures (test accuracy; each seed's figure is the mean over its targets)", "",
+           "", "## Headline figures (test accuracy; each seed's figure is the mean over the targets the seeds share)",
+           "",
            *headline_section(cfg, figures_by_seed, coverage),
            "## Targets across seeds (test accuracy)", "", targets_across_seeds_table(rows_by_seed)]
     return "\n".join(out) + "\n"

@@ -92,12 +92,24 @@ def untrained_result(cfg, arch, seed, target, start):
     return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
 
 
-def target_result(cfg, arch, seed, target, backbone, before, evaluator):
+def refuse_a_run_of_another_baseline(checkpoint, payload, target, baseline):
+    """Step 3-2's run decided by an earlier step-1 baseline of its target (step 1 re-run since, step 3-2 not) would
+    stand beside the new scratch accuracy in one row: refused, naming what to re-run."""
+    recorded = payload.get("provenance", {}).get("settings", {}).get("baseline_accuracy")
+    if recorded is not None and baseline is not None and recorded != baseline:
+        raise UserError(f"{checkpoint} was trained against step 1's earlier baseline of {target.name} ({recorded:.4f}; "
+                        f"now {baseline:.4f}); re-run run_pickaback/transfer_kv.sh and run_pickaback/w_backbone.sh "
+                        f"for it first.")
+
+
+def target_result(cfg, arch, seed, target, backbone, before, evaluator, baseline):
     """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after
-    (on the same samples as `before`, (outputs, validation share))."""
+    (on the same samples as `before`, (outputs, validation share)); `baseline`: step 1's validation accuracy now."""
     before, val_fraction = before
     folder = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
-    model, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg)
+    checkpoint = paths.folder_checkpoint(folder)
+    model, payload = load_model(checkpoint, expect_arch=arch, expect_config=cfg)
+    refuse_a_run_of_another_baseline(checkpoint, payload, target, baseline)
     after = evaluator.outputs(model, backbone, val_fraction)
     model.set_active_task(target.name)
     result = {"final_width": model.tasks[target.name].width_mult,
@@ -144,7 +156,8 @@ def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
                "backbone_modality": backbone.modality,
                "picked_related": designed_related_pick(cfg, target_id, backbone_id,
                                                        compared_candidates(cfg, distances, target_id))}
-        row.update(target_result(cfg, arch, seed, target, backbone, befores[backbone.name], evaluator))
+        row.update(target_result(cfg, arch, seed, target, backbone, befores[backbone.name], evaluator,
+                                 scratch["val"].get(target.name)))
         for split in SPLITS:
             row[f"scratch_{split}_acc"] = rounded(scratch[split].get(target.name))
             row[f"forward_transfer_{split}"] = difference(row[f"on_backbone_{split}_acc"], row[f"scratch_{split}_acc"])
