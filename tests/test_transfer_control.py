@@ -81,7 +81,8 @@ def test_collect_leaves_out_a_run_whose_starting_checkpoint_changed_after_it_ran
     collect(get_args_parser().parse_args(["collect", "demo"]))
     with open(paths.transfer_csv("demo")) as f:
         assert [(r["target_id"], r["backbone"]) for r in csv.DictReader(f)] == [("1", "2"), ("1", "scratch@1")]
-    assert "Left out 1 runs whose starting checkpoint changed" in capsys.readouterr().out
+    assert "Left out 1 runs whose starting checkpoint or their target's step-1 baseline changed" in \
+        capsys.readouterr().out
 
 
 def test_collect_leaves_out_and_names_a_run_whose_grow_loop_stopped(output_root, capsys):
@@ -139,3 +140,19 @@ def test_plan_refuses_to_train_step_3_2s_run_again_under_another_max_width(outpu
     control_plan("--max_width", "2.0")
     control_plan("--max_width", "1.0", "--replace_step_3_2")
     assert capsys.readouterr().out.splitlines() == ["1 2 3", "2 1 3", "3 1 2"] * 2
+
+
+def test_collect_leaves_out_a_run_decided_by_an_earlier_step_1_baseline_of_its_target(output_root, capsys):
+    """Step 1 re-run for target 1 since its control ran: the run's adapter and baseline were the old model's."""
+    baselines = paths.baseline_acc_file("perceiver_io", "demo")
+    baselines.parent.mkdir(parents=True)
+    baselines.write_text(json.dumps({"shapes_clean": "0.4100"}))
+    start = transfer_file(output_root, "shapes_noisy")
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, start=start, baseline=0.465)
+    finished_run(run_dir("patterns_clean", "shapes_clean"), 0.80, start=transfer_file(output_root, "patterns_clean"),
+                 baseline=0.41)
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        assert [r["backbone"] for r in csv.DictReader(f)] == ["3"]
+    assert "Left out 1 runs whose starting checkpoint or their target's step-1 baseline changed" in \
+        capsys.readouterr().out

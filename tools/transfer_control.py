@@ -24,7 +24,7 @@ from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
-from utils.results import OUTCOME_FILE, read_outcome, read_selections
+from utils.results import OUTCOME_FILE, read_baselines, read_outcome, read_selections
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
@@ -159,6 +159,7 @@ def collect(args):
     cfg = get_config(args.config)
     root = paths.targets_root(args.arch, cfg.name, args.seed)
     rows, stale, unfinished, orphans = [], [], [], []
+    baselines = read_baselines(paths.baseline_acc_file(args.arch, cfg.name, args.seed))
     for task in cfg.tasks:
         finished = {}      # (label, training seed) -> (run folder, outcome)
         for folder in sorted(root.glob(f"*/{task.name}")):
@@ -171,7 +172,8 @@ def collect(args):
                     continue
                 if asked_to_grow(outcome):
                     unfinished.append(run)
-                elif not started_from_what_is_there_now(outcome):
+                elif not started_from_what_is_there_now(outcome) or decided_by_another_baseline(outcome, task,
+                                                                                                  baselines):
                     stale.append(run)
                 else:
                     finished[label, training_seed] = run, outcome
@@ -198,8 +200,9 @@ def collect(args):
               f"twin of an earlier pick); the control trains the twin of the current pick when it runs their targets "
               f"again: {named_runs(orphans, root)}")
     if stale:
-        print(f"Left out {len(stale)} runs whose starting checkpoint changed after they ran (a backbone trained "
-              f"again); the control redoes them when their targets and backbones are among TASKS: "
+        print(f"Left out {len(stale)} runs whose starting checkpoint or their target's step-1 baseline changed after "
+              f"they ran (a backbone or the target trained again); the control redoes them when their targets and "
+              f"backbones are among TASKS: "
               f"{named_runs(stale, root)}")
 
 
@@ -212,6 +215,13 @@ def twin_labels(finished):
     return {seed: twin_label(backbone_of[seed, outcome["start"]["path"]])
             for (label, seed), (_, outcome) in finished.items()
             if label == UNTRAINED and outcome.get("start") and (seed, outcome["start"]["path"]) in backbone_of}
+
+
+def decided_by_another_baseline(outcome, task, baselines):
+    """Whether a run was decided against another step-1 baseline of its target than the current one (step 1 re-run
+    since: its scratch accuracy and adapter are another model's)."""
+    now = baselines.get(task.name)
+    return now is not None and outcome.get("baseline", now) != now
 
 
 def named_runs(runs, root):
