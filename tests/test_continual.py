@@ -149,3 +149,20 @@ def test_a_sequence_not_finished_is_left_out_of_the_table_not_the_table_refused(
     with open(out / "cl_demo.csv", newline="") as f:
         methods = [row["method"] for row in csv.DictReader(f)]
     assert "cpg_sequence" in methods and "packnet_sequence" not in methods
+
+
+def test_an_earlier_row_written_anew_drops_the_rows_learned_after_it(sequences, tmp_path):
+    """A re-run with another PACKNET_PRUNE killed after the first task: the later rows were learned on the model the
+    first row replaces, so the sequence is unfinished, not a mix of two (before: the table mixed them, exit 0)."""
+    out = tmp_path / "out"
+    shutil.copytree(sequences["out"], out)
+    folder = out / sequences["folder"]["packnet"].relative_to(sequences["out"])
+    first, second = matrix(folder)["tasks"][:2]
+    other_model = out / matrix(folder)["rows"][second]["checkpoint"]      # any other checkpoint of the first task
+    env = dict(sequences["env"], MMPAB_OUTPUT_ROOT=str(out))
+    result = python("-m", "tools.continual", "evaluate", "demo", "--sequence", folder, "--tasks", *SEQUENCE,
+                    "--after", SEQUENCE[0], "--model", other_model, "--trained_in", folder, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(matrix(folder)["rows"]) == [first]
+    assert f"Left out {folder.name}: it has not learned" in python("-m", "tools.continual", "table", "demo",
+                                                                    env=env).stdout

@@ -86,6 +86,8 @@ def evaluate_step(args):
     accuracies = {t.name: evaluator.accuracy(model, t) for t in tasks[:position + 1]}
     if position + 1 < len(tasks):
         accuracies[tasks[position + 1].name] = evaluator.before_learning(model, tasks[position + 1])
+    for later in tasks[position + 1:]:     # learned on the model this row replaces: to be learned again
+        matrix["rows"].pop(later.name, None)
     matrix["rows"][after.name] = {"checkpoint": paths.within_output_root(checkpoint), "fingerprint": made,
                                   "width": model.width_mult, "parameters": stored_parameters(model),
                                   "trained_in": [paths.within_output_root(f) for f in args.trained_in], "test_acc": accuracies}
@@ -176,7 +178,9 @@ def pickaback_rows(cfg, arch, seed, evaluator, scratch):
                 "parameters": round(sum(r["parameters"] for r in per_target)),
                 "train_seconds": everyone + sum(r["train_seconds"] for r in per_target)}
 
-    rows = {"pickaback": row_of({t: [selections[t]] for t in trained})}
+    # a row of results_<cfg>.csv of an earlier pick (step 3-1 re-run since) describes another backbone: left out
+    current = {t: [row["backbone_id"]] for t, row in trained.items() if selections.get(t) == row["backbone_id"]}
+    rows = {"pickaback": row_of(current)} if current else {}
     controlled = selection_figures(cfg, arch, seed)[0]
     if controlled:
         rows["pickaback_oracle"] = row_of({f.target_id: [f.oracle] for f in controlled})
