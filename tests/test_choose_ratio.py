@@ -95,3 +95,18 @@ def test_missing_baseline_entry_is_one_sentence(tmp_path):
     result = run_tool(task_dir, baseline)
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_stages_decided_against_an_earlier_step_1_baseline_are_not_chosen_from(tmp_path):
+    """Step 1 re-run for the task (its baseline now 0.7180), step 2-1 not (decided against 0.3900)."""
+    task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
+    stage = task_dir / "gradual_prune" / "0.8"        # the stage step 2-2 chooses from ORIGINAL_RECORD
+    (stage / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.72, "test_accuracy": 0.7,
+                                                    "baseline": 0.39}))
+    result = run_tool(task_dir, baseline)
+    assert result.returncode == 1 and not (task_dir / "gradual_prune" / "chosen.json").exists()
+    assert ("was decided against step 1's earlier baseline (0.3900; now 0.7180); re-run run_pickaback/wo_backbone.sh "
+            "for it first." in result.stderr)
+    (stage / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.72, "test_accuracy": 0.7,
+                                                    "baseline": 0.718}))
+    assert run_tool(task_dir, baseline).returncode == 0

@@ -78,6 +78,16 @@ def validation_samples(prune_dir):
     return None if outcome is None else outcome.get("val_samples")
 
 
+def refuse_a_stage_of_another_baseline(source, task_name, baseline):
+    """A stage of step 2-1 decided against an earlier step-1 baseline (step 1 re-run since, step 2-1 not) is of the
+    old model: installing it would hand targets a backbone step 1 no longer stands behind."""
+    outcome = read_outcome(source.parent) or {}
+    if outcome.get("baseline", baseline) != baseline:
+        raise UserError(f"Step 2-1's run {source.parent} of {task_name} was decided against step 1's earlier "
+                        f"baseline ({outcome['baseline']:.4f}; now {baseline:.4f}); re-run "
+                        f"run_pickaback/wo_backbone.sh for it first.")
+
+
 def main(args):
     baselines = read_baselines(args.baseline_acc_file)
     if args.dataset not in baselines:
@@ -95,6 +105,7 @@ def main(args):
         source, ratio = folder_checkpoint(prune_dir.parent / "scratch"), 0.0
     else:
         source = folder_checkpoint(prune_dir / str(ratio))
+    refuse_a_stage_of_another_baseline(source, args.dataset, baseline)
     unchanged = already_installed(prune_dir, source, ratio, record[ratio])
     setup_logging(None if unchanged else args.log_path)   # nothing to do writes nothing, not even train.log
     if scratch:
