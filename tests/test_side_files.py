@@ -375,3 +375,14 @@ def test_step_2_2_reinstalls_a_chosen_checkpoint_that_went_missing(tmp_path, mon
     code, stdout, stderr = run_entry(tool, choose_args(task_dir, baseline), monkeypatch)
     assert code == 0, stderr
     assert installed.read_bytes() == b"0.8"
+
+
+def test_a_backbone_without_step_2_2s_choice_names_step_2_2(tmp_path, monkeypatch):
+    """Step 2-1 re-run with another plan removed the choice: the step that needs the backbone says what to run."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    folder = paths.prune_dir("perceiver_io", "demo", "shapes_clean")
+    folder.mkdir(parents=True)
+    (folder / "checkpoint-1.pth.tar").write_bytes(b"a stage's checkpoint, not chosen")
+    with pytest.raises(UserError, match=r"Task shapes_clean has no backbone checkpoint chosen \(.*chosen.json is "
+                                        r"missing\); run run_pickaback/select_pruning_ratio_of_backbone.sh for it first"):
+        paths.chosen_backbone("perceiver_io", "demo", "shapes_clean")

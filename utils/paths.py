@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.results import CHOSEN_FILE, chosen_checkpoint  # noqa: F401 (CHOSEN_FILE: step 2-2's choice's name)
+from utils.results import CHOSEN_FILE, STEP_2_2, chosen_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SEED = 2
@@ -85,7 +85,12 @@ def prune_dir(arch, cfg_name, task_name, seed=DEFAULT_SEED):
 
 def chosen_backbone(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     """The checkpoint a task hands over as a backbone: the one step 2-2 chose."""
-    return folder_checkpoint(prune_dir(arch, cfg_name, task_name, seed))
+    folder = prune_dir(arch, cfg_name, task_name, seed)
+    chosen = chosen_checkpoint(folder)
+    if chosen is None:
+        raise UserError(f"Task {task_name} has no backbone checkpoint chosen ({folder / CHOSEN_FILE} is missing); run "
+                        f"{STEP_2_2} for it first.")
+    return chosen
 
 
 def baseline_checkpoint(arch, cfg_name, task_name, seed=DEFAULT_SEED):
