@@ -15,7 +15,8 @@ from utils.logs import console_info, setup_logging
 from utils.paths import CHOSEN_FILE, folder_checkpoint
 from utils.provenance import fingerprint
 from utils.records import atomic_file, write_json_atomic
-from utils.results import read_baselines, read_chosen, read_outcome, read_prune_record
+from utils.results import (decided_against_another_baseline, read_baselines, read_chosen, read_outcome,
+                           read_prune_record)
 
 
 def get_args_parser():
@@ -81,8 +82,8 @@ def validation_samples(prune_dir):
 def refuse_a_stage_of_another_baseline(source, task_name, baseline):
     """A stage of step 2-1 decided against an earlier step-1 baseline (step 1 re-run since, step 2-1 not) is of the
     old model: installing it would hand targets a backbone step 1 no longer stands behind."""
-    outcome = read_outcome(source.parent) or {}
-    if outcome.get("baseline", baseline) != baseline:
+    outcome = read_outcome(source.parent)
+    if decided_against_another_baseline(outcome, baseline):
         raise UserError(f"Step 2-1's run {source.parent} of {task_name} was decided against step 1's earlier "
                         f"baseline ({outcome['baseline']:.4f}; now {baseline:.4f}); re-run "
                         f"run_pickaback/wo_backbone.sh for it first.")

@@ -24,7 +24,8 @@ from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
 from utils.provenance import fingerprint
 from utils.records import locked, write_csv_atomic
-from utils.results import OUTCOME_FILE, read_baselines, read_outcome, read_selections
+from utils.results import (OUTCOME_FILE, decided_against_another_baseline, read_baselines, read_outcome,
+                           read_selections)
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
 from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
@@ -172,8 +173,8 @@ def collect(args):
                     continue
                 if asked_to_grow(outcome):
                     unfinished.append(run)
-                elif not started_from_what_is_there_now(outcome) or decided_by_another_baseline(outcome, task,
-                                                                                                  baselines):
+                elif not started_from_what_is_there_now(outcome) or \
+                        decided_against_another_baseline(outcome, baselines.get(task.name)):
                     stale.append(run)
                 else:
                     finished[label, training_seed] = run, outcome
@@ -215,13 +216,6 @@ def twin_labels(finished):
     return {seed: twin_label(backbone_of[seed, outcome["start"]["path"]])
             for (label, seed), (_, outcome) in finished.items()
             if label == UNTRAINED and outcome.get("start") and (seed, outcome["start"]["path"]) in backbone_of}
-
-
-def decided_by_another_baseline(outcome, task, baselines):
-    """Whether a run was decided against another step-1 baseline of its target than the current one (step 1 re-run
-    since: its scratch accuracy and adapter are another model's)."""
-    now = baselines.get(task.name)
-    return now is not None and outcome.get("baseline", now) != now
 
 
 def named_runs(runs, root):

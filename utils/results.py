@@ -112,6 +112,12 @@ def chosen_checkpoint(folder):
     return checkpoint
 
 
+def decided_against_another_baseline(outcome, baseline):
+    """Whether a stage's outcome (read_outcome's) records another step-1 baseline than `baseline`, the one step 1
+    holds now (step 1 re-run since); False when either is unknown (an older outcome, no baseline yet)."""
+    return outcome is not None and baseline is not None and outcome.get("baseline", baseline) != baseline
+
+
 def read_outcome(folder):
     """A training stage's outcome.json in `folder` (beside the stage's checkpoint; a step 3-2 or transfer-control
     run's is in its scratch/): {"width", "val_accuracy", "test_accuracy" (numbers), "status" (ExitStatus; DONE
