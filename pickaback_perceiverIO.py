@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, candidate_checkpoint, compared_as,
+from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, compared_as,
                                               comparison_view, load_candidate_model, load_task_model,
                                               logits_and_features, untrained_twin)
 from utils import paths
@@ -27,13 +27,13 @@ from utils.cli import (ArgumentParser, add_arch_arg, arch_reads, fraction, non_n
                        positive_float, seed_int)
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import UserError, run_main
-from utils.provenance import fingerprint, settings_of, why_stale
+from utils.provenance import settings_of, why_stale
 from utils.records import locked, read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import read_selections, read_table
 from utils.train import resolve_device, seed_everything
 from utils_pickaback.modeldiff import PAIRINGS, logits_distance, normalised_image_range, search_single_moves
 from utils_pickaback.ranking import (DEFAULT_SCORE, SCORES, corrected_for_hubs, hub_correction_sentence, hub_groups,
-                                    picked_for_most_sentence, plain_scores, rank_candidates, rankings_json,
+                                    pair_inputs, picked_for_most_sentence, plain_scores, rank_candidates, rankings_json,
                                     read_rankings)
 from utils_pickaback.transferability import leep, linear_cka, logme
 
@@ -302,20 +302,8 @@ def distance_settings(cfg, args):
 
 def pair_provenance(cfg, target, candidate, args, fingerprints):
     """utils.provenance's record of one pair: the settings, and the fingerprints of the two checkpoints compared."""
-    def checkpoint_fingerprint(path):
-        if path not in fingerprints:
-            fingerprints[path] = fingerprint(path)
-        return fingerprints[path]
-    target_file = paths.baseline_checkpoint(args.arch, cfg.name, target.name, args.seed)
-    candidate_file = candidate_checkpoint(cfg, candidate, args.arch, args.seed, args.compare)
-    inputs = {f"target {target.task_id}": checkpoint_fingerprint(target_file),
-              f"candidate {candidate.task_id}": checkpoint_fingerprint(candidate_file)}
-    return {"settings": distance_settings(cfg, args), "inputs": dict(sorted(inputs.items()))}
-
-
-def provenance_json(cfg_name, seed):
-    """The table's sidecar: "<target id>,<candidate id>" -> the provenance of that row's distances."""
-    return paths.pickaback_table_csv(cfg_name, seed).with_suffix(".json")
+    inputs = pair_inputs(cfg, args.arch, args.seed, target, candidate, args.compare, fingerprints)
+    return {"settings": distance_settings(cfg, args), "inputs": inputs}
 
 
 def saved_distances(cfg, target, pool, wanted, seed):
@@ -326,7 +314,7 @@ def saved_distances(cfg, target, pool, wanted, seed):
     t = target.task_id
     if not any(key[0] == t for key in table):
         return None, None
-    record = read_json_record(provenance_json(cfg.name, seed))
+    record = read_json_record(paths.pickaback_table_json(cfg.name, seed))
     for candidate in pool:
         c = candidate.task_id
         if (t, c) not in table:
@@ -357,7 +345,7 @@ def save_target(cfg, seed, target_id, records, provenances, ranking):
     rewritten. All under the table's lock, as step 3-1's jobs (one per target) save at once."""
     table_path, result_path = paths.pickaback_table_csv(cfg.name, seed), paths.pickaback_result_csv(cfg.name, seed)
     with locked(table_path):
-        save_distances(table_path, provenance_json(cfg.name, seed), target_id, records, provenances)
+        save_distances(table_path, paths.pickaback_table_json(cfg.name, seed), target_id, records, provenances)
         saved = read_json_record(rankings_json(result_path))
         write_if_changed(rankings_json(result_path), {**saved, str(target_id): ranking}, saved)
 
@@ -444,7 +432,7 @@ def main(args):
               f"--hubs keep keeps the picks as ranked.")
     result_path = paths.pickaback_result_csv(cfg.name, args.seed)
     print(f"Saved {result_path} (how each target was ranked: {rankings_json(result_path)}), "
-          f"{paths.pickaback_table_csv(cfg.name, args.seed)} and {provenance_json(cfg.name, args.seed)}")
+          f"{paths.pickaback_table_csv(cfg.name, args.seed)} and {paths.pickaback_table_json(cfg.name, args.seed)}")
     return 0
 
 

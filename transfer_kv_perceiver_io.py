@@ -21,7 +21,7 @@ from utils.errors import UserError, run_main
 from utils.provenance import provenance
 from utils.results import STEP_3_1
 from utils.train import seed_everything
-from utils_pickaback.ranking import picks_for
+from utils_pickaback.ranking import picks_for, refuse_outdated_picks
 
 
 def get_args_parser():
@@ -83,6 +83,8 @@ def main(args):
     targets = wanted if wanted is not None else {task.task_id for task in cfg.tasks}
     pairs = parse_pairs(args.pairs) if args.pairs else sorted(picks_for(csv_path, args.arch, targets).items())
     pairs = [(target_id, task_id) for target_id, task_id in pairs if wanted is None or target_id in wanted]
+    if not args.pairs:
+        refuse_outdated_picks(cfg, args.arch, args.seed, dict(pairs))
     unpicked = sorted((wanted or set()) - {target_id for target_id, _ in pairs})
     if unpicked:
         raise UserError(f"No backbone for target {', '.join(map(str, unpicked))} in "

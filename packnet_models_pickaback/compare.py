@@ -26,17 +26,10 @@ def load_task_model(cfg, task, arch, seed=paths.DEFAULT_SEED):
     return model
 
 
-def candidate_checkpoint(cfg, task, arch, seed, compared):
-    """The file of the candidate model step 3-1 compares: step 2-2's choice ("received") or step 1's baseline."""
-    if compared == "received":
-        return paths.chosen_backbone(arch, cfg.name, task.name, seed)
-    return paths.baseline_checkpoint(arch, cfg.name, task.name, seed)
-
-
 def load_candidate_model(cfg, task, arch, seed, compared):
     if compared == "baseline":
         return load_task_model(cfg, task, arch, seed)
-    path = candidate_checkpoint(cfg, task, arch, seed, compared)
+    path = paths.candidate_checkpoint(arch, cfg.name, task.name, seed, compared)
     model, _ = load_model(path, expect_arch=arch, expect_config=cfg)
     if model.task_names[-1] != task.name:
         raise UserError(f"{path} is not a backbone checkpoint of {task.name}.")

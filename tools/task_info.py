@@ -15,7 +15,7 @@ from utils.cli import ArgumentParser, arch_reads, seed_int
 from utils.dataset_config import CONFIG_HELP, MODALITIES, get_config
 from utils.errors import UserError, run_main
 from utils import paths
-from utils_pickaback.ranking import picks_for
+from utils_pickaback.ranking import picks_for, refuse_outdated_picks
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
 # --path: each kind from the arguments (arch, task, backbone, seed) and the config, as utils/paths.py lays it out
@@ -79,6 +79,7 @@ def main(args):
     if args.selections:
         targets = {task.task_id for task in cfg.tasks if arch_reads(args.arch, task)}
         selections = picks_for(paths.pickaback_result_csv(cfg.name, args.seed), args.arch, targets)
+        refuse_outdated_picks(cfg, args.arch, args.seed, selections)
         print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
         return 0
     if args.list:

@@ -98,6 +98,13 @@ def baseline_checkpoint(arch, cfg_name, task_name, seed=DEFAULT_SEED):
     return folder_checkpoint(baseline_dir(arch, cfg_name, task_name, seed))
 
 
+def candidate_checkpoint(arch, cfg_name, task_name, seed, compared):
+    """The file of a candidate step 3-1 compares: step 2-2's choice ("received") or step 1's baseline."""
+    if compared == "received":
+        return chosen_backbone(arch, cfg_name, task_name, seed)
+    return baseline_checkpoint(arch, cfg_name, task_name, seed)
+
+
 def targets_root(arch, cfg_name, seed=DEFAULT_SEED):
     """Step 3-2's and the transfer control's runs: <backbone, scratch@<w> or untrained>/<target>/."""
     return checkpoints_dir(arch, seed) / "CPG_fromsingle_scratch_woexp_target" / arch / cfg_name
@@ -142,6 +149,11 @@ def pickaback_result_csv(cfg_name, seed=DEFAULT_SEED):
 
 def pickaback_table_csv(cfg_name, seed=DEFAULT_SEED):
     return output_root(seed) / f"pickaback_{cfg_name}_table.csv"
+
+
+def pickaback_table_json(cfg_name, seed=DEFAULT_SEED):
+    """The table's sidecar: "<target id>,<candidate id>" -> the provenance of that row's distances."""
+    return pickaback_table_csv(cfg_name, seed).with_suffix(".json")
 
 
 def transfer_csv(cfg_name, seed=DEFAULT_SEED):

@@ -11,9 +11,11 @@ selection by the values that made it.
 import math
 from pathlib import Path
 
+from utils import paths
 from utils.cli import ARCHS
 from utils.dataset_config import MODALITIES
 from utils.errors import UserError
+from utils.provenance import fingerprint
 from utils.records import read_json_record
 from utils.results import STEP_3_1, read_distances, require_selections
 
@@ -93,6 +95,36 @@ def picks_for(result_csv, arch, targets):
         raise UserError(f"{result_csv} holds {archs}'s picks for targets {' '.join(map(str, other))}, not {arch}'s: "
                         f"run step 3-1 ({STEP_3_1}) with ARCH={arch} first.")
     return picks
+
+
+def pair_inputs(cfg, arch, seed, target, candidate, compared, fingerprints):
+    """The inputs of a pair's distances as step 3-1 records them: the fingerprints of the target's step-1 checkpoint
+    and of the candidate's compared one (`fingerprints`: path -> fingerprint, so each file is read once)."""
+    files = {f"target {target.task_id}": paths.baseline_checkpoint(arch, cfg.name, target.name, seed),
+             f"candidate {candidate.task_id}": paths.candidate_checkpoint(arch, cfg.name, candidate.name, seed,
+                                                                          compared)}
+    for path in files.values():
+        if path not in fingerprints:
+            fingerprints[path] = fingerprint(path)
+    return {name: fingerprints[path] for name, path in sorted(files.items())}
+
+
+def refuse_outdated_picks(cfg, arch, seed, picks):
+    """One UserError sentence when step 3-1 made a pick of `picks` ({target id: backbone id}) by comparing a model
+    that has been trained again since (the target's step 1, the backbone's step 1 or 2-2): that pick may no longer
+    hold. A pick without a saved provenance (written by hand, or by an older version) is taken as it is."""
+    saved, fingerprints = read_json_record(paths.pickaback_table_json(cfg.name, seed)), {}
+    for target_id, backbone_id in sorted(picks.items()):
+        record = saved.get(f"{target_id},{backbone_id}")
+        if not isinstance(record, dict) or not isinstance(record.get("inputs"), dict):
+            continue
+        compared = record.get("settings", {}).get("compare", "received")
+        now = pair_inputs(cfg, arch, seed, cfg.task(target_id), cfg.task(backbone_id), compared, fingerprints)
+        changed = [name for name, value in now.items() if record["inputs"].get(name) != value]
+        if changed:
+            raise UserError(f"Step 3-1 picked backbone {backbone_id} for target {target_id} by comparing an earlier "
+                            f"model of {' and '.join(changed)}, trained again since; run step 3-1 ({STEP_3_1}) "
+                            f"for target {target_id} again first.")
 
 
 def ranked_pairs(values, rankings):
