@@ -103,6 +103,12 @@ check_choice FORCE 0 1
 check_choice VERBOSE 0 1
 check_choice TENSORBOARD 0 1
 check_choice UNTRAINED 0 1
+# the task lists as ids, each once and in their order ("01" and a task's name are its id): an unknown task stops here
+for list in TASKS TARGETS CONTROL_TARGETS; do
+  [ -n "${!list:-}" ] || continue
+  ids=$("$PY" -m tools.task_info "$CFG" --list ${!list})
+  printf -v "$list" '%s' "${ids//$'\n'/ }"
+done
 FORCE_FLAG=""
 if [ "${FORCE:-0}" = 1 ]; then FORCE_FLAG="--force"; fi
 # The console shows one line per finished stage (or target); VERBOSE=1 echoes every line of the logs too
@@ -115,14 +121,11 @@ TRAIN_ARGS=(--optimizer "$OPTIMIZER" --weight_decay 4e-5)   # every training run
 if [ -n "$VERBOSE_FLAG" ]; then TRAIN_ARGS+=("$VERBOSE_FLAG"); fi
 if [ "${TENSORBOARD:-0}" = 1 ]; then TRAIN_ARGS+=(--tensorboard); fi   # scalars in tensorboard/ beside train.log
 
-# The words of $1, each once, in their order.
-unique() { tr -s ' \t' '\n' <<< "$1" | awk 'NF && !seen[$0]++' | tr '\n' ' '; }
-
 # The task ids to run: $TASKS when given, else every task of the config (LeNet-5: its image tasks).
 task_ids() {
   local only=()
   if [ "$ARCH" = lenet5 ]; then only=(--modality image); fi
-  if [ -n "${TASKS:-}" ]; then unique "$TASKS"; else "$PY" -m tools.task_info "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
+  if [ -n "${TASKS:-}" ]; then echo "$TASKS"; else "$PY" -m tools.task_info "$CFG" --list "${only[@]}" | tr '\n' ' '; fi
 }
 
 task_name() { "$PY" -m tools.task_info "$CFG" "$1" --field name; }
@@ -288,7 +291,7 @@ lock_tasks() {
   local step=$1 dir id fd file; shift
   dir="$(dirname "$BASELINE_FILE")/locks"
   mkdir -p "$dir"
-  for id in $(unique "$*"); do     # a task named twice is locked once, not refused as a run of its own
+  for id in "$@"; do
     file="${dir}/${CFG_NAME}_${step}_task${id//[^A-Za-z0-9_.@-]/_}.lock"
     exec {fd}>>"$file"
     flock -n "$fd" || refuse "Task ${id} of config ${CFG_NAME} is already in a run of this step on these outputs" \

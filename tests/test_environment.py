@@ -41,12 +41,12 @@ def test_a_bad_setting_is_one_sentence_and_exit_1_before_any_work(tmp_path, name
 
 def test_good_settings_pass_and_empty_ones_take_the_default(tmp_path):
     proc = source_common(tmp_path, 'echo "$JOBS $SEED $FORCE_FLAG|$VERBOSE_FLAG|${TRAIN_ARGS[*]}|${ACC_ARGS[*]}|'
-                                   '$CONTROL_SEEDS|$(task_ids)"',
+                                   '$CONTROL_SEEDS|$(task_ids)|$TARGETS|$CONTROL_TARGETS"',
                          JOBS="02", SEED="007", FORCE="1", VERBOSE="", TENSORBOARD="0", PRUNE_STAGES="0.1 0.5 .95",
                          ALLOW_ACC_LOSS="0", LR="1e-3", MAX_WIDTH="1", DEVICE="cpu", PROFILE="demo", EPOCHS="",
-                         CONTROL_SEEDS="03 4", TASKS="2 1 2")
+                         CONTROL_SEEDS="03 4", TASKS="2 aquatic_mammals 02 1", TARGETS="01", CONTROL_TARGETS="2 2")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "2 7 --force||--optimizer adam --weight_decay 4e-5|--allow_acc_loss 0|3 4|2 1"
+    assert proc.stdout.strip() == "2 7 --force||--optimizer adam --weight_decay 4e-5|--allow_acc_loss 0|3 4|2 1|1|2"
 
 
 def test_jobs_0_ends_step_1_before_any_work(tmp_path):

@@ -4,6 +4,7 @@
     python -m tools.task_info demo 7 --field modality   # -> text
     python -m tools.task_info demo --list               # -> 1 2 ... 12, one per line
     python -m tools.task_info demo --list --modality image
+    python -m tools.task_info demo --list 3 shapes_clean 03    # -> 3 1: the tasks named, as ids, each once
     python -m tools.task_info demo 7 --transfer_on 5    # -> step 4's checkpoint of target 7 on backbone 5
     python -m tools.task_info data/mydata/dataset.toml --config_name   # -> mydata (what output paths use)
     python -m tools.task_info demo --path baseline_acc_file             # -> <output root>/logs_perceiver_io/...
@@ -45,7 +46,8 @@ def get_args_parser():
     parser.add_argument("--field", choices=FIELDS, default="name")
     parser.add_argument("--config_name", action="store_true",
                         help="print the config's name, which output paths use (a config file's `name`, not its path)")
-    parser.add_argument("--list", action="store_true", help="print every task id, one per line")
+    parser.add_argument("--list", nargs="*", metavar="TASK",
+                        help="print every task id (or those of the TASKs given: ids or names, each once), one per line")
     parser.add_argument("--modality", choices=MODALITIES, help="with --list: only tasks of this modality")
     parser.add_argument("--transfer_on", metavar="BACKBONE",
                         help="print the key/value transfer checkpoint step 4 wrote for this target on that backbone")
@@ -82,9 +84,10 @@ def main(args):
         refuse_outdated_picks(cfg, args.arch, args.seed, selections)
         print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
         return 0
-    if args.list:
-        print("\n".join(str(task.task_id) for task in cfg.tasks
-                        if args.modality in (None, task.modality)))
+    if args.list is not None:
+        tasks = [cfg.task(key) for key in args.list] if args.list else cfg.tasks
+        ids = dict.fromkeys(task.task_id for task in tasks if args.modality in (None, task.modality))
+        print("\n".join(map(str, ids)))
         return 0
     if args.task is None:
         raise UserError("Give a task id or name, or --list.")
