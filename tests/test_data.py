@@ -7,11 +7,13 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import SMALL_TEST_PER_CLASS, SMALL_TRAIN_PER_CLASS, python
-from utils.data import load_split, random_crop_flip, split_indices, task_loaders
+from utils.data import load_split, random_crop_flip, read_image, split_indices, task_loaders
 from utils.dataset_config import CONFIG_NAMES, DATA_ROOT_ENV, DEMO_CLASSES, DEMO_TASKS, get_config
 from utils import paths
 from utils.errors import UserError
@@ -263,6 +265,33 @@ def test_unreadable_image_is_named(writable_demo, in_memory):
     with pytest.raises(UserError, match=f"Cannot read image {bad}"):
         loaders = task_loaders(writable_demo, writable_demo.task(1), in_memory=in_memory)
         _collect(loaders[2])
+
+
+def test_a_16_bit_image_reads_as_its_8_bit_equal(tmp_path):
+    """Pillow converts a 16-bit grayscale image (mode I;16) to RGB by clipping: every pixel above 255 was white."""
+    pixels = np.arange(32 * 32).reshape(32, 32) % 256
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "deep.png")
+    Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "flat.png")
+    deep = np.asarray(read_image(str(tmp_path / "deep.png"), 32))
+    assert (deep == np.asarray(read_image(str(tmp_path / "flat.png"), 32))).all() and deep.max() == 255
+
+
+def test_an_image_too_large_to_decode_is_named(tmp_path, monkeypatch):
+    Image.new("L", (64, 64)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)     # over twice this is Pillow's decompression bomb
+    with pytest.raises(UserError, match=f"Cannot read image {tmp_path / 'huge.png'} \\(DecompressionBombError\\)"):
+        read_image(str(tmp_path / "huge.png"), 32)
+
+
+def test_a_task_without_a_validation_sample_is_refused(writable_demo):
+    """One training sample per class: the split keeps it for training, and an empty validation split scored 0."""
+    for split in ("train", "test"):
+        for folder in (writable_demo.image_root / split / "shapes_clean").iterdir():
+            for extra in sorted(folder.iterdir())[1:]:
+                extra.unlink()
+    with pytest.raises(UserError, match="Task shapes_clean has no validation sample"):
+        task_loaders(writable_demo, writable_demo.task(1))
+    task_loaders(writable_demo, writable_demo.task(1), val_fraction=0)     # the original's way: val is the test split
 
 
 def test_non_utf8_caption_is_named(writable_demo):

@@ -154,12 +154,18 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "built_in_name": (changed(lambda t: t.update(name="demo")), "name", "built-in"),
     "name_unfit_for_paths": (changed(lambda t: t.update(name="my data")), "name", "letters, digits"),
     "name_of_dots": (changed(lambda t: t.update(name="..")), "name", "not start with '.'"),
+    "name_of_a_flag": (changed(lambda t: t.update(name="-x")), "name", "not start with '.' or '-'"),
+    # config mine's test accuracies are kept in baseline_mine_test_acc.txt, config mine_test's baselines' file
+    "name_ending_in_test": (changed(lambda t: t.update(name="mine_test")), "name", "must not end in '_test'"),
     # a task's name is a folder of every output path and a key of the model's per-task modules
     "task_name_with_a_dot": (changed(task(0, name="captions.v2")), "name", "task 1 ('captions.v2') must hold only"),
     "task_name_up_a_folder": (changed(task(0, name="../b")), "name", "letters, digits, '_' and '-'"),
     "task_name_of_dots": (changed(task(0, name="..")), "name", "letters, digits, '_' and '-'"),
     "task_name_with_a_slash": (changed(task(0, name="x/y")), "name", "letters, digits, '_' and '-'"),
     "task_name_absolute": (changed(task(0, name="/tmp/x")), "name", "letters, digits, '_' and '-'"),
+    "task_name_of_a_flag": (changed(task(0, name="--help")), "name", "not start with '-'"),
+    # step 3-2's runs on backbone <task> and on the untrained twin would share one folder
+    "task_named_as_the_untrained_folder": (changed(task(0, name="untrained")), "name", "must not be 'untrained'"),
     "std_zero": (changed(lambda t: t.update(std=[0, 0, 0])), "std", "greater than 0"),
     "task_std_negative": (changed(task(1, std=[0.2, -0.2, 0.2])), "std", "task 2 ('b') must be three finite"),
     "max_text_length_huge": (changed(lambda t: t.update(max_text_length=10 ** 9)), "max_text_length", "to 4096"),

@@ -108,11 +108,20 @@ def read_image(path: str, size: int) -> Image.Image:
     """An RGB image of size x size (resized when the file differs); UserError naming a bad file."""
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            img = as_8_bit(img).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise UserError(f"Cannot read image {path} ({type(err).__name__}); replace or delete it.") from None
     if img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
+    return img
+
+
+def as_8_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (mode I;16 or I, e.g. microscopy PNGs) scaled to 8 bits; other images as they are
+    (Pillow's conversion of these to RGB clips every value above 255 to white)."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        pixels = np.asarray(img, dtype=np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
     return img
 
 
@@ -265,6 +274,10 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
         in_memory = fits_in_memory(cfg, task, len(train_samples) + len(test_samples))
     train_labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
     train_idx, val_idx = split_indices(train_labels, val_fraction, seed if split_seed is None else split_seed)
+    if val_fraction > 0 and len(val_idx) == 0:     # its accuracy would read 0, and every decision would pass
+        raise UserError(f"Task {task.name} has no validation sample: every class has one training sample, which "
+                        f"training keeps. Give a class at least 2 training samples, or set val_fraction to 0 (the "
+                        f"decisions then read the test split).")
     evaluation = dict(shuffle=False, augment=False, device=device, seed=seed)
     if in_memory or task.modality != "image":
         full_train = load_split(cfg, task, "train")

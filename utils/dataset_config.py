@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.errors import UserError
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, UNTRAINED
 from utils.provenance import fingerprint
 
 DATA_ROOT_ENV = "MMPAB_DATA_ROOT"
@@ -189,10 +189,10 @@ MODALITIES = ("image", "text")
 TRAIN_AUGMENTS = ("crop_flip", "resize_flip", "none")
 TEXT_ENCODINGS = ("hashed_words", "bytes")
 BYTES_VOCAB_SIZE = 257      # 256 byte values shifted by one, 0 kept for padding (utils/text.py's encoding)
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")   # part of output file names and bash paths: not '..'
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")   # part of output file names and bash paths: not '..'
 # A task's name is a folder of every output path and a key of the model's per-task modules (nn.ModuleDict,
 # which refuses a '.'): no dot, no path separator, so neither '../x' nor '/x' leaves the config's folders.
-TASK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+TASK_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 # Upper bounds well above any real use, so that a slip (an extra zero) is refused rather than exhausting memory:
 # Perceiver IO's own language model reads 2,048 UTF-8 bytes, 4,096 tokens is a page per caption, and a split
 # in memory holds 8 bytes per token (utils/text.py); 2**20 hashed-word buckets leave few collisions in any
@@ -272,7 +272,10 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
     """`cfg`, once its values are fit to run (the checks a built-in and a config file share); else one UserError
     sentence naming the key and `origin`, the file or built-in it came from."""
     _check(NAME_PATTERN.fullmatch(cfg.name), origin, "name", "must hold only letters, digits, '_', '-' and '.', "
-           f"and not start with '.' (it names output files), not {cfg.name!r}")
+           f"and not start with '.' or '-' (it names output files), not {cfg.name!r}")
+    # baseline_<name>_test_acc.txt is the test-accuracy record of the config <name> without "_test"
+    _check(not cfg.name.endswith("_test"), origin, "name", f"must not end in '_test' (config {cfg.name[:-5]!r} "
+           f"keeps its test accuracies in the file this name's baselines would use), not {cfg.name!r}")
     _check_one_of(cfg.train_augment, "train_augment", TRAIN_AUGMENTS, origin)
     _check_one_of(cfg.text_encoding, "text_encoding", TEXT_ENCODINGS, origin)
     if cfg.image_patch is not None:
@@ -291,7 +294,9 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
     for task in cfg.tasks:
         label = f"task {task.task_id} ({task.name!r})"
         _check(TASK_NAME_PATTERN.fullmatch(task.name), origin, "name", "must hold only letters, digits, '_' and "
-               f"'-' (it names a folder of every output path), not {task.name!r}", label)
+               f"'-', and not start with '-' (it names a folder of every output path), not {task.name!r}", label)
+        _check(task.name != UNTRAINED, origin, "name", f"must not be {UNTRAINED!r}, the folder of the untrained "
+               "backbone's runs beside every backbone's", label)
         _check(task.num_classes >= 1, origin, "num_classes", "must be at least 1", label)
         _check(len(task.mean) == 3 and all(map(math.isfinite, task.mean)), origin, "mean",
                f"must be three finite numbers, one per colour channel, not {list(task.mean)}", label)

@@ -14,6 +14,8 @@ from utils.results import CHOSEN_FILE, STEP_2_2, chosen_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SEED = 2
+# the untrained twin's run folder beside the backbones' under targets_root (so no task may be named so)
+UNTRAINED = "untrained"
 
 
 def output_root(seed=DEFAULT_SEED):

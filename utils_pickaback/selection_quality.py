@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from utils import paths
+from utils.paths import UNTRAINED
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
 from utils.text_tables import figure
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates, ranking_values,
                                     read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
-UNTRAINED = "untrained"     # the untrained twin's run folder; in the control's table, twin_label's
 SCRATCH_PREFIX = "scratch@"
 
 
