@@ -33,7 +33,7 @@ from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv
 from utils.provenance import provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import remove_json_keys, update_json_record, write_json_atomic
-from utils.results import read_chosen, read_prune_record
+from utils.results import STEP_1, read_chosen, read_prune_record
 from utils.train import SAME_RUN_SETTINGS, Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 def get_args_parser():
@@ -348,12 +348,25 @@ def same_run_baseline(args, cfg, task, settings, data):
     return path
 
 
+def refuse_a_baseline_of_other_data(args, cfg, task, data):
+    """A stage is judged against its task's step-1 baseline: one trained on other data (the task's files changed
+    since step 1) would set accuracies on two datasets against each other."""
+    found = sorted(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed).glob("checkpoint-*.pth.tar"))
+    if len(found) != 1:
+        return      # no step-1 model of this run (a baseline file of one's own): nothing to compare
+    trained_on = (load_checkpoint(found[0]).get("provenance") or {}).get("inputs", {}).get("data")
+    if trained_on not in (None, data):
+        raise UserError(f"The data of task {task.name} changed after its step-1 baseline {found[0]} was trained; "
+                        f"re-run step 1 ({STEP_1} {cfg.name}) and the steps after it for this data first.")
+
+
 def plan_run(args, cfg, task):
     baseline = read_baseline(args.jsonfile, task.name)
     settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline, dataset_config=cfg.provenance_id,
                            val_fraction=cfg.val_share(args.val_fraction))
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
+    refuse_a_baseline_of_other_data(args, cfg, task, data)
     reuse = same_run_baseline(args, cfg, task, settings, data)
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
     return StageRun(args, baseline, start, reuse, provenance(settings, inputs, data=data))

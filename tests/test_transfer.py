@@ -225,6 +225,23 @@ def test_step_3_2_refuses_a_transfer_made_from_an_earlier_step_1_model_of_its_ta
             "demo) before training target shapes_captions on it." in proc.stderr)
 
 
+def test_step_3_2_refuses_a_target_whose_data_changed_after_its_step_1_baseline(pipeline, small_demo_root, tmp_path):
+    """A caption edited after step 1: the run would be judged against (and its results paired with) a baseline of
+    other data (before, step 3-2 trained on the new data with exit 0)."""
+    data = tmp_path / "data"
+    shutil.copytree(small_demo_root, data)
+    caption = sorted((data / "demo" / "text" / "train" / TEXT_TARGET).glob("*/*.txt"))[0]
+    caption.write_text(caption.read_text() + " again")
+    tdir = tmp_path / "target"
+    proc = python("CPG_MM_main_normal.py", *COMMON, "--dataset", TEXT_TARGET, "--mode", "finetune",
+                  "--load_checkpoint", kv_path(pipeline, 7), "--save_folder", tdir / "scratch", "--epochs", 1,
+                  "--jsonfile", pipeline["out"].parent / "base0.json", "--log_path", tdir / "train.log",
+                  env=script_env(pipeline["out"], data))
+    assert proc.returncode == 1 and not (tdir / "scratch").exists()
+    assert (f"The data of task {TEXT_TARGET} changed after its step-1 baseline" in proc.stderr
+            and "re-run step 1 (run_pickaback/baseline.sh demo) and the steps after it" in proc.stderr), proc.stderr
+
+
 def test_step_3_2_records_the_file_it_started_from(pipeline):
     ok(pipeline["finetune_proc"])
     payload = load_checkpoint(pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar")
