@@ -344,7 +344,7 @@ def same_run_baseline(args, cfg, task, settings, data):
     if "train_accuracy" not in payload or any(made_by.get(k) != settings[k] for k in SAME_RUN_SETTINGS):
         return None
     if payload.get("provenance", {}).get("inputs", {}).get("data") != data:
-        return None     # step 1's model is of other data (regenerated since): train this run instead
+        return None     # step 1's model does not record its data (an older version): train this run instead
     return path
 
 

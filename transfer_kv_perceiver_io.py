@@ -54,8 +54,9 @@ def transfer_provenance(cfg, arch, target, backbone, seed, chosen):
     return provenance(settings, {"backbone": chosen, "target baseline": target_baseline})
 
 
-def transfer(cfg, arch, target, backbone, seed, force=False):
-    """Write the backbone's chosen checkpoint + the target task with its own adapter; returns (path, what was done)."""
+def transfer(cfg, arch, target, backbone, seed, force=False, picked=False):
+    """Write the backbone's chosen checkpoint + the target task with its own adapter; returns (path, what was done).
+    `picked`: the pair is step 3-1's pick, which must have compared the models there now."""
     chosen = paths.chosen_backbone(arch, cfg.name, backbone.name, seed)
     out = paths.kv_transfer_checkpoint(chosen, target.task_id)
     wanted = transfer_provenance(cfg, arch, target, backbone, seed, chosen)
@@ -68,6 +69,8 @@ def transfer(cfg, arch, target, backbone, seed, force=False):
     if target.name in model.task_names:
         raise UserError(f"{chosen} already holds task {target.name}; it cannot be its own backbone.")
     target_model = load_task_model(cfg, target, arch, seed)
+    if picked:      # after the loads above, so that a damaged file is named as damaged, not as changed
+        refuse_outdated_picks(cfg, arch, seed, {target.task_id: backbone.task_id})
     seed_everything(seed)   # the target's new head: the same checkpoint on every run, in any order
     model.add_task(target, cfg)
     model.install_adapter(target.name, target_model, target.name)
@@ -83,8 +86,6 @@ def main(args):
     targets = wanted if wanted is not None else {task.task_id for task in cfg.tasks}
     pairs = parse_pairs(args.pairs) if args.pairs else sorted(picks_for(csv_path, args.arch, targets).items())
     pairs = [(target_id, task_id) for target_id, task_id in pairs if wanted is None or target_id in wanted]
-    if not args.pairs:
-        refuse_outdated_picks(cfg, args.arch, args.seed, dict(pairs))
     unpicked = sorted((wanted or set()) - {target_id for target_id, _ in pairs})
     if unpicked:
         raise UserError(f"No backbone for target {', '.join(map(str, unpicked))} in "
@@ -92,7 +93,7 @@ def main(args):
                         f"--target_id.")
     for target_id, task_id in pairs:
         target, backbone = cfg.task(target_id), cfg.task(task_id)
-        out, done = transfer(cfg, args.arch, target, backbone, args.seed, args.force)
+        out, done = transfer(cfg, args.arch, target, backbone, args.seed, args.force, picked=not args.pairs)
         print(f"Target {target_id} ({target.name}, {target.modality}) -> backbone {task_id} "
               f"({backbone.name}, {backbone.modality}): {out} {done}")
     return 0

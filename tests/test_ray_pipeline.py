@@ -95,14 +95,16 @@ def test_same_selection_and_accuracies_as_the_bash_steps(runs):
 
 
 def test_a_failed_task_stops_its_dependants_and_the_launcher_names_it(runs, ray_address, tmp_path):
-    """Task 99 does not exist: its step 1 fails; task 1's steps 1-2-2 still finish (resumed from the copy), and
-    every step 3 needs task 99 as a candidate or a target."""
-    out = tmp_path / "out"
+    """Task 2's images are gone: its step 1 fails; task 1's steps 1-2-2 still finish (resumed from the copy), and
+    every step 3 needs task 2 as a candidate or a target."""
+    out, data = tmp_path / "out", tmp_path / "data"
     shutil.copytree(runs["ray"], out)
-    proc = launch(launcher_env(out, runs["data"], TASKS="1 99"), "--address", ray_address)
+    shutil.copytree(runs["data"], data)
+    shutil.rmtree(data / "mydata" / "images" / "train" / "shapes_noisy")
+    proc = launch(launcher_env(out, data, TASKS="1 2"), "--address", ray_address)
     assert proc.returncode == 1
     [sentence] = proc.stderr.strip().splitlines()
-    assert sentence.startswith("Failed: step 1 task 99 (exit 1, log ")
+    assert sentence.startswith("Failed: step 1 task 2 (exit 1, log ")
     assert sentence.endswith("; 10 jobs that needed it did not run, every other job finished.")
     jobs = jobs_record(out)
     assert {name for name, job in jobs.items() if job["status"] == "done"} == \

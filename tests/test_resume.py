@@ -31,14 +31,15 @@ def step1(env, *extra):
                      *extra, env=env))
 
 
-def finetune(env, folder, *extra):
+def finetune(env, folder, *extra, check=True):
     folder.mkdir(parents=True, exist_ok=True)
     baselines = folder / "base0.json"
     baselines.write_text(json.dumps({TASK: "0.0000"}))
-    return ok(python("CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "finetune",
-                     "--save_folder", folder / "scratch", "--epochs", BASELINE_EPOCHS, "--jsonfile", baselines,
-                     "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
-                     "--log_path", folder / "train.log", *extra, env=env))
+    proc = python("CPG_MM_main_normal.py", *COMMON, "--dataset", TASK, "--mode", "finetune",
+                  "--save_folder", folder / "scratch", "--epochs", BASELINE_EPOCHS, "--jsonfile", baselines,
+                  "--pruning_ratio_to_acc_record_file", folder / "gradual_prune" / "record.txt",
+                  "--log_path", folder / "train.log", *extra, env=env)
+    return ok(proc) if check else proc
 
 
 def epochs_trained(folder):
@@ -128,10 +129,12 @@ def test_step_2_1_trains_when_step_1s_model_is_of_other_profile_sizes(out, small
     assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
 
 
-def test_step_2_1_trains_when_step_1s_model_is_of_other_data(out, small_demo_root, tmp_path):
-    """Data regenerated after step 1, step 2-1 run first: step 1's checkpoint is a model of the old data."""
-    proc = finetune(script_env(out, edited_copy(small_demo_root, tmp_path)), tmp_path / "t")
-    assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
+def test_step_2_1_refuses_a_task_whose_step_1_model_is_of_other_data(out, small_demo_root, tmp_path):
+    """Data regenerated after step 1, step 2-1 run first: step 1's checkpoint and baseline are of the old data (step
+    2-1 once trained against that baseline; now it names step 1)."""
+    proc = finetune(script_env(out, edited_copy(small_demo_root, tmp_path)), tmp_path / "t", check=False)
+    assert proc.returncode == 1 and "changed after its step-1 baseline" in proc.stderr and "re-run step 1" in proc.stderr
+    assert not (tmp_path / "t" / "scratch").exists()
 
 
 # ---------------------------------------------------------------- steps 2-1 / 3-2 resume

@@ -242,6 +242,23 @@ def test_step_3_2_refuses_a_target_whose_data_changed_after_its_step_1_baseline(
             and "re-run step 1 (run_pickaback/baseline.sh demo) and the steps after it" in proc.stderr), proc.stderr
 
 
+def test_step_4_refuses_a_pick_step_3_1_made_from_a_model_changed_since(pipeline, tmp_path):
+    """Step 3-1's record of pair (7, 1) holds the fingerprint of another step-1 model of target 7 than the one there."""
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    (target,) = (out / "checkpoints_perceiver_io" / "baseline_scratch" / ARCH / "demo" / TEXT_TARGET).glob("*.pth.tar")
+    chosen = out / pipeline["chosen"].relative_to(pipeline["out"])
+    now = {"target 7": fingerprint(target), "candidate 1": fingerprint(chosen)}
+    step_4 = ("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7", "--force")
+    for inputs, refused in ((now, False), ({**now, "target 7": "0" * 16}, True)):
+        (out / "pickaback_demo_table.json").write_text(json.dumps({"7,1": {"settings": {"compare": "received"},
+                                                                           "inputs": inputs}}))
+        proc = python(*step_4, env=script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]))
+        assert proc.returncode == (1 if refused else 0), proc.stderr
+    assert ("Step 3-1 picked backbone 1 for target 7 by comparing an earlier model of target 7, changed since; run "
+            "step 3-1 (run_pickaback/find_backbone.sh) for target 7 again first." in proc.stderr)
+
+
 def test_step_3_2_records_the_file_it_started_from(pipeline):
     ok(pipeline["finetune_proc"])
     payload = load_checkpoint(pipeline["tdir"] / "scratch" / "checkpoint-1.pth.tar")

@@ -123,7 +123,7 @@ def refuse_outdated_picks(cfg, arch, seed, picks):
         changed = [name for name, value in now.items() if record["inputs"].get(name) != value]
         if changed:
             raise UserError(f"Step 3-1 picked backbone {backbone_id} for target {target_id} by comparing an earlier "
-                            f"model of {' and '.join(changed)}, trained again since; run step 3-1 ({STEP_3_1}) "
+                            f"model of {' and '.join(changed)}, changed since; run step 3-1 ({STEP_3_1}) "
                             f"for target {target_id} again first.")
 
 
