@@ -250,6 +250,21 @@ def test_missing_task_folder_is_named(writable_demo):
         load_split(writable_demo, writable_demo.task("patterns_clean"), "train")
 
 
+def test_hidden_files_and_folders_are_no_classes_or_samples(writable_demo):
+    """A macOS copy leaves ._<name> beside every file; Jupyter leaves .ipynb_checkpoints: neither is data."""
+    task = writable_demo.task(1)
+    before = load_split(writable_demo, task, "train")
+    for split in ("train", "test"):
+        folder = writable_demo.image_root / split / "shapes_clean"
+        (folder / ".ipynb_checkpoints").mkdir()
+        for image in sorted(folder.glob("*/*.png")):
+            (image.parent / f"._{image.name}").write_bytes(b"\0\5\26\7 AppleDouble")
+        (folder / "ring" / ".cache").mkdir()
+        shutil.copy(sorted(folder.glob("ring/*.png"))[0], folder / "ring" / ".cache" / "copy.png")
+    after = load_split(writable_demo, task, "train")
+    assert len(after) == len(before) and torch.equal(after.labels, before.labels)
+
+
 def test_empty_class_folder_is_named(writable_demo):
     folder = writable_demo.image_root / "train" / "shapes_clean" / "ring"
     for file in folder.iterdir():

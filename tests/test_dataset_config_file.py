@@ -142,6 +142,7 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "boolean_count": (changed(task(0, num_classes=True)), "num_classes", "whole number"),
     "modality": (changed(task(2, modality="audio")), "modality", "'image' or 'text'"),
     "related_unknown": (changed(task(1, related="zz")), "related", "not a task of this file"),
+    "related_to_itself": (changed(task(1, related="b")), "related", "names the task itself"),
     "paired_unknown": (changed(task(2, paired="zz")), "paired", "not a task of this file"),
     "paired_same_modality": (changed(task(0, paired="b")), "paired", "another image task"),
     "paired_twice": (changed(task(1, paired="t")), "paired", "already paired with 'a'"),

@@ -65,7 +65,9 @@ def class_folders(cfg, task) -> list[str]:
     """The task's class names, sorted: a label is a position in this list (as ImageFolder's), so every split
     must hold the same class folders, and as many as the config's num_classes (the model's outputs)."""
     folders = [task_folder(cfg, task, split) for split in SPLITS]
-    train, test = found = [sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()) for folder in folders]
+    # a hidden folder (.ipynb_checkpoints, a tool's cache) is not a class
+    train, test = found = [sorted(entry.name for entry in os.scandir(folder)
+                                  if entry.is_dir() and not entry.name.startswith(".")) for folder in folders]
     for folder, classes in zip(folders, found):
         if not classes:
             raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
@@ -82,13 +84,15 @@ def class_folders(cfg, task) -> list[str]:
 
 
 def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str]]:
-    """(file, label) pairs in ImageFolder order (sorted classes, sorted files) and the class names."""
+    """(file, label) pairs in ImageFolder order (sorted classes, sorted files) and the class names. Hidden files and
+    folders are no samples (macOS's ._<name> copies, .ipynb_checkpoints)."""
     classes = class_folders(cfg, task)
     folder = task_folder(cfg, task, split)
     extensions = IMAGE_EXTENSIONS if task.modality == "image" else (".txt",)
     samples = [(str(path), label) for label, name in enumerate(classes)
                for path in sorted((folder / name).rglob("*"))
-               if path.suffix.lower() in extensions and path.is_file()]
+               if path.suffix.lower() in extensions and path.is_file()
+               and not any(part.startswith(".") for part in path.relative_to(folder / name).parts)]
     counts = np.bincount([label for _, label in samples], minlength=len(classes))
     for name, count in zip(classes, counts):
         if count == 0:

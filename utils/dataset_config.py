@@ -383,7 +383,11 @@ def _declared(tables, tasks, key, path):
 
 
 def _related(tables, tasks, path) -> dict[str, str]:
-    return {task: other for _, task, other in _declared(tables, tasks, "related", path)}
+    related = {}
+    for label, task, other in _declared(tables, tasks, "related", path):
+        _check(other != task, path, "related", "names the task itself; it names another task of this file", label)
+        related[task] = other
+    return related
 
 
 def _paired(tables, tasks, path) -> dict[str, str]:
