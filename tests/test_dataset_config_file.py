@@ -165,6 +165,7 @@ BROKEN = {   # case -> (the config table, the key the sentence names, words it s
     "task_name_with_a_slash": (changed(task(0, name="x/y")), "name", "letters, digits, '_' and '-'"),
     "task_name_absolute": (changed(task(0, name="/tmp/x")), "name", "letters, digits, '_' and '-'"),
     "task_name_of_a_flag": (changed(task(0, name="--help")), "name", "not start with '-'"),
+    "task_name_of_digits": (changed(task(0, name="2")), "name", "must not be digits only"),
     # step 3-2's runs on backbone <task> and on the untrained twin would share one folder
     "task_named_as_the_untrained_folder": (changed(task(0, name="untrained")), "name", "must not be 'untrained'"),
     "std_zero": (changed(lambda t: t.update(std=[0, 0, 0])), "std", "greater than 0"),

@@ -96,8 +96,8 @@ def scan_samples(cfg, task, split: str) -> tuple[list[tuple[str, int]], list[str
     counts = np.bincount([label for _, label in samples], minlength=len(classes))
     for name, count in zip(classes, counts):
         if count == 0:
-            kind = "image" if task.modality == "image" else ".txt caption"
-            raise UserError(f"Class folder {folder / name} has no {kind} files.")
+            kind = f"image files ({', '.join(extensions)})" if task.modality == "image" else ".txt caption files"
+            raise UserError(f"Class folder {folder / name} has no {kind}.")
     return samples, classes
 
 

@@ -293,10 +293,12 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
            f"not {cfg.vocab_size}")
     for task in cfg.tasks:
         label = f"task {task.task_id} ({task.name!r})"
-        _check(TASK_NAME_PATTERN.fullmatch(task.name), origin, "name", "must hold only letters, digits, '_' and "
+        _check(TASK_NAME_PATTERN.fullmatch(task.name), origin, "name", "must hold only ASCII letters, digits, '_' and "
                f"'-', and not start with '-' (it names a folder of every output path), not {task.name!r}", label)
         _check(task.name != UNTRAINED, origin, "name", f"must not be {UNTRAINED!r}, the folder of the untrained "
                "backbone's runs beside every backbone's", label)
+        _check(not task.name.isdigit(), origin, "name", "must not be digits only (a number names the task of that id, "
+               f"as in TASKS), not {task.name!r}", label)
         _check(task.num_classes >= 1, origin, "num_classes", "must be at least 1", label)
         _check(len(task.mean) == 3 and all(map(math.isfinite, task.mean)), origin, "mean",
                f"must be three finite numbers, one per colour channel, not {list(task.mean)}", label)
