@@ -87,6 +87,17 @@ def test_a_name_finds_data_root_name_dataset_toml_and_builtins_win(tmp_path):
     assert get_config("demo", data_root_dir=tmp_path).num_tasks == 12 and get_config("demo").source_fingerprint == ""
 
 
+def test_a_name_with_both_a_toml_and_a_json_file_is_one_sentence(tmp_path):
+    """Which of the two describes the data is unknown (before, the TOML file was read without a word)."""
+    write_dataset(tmp_path, "mine", MINIMAL)
+    write_dataset(tmp_path, "mine", json.dumps({"image_size": 8, "tasks": [
+        {"name": "b", "modality": "image", "num_classes": 2}]}), "dataset.json")
+    with pytest.raises(UserError) as err:
+        get_config("mine", data_root_dir=tmp_path)
+    assert_one_sentence(str(err.value), "holds both dataset.toml and dataset.json", str(tmp_path / "mine"))
+    assert get_config(str(tmp_path / "mine" / "dataset.json")).task(1).name == "b"
+
+
 def test_an_unknown_name_says_what_works(tmp_path):
     write_dataset(tmp_path, "mine", MINIMAL)
     with pytest.raises(UserError) as err:

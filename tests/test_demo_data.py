@@ -171,6 +171,16 @@ def test_an_image_without_its_caption_is_left_out_and_the_rest_stay_paired(tmp_p
     assert torch.equal(images.inputs, every_image.inputs[expected])
 
 
+def test_two_files_of_one_paired_sample_are_one_clear_error(tmp_path):
+    """0001.png and 0001.jpg in one class folder: either could be the caption's image (before, one was taken)."""
+    generate_demo_data(tmp_path / "demo", train_per_class=2, test_per_class=1)
+    cfg = get_config("demo", data_root_dir=tmp_path)
+    image = cfg.image_root / "train" / "shapes_clean" / "ring" / "0001.png"
+    Image.open(image).save(image.with_suffix(".jpg"))
+    with pytest.raises(UserError, match="Task shapes_clean \\(train\\) holds 2 files of the sample ring/0001; paired"):
+        load_paired_split(cfg, cfg.task("shapes_captions"), "train")
+
+
 def test_a_caption_without_its_image_is_one_clear_error(tmp_path):
     generate_demo_data(tmp_path / "demo", train_per_class=2, test_per_class=1)
     cfg = get_config("demo", data_root_dir=tmp_path)

@@ -7,6 +7,7 @@ torchvision's ImageFolder.
 """
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -178,9 +179,16 @@ def load_paired_split(cfg, task, split: str) -> tuple[TaskData, TaskData]:
 
 
 def sample_keys(cfg, task, split: str) -> list[tuple[str, str]]:
-    """(class folder, file stem) of every sample, in load_split's order: what pairs two tasks' samples."""
+    """(class folder, file stem) of every sample, in load_split's order: what pairs two tasks' samples. UserError
+    when two files share one (0001.png and 0001.jpg, or in two subfolders): which one is the partner is unknown."""
     samples, classes = scan_samples(cfg, task, split)
-    return [(classes[label], Path(path).stem) for path, label in samples]
+    keys = [(classes[label], Path(path).stem) for path, label in samples]
+    repeated = sorted(key for key, count in Counter(keys).items() if count > 1)
+    if repeated:
+        raise UserError(f"Task {task.name} ({split}) holds {Counter(keys)[repeated[0]]} files of the sample "
+                        f"{'/'.join(repeated[0])}; paired tasks match samples by <class>/<file stem>, so give each "
+                        f"sample one file.")
+    return keys
 
 
 # --------------------------------------------------------------------------- validation split

@@ -171,9 +171,12 @@ def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
         return read_config_file(BUILT_IN_FILES[spec], roots_under=root)
     if Path(spec).suffix in (".toml", ".json"):
         return read_config_file(Path(spec))
-    for file_name in CONFIG_FILES:
-        if (root / spec / file_name).is_file():
-            return read_config_file(root / spec / file_name)
+    files = [root / spec / file_name for file_name in CONFIG_FILES if (root / spec / file_name).is_file()]
+    if len(files) > 1:
+        raise UserError(f"{root / spec} holds both {' and '.join(f.name for f in files)}; keep the one that describes "
+                        f"the data, or give its path.")
+    if files:
+        return read_config_file(files[0])
     found = sorted(path.parent.name for file_name in CONFIG_FILES for path in root.glob(f"*/{file_name}"))
     raise UserError(f"Unknown dataset config {spec!r}; valid configs are: {', '.join(CONFIG_NAMES + tuple(found))}; "
                     f"a path to a .toml or .json config file works too, as does a name with "
