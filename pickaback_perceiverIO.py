@@ -22,7 +22,7 @@ from packnet_models_pickaback.compare import (COMPARED, CROSS_MODAL, compared_as
                                               comparison_view, load_candidate_model, load_task_model,
                                               logits_and_features, untrained_twin)
 from utils import paths
-from utils.data import TaskData, TaskLoader, load_paired_split, load_split, split_indices
+from utils.data import TaskData, TaskLoader, data_fingerprint, load_paired_split, load_split, split_indices
 from utils.cli import (ArgumentParser, add_arch_arg, arch_reads, fraction, non_negative_int, positive_even_int,
                        positive_float, seed_int)
 from utils.dataset_config import CONFIG_HELP, get_config
@@ -301,9 +301,14 @@ def distance_settings(cfg, args):
 
 
 def pair_provenance(cfg, target, candidate, args, fingerprints):
-    """utils.provenance's record of one pair: the settings, and the fingerprints of the two checkpoints compared."""
+    """utils.provenance's record of one pair: the settings, and the fingerprints of the two checkpoints compared and
+    of the two tasks' data, which the probes are drawn from (`fingerprints`: each computed once)."""
     inputs = pair_inputs(cfg, args.arch, args.seed, target, candidate, args.compare, fingerprints)
-    return {"settings": distance_settings(cfg, args), "inputs": inputs}
+    for role, task in (("target", target), ("candidate", candidate)):
+        if ("data", task.name) not in fingerprints:
+            fingerprints[("data", task.name)] = data_fingerprint(cfg, task)
+        inputs[f"{role} {task.task_id} data"] = fingerprints[("data", task.name)]
+    return {"settings": distance_settings(cfg, args), "inputs": dict(sorted(inputs.items()))}
 
 
 def saved_distances(cfg, target, pool, wanted, seed):

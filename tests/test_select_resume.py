@@ -88,7 +88,7 @@ def test_every_pair_is_saved_with_its_provenance(computed):
     assert [r[0] for r in rows(result)] == ["1", "7"]
     assert list(sidecar) == ["1,2", "1,7", "7,1", "7,2"]
     record = sidecar["1,7"]
-    assert set(record["inputs"]) == {"target 1", "candidate 7"}
+    assert set(record["inputs"]) == {"target 1", "candidate 7", "target 1 data", "candidate 7 data"}
     settings = record["settings"]
     assert settings["max_iterations"] == 2 and settings["n_inputs"] == 10 and settings["epsilon"] == 0.1
     assert settings["seed"] == paths.DEFAULT_SEED
@@ -164,6 +164,18 @@ def test_step_3_2_refuses_a_pick_made_from_a_model_trained_again_since(work, sma
     perturb_a_weight(baseline_checkpoint(work, int(picked["1"])))
     proc = python("-m", "tools.task_info", "demo", "--selections", env=env)
     assert proc.returncode == 1 and f"earlier model of candidate {picked['1']}, changed" in proc.stderr, proc.stderr
+
+
+def test_changed_data_recomputes_and_says_why(work, small_demo_root, tmp_path):
+    """A caption of task 7 edited, step 1 not re-run: the probes drawn from it are others (before, the distances
+    were reused)."""
+    data = tmp_path / "data"
+    shutil.copytree(small_demo_root, data)
+    caption = sorted((data / "demo" / "text" / "train" / NAMES[7]).glob("*/*.txt"))[0]
+    caption.write_text(caption.read_text() + " again")
+    stdout = select(work, data).stdout
+    assert RECOMPUTED.format(1, "its input 'candidate 7 data' changed") in stdout
+    assert RECOMPUTED.format(7, "its input 'target 7 data' changed") in stdout
 
 
 def test_each_targets_distances_are_saved_as_soon_as_it_is_done(baseline_outputs, small_demo_root, tmp_path):
