@@ -183,9 +183,10 @@ def sample_keys(cfg, task, split: str) -> list[tuple[str, str]]:
     when two files share one (0001.png and 0001.jpg, or in two subfolders): which one is the partner is unknown."""
     samples, classes = scan_samples(cfg, task, split)
     keys = [(classes[label], Path(path).stem) for path, label in samples]
-    repeated = sorted(key for key, count in Counter(keys).items() if count > 1)
+    counts = Counter(keys)
+    repeated = sorted(key for key, count in counts.items() if count > 1)
     if repeated:
-        raise UserError(f"Task {task.name} ({split}) holds {Counter(keys)[repeated[0]]} files of the sample "
+        raise UserError(f"Task {task.name} ({split}) holds {counts[repeated[0]]} files of the sample "
                         f"{'/'.join(repeated[0])}; paired tasks match samples by <class>/<file stem>, so give each "
                         f"sample one file.")
     return keys
@@ -287,8 +288,8 @@ def task_loaders(cfg, task, *, batch_size=32, val_batch_size=100, val_fraction=N
     train_labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
     train_idx, val_idx = split_indices(train_labels, val_fraction, seed if split_seed is None else split_seed)
     if val_fraction > 0 and len(val_idx) == 0:     # its accuracy would read 0, and every decision would pass
-        raise UserError(f"Task {task.name} has no validation sample: every class has one training sample, which "
-                        f"training keeps. Give a class at least 2 training samples, or set val_fraction to 0 (the "
+        raise UserError(f"Task {task.name} has no validation sample, since every class has one training sample and "
+                        f"training keeps it; give a class at least 2 training samples, or set val_fraction to 0 (the "
                         f"decisions then read the test split).")
     evaluation = dict(shuffle=False, augment=False, device=device, seed=seed)
     if in_memory or task.modality != "image":
