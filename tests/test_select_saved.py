@@ -8,28 +8,29 @@ import pytest
 import pickaback_perceiverIO as step
 from conftest import python
 from utils import paths
-from utils.dataset_config import get_config
+from utils.dataset_config import DATA_ROOT_ENV, get_config
 from utils.errors import UserError
 from utils_pickaback import ranking
 
-CFG = get_config("demo")
 POOL = (2, 3, 4)          # target 1's candidates in the finished table
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
+def root(tmp_path, monkeypatch, small_demo_root):
     """An output root with a fake step 1 checkpoint of tasks 1-4 and a finished table of target 1 against POOL, its
-    pick saved."""
+    pick saved; the data are the session's generated demo data, which step 3-1 fingerprints."""
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    monkeypatch.setenv(DATA_ROOT_ENV, str(small_demo_root))
+    cfg = get_config("demo")
     for task_id in (1, *POOL):
-        folder = paths.baseline_dir("perceiver_io", "demo", CFG.task(task_id).name)
+        folder = paths.baseline_dir("perceiver_io", "demo", cfg.task(task_id).name)
         folder.mkdir(parents=True)
         (folder / "checkpoint-2.pth.tar").write_bytes(f"model of task {task_id}".encode())
     args = arguments(*map(str, POOL))
-    provenances = {c: step.pair_provenance(CFG, CFG.task(1), CFG.task(c), args, {}) for c in POOL}
-    step.save_target(CFG, paths.DEFAULT_SEED, 1, {c: record(c) for c in POOL}, provenances,
+    provenances = {c: step.pair_provenance(cfg, cfg.task(1), cfg.task(c), args, {}) for c in POOL}
+    step.save_target(cfg, paths.DEFAULT_SEED, 1, {c: record(c) for c in POOL}, provenances,
                      {"score": "modeldiff", "select": "similar", "candidates": list(POOL)})
-    step.save_selections(CFG, paths.DEFAULT_SEED)
+    step.save_selections(cfg, paths.DEFAULT_SEED)
     return tmp_path
 
 
