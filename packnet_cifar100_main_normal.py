@@ -53,7 +53,7 @@ def get_args_parser():
 
 def run_provenance(args, cfg, task):
     """What shapes this task's baseline: the settings (one task, the config's validation share resolved, the
-    config as its provenance_id: a config file's contents, not the path it was given by) and the task's data."""
+    config as its provenance_id: a config file's values, not the path it was given by) and the task's data."""
     return provenance(settings_of(args, dataset=task.name, val_fraction=cfg.val_share(args.val_fraction),
                                   dataset_config=cfg.provenance_id), inputs={}, data=data_fingerprint(cfg, task))
 

@@ -294,7 +294,7 @@ NOT_DISTANCE_SETTINGS = ("target_id", "candidate_ids", "candidates", "select", "
 
 def distance_settings(cfg, args):
     """The arguments that shape a pair's distances, --val_fraction resolved to the fraction used and the config
-    recorded by its provenance_id (a config file's contents, not its path)."""
+    recorded by its provenance_id (a config file's values, not its path)."""
     settings = settings_of(args, val_fraction=cfg.val_share(args.val_fraction), probe_seed=probe_seed(args),
                            dataset_config=cfg.provenance_id)
     return {k: v for k, v in settings.items() if k not in NOT_DISTANCE_SETTINGS}

@@ -256,7 +256,7 @@ def test_a_missing_file_is_one_sentence(tmp_path):
     assert_one_sentence(str(err.value), "Cannot read", "nowhere.toml")
 
 
-# ---------------------------------------------------------------- provenance: the file's contents, not its path
+# ---------------------------------------------------------------- provenance: the file's values, not its path
 
 def recorded_configs(cfg_path, tmp_path, monkeypatch):
     """The dataset_config each entry point records for this config file (steps 1, 2-1/3-2 and 3-1)."""
@@ -280,12 +280,17 @@ def recorded_configs(cfg_path, tmp_path, monkeypatch):
             pickaback_perceiverIO.distance_settings(cfg, select)["dataset_config"])
 
 
-def test_outputs_record_the_files_contents_so_an_edit_redoes_the_work(tmp_path, monkeypatch):
+def test_outputs_record_the_files_values_so_an_edit_of_a_value_redoes_the_work(tmp_path, monkeypatch):
     path = write_dataset(tmp_path, "mine", MINIMAL)
     monkeypatch.chdir(tmp_path)
     by_path = recorded_configs(str(path), tmp_path, monkeypatch)
     assert len(set(by_path)) == 1 and by_path[0].startswith("mine@")
     assert recorded_configs("mine/dataset.toml", tmp_path, monkeypatch) == by_path    # another path, same file
+    path.write_text("# my photos\n" + MINIMAL.replace("= 2", "= 2   # two classes").replace("\n\n", "\n"))
+    assert recorded_configs(str(path), tmp_path, monkeypatch) == by_path    # comments and layout are not values
+    as_json = write_dataset(tmp_path, "mine", json.dumps({"tasks": [{"num_classes": 2, "modality": "image",
+                                                                     "name": "a"}], "image_size": 8}), "other.json")
+    assert recorded_configs(str(as_json), tmp_path, monkeypatch)[0] == "other@" + by_path[0].split("@")[1]
     path.write_text(MINIMAL.replace("num_classes = 2", "num_classes = 3"))
     edited = recorded_configs(str(path), tmp_path, monkeypatch)
     assert edited[0] != by_path[0] and len(set(edited)) == 1

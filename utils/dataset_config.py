@@ -17,7 +17,7 @@ from pathlib import Path
 
 from utils.errors import UserError
 from utils.paths import REPO_ROOT, UNTRAINED
-from utils.provenance import fingerprint
+from utils.provenance import values_fingerprint
 
 DATA_ROOT_ENV = "MMPAB_DATA_ROOT"
 
@@ -52,7 +52,7 @@ class DatasetConfig:
     paired: dict[str, str] = field(default_factory=dict)
     prepare_command: str = ""   # the command that creates this config's data (for error messages)
     val_fraction: float = 0.1   # share of train held out for decisions (growing, pruning ratio, ranking)
-    source_fingerprint: str = ""    # of the config file this config was read from ("" for one built in code)
+    source_fingerprint: str = ""    # of the values of the file this config was read from ("" for one built in code)
     image_patch: int | None = None  # side of the square of pixels one image token holds (None: the profile's)
 
     @property
@@ -62,8 +62,8 @@ class DatasetConfig:
     @property
     def provenance_id(self) -> str:
         """How a run's settings record this config: one built in code (the demo) by its name; one read from a
-        file, shipped or not, by its name and its contents' fingerprint, so editing the file redoes the work
-        that read it, and the same file named by another path (or by name) does not."""
+        file, shipped or not, by its name and its values' fingerprint, so editing a value redoes the work that
+        read it, and a comment, the layout, or the same file named by another path (or by name) does not."""
         return f"{self.name}@{self.source_fingerprint}" if self.source_fingerprint else self.name
 
     def task(self, key) -> TaskSpec:
@@ -267,7 +267,7 @@ def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConf
         vocab_size=values["vocab_size"], max_text_length=values["max_text_length"],
         related=_related(values["tasks"], tasks, path), paired=_paired(values["tasks"], tasks, path),
         prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
-        source_fingerprint=fingerprint(path), image_patch=values["image_patch"])
+        source_fingerprint=values_fingerprint(values), image_patch=values["image_patch"])
     return check_config(cfg, path)
 
 

@@ -6,6 +6,7 @@ epoch count or search setting, or a changed input checkpoint, redoes the work, a
 gives the one-line reason the step prints.
 """
 import hashlib
+import json
 from pathlib import Path
 
 # Arguments that say where to read or write, or how to run, but not what the result is: paths of
@@ -23,6 +24,13 @@ def fingerprint(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def values_fingerprint(values) -> str:
+    """sha256 of JSON-like values (hex, first 16 digits), keys sorted: the same values written in another order,
+    layout or file format, or with other comments, keep it."""
+    text = json.dumps(values, sort_keys=True, default=str)     # str: a TOML date or time
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def plain(value):
