@@ -354,12 +354,16 @@ def test_a_class_folder_in_one_split_only_is_named(writable_demo):
     """Labels are positions in the sorted class folders: a class missing from one split would shift the others'."""
     test_folder = writable_demo.image_root / "test" / "shapes_clean"
     shutil.rmtree(test_folder / "ring")
-    with pytest.raises(UserError, match=r"only in train: ring; only in test: none\); give both splits the same"):
+    with pytest.raises(UserError, match=r"only in train: 'ring'; only in test: none\); give both splits the same"):
         load_split(writable_demo, writable_demo.task(1), "train")
     shutil.copytree(test_folder / "cross", test_folder / "ring")
     shutil.copytree(test_folder / "cross", test_folder / "star")
     with pytest.raises(UserError, match=f"{writable_demo.image_root / 'train' / 'shapes_clean'} and {test_folder} "
-                                        r"differ \(only in train: none; only in test: star\)"):
+                                        r"differ \(only in train: none; only in test: 'star'\)"):
+        task_loaders(writable_demo, writable_demo.task(1))
+    shutil.rmtree(test_folder / "star")
+    (test_folder / "ring").rename(test_folder / "ring ")    # a trailing space, invisible unquoted
+    with pytest.raises(UserError, match=r"only in train: 'ring'; only in test: 'ring '\)"):
         task_loaders(writable_demo, writable_demo.task(1))
 
 

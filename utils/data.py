@@ -73,7 +73,8 @@ def class_folders(cfg, task) -> list[str]:
         if not classes:
             raise UserError(f"Task folder {folder} has no class folders: expected <class>/<file> inside it.")
     if train != test:
-        only_train, only_test = (", ".join(sorted(set(a) - set(b))) or "none"
+        # quoted: a name differing only in a trailing space or a lookalike letter is then seen
+        only_train, only_test = (", ".join(map(repr, sorted(set(a) - set(b)))) or "none"
                                  for a, b in ((train, test), (test, train)))
         raise UserError(f"The class folders of {folders[0]} and {folders[1]} differ (only in train: {only_train}; "
                         f"only in test: {only_test}); give both splits the same class folders, since a label is a "
