@@ -98,6 +98,21 @@ def test_a_name_with_both_a_toml_and_a_json_file_is_one_sentence(tmp_path):
     assert get_config(str(tmp_path / "mine" / "dataset.json")).task(1).name == "b"
 
 
+def test_a_name_taken_from_the_folder_or_file_is_judged_as_that(tmp_path):
+    """A file without key 'name' is named after its folder (or itself): an unfit folder name is said as one, and an
+    upper-case suffix is a config file's suffix too."""
+    path = write_dataset(tmp_path, "my photos", MINIMAL)
+    with pytest.raises(UserError) as err:
+        get_config(str(path))
+    assert_one_sentence(str(err.value), "key 'name' is unset, so the config takes its folder's name, 'my photos', "
+                                        "which is not a valid config name; set 'name'", str(path))
+    path.write_text("name = 'photos'\n" + MINIMAL)
+    assert get_config(str(path)).name == "photos"
+    upper = write_dataset(tmp_path, "x", json.dumps({"image_size": 8, "tasks": [
+        {"name": "c", "modality": "image", "num_classes": 2}]}), "Mine.JSON")
+    assert get_config(str(upper)).name == "Mine" and get_config(str(upper)).task(1).name == "c"
+
+
 def test_an_unknown_name_says_what_works(tmp_path):
     write_dataset(tmp_path, "mine", MINIMAL)
     with pytest.raises(UserError) as err:

@@ -169,7 +169,7 @@ def get_config(spec: str, data_root_dir=None) -> DatasetConfig:
         return check_config(_BUILDERS[spec](root), f"the built-in config {spec!r} (utils/dataset_config.py)")
     if spec in BUILT_IN_FILES:
         return read_config_file(BUILT_IN_FILES[spec], roots_under=root)
-    if Path(spec).suffix in (".toml", ".json"):
+    if Path(spec).suffix.lower() in (".toml", ".json"):
         return read_config_file(Path(spec))
     files = [root / spec / file_name for file_name in CONFIG_FILES if (root / spec / file_name).is_file()]
     if len(files) > 1:
@@ -252,7 +252,7 @@ def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConf
     naming the key and the file. Its roots are relative to the file's folder, or for a built-in to
     `roots_under` (the data root)."""
     values = _read_keys(_parse(path), CONFIG_KEYS, path)
-    name = values["name"] or (path.parent.name if path.name in CONFIG_FILES else path.stem)
+    name = _name_of(values, path)
     if roots_under is None:
         _check(name not in CONFIG_NAMES, path, "name", f"is {name!r}, a built-in config's name; choose another")
     tasks = _read_tasks(values, path)
@@ -269,6 +269,17 @@ def read_config_file(path: Path, roots_under: Path | None = None) -> DatasetConf
         prepare_command=values["prepare_command"], val_fraction=float(values["val_fraction"]),
         source_fingerprint=values_fingerprint(values), image_patch=values["image_patch"])
     return check_config(cfg, path)
+
+
+def _name_of(values, path) -> str:
+    """Key 'name', else the name of the file's folder (dataset.toml/.json) or of the file."""
+    if values["name"] is not None:
+        return values["name"]
+    named_by, name = ("folder", path.parent.name) if path.name in CONFIG_FILES else ("file", path.stem)
+    _check(NAME_PATTERN.fullmatch(name) and not name.endswith("_test"), path, "name",
+           f"is unset, so the config takes its {named_by}'s name, {name!r}, which is not a valid config name; "
+           f"set 'name' (letters, digits, '_', '-' and '.', not starting with '.' or '-', not ending in '_test')")
+    return name
 
 
 def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
@@ -313,7 +324,7 @@ def check_config(cfg: DatasetConfig, origin) -> DatasetConfig:
 
 def _parse(path: Path) -> dict:
     """The file's table of keys (TOML, or JSON for a .json file)."""
-    kind = "JSON" if path.suffix == ".json" else "TOML"
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
         text = path.read_bytes()
     except OSError as err:
