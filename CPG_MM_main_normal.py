@@ -101,15 +101,16 @@ def save_run(path, model, cfg, run, *, accuracy, test_accuracy, status):
 
 
 def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
-    """`outcome.json` beside the checkpoint: the stage's result for readers without torch (the bash summary, and
-    the transfer control's collector, which checks that the checkpoint the run started from is still the same)."""
+    """`outcome.json` beside the checkpoint: the stage's result and settings for readers without torch (the bash
+    summary; the transfer control's collector, which checks that the checkpoint the run started from is still the
+    same; the report over seeds, which compares the seeds' settings)."""
     write_json_atomic(Path(folder) / "outcome.json", {
         "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
         "max_width": run.args.max_allowed_network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
         "val_samples": run.val_samples, "tolerance": run.tolerance,
         "reached_baseline": reaches_baseline(accuracy, run.baseline, run.tolerance),
-        "status": int(status), "start": start_record(run)})
+        "status": int(status), "start": start_record(run), "settings": run.provenance["settings"]})
 
 
 def start_record(run):

@@ -315,7 +315,11 @@ def test_mode_cpg_grows_while_under_the_baseline_and_stops_pruning_at_the_first_
     assert "New network_width_multiplier: 1.5" in proc.stdout and "Exit 6" in proc.stdout
     assert [row[3] for row in csv_rows(tmp_path / "train.csv")] == ["finetune@1.0"] * EPOCHS + ["finetune@1.5"] * EPOCHS \
         + ["prune0.3"] * EPOCHS
-    assert json.loads((tmp_path / "scratch" / "outcome.json").read_text())["width"] == 1.5
+    outcome = json.loads((tmp_path / "scratch" / "outcome.json").read_text())
+    assert outcome["width"] == 1.5
+    # the settings the run was trained with, as its checkpoint records them (the report over seeds compares them)
+    payload = load_checkpoint(tmp_path / "scratch" / f"checkpoint-{EPOCHS}.pth.tar")
+    assert outcome["settings"] == payload["provenance"]["settings"] and outcome["settings"]["epochs"] == EPOCHS
     assert not (tmp_path / "gradual_prune" / "0.6").exists()
 
 

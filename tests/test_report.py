@@ -483,6 +483,35 @@ def test_seeds_whose_runs_reached_other_targets_are_compared_on_the_targets_they
     assert "over the targets every seed with it has (1, 3, 7), leaving out 8." in result.stdout
 
 
+def write_outcome(target, run_seed, **settings):
+    """Step 3-2's outcome.json of `target` in `run_seed`, recording `settings` (none: an older version's file)."""
+    folder = paths.target_dir(ARCH, "demo", name(SELECTIONS[target]), name(target), run_seed) / "scratch"
+    outcome = {"width": 1.0, "val_accuracy": 0.6, "test_accuracy": 0.6}
+    write_json(folder / "outcome.json", {**outcome, "settings": settings} if settings else outcome)
+
+
+def test_seeds_trained_with_other_settings_are_named_with_the_settings(out_root):
+    """Seed 3's runs had another lr: the mean over seeds mixes two recipes, and the report says so; settings each
+    seed has its own of (the seed, its baseline, the width it grew to) and an older file without settings are no
+    difference."""
+    for seed in (1, 2, 3):
+        write_step1(seed), write_step3_1(seed)
+        write_results([results_row(t, seed, on_backbone=0.6) for t in TARGET_RESULTS], seed)
+        for target in TARGET_RESULTS:
+            write_outcome(target, seed, seed=seed, baseline_accuracy=0.5 + seed / 100, network_width_multiplier=seed,
+                          dataset=name(target), lr=0.05 if seed == 3 else 0.01, profile="demo")
+    write_outcome(1, 2)
+    result = run_tool(out_root, "--seeds", "1", "2")
+    assert result.returncode == 0, result.stderr
+    assert "different settings" not in result.stdout
+    assert "different settings" not in (paths.seeds_report_dir(ARCH, "demo") / "report.md").read_text()
+    result = run_tool(out_root, "--seeds", "1", "2", "3")
+    sentence = ("The seeds' runs were trained with different settings, so each mean mixes runs of other recipes: "
+                "lr (seed 1: 0.01, seed 2: 0.01, seed 3: 0.05).")
+    assert result.returncode == 0 and sentence in result.stdout
+    assert sentence in (paths.seeds_report_dir(ARCH, "demo") / "report.md").read_text()
+
+
 def test_targets_step_3_1_corrected_for_a_hub_are_shown_by_the_values_they_were_ranked_by(out_root):
     write_step1(), write_step3_1()
     write_json(paths.pickaback_result_csv("demo").with_suffix(".json"),

@@ -9,6 +9,7 @@ Reads only the files the steps write (no checkpoint, no torch), so it runs on pa
 the split of every number: targets and the control are test accuracies, the pruning records validation
 accuracies. The files and what each shows: docs/pipeline.md, "The report".
 """
+import json
 import math
 import os
 import sys
@@ -28,7 +29,7 @@ from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
-                           read_prune_record, read_results, read_selections, read_table)
+                           read_outcome, read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence, read_rankings,
@@ -603,6 +604,39 @@ def coverage_sentences(cfg, coverage):
             for (shared, out), names in left_out.items()]
 
 
+# The settings a step 3-2 run has of its own seed; every other setting is the recipe the seeds' runs share.
+PER_SEED_SETTINGS = frozenset({"seed", "training_seed", "baseline_accuracy", "network_width_multiplier"})
+
+
+def differing_settings(cfg, arch, rows_by_seed):
+    """{setting: {seed: value}} of the settings but PER_SEED_SETTINGS in which the seeds' step 3-2 runs of one
+    target differ (their outcome.json; a run of an older version records none and is not compared)."""
+    by_target = {}
+    for seed, rows in rows_by_seed.items():
+        for row in rows:
+            folder = paths.target_dir(arch, cfg.name, row["backbone"].name, row["target"].name, seed) / "scratch"
+            settings = (read_outcome(folder) or {}).get("settings")
+            if isinstance(settings, dict):
+                by_target.setdefault(row["target"].task_id, {})[seed] = settings
+    differ = {}
+    for per_seed in by_target.values():
+        for key in set().union(*per_seed.values()) - PER_SEED_SETTINGS:
+            values = {seed: json.dumps(settings.get(key), sort_keys=True) for seed, settings in per_seed.items()}
+            if len(set(values.values())) > 1:
+                differ.setdefault(key, {}).update(values)
+    return differ
+
+
+def mixed_settings_sentences(differ):
+    """One sentence naming the settings the seeds' runs differ in (differing_settings'), or none."""
+    if not differ:
+        return []
+    named = "; ".join(f"{key} ({', '.join(f'seed {seed}: {value}' for seed, value in sorted(values.items()))})"
+                      for key, values in sorted(differ.items()))
+    return [f"The seeds' runs were trained with different settings, so each mean mixes runs of other recipes: "
+            f"{named}."]
+
+
 def mean_interval(values, spec):
     """`mean ± half-width` of the 95% Student-t interval over the values present; one value has no interval."""
     mean, half = interval95(values)
@@ -630,15 +664,21 @@ def absent_sentence(absent):
     return f"Not measured in any seed: {'; '.join(absent)}."
 
 
-def headline_section(cfg, figures_by_seed, coverage):
-    """The headline figures' table, then sentences naming the targets left out and the figures no seed has."""
-    present, absent = headline_figures(cfg, figures_by_seed)
+def headline_section(cfg, figures_by_seed, notes):
+    """The headline figures' table, then `notes`, the sentences about it (headline_notes')."""
+    present, _ = headline_figures(cfg, figures_by_seed)
     rows = [[label, mean_interval(values, spec), sum(v is not None for v in values),
              " / ".join(figure(v, spec) for v in values)] for label, values, spec in present]
     seeds = ", ".join(map(str, figures_by_seed))
     table = markdown_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
-    notes = coverage_sentences(cfg, coverage) + ([absent_sentence(absent)] if absent else [])
     return [table, ""] + [line for note in notes for line in (note, "")]
+
+
+def headline_notes(cfg, figures_by_seed, coverage, differ):
+    """Sentences naming the settings the seeds' runs differ in, the targets left out and the figures no seed has."""
+    _, absent = headline_figures(cfg, figures_by_seed)
+    return (mixed_settings_sentences(differ) + coverage_sentences(cfg, coverage)
+            + ([absent_sentence(absent)] if absent else []))
 
 
 def targets_across_seeds_table(rows_by_seed):
@@ -661,7 +701,7 @@ def targets_across_seeds_table(rows_by_seed):
                      "seeds with results"], table)
 
 
-def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
+def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, notes):
     folder = paths.seeds_report_dir(arch, cfg.name)
     links = ", ".join(f"[seed {seed}]({os.path.relpath(paths.report_dir(arch, cfg.name, seed) / 'report.md', folder)})"
                       for seed in rows_by_seed)
@@ -673,7 +713,7 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
            f"Each seed's own report: {links}.",
            "", "## Headline figures (test accuracy; each seed's figure is the mean over the targets the seeds share)",
            "",
-           *headline_section(cfg, figures_by_seed, coverage),
+           *headline_section(cfg, figures_by_seed, notes),
            "## Targets across seeds (test accuracy)", "", targets_across_seeds_table(rows_by_seed)]
     return "\n".join(out) + "\n"
 
@@ -681,13 +721,13 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage):
 def write_seeds_report(cfg, arch, rows_by_seed):
     """Write report_<cfg>_seeds/report.md from each seed's target rows; (folder, headline sentences)."""
     figures_by_seed, coverage = seed_figures(rows_by_seed)
+    notes = headline_notes(cfg, figures_by_seed, coverage, differing_settings(cfg, arch, rows_by_seed))
     folder = paths.seeds_report_dir(arch, cfg.name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, coverage),
+    (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, notes),
                                       encoding="utf-8")
-    present, absent = headline_figures(cfg, figures_by_seed)
-    lines = [f"{label}: {mean_interval(values, spec)}" for label, values, spec in present]
-    return folder, lines + coverage_sentences(cfg, coverage) + ([absent_sentence(absent)] if absent else [])
+    present, _ = headline_figures(cfg, figures_by_seed)
+    return folder, [f"{label}: {mean_interval(values, spec)}" for label, values, spec in present] + notes
 
 
 # ------------------------------------------------------------------------------- the console summary
