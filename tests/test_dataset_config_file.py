@@ -122,6 +122,12 @@ def test_an_unknown_name_says_what_works(tmp_path):
     assert ".toml or .json" in message and str(tmp_path / "<name>" / "dataset.toml") in message
 
 
+def test_the_readme_names_every_built_in_config_as_winning_over_a_folder():
+    readme = (REPO_ROOT / "data" / "readme.md").read_text()
+    listed = re.search(r"when it is not a built-in config's\s+\((.*?) win\)", readme).group(1)
+    assert set(re.findall(r"`(\w+)`", listed)) == set(dataset_config.CONFIG_NAMES)
+
+
 def test_the_readme_example_is_a_working_config(tmp_path, small_demo_root):
     readme = (REPO_ROOT / "data" / "readme.md").read_text()
     section = readme[readme.index("## Your own data: a config file"):]
