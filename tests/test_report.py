@@ -395,9 +395,10 @@ def test_a_backbone_picked_for_most_of_three_or_more_targets_of_a_modality_is_na
     assert report.shared_pick_sentences(CFG, {1: 7, 2: 7, 8: 7}, {}) == []     # 2 of 2: too few to tell
 
 
-@pytest.mark.parametrize("gains, says_nothing", [((0.02, -0.01, 0.0, -0.005), True),     # the recipe's gain
-                                                 ((0.05, 0.06, 0.04, 0.05), False)])   # the backbones' knowledge
-def test_summary_says_when_the_backbones_add_nothing_beyond_the_recipe(out_root, gains, says_nothing):
+@pytest.mark.parametrize("gains, says", [((0.02, -0.01, 0.0, -0.005), "nothing"),     # the recipe's gain
+                                         ((0.05, 0.06, 0.04, 0.05), None),          # the backbones' knowledge
+                                         ((-0.05, -0.06, -0.04, -0.05), "worse")])  # the backbones hurt
+def test_summary_says_when_the_backbones_add_nothing_beyond_the_recipe(out_root, gains, says):
     write_results([results_row(t, untrained=TARGET_RESULTS[t][0] - gain) for t, gain in zip(TARGET_RESULTS, gains)])
     result = run_tool(out_root, "--summary")
     assert result.returncode == 0, result.stderr
@@ -407,7 +408,10 @@ def test_summary_says_when_the_backbones_add_nothing_beyond_the_recipe(out_root,
            in result.stdout
     assert (f"of the mean forward transfer {sum(forward) / 4:+.4f}, the recipe alone (on the untrained twin - "
             f"scratch) gives {sum(f - k for f, k in zip(forward, knowledge)) / 4:+.4f}.") in result.stdout
-    assert ("does not show the selection adding anything beyond the training recipe" in result.stdout) == says_nothing
+    assert ("does not show the selection adding anything beyond the training recipe" in result.stdout) == \
+        (says == "nothing")
+    assert ("(the interval lies below 0): in this run the selection did worse than the training recipe alone." in
+            result.stdout) == (says == "worse")
     targets = result.stdout.split("\nBackbones before and after")[0]
     rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
     on_backbone, forward = "0.7813", f"{0.7813 - SCRATCH_TEST[1]:+.4f}"

@@ -447,7 +447,8 @@ def hub_correction_sentences(hub_corrected):
 def knowledge_sentences(knowledge, forward):
     """The mean knowledge transfer (on the backbone - on its untrained twin, 95% interval over targets) beside the
     part of the forward transfer the recipe alone gives (on the untrained twin - scratch), and one plain sentence
-    when the knowledge cannot be told from zero: then the run does not show the selection adding to the recipe."""
+    when the knowledge cannot be told from zero, or is below it: then the run does not show the selection adding
+    to the recipe."""
     pairs = [(f, k) for f, k in zip(forward, knowledge) if f is not None and k is not None]
     mean, half = interval95([k for _, k in pairs])
     if mean is None:
@@ -457,7 +458,10 @@ def knowledge_sentences(knowledge, forward):
     lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {figure} (95% "
              f"interval over {len(pairs)} targets); of the mean forward transfer {forward_mean:+.4f}, the recipe "
              f"alone (on the untrained twin - scratch) gives {recipe:+.4f}."]
-    if half is not None and mean - half <= 0:
+    if half is not None and mean + half < 0:
+        lines.append("The selected backbones cost their targets accuracy against their untrained twins (the interval "
+                     "lies below 0): in this run the selection did worse than the training recipe alone.")
+    elif half is not None and mean - half <= 0:
         lines.append("The selected backbones' knowledge cannot be told from zero over these targets (its interval "
                      "includes 0): this run does not show the selection adding anything beyond the training recipe.")
     return lines
