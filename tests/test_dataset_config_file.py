@@ -309,6 +309,8 @@ def test_outputs_record_the_files_values_so_an_edit_of_a_value_redoes_the_work(t
     assert recorded_configs("mine/dataset.toml", tmp_path, monkeypatch) == by_path    # another path, same file
     path.write_text("# my photos\n" + MINIMAL.replace("= 2", "= 2   # two classes").replace("\n\n", "\n"))
     assert recorded_configs(str(path), tmp_path, monkeypatch) == by_path    # comments and layout are not values
+    path.write_text("prepare_command = 'make photos'\n" + MINIMAL)
+    assert recorded_configs(str(path), tmp_path, monkeypatch) == by_path    # nor the command that makes the data
     as_json = write_dataset(tmp_path, "mine", json.dumps({"tasks": [{"num_classes": 2, "modality": "image",
                                                                      "name": "a"}], "image_size": 8}), "other.json")
     assert recorded_configs(str(as_json), tmp_path, monkeypatch)[0] == "other@" + by_path[0].split("@")[1]
