@@ -6,12 +6,13 @@
 # Usage: [UNTRAINED=0] bash run_pickaback/w_backbone.sh [cfg]
 source "$(dirname "$0")/common.sh"
 
-picks=$("$PY" -m tools.task_info "$CFG" --selections --arch "$ARCH" --seed "$SEED")   # says so when step 3-1 has not run
-wanted=" $(task_ids) "
+# says so when step 3-1 has not run, or made a pick of these targets from a model changed since
+read -ra targets <<< "$(task_ids)"
+picks=$("$PY" -m tools.task_info "$CFG" --selections "${targets[@]}" --arch "$ARCH" --seed "$SEED")
 
 pairs=()
 while read -r target_id task_id; do
-  [[ "$wanted" == *" ${target_id} "* ]] && pairs+=("${target_id} ${task_id}")
+  [ -n "$target_id" ] && pairs+=("${target_id} ${task_id}")
 done <<< "$picks"
 run_jobs "$T_ROOT" target_on_backbone target_on_backbone "${pairs[@]}"
 

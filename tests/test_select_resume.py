@@ -166,6 +166,18 @@ def test_step_3_2_refuses_a_pick_made_from_a_model_trained_again_since(work, sma
     assert proc.returncode == 1 and f"earlier model of candidate {picked['1']}, changed" in proc.stderr, proc.stderr
 
 
+def test_an_outdated_pick_stops_only_a_run_of_its_own_target(work, small_demo_root):
+    """Step 3-2 with TASKS=1 reads the picks of target 1 alone: target 7's pick, made from a backbone trained again
+    since, stops a run of target 7 and not one of target 1 (before, it stopped both)."""
+    env = script_env(work, small_demo_root)
+    picks = python("-m", "tools.task_info", "demo", "--selections", env=env)
+    assert picks.stdout == "1 7\n7 2\n", picks.stderr                # target 7's backbone is not target 1's
+    perturb_a_weight(baseline_checkpoint(work, 2))
+    assert python("-m", "tools.task_info", "demo", "--selections", "7", env=env).returncode == 1
+    only_1 = python("-m", "tools.task_info", "demo", "--selections", "shapes_clean", env=env)
+    assert only_1.returncode == 0 and only_1.stdout == "1 7\n", only_1.stderr
+
+
 def test_changed_data_recomputes_and_says_why(work, small_demo_root, tmp_path):
     """A caption of task 7 edited, step 1 not re-run: the probes drawn from it are others (before, the distances
     were reused)."""

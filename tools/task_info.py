@@ -11,6 +11,7 @@
     python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes   # -> step 3-2's folder of the pair
     python -m tools.task_info demo 7 --path target_dir --backbone shapes_notes --training_seed 3   # its repeat
     python -m tools.task_info demo --selections        # -> "<target id> <backbone id>" per line of step 3-1's picks
+    python -m tools.task_info demo --selections 1 7    # -> the picks of targets 1 and 7 only
 """
 from utils.cli import ArgumentParser, arch_reads, seed_int
 from utils.dataset_config import CONFIG_HELP, MODALITIES, get_config
@@ -58,8 +59,9 @@ def get_args_parser():
     parser.add_argument("--training_seed", type=seed_int,
                         help="with --path target_dir: the folder of that run trained again with this seed (the "
                              "transfer control's CONTROL_SEEDS)")
-    parser.add_argument("--selections", action="store_true",
-                        help="print step 3-1's picks, '<target id> <backbone id>' per line")
+    parser.add_argument("--selections", nargs="*", metavar="TARGET",
+                        help="print step 3-1's picks of these targets (ids or names; none given: of every target), "
+                             "'<target id> <backbone id>' per line")
     parser.add_argument("--arch", default="perceiver_io", help="with --transfer_on, --path, --selections")
     parser.add_argument("--seed", type=seed_int, default=paths.DEFAULT_SEED, help="with --transfer_on, --path, "
                                                                                   "--selections")
@@ -78,8 +80,9 @@ def main(args):
             raise UserError("--path target_dir needs --backbone.")
         print(PATHS[args.path](args, cfg))
         return 0
-    if args.selections:
-        targets = {task.task_id for task in cfg.tasks if arch_reads(args.arch, task)}
+    if args.selections is not None:
+        wanted = [cfg.task(key) for key in args.selections] if args.selections else cfg.tasks
+        targets = {task.task_id for task in wanted if arch_reads(args.arch, task)}
         selections = picks_for(paths.pickaback_result_csv(cfg.name, args.seed), args.arch, targets)
         refuse_outdated_picks(cfg, args.arch, args.seed, selections)
         print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
