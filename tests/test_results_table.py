@@ -197,19 +197,29 @@ def test_picked_related_judges_a_target_among_the_candidates_it_was_ranked_among
     assert {row["target_id"]: row["picked_related"] for row in rows} == {1: True, 7: None}
 
 
-def test_knowledge_transfer_is_against_the_untrained_twin_that_started_where_the_target_did(fabricated_run):
-    """Target 1's untrained twin started from the same step-4 file as its run on the backbone; target 7's from
-    another (an earlier selection's): only target 1 gets the figures."""
+# A run on the backbone and its twin: the twin has fresh weights and the width the other run ended at
+ON_BACKBONE_SETTINGS = {"epochs": 4, "lr": 0.01, "untrained_backbone": False, "network_width_multiplier": 1.5,
+                        "max_allowed_network_width_multiplier": 2.0}
+TWIN_SETTINGS = {**ON_BACKBONE_SETTINGS, "untrained_backbone": True, "max_allowed_network_width_multiplier": 1.5}
+
+
+@pytest.mark.parametrize("twin_of_7", [{"start": "old"}, {"settings": {**TWIN_SETTINGS, "epochs": 2}}],
+                         ids=["an earlier selection's start", "other epochs (UNTRAINED=0 after a change)"])
+def test_knowledge_transfer_is_against_the_untrained_twin_that_started_where_the_target_did(fabricated_run, twin_of_7):
+    """Target 1's untrained twin started from the same step-4 file as its run on the backbone, with the same recipe;
+    target 7's from another file, or with other settings: only target 1 gets the figures."""
     cfg, _, _ = fabricated_run
-    for target_id, start, twin_start in ((1, "f1", "f1"), (7, "f7", "old")):
+    for target_id in (1, 7):
+        start = f"f{target_id}"
         folder = paths.target_dir(ARCH, cfg.name, "shapes_noisy", cfg.task(target_id).name) / "scratch"
         model, payload = load_model(folder / "checkpoint-2.pth.tar")
-        provenance = {"settings": {}, "inputs": {"start": start}}
+        provenance = {"settings": ON_BACKBONE_SETTINGS, "inputs": {"start": start}}
         save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=payload["accuracy"],
                    test_accuracy=payload["test_accuracy"], provenance=provenance)
-        twin = paths.target_dir(ARCH, cfg.name, "untrained", cfg.task(target_id).name) / "scratch"
-        save_model(twin / "checkpoint-2.pth.tar", model, cfg.name, accuracy=0.75, test_accuracy=0.70,
-                   provenance={"settings": {}, "inputs": {"start": twin_start}})
+        twin = {"start": start, "settings": TWIN_SETTINGS, **(twin_of_7 if target_id == 7 else {})}
+        folder = paths.target_dir(ARCH, cfg.name, "untrained", cfg.task(target_id).name) / "scratch"
+        save_model(folder / "checkpoint-2.pth.tar", model, cfg.name, accuracy=0.75, test_accuracy=0.70,
+                   provenance={"settings": twin["settings"], "inputs": {"start": twin["start"]}})
     results = {row["target_id"]: row for row in write_results(cfg, ARCH)[1]}
     assert {k: results[1][k] for k in ("on_untrained_val_acc", "on_untrained_test_acc", "knowledge_transfer_val",
                                        "knowledge_transfer_test")} == {

@@ -79,15 +79,26 @@ def started_from(payload):
     return payload.get("provenance", {}).get("inputs", {}).get("start")
 
 
-def untrained_result(cfg, arch, seed, target, start):
+# What the run on the untrained twin has of its own: fresh weights, at the width the run on the backbone ended at
+TWIN_SETTINGS = frozenset({"untrained_backbone", "network_width_multiplier", "max_allowed_network_width_multiplier"})
+
+
+def recipe(payload):
+    """A step 3-2 run's settings but TWIN_SETTINGS."""
+    settings = payload.get("provenance", {}).get("settings", {})
+    return {key: value for key, value in settings.items() if key not in TWIN_SETTINGS}
+
+
+def untrained_result(cfg, arch, seed, target, on_backbone):
     """{split: accuracy} of the target trained on its backbone's untrained twin (step 3-2's second run), when that
-    run started from the same checkpoint `start` as the one on the backbone; else None (not run, or a run on an
-    earlier selection's backbone)."""
+    run started from the same checkpoint as `on_backbone` (the run on the backbone's payload) with the same recipe;
+    else None (not run, a run on an earlier selection's backbone, or of other settings: UNTRAINED=0 after a
+    change)."""
     folder = paths.target_dir(arch, cfg.name, UNTRAINED, target.name, seed) / "scratch"
-    if start is None or not folder.is_dir():
+    if started_from(on_backbone) is None or not folder.is_dir():
         return None
     _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg)
-    if started_from(payload) != start:
+    if started_from(payload) != started_from(on_backbone) or recipe(payload) != recipe(on_backbone):
         return None
     return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
 
@@ -117,7 +128,7 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator, baseline
               "on_backbone_val_acc": rounded(payload["accuracy"]),
               "on_backbone_test_acc": rounded(payload["test_accuracy"]),
               "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS)}
-    untrained = untrained_result(cfg, arch, seed, target, started_from(payload)) or {}
+    untrained = untrained_result(cfg, arch, seed, target, payload) or {}
     for split in SPLITS:
         result[f"on_untrained_{split}_acc"] = untrained.get(split)
         result[f"knowledge_transfer_{split}"] = difference(result[f"on_backbone_{split}_acc"], untrained.get(split))
