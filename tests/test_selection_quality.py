@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tools import transfer_control
+from utils import paths
 from utils.dataset_config import get_config
 from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
@@ -295,6 +296,24 @@ def test_the_controls_of_an_earlier_pick_do_not_stand_for_the_current_picks(tmp_
                         + "1,scratch@1,1,0.5,0.5,2\n1,untrained@4,1,0.5,0.55,2\n")
     figure = selection_figures(get_config("demo"), "perceiver_io")[0][0]
     assert (figure.selected, figure.matched_scratch, figure.untrained) == (5, None, None)
+
+
+def test_a_control_beside_an_earlier_step_3_2_run_of_the_pick_is_left_out(tmp_path, monkeypatch):
+    """Step 3-2 trained target 1 on its pick (4) again since the control ran (EPOCHS changed): its control's other
+    runs were set against a run no longer there, so target 1 has no figures and a sentence says why."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path)
+    cfg = get_config("demo")
+    folder = paths.target_dir("perceiver_io", "demo", cfg.task(4).name, cfg.task(1).name) / "scratch"
+    folder.mkdir(parents=True)
+    (folder / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.8}))
+    figures, summary = selection_figures(cfg, "perceiver_io")
+    assert [f.target_id for f in figures] == [1] and summary["outdated_control"] == []      # the control's own run
+    (folder / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.7533}))
+    figures, summary = selection_figures(cfg, "perceiver_io")
+    assert figures == [] and summary["outdated_control"] == [1]
+    assert control_sentences(cfg, summary)[0].startswith("The transfer control of targets 1 was run beside an earlier "
+                                                         "step 3-2 run of their selected backbone")
 
 
 def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, capsys):

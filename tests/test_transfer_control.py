@@ -142,6 +142,33 @@ def test_plan_refuses_to_train_step_3_2s_run_again_under_another_max_width(outpu
     assert capsys.readouterr().out.splitlines() == ["1 2 3", "2 1 3", "3 1 2"] * 2
 
 
+def test_collect_leaves_out_runs_of_other_settings_than_step_3_2s_run_of_the_selected_backbone(output_root, capsys):
+    """EPOCHS=3 after a control at 4 epochs: step 3-2's run of the selected backbone (2) is trained again, the other
+    runs kept their starts; one control must not set runs of two recipes against each other. What a run has of its
+    own (its width, training seed, fresh weights of the twin) is no other recipe."""
+    write_selections({1: 2})
+    recipe = {"epochs": 3, "lr": 0.01, "untrained_backbone": False, "network_width_multiplier": 1.0,
+              "max_allowed_network_width_multiplier": 2.0, "training_seed": None}
+    start = transfer_file(output_root, "shapes_noisy")
+    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.90, start=start, settings=recipe)
+    finished_run(run_dir("untrained", "shapes_clean"), 0.60, start=start, settings={
+        **recipe, "untrained_backbone": True, "network_width_multiplier": 1.5, "max_allowed_network_width_multiplier": 1.5})
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 3), 0.80, start=start,
+                 settings={**recipe, "training_seed": 3})
+    finished_run(paths.repeat_dir(run_dir("shapes_noisy", "shapes_clean"), 4), 0.70, start=start,
+                 settings={**recipe, "training_seed": 4, "epochs": 4})
+    finished_run(run_dir("patterns_clean", "shapes_clean"), 0.80, start=transfer_file(output_root, "patterns_clean"),
+                 settings={**recipe, "epochs": 4})
+    finished_run(run_dir("scratch@1", "shapes_clean"), 0.50)       # a version that recorded no settings: kept
+    collect(get_args_parser().parse_args(["collect", "demo"]))
+    with open(paths.transfer_csv("demo")) as f:
+        assert [(r["backbone"], r["seed"]) for r in csv.DictReader(f)] == [
+            ("2", "2"), ("2", "3"), ("scratch@1", "2"), ("untrained@2", "2")]
+    out = capsys.readouterr().out
+    assert "Left out 2 runs whose starting checkpoint or their target's step-1 baseline changed after they ran (a "            "backbone or the target trained again), or trained with other settings than step 3-2's run" in out
+    assert "patterns_clean/shapes_clean" in out and "shapes_noisy/shapes_clean/training_seed4" in out
+
+
 def test_collect_leaves_out_a_run_decided_by_an_earlier_step_1_baseline_of_its_target(output_root, capsys):
     """Step 1 re-run for target 1 since its control ran: the run's adapter and baseline were the old model's."""
     baselines = paths.baseline_acc_file("perceiver_io", "demo")

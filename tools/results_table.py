@@ -19,6 +19,7 @@ from utils.cli import ArgumentParser, add_arch_arg, arch_reads, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
+from utils.provenance import same_recipe
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
@@ -74,19 +75,13 @@ def backbone_before(cfg, arch, backbone, seed, evaluator):
     return evaluator.outputs(model, backbone, val_fraction), val_fraction
 
 
+def settings(payload):
+    return payload.get("provenance", {}).get("settings")
+
+
 def started_from(payload):
     """The fingerprint of the checkpoint a run started from (step 4's file of its target and backbone)."""
     return payload.get("provenance", {}).get("inputs", {}).get("start")
-
-
-# What the run on the untrained twin has of its own: fresh weights, at the width the run on the backbone ended at
-TWIN_SETTINGS = frozenset({"untrained_backbone", "network_width_multiplier", "max_allowed_network_width_multiplier"})
-
-
-def recipe(payload):
-    """A step 3-2 run's settings but TWIN_SETTINGS."""
-    settings = payload.get("provenance", {}).get("settings", {})
-    return {key: value for key, value in settings.items() if key not in TWIN_SETTINGS}
 
 
 def untrained_result(cfg, arch, seed, target, on_backbone):
@@ -98,7 +93,7 @@ def untrained_result(cfg, arch, seed, target, on_backbone):
     if started_from(on_backbone) is None or not folder.is_dir():
         return None
     _, payload = load_model(paths.folder_checkpoint(folder), expect_arch=arch, expect_config=cfg)
-    if started_from(payload) != started_from(on_backbone) or recipe(payload) != recipe(on_backbone):
+    if started_from(payload) != started_from(on_backbone) or not same_recipe(settings(payload), settings(on_backbone)):
         return None
     return {"val": rounded(payload["accuracy"]), "test": rounded(payload["test_accuracy"])}
 

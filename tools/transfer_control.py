@@ -22,7 +22,7 @@ from utils import paths
 from utils.cli import ArgumentParser, add_arch_arg, positive_float, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
-from utils.provenance import fingerprint
+from utils.provenance import fingerprint, same_recipe
 from utils.records import locked, write_csv_atomic
 from utils.results import (OUTCOME_FILE, decided_against_another_baseline, read_baselines, read_outcome,
                            read_selections)
@@ -161,6 +161,7 @@ def collect(args):
     root = paths.targets_root(args.arch, cfg.name, args.seed)
     rows, stale, unfinished, orphans = [], [], [], []
     baselines = read_baselines(paths.baseline_acc_file(args.arch, cfg.name, args.seed))
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, args.seed))
     for task in cfg.tasks:
         finished = {}      # (label, training seed) -> (run folder, outcome)
         for folder in sorted(root.glob(f"*/{task.name}")):
@@ -178,6 +179,7 @@ def collect(args):
                     stale.append(run)
                 else:
                     finished[label, training_seed] = run, outcome
+        stale += runs_of_another_recipe(finished, selections.get(task.task_id), args.seed)
         twins_of = twin_labels(finished)
         for (label, training_seed), (run, outcome) in finished.items():
             if label == UNTRAINED:
@@ -202,9 +204,21 @@ def collect(args):
               f"again: {named_runs(orphans, root)}")
     if stale:
         print(f"Left out {len(stale)} runs whose starting checkpoint or their target's step-1 baseline changed after "
-              f"they ran (a backbone or the target trained again); the control redoes them when their targets and "
-              f"backbones are among TASKS: "
-              f"{named_runs(stale, root)}")
+              f"they ran (a backbone or the target trained again), or trained with other settings than step 3-2's "
+              f"run of their target's selected backbone; the control redoes them when their targets and backbones "
+              f"are among TASKS: {named_runs(stale, root)}")
+
+
+def runs_of_another_recipe(finished, selected, seed):
+    """Remove from `finished` (one target's runs, (label, training seed) -> (run folder, outcome)) and return the run
+    folders trained with other settings than step 3-2's run on the `selected` backbone (an earlier EPOCHS or LR):
+    one control compares runs of one recipe."""
+    reference = finished.get((selected, seed))
+    if reference is None:
+        return []
+    other = [key for key, (_, outcome) in finished.items()
+             if not same_recipe(outcome.get("settings"), reference[1].get("settings"))]
+    return [finished.pop(key)[0] for key in other]
 
 
 def twin_labels(finished):

@@ -44,6 +44,21 @@ def plain(value):
     return value
 
 
+# What one run of a target (step 3-2's, its untrained twin's, the transfer control's) has of its own beside the
+# recipe they share: the width it starts at and may grow to, fresh backbone weights, its training seed.
+RUN_OWN_SETTINGS = frozenset({"network_width_multiplier", "max_allowed_network_width_multiplier",
+                              "untrained_backbone", "training_seed"})
+
+
+def same_recipe(settings_a, settings_b) -> bool:
+    """Whether two runs of a target were trained alike but for RUN_OWN_SETTINGS; True when either records no
+    settings (a version before they were recorded beside the run)."""
+    if not isinstance(settings_a, dict) or not isinstance(settings_b, dict):
+        return True
+    keys = (set(settings_a) | set(settings_b)) - RUN_OWN_SETTINGS
+    return all(settings_a.get(key) == settings_b.get(key) for key in keys)
+
+
 def settings_of(args, **overrides) -> dict:
     """The arguments that shape the result (every flag but NOT_SETTINGS) and the sizes the model profile
     stands for, with `overrides` applied."""

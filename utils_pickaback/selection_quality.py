@@ -19,7 +19,7 @@ import numpy as np
 
 from utils import paths
 from utils.paths import UNTRAINED
-from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_selections
+from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections
 from utils.text_tables import figure
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates, ranking_values,
                                     read_rankings, recorded_scores)
@@ -246,8 +246,17 @@ def control_sentences(cfg, summary):
         lines.append(f"For {len(others)} of {s['targets']} targets ({', '.join(map(str, others))}) this score picks "
                      "another backbone than step 3-1 did; their untrained backbone is step 3-1's pick's twin, so "
                      "the gain over it there compares different structures.")
-    return (lines + [hub_sentence(cfg, hub) for hub in s["hubs"]] + [spread_sentence(s["seed_spread"])]
-            + noise_sentences(s))
+    return (outdated_control_sentences(s) + lines + [hub_sentence(cfg, hub) for hub in s["hubs"]]
+            + [spread_sentence(s["seed_spread"])] + noise_sentences(s))
+
+
+def outdated_control_sentences(summary):
+    outdated = summary.get("outdated_control")
+    if not outdated:
+        return []
+    return [f"The transfer control of targets {', '.join(map(str, outdated))} was run beside an earlier step 3-2 run "
+            f"of their selected backbone (step 3-2 trained again since), so they are left out of these figures; bash "
+            f"run_pickaback/transfer_matrix.sh brings their control up to date (reusing its runs that still hold)."]
 
 
 # outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
@@ -390,6 +399,27 @@ def hub_sentence(cfg, hub):
             + (" " + traits if traits else ""))
 
 
+def outdated_controls(cfg, arch, seed, rows, picks):
+    """The targets whose control (`rows`, the transfer CSV's) holds another run of their selected backbone (`picks`)
+    than step 3-2's there now: step 3-2 trained it again since (other settings, or a backbone trained again), so the
+    control's other runs were set against a run that no longer stands. A target whose step 3-2 run is not there (its
+    CSV copied elsewhere to be read) is judged as it is."""
+    recorded = {(int(row["target_id"]), row["backbone"]): row for row in rows if int(row["seed"]) == seed}
+    outdated = []
+    for target_id, pick in sorted(picks.items()):
+        row = recorded.get((target_id, str(pick)))
+        if row is None:
+            continue
+        folder = paths.target_dir(arch, cfg.name, cfg.task(pick).name, cfg.task(target_id).name, seed) / "scratch"
+        outcome = read_outcome(folder)
+        if outcome is None:
+            continue
+        keys = ("width", "val_accuracy", "test_accuracy")
+        if any(round(float(row[key]), 4) != round(outcome[key], 4) for key in keys):
+            outdated.append(target_id)
+    return outdated
+
+
 def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=None, score=None, table=None):
     """([TargetFigures] of every target the control ran on its selected backbone, summary) of a pipeline run.
 
@@ -400,13 +430,15 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
+    pipeline_picks = read_selections(paths.pickaback_result_csv(cfg.name, seed))   # step 3-2 trained these
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
+    outdated = outdated_controls(cfg, arch, seed, rows, pipeline_picks)
+    rows = [row for row in rows if int(row["target_id"]) not in outdated]
     control = runs_by_target(rows, split)
     runs = accuracies_by_target(control)
     widths = {(int(row["target_id"]), row["backbone"]): row["width"] for row in rows if int(row["seed"]) == seed}
     table = paths.pickaback_table_csv(cfg.name, seed) if table is None else table
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
-    pipeline_picks = read_selections(result_csv)    # step 3-2 trained the untrained twin of these only
     if score is None:
         selections = pipeline_picks
         ranked = recorded_scores(table, selections, read_rankings(result_csv), rule)
@@ -437,4 +469,4 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
                      "noise_regret": noise_regret(control, figures),
                      "held_out_oracle": held_out_oracle(control, figures),
                      "hubs": hub_figures(cfg, figures, validation),
-                     "untrained_of_another_pick": twin_of_another}
+                     "untrained_of_another_pick": twin_of_another, "outdated_control": outdated}
