@@ -362,6 +362,34 @@ def test_summary_reads_the_results_file_and_names_its_split(out_root):
     assert "was picked for" not in result.stdout          # no backbone serves most of a modality's targets
 
 
+def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
+    """Since results_demo.csv was written, step 1 trained target 3 again (its baseline now 0.8300), step 3-2 trained
+    target 7 again (another accuracy), and target 8's row names another task than id 8 does now (a task inserted in
+    the config): each row is left out, and said so, in the summary and the report (before: shown with exit 0).
+    Target 1's step 3-2 run is the one its row describes."""
+    write_step1(), write_step3_1()
+    write_json(paths.baseline_acc_file(ARCH, "demo"), {**{name(t): a for t, a in BASELINES.items()}, name(3): "0.8300"})
+    rows = [results_row(t) for t in TARGET_RESULTS]
+    rows[list(TARGET_RESULTS).index(8)][RESULT_FIELDS.index("target_name")] = "an_earlier_task"
+    write_results(rows)
+    for target, (val, test) in ((1, (0.7913, 0.7813)), (7, (0.5, 0.49))):
+        write_json(paths.target_dir(ARCH, "demo", name(SELECTIONS[target]), name(target)) / "scratch" / "outcome.json",
+                   {"width": 1.0, "val_accuracy": val, "test_accuracy": test})
+    sentences = ["Left out of the results: the rows of targets 3 of results_demo.csv, written before step 1 trained "
+                 "the target again; run python -m tools.results_table demo to write them again "
+                 "(run_pickaback/w_backbone.sh runs it).",
+                 "the rows of targets 7 of results_demo.csv, written before step 3-2 trained the target again;",
+                 "the rows of targets 8 of results_demo.csv, written for another list of the config's tasks;"]
+    summary = run_tool(out_root, "--summary")
+    assert summary.returncode == 0 and all(sentence in summary.stdout for sentence in sentences), summary.stderr
+    targets = summary.stdout.split("\nBackbones before and after")[0]
+    assert [line.split()[0] for line in targets.splitlines() if line[:1].isdigit()] == ["1"]
+    report = run_tool(out_root)
+    assert report.returncode == 0 and all(sentence in report.stdout for sentence in sentences), report.stderr
+    md = (report_dir() / "report.md").read_text()
+    assert "step 3-2: results of 1 of 4 targets" in md and all(sentence in md for sentence in sentences)
+
+
 def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
     """Every target picked backbone 2: one row per (backbone, target) pair, each cell one value under its header."""
     shared = []

@@ -74,6 +74,7 @@ class PipelineOutputs:
     hub_corrected: list = field(default_factory=list)    # targets whose scores step 3-1 corrected for a hub
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
+    outdated: dict = field(default_factory=dict)         # target id -> why its results row was left out
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
     cl_table: list = field(default_factory=list)         # rows of cl_<cfg>.csv (tools/continual.py)
 
@@ -101,9 +102,48 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
-    run.results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
-                   if run.selections.get(target_id) == row["backbone_id"]}
+    results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
+               if run.selections.get(target_id) == row["backbone_id"]}
+    run.outdated = outdated_results(cfg, arch, seed, results)
+    run.results = {target_id: row for target_id, row in results.items() if target_id not in run.outdated}
     return run
+
+
+def outdated_results(cfg, arch, seed, results):
+    """{target id: why} of the rows of results_<cfg>.csv (`results`) that no longer describe the runs there: rows
+    written for another list of the config's tasks (the ids name other tasks now), or before step 1 or step 3-2
+    trained the target again (their accuracies are not those of the runs there now)."""
+    names = {task.task_id: task.name for task in cfg.tasks}
+    baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
+    why = {}
+    for target_id, row in results.items():
+        if (names.get(target_id), names.get(row["backbone_id"])) != (row["target_name"], row["backbone_name"]):
+            why[target_id] = "written for another list of the config's tasks"
+        elif not same_figure(baselines.get(row["target_name"]), row["scratch_val_acc"]):
+            why[target_id] = "written before step 1 trained the target again"
+        else:
+            folder = paths.target_dir(arch, cfg.name, row["backbone_name"], row["target_name"], seed) / "scratch"
+            outcome = read_outcome(folder) or {}
+            if not (same_figure(outcome.get("val_accuracy"), row["on_backbone_val_acc"])
+                    and same_figure(outcome.get("test_accuracy"), row["on_backbone_test_acc"])):
+                why[target_id] = "written before step 3-2 trained the target again"
+    return why
+
+
+def same_figure(now, recorded):
+    """Whether an accuracy there now and one a results row recorded agree to the row's 4 decimals; a figure missing
+    on either side (not recorded, or its run's file gone) cannot be told apart."""
+    return now is None or recorded is None or round(now, 4) == round(recorded, 4)
+
+
+def outdated_sentences(cfg, outdated):
+    """One sentence per reason a results row was left out (outdated_results')."""
+    targets_of = {}
+    for target_id, why in sorted(outdated.items()):
+        targets_of.setdefault(why, []).append(str(target_id))
+    return [f"Left out of the results: the rows of targets {', '.join(targets)} of results_{cfg.name}.csv, {why}; "
+            f"run python -m tools.results_table {cfg.name} to write them again (run_pickaback/w_backbone.sh runs it)."
+            for why, targets in targets_of.items()]
 
 
 def ranked_scores(table, rankings):
@@ -497,7 +537,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
            "Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
            "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
            "", "## Steps", ""]
-    out += [f"- {sentence}" for sentence in step_status(run)]
+    out += [f"- {sentence}" for sentence in step_status(run) + outdated_sentences(run.cfg, run.outdated)]
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
     out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
@@ -736,13 +776,17 @@ def write_seeds_report(cfg, arch, rows_by_seed):
 
 # ------------------------------------------------------------------------------- the console summary
 def finished_results(cfg, arch, seed):
-    """results_<cfg>.csv of a finished run; UserError naming the tool that writes it when it has no rows."""
+    """The rows of results_<cfg>.csv of a finished run that still describe its runs, and sentences naming those left
+    out; UserError naming the tool that writes them when no row is left."""
     path = paths.results_csv(cfg.name, seed)
     results = read_results(path, arch)
+    outdated = outdated_results(cfg, arch, seed, results)
+    results = {target_id: row for target_id, row in results.items() if target_id not in outdated}
     if not results:
-        raise UserError(f"{path} has no results of arch {arch}; run .venv/bin/python -m tools.results_table "
+        what = "no rows that describe the runs there now" if outdated else "no results"
+        raise UserError(f"{path} has {what} of arch {arch}; run .venv/bin/python -m tools.results_table "
                         f"{cfg.name} --arch {arch} --seed {seed} first (run_pickaback/quickstart.sh runs it).")
-    return results
+    return results, outdated_sentences(cfg, outdated)
 
 
 def summary_target_rows(cfg, results):
@@ -770,7 +814,9 @@ def print_columns(rows):
 
 def print_summary(cfg, arch, seed):
     """The closing tables of one finished run; 1 if a backbone's outputs changed, else 0."""
-    results = finished_results(cfg, arch, seed)
+    results, left_out = finished_results(cfg, arch, seed)
+    for line in left_out:
+        print(line)
     print("\nTargets (test accuracy; scratch = the target trained alone from scratch, on untrained = on the "
           "backbone's untrained twin; forward transfer = on backbone - scratch, knowledge transfer = on backbone - "
           "on untrained)")
@@ -799,7 +845,7 @@ def print_summary(cfg, arch, seed):
 # --------------------------------------------------------------------------------------------- main
 def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
-    for sentence in step_status(run):
+    for sentence in step_status(run) + outdated_sentences(run.cfg, run.outdated):
         print(f"  {sentence}")
     for line in (summary_lines(t_rows, run.cfg.related) + hub_correction_sentences(run.hub_corrected)
                  + shared_pick_sentences(run.cfg, run.selections, run.baselines)):
