@@ -266,6 +266,25 @@ def test_a_results_row_of_an_earlier_selection_is_left_out(out_root):
     assert table_row((folder / "report.md").read_text(), f"3 {name(3)}", "Targets")[7] == "-"
 
 
+def test_picks_step_3_1_made_with_another_archs_models_are_left_out_and_named(out_root):
+    """ARCH=lenet5 step 3-1 of target 1 ran after this arch's pipeline (its result and table files are one per
+    config): the perceiver's report must not show lenet5's pick and distances as its own (before, it did)."""
+    write_step1(), write_step3_1()
+    write_results([results_row(t) for t in TARGET_RESULTS])
+    ranking = {"score": "modeldiff", "select": "similar", "candidates": [c for c in TASK_IDS if c != 1]}
+    write_json(paths.output_root() / "pickaback_demo_result.json", {"1": {**ranking, "arch": "lenet5"},
+                                                                     "3": {**ranking, "arch": ARCH}})
+    folder, run, rows, written, skipped = report.write_report(CFG, ARCH)
+    assert sorted(run.selections) == [3, 7, 8] and sorted(run.results) == [3, 7, 8]
+    assert not any(target == 1 for target, _ in run.scores) and any(target == 3 for target, _ in run.scores)
+    md = (folder / "report.md").read_text()
+    assert ("Left out: targets 1, whose pick in pickaback_demo_result.csv step 3-1 made with another arch's models "
+            "since; run step 3-1 (run_pickaback/find_backbone.sh) with ARCH=perceiver_io to pick for them again.") in md
+    with pytest.raises(AssertionError):
+        table_row(md, f"1 {name(1)}", "Targets")
+    assert sorted(report.load_run(CFG, "lenet5").selections) == [1, 7, 8]    # 7, 8 recorded no arch: either's
+
+
 def test_a_target_is_reported_among_the_candidates_step_3_1_ranked_it_among(out_root):
     """A narrower re-run of step 3-1 keeps the table's rows against the other candidates; its record says which
     were ranked."""

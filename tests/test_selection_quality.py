@@ -316,6 +316,15 @@ def test_a_control_beside_an_earlier_step_3_2_run_of_the_pick_is_left_out(tmp_pa
                                                          "step 3-2 run of their selected backbone")
 
 
+def test_the_control_judges_the_picks_its_archs_step_3_1_made(tmp_path, monkeypatch):
+    """Step 3-1's result file is one per config: a pick lenet5's step 3-1 made is not the perceiver's selection."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    write_step_3_1_and_control(tmp_path, {"score": "modeldiff", "select": "similar", "candidates": [2, 3, 4],
+                                          "arch": "lenet5"})
+    assert selection_figures(get_config("demo"), "perceiver_io")[0] == []
+    assert [f.target_id for f in selection_figures(get_config("demo"), "lenet5")[0]] == [1]
+
+
 def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, capsys):
     """demo picks 4 (0.8: regret 0.1, +0.05 over the mean 0.75), mine picks 5 (0.9: regret 0, +0.15)."""
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))

@@ -32,8 +32,8 @@ from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table
                            read_outcome, read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
-                                     hub_corrected_targets, picked_for_most, picked_for_most_sentence, read_rankings,
-                                     recorded_scores)
+                                     hub_corrected_targets, picked_for_most, picked_for_most_sentence,
+                                     ranked_for_another_arch, read_rankings, recorded_scores)
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
@@ -75,6 +75,7 @@ class PipelineOutputs:
     compared_as: dict = field(default_factory=dict)      # (target id, candidate id) -> how step 3-1 compared it
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     outdated: dict = field(default_factory=dict)         # target id -> why its results row was left out
+    other_arch: list = field(default_factory=list)       # targets whose step 3-1 pick another arch made
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
     cl_table: list = field(default_factory=list)         # rows of cl_<cfg>.csv (tools/continual.py)
 
@@ -95,11 +96,15 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
         chosen = read_chosen(prune_dir / paths.CHOSEN_FILE)
         if chosen:
             run.chosen[task.name] = chosen
-    run.selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    # step 3-1's files are one per config: picks (and their distances) another arch's step 3-1 made are left out
     rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
-    run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings)
-    run.hub_corrected = hub_corrected_targets(rankings)
-    run.compared_as = read_compared_as(paths.pickaback_table_csv(cfg.name, seed))
+    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    run.other_arch = ranked_for_another_arch(rankings, selections, arch)
+    run.selections = {t: b for t, b in selections.items() if t not in run.other_arch}
+    run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings, run.other_arch)
+    run.hub_corrected = [t for t in hub_corrected_targets(rankings) if t not in run.other_arch]
+    run.compared_as = {pair: how for pair, how in read_compared_as(paths.pickaback_table_csv(cfg.name, seed)).items()
+                       if pair[0] not in run.other_arch}
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
     # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
     results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
@@ -136,6 +141,19 @@ def same_figure(now, recorded):
     return now is None or recorded is None or round(now, 4) == round(recorded, 4)
 
 
+def left_out_sentences(run):
+    """Why some of step 3-1's picks or results rows are not in the report."""
+    return other_arch_sentences(run) + outdated_sentences(run.cfg, run.outdated)
+
+
+def other_arch_sentences(run):
+    if not run.other_arch:
+        return []
+    return [f"Left out: targets {', '.join(map(str, run.other_arch))}, whose pick in "
+            f"pickaback_{run.cfg.name}_result.csv step 3-1 made with another arch's models since; run step 3-1 "
+            f"(run_pickaback/find_backbone.sh) with ARCH={run.arch} to pick for them again."]
+
+
 def outdated_sentences(cfg, outdated):
     """One sentence per reason a results row was left out (outdated_results')."""
     targets_of = {}
@@ -146,10 +164,11 @@ def outdated_sentences(cfg, outdated):
             for why, targets in targets_of.items()]
 
 
-def ranked_scores(table, rankings):
+def ranked_scores(table, rankings, left_out=()):
     """({(target id, candidate id): the ranking value (smaller ranks first) of the score its target was ranked
-    by}, over the pairs each target was ranked among; the name of that score, None when targets differ)."""
-    ranked = recorded_scores(table, {t for t, _ in read_table(table)}, rankings)
+    by}, over the pairs each target but `left_out` was ranked among; the name of that score, None when targets
+    differ)."""
+    ranked = recorded_scores(table, {t for t, _ in read_table(table)} - set(left_out), rankings)
     names = {rankings.get(t, DEFAULT_RANKING)["score"] for t in ranked}
     return ({(t, c): v for t, (values, _) in ranked.items() for c, v in values.items()},
             names.pop() if len(names) == 1 else None)
@@ -537,7 +556,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
            "Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
            "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
            "", "## Steps", ""]
-    out += [f"- {sentence}" for sentence in step_status(run) + outdated_sentences(run.cfg, run.outdated)]
+    out += [f"- {sentence}" for sentence in step_status(run) + left_out_sentences(run)]
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
     out += ["", "## Targets (steps 3-1, 3-2; test accuracy)", ""]
     if t_rows:
@@ -845,7 +864,7 @@ def print_summary(cfg, arch, seed):
 # --------------------------------------------------------------------------------------------- main
 def print_report(folder, run, t_rows, written, skipped):
     print(f"Report written to {folder}")
-    for sentence in step_status(run) + outdated_sentences(run.cfg, run.outdated):
+    for sentence in step_status(run) + left_out_sentences(run):
         print(f"  {sentence}")
     for line in (summary_lines(t_rows, run.cfg.related) + hub_correction_sentences(run.hub_corrected)
                  + shared_pick_sentences(run.cfg, run.selections, run.baselines)):

@@ -89,12 +89,18 @@ def picks_for(result_csv, arch, targets):
     ranked with another arch's models is one UserError sentence, not that arch's backbone trained on silently."""
     picks = {t: b for t, b in require_selections(result_csv).items() if t in targets}
     rankings = read_rankings(result_csv)
-    other = sorted(t for t in picks if rankings.get(t, DEFAULT_RANKING)["arch"] not in (None, arch))
+    other = ranked_for_another_arch(rankings, picks, arch)
     if other:
         archs = " and ".join(sorted({rankings[t]["arch"] for t in other}))
         raise UserError(f"{result_csv} holds {archs}'s picks for targets {' '.join(map(str, other))}, not {arch}'s: "
                         f"run step 3-1 ({STEP_3_1}) with ARCH={arch} first.")
     return picks
+
+
+def ranked_for_another_arch(rankings, targets, arch):
+    """Those of `targets` whose pick step 3-1 made with another arch's models (`rankings`: read_rankings'), sorted;
+    a pick of a version that did not record its arch counts as `arch`'s."""
+    return sorted(t for t in targets if rankings.get(t, DEFAULT_RANKING)["arch"] not in (None, arch))
 
 
 def pair_inputs(cfg, arch, seed, target, candidate, compared, fingerprints):

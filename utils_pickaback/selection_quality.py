@@ -21,8 +21,8 @@ from utils import paths
 from utils.paths import UNTRAINED
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections
 from utils.text_tables import figure
-from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates, ranking_values,
-                                    read_rankings, recorded_scores)
+from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
+                                    ranked_for_another_arch, ranking_values, read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 SCRATCH_PREFIX = "scratch@"
@@ -399,6 +399,14 @@ def hub_sentence(cfg, hub):
             + (" " + traits if traits else ""))
 
 
+def arch_picks(cfg, arch, seed):
+    """Step 3-1's picks {target id: backbone id} made with `arch`'s models (its files are one per config)."""
+    result_csv = paths.pickaback_result_csv(cfg.name, seed)
+    picks = read_selections(result_csv)
+    other = ranked_for_another_arch(read_rankings(result_csv), picks, arch)
+    return {target: backbone for target, backbone in picks.items() if target not in other}
+
+
 def outdated_controls(cfg, arch, seed, rows, picks):
     """The targets whose control (`rows`, the transfer CSV's) holds another run of their selected backbone (`picks`)
     than step 3-2's there now: step 3-2 trained it again since (other settings, or a backbone trained again), so the
@@ -430,7 +438,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
-    pipeline_picks = read_selections(paths.pickaback_result_csv(cfg.name, seed))   # step 3-2 trained these
+    pipeline_picks = arch_picks(cfg, arch, seed)                                    # step 3-2 trained these
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
     outdated = outdated_controls(cfg, arch, seed, rows, pipeline_picks)
     rows = [row for row in rows if int(row["target_id"]) not in outdated]
