@@ -66,6 +66,21 @@ def test_a_stage_one_validation_sample_under_its_baseline_is_chosen_by_default(t
     assert "We choose pruning ratio 0.0" in run_tool(task_dir, baseline).stdout
 
 
+def test_a_tolerance_other_than_step_2_1s_is_refused(tmp_path):
+    """Step 2-1 ran with ALLOW_ACC_LOSS=0.001 and stopped at 0.3 (a miss by one sample); step 2-2 without it would
+    choose 0.3 by one standard error (before: installed with exit 0)."""
+    task_dir, baseline = make_task_dir(tmp_path, {"0.0": 0.59, "0.3": 0.58})
+    baseline.write_text(json.dumps({"food_containers": "0.5850"}))
+    (task_dir / "scratch" / "outcome.json").write_text(json.dumps(
+        {"width": 1.0, "val_accuracy": 0.59, "test_accuracy": 0.6, "val_samples": 200, "tolerance": 0.001}))
+    refused = run_tool(task_dir, baseline, rule=())
+    assert refused.returncode == 1 and not (task_dir / "gradual_prune" / "chosen.json").exists()
+    assert refused.stderr.strip().startswith("error: Step 2-1 of food_containers decided with a tolerance of 0.0010 "
+                                             "below its baseline and step 2-2 would choose with 0.0348")
+    assert refused.stderr.strip().endswith("the same ALLOW_ACC_LOSS (unset: one standard error).")
+    assert "We choose pruning ratio 0.0" in run_tool(task_dir, baseline).stdout
+
+
 def test_tool_installs_the_chosen_checkpoint_and_says_so(tmp_path):
     task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
     result = run_tool(task_dir, baseline)

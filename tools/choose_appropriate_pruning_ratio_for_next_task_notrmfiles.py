@@ -73,10 +73,19 @@ def install_chosen(prune_dir, source, ratio, accuracy):
     return target
 
 
-def validation_samples(prune_dir):
-    """How many samples the task's stages were validated on (its finetune's outcome.json); None for older runs."""
-    outcome = read_outcome(prune_dir.parent / "scratch")
-    return None if outcome is None else outcome.get("val_samples")
+def tolerance_of_step_2_1(prune_dir, baseline, allow_acc_loss, task_name):
+    """The tolerance step 2-1 decided by (its finetune's outcome.json: the validation samples, and the tolerance
+    itself), as step 2-2 must choose with it: under a looser one (another ALLOW_ACC_LOSS) it would install a stage
+    step 2-1's pruning loop judged a miss and stopped at. One UserError sentence when `allow_acc_loss` gives
+    another."""
+    finetune = read_outcome(prune_dir.parent / "scratch") or {}     # {}: a run of an older version
+    wanted = tolerance(baseline, finetune.get("val_samples"), allow_acc_loss)
+    decided = finetune.get("tolerance")
+    if isinstance(decided, (int, float)) and abs(decided - wanted) > 1e-9:
+        raise UserError(f"Step 2-1 of {task_name} decided with a tolerance of {decided:.4f} below its baseline and "
+                        f"step 2-2 would choose with {wanted:.4f}, so it could install a stage step 2-1 judged a "
+                        f"miss; run both with the same ALLOW_ACC_LOSS (unset: one standard error).")
+    return wanted
 
 
 def refuse_a_stage_of_another_baseline(source, task_name, baseline):
@@ -100,7 +109,8 @@ def main(args):
                         f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
     baseline = baselines[args.dataset]
-    ratio = choose_ratio(record, baseline, tolerance(baseline, validation_samples(prune_dir), args.allow_acc_loss))
+    ratio = choose_ratio(record, baseline, tolerance_of_step_2_1(prune_dir, baseline, args.allow_acc_loss,
+                                                                 args.dataset))
     scratch = ratio is None
     if scratch:
         source, ratio = folder_checkpoint(prune_dir.parent / "scratch"), 0.0
