@@ -283,6 +283,20 @@ def test_picks_step_3_1_made_with_another_archs_models_are_left_out_and_named(ou
     with pytest.raises(AssertionError):
         table_row(md, f"1 {name(1)}", "Targets")
     assert sorted(report.load_run(CFG, "lenet5").selections) == [1, 7, 8]    # 7, 8 recorded no arch: either's
+    assert "ranked these targets by different rules" not in md
+
+
+def test_targets_ranked_by_different_rules_are_said_to_be_pooled(out_root):
+    """Target 1 was ranked again with SELECT=dissimilar: the report's pooled figures mix two rules, and say so."""
+    write_step1(), write_step3_1()
+    write_results([results_row(t) for t in TARGET_RESULTS])
+    ranking = {"score": "modeldiff", "select": "dissimilar", "candidates": [c for c in TASK_IDS if c != 1]}
+    write_json(paths.output_root() / "pickaback_demo_result.json", {"1": ranking})
+    result = run_tool(out_root)
+    sentence = ("Step 3-1 ranked these targets by different rules (modeldiff dissimilar for targets 1; modeldiff "
+                "similar for targets 3, 7, 8): the figures below pool them.")
+    assert result.returncode == 0 and sentence in result.stdout
+    assert sentence in (report_dir() / "report.md").read_text()
 
 
 def test_a_target_is_reported_among_the_candidates_step_3_1_ranked_it_among(out_root):

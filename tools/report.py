@@ -76,6 +76,7 @@ class PipelineOutputs:
     results: dict = field(default_factory=dict)          # target id -> its row of results_<cfg>.csv
     outdated: dict = field(default_factory=dict)         # target id -> why its results row was left out
     other_arch: list = field(default_factory=list)       # targets whose step 3-1 pick another arch made
+    rules: dict = field(default_factory=dict)            # target id -> (score, select) step 3-1 ranked it by
     transfer: tuple = ((), {})                           # the control's (TargetFigures list, summary)
     cl_table: list = field(default_factory=list)         # rows of cl_<cfg>.csv (tools/continual.py)
 
@@ -101,6 +102,8 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
     run.other_arch = ranked_for_another_arch(rankings, selections, arch)
     run.selections = {t: b for t, b in selections.items() if t not in run.other_arch}
+    run.rules = {t: (rankings.get(t, DEFAULT_RANKING)["score"], rankings.get(t, DEFAULT_RANKING)["select"])
+                 for t in run.selections}
     run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings, run.other_arch)
     run.hub_corrected = [t for t in hub_corrected_targets(rankings) if t not in run.other_arch]
     run.compared_as = {pair: how for pair, how in read_compared_as(paths.pickaback_table_csv(cfg.name, seed)).items()
@@ -141,9 +144,23 @@ def same_figure(now, recorded):
     return now is None or recorded is None or round(now, 4) == round(recorded, 4)
 
 
+def mixed_rules_sentences(run):
+    """One sentence when step 3-1 ranked the targets by different scores or rules (re-runs of some targets with
+    another SCORE or SELECT): the report's figures pool them."""
+    targets_of = {}
+    for target, rule in sorted(run.rules.items()):
+        targets_of.setdefault(rule, []).append(str(target))
+    if len(targets_of) < 2:
+        return []
+    rules = "; ".join(f"{score} {select} for targets {', '.join(targets)}"
+                      for (score, select), targets in sorted(targets_of.items()))
+    return [f"Step 3-1 ranked these targets by different rules ({rules}): the figures below pool them."]
+
+
 def left_out_sentences(run):
-    """Why some of step 3-1's picks or results rows are not in the report."""
-    return other_arch_sentences(run) + outdated_sentences(run.cfg, run.outdated)
+    """Why some of step 3-1's picks or results rows are not in the report, and whether its targets were ranked
+    alike."""
+    return other_arch_sentences(run) + outdated_sentences(run.cfg, run.outdated) + mixed_rules_sentences(run)
 
 
 def other_arch_sentences(run):
