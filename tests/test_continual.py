@@ -10,9 +10,11 @@ import torch
 
 from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
-from tools.continual import cl_figures
+from tools.continual import cl_figures, pair_row
+from utils import paths
 from utils.checkpoint import load_model
 from utils.dataset_config import REPO_ROOT, get_config
+from utils.errors import UserError
 from utils.pruner import GradualPruner
 
 SEQUENCE = BASELINE_TASK_IDS          # two image tasks and a text task, step 1 done by the baseline_outputs fixture
@@ -118,6 +120,20 @@ def test_cl_table_is_the_hand_computation_from_r(sequences):
         assert float(row["bwt"]) == 0.0
         assert row["models"] == "1" and float(row["train_seconds"]) > 0
     assert rows["scratch"]["models"] == str(len(SEQUENCE))
+
+
+def test_a_run_whose_start_is_gone_names_the_step_that_trains_it_again(tmp_path, monkeypatch, demo_cfg):
+    """A control run made from a transfer file step 2-2 has since removed (its backbone trained again): one
+    sentence naming the steps, not "Checkpoint ... does not exist"."""
+    monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
+    run = tmp_path / "a_run"
+    (run / "scratch").mkdir(parents=True)
+    (run / "scratch" / "outcome.json").write_text(json.dumps({
+        "width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.5,
+        "start": {"path": "backbone/checkpoint-2_kv_transfer_1.pth.tar", "fingerprint": "0" * 16}}))
+    with pytest.raises(UserError, match=r"^The run .*a_run started from .*checkpoint-2_kv_transfer_1.pth.tar, which is "
+                                        r"gone .*run_pickaback/transfer_matrix.sh for the control's\)\.$"):
+        pair_row(demo_cfg, "perceiver_io", paths.DEFAULT_SEED, None, demo_cfg.task(1), demo_cfg.task(2), run)
 
 
 def test_a_rerun_redoes_nothing(sequences):

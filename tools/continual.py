@@ -25,10 +25,10 @@ from utils.errors import UserError, run_main
 from utils.logs import training_seconds
 from utils.provenance import fingerprint
 from utils.records import read_json_record, write_csv_atomic, write_json_atomic
-from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results, read_selections
+from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results
 from utils.text_tables import aligned_table
 from utils.train import evaluate
-from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
+from utils_pickaback.selection_quality import arch_picks, interval95, mean_of, selection_figures
 
 SEQUENCE_METHODS = ("cpg", "packnet")
 
@@ -138,13 +138,16 @@ def sequence_row(folder, scratch):
 
 def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
     """The two-task sequence (backbone, target) of one step-3-2 or control run, as sequence_row's figures."""
+    outcome = read_outcome(run_folder / "scratch")
+    start_file = paths.output_root() / outcome["start"]["path"] if outcome and outcome.get("start") else None
+    if start_file is not None and not start_file.is_file():
+        raise UserError(f"The run {run_folder} started from {start_file}, which is gone (its backbone was trained "
+                        f"again since); train it again first (run_pickaback/w_backbone.sh for a selected pair, "
+                        f"run_pickaback/transfer_matrix.sh for the control's).")
     chosen, _ = load_model(paths.chosen_backbone(arch, cfg.name, backbone.name, seed), expect_arch=arch,
                            expect_config=cfg)
     final, _ = load_model(paths.folder_checkpoint(run_folder / "scratch"), expect_arch=arch, expect_config=cfg)
-    outcome = read_outcome(run_folder / "scratch")
-    start = chosen
-    if outcome and outcome.get("start"):
-        start, _ = load_model(paths.output_root() / outcome["start"]["path"], expect_arch=arch, expect_config=cfg)
+    start = chosen if start_file is None else load_model(start_file, expect_arch=arch, expect_config=cfg)[0]
     R = [[evaluator.accuracy(chosen, backbone), evaluator.before_learning(start, target)],
          [evaluator.accuracy(final, backbone), evaluator.accuracy(final, target)]]
     acc, bwt, fwt = cl_figures(R, [None, evaluator.at_random_init(target)])
@@ -154,7 +157,7 @@ def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
 
 def pickaback_rows(cfg, arch, seed, evaluator, scratch):
     """{method: figures} of the selected backbones, and of the control's oracle and random picks where it ran."""
-    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
+    selections = arch_picks(cfg, arch, seed)
     trained = read_results(paths.results_csv(cfg.name, seed), arch)
     if not trained:
         return {}
