@@ -8,6 +8,7 @@ functions while parsing, and CPG_MM_main_normal.check_args checks flags against 
 import argparse
 import gc
 import importlib
+import os
 import subprocess
 import sys
 
@@ -118,6 +119,17 @@ def test_a_mistyped_flag_in_a_new_process_exits_1_with_one_error_line(tmp_path, 
     assert proc.returncode == 1 and error_lines(proc.stderr) == [line for line in proc.stderr.splitlines() if line]
     assert MISTYPED in proc.stderr and "Traceback" not in proc.stderr
     assert_nothing_written(empty_out)
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path):
+    """`python -m tools.report demo --summary | head`: the report's lines stop being read; before, the tool ended with
+    "error: broken pipe at an unnamed file"."""
+    script = tmp_path / "lines.py"
+    script.write_text("from utils.errors import run_main\n\ndef main():\n    for n in range(100000):\n"
+                      "        print(f'line {n}')\n\nrun_main(main)\n")
+    proc = subprocess.run(f"{sys.executable} {script} | head -1", shell=True, cwd=REPO_ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
+    assert proc.stdout == "line 0\n" and proc.stderr == ""
 
 
 class _FinalisedLoudly:

@@ -45,6 +45,10 @@ def run_main(main, get_args_parser=None):
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except BrokenPipeError:
+        # the reader of stdout left (`| head`): nothing to tell it, and Python's flush at exit must not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except OSError as err:
         print(f"error: {os_error_sentence(err)}", file=sys.stderr)
         sys.exit(1)     # never one of the protocol's codes: the bash loops must not read it as a decision
