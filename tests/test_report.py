@@ -423,6 +423,20 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
     assert "step 3-2: results of 1 of 4 targets" in md and all(sentence in md for sentence in sentences)
 
 
+def test_the_summary_leaves_out_a_row_of_an_earlier_pick(out_root):
+    """TARGETS=3 SELECT=dissimilar step 3-1 since results_demo.csv was written: target 3's row is of backbone 1, its
+    pick now 4 (before, the summary showed it, and the report did not)."""
+    write_step1(), write_step3_1()
+    write_results([results_row(t) for t in TARGET_RESULTS])
+    with open(paths.pickaback_result_csv("demo"), "w", newline="") as f:
+        csv.writer(f).writerows([["target_id", "task_id"], *[[t, 4 if t == 3 else c] for t, c in SELECTIONS.items()]])
+    summary = run_tool(out_root, "--summary")
+    assert summary.returncode == 0 and ("Left out of the results: the rows of targets 3 of results_demo.csv, written "
+                                        "for another pick of step 3-1 than its pick now;") in summary.stdout
+    targets = summary.stdout.split("\nBackbones before and after")[0]
+    assert [line.split()[0] for line in targets.splitlines() if line[:1].isdigit()] == ["1", "7", "8"]
+
+
 def test_summary_has_one_aligned_row_per_backbone_and_target(out_root, capsys):
     """Every target picked backbone 2: one row per (backbone, target) pair, each cell one value under its header."""
     shared = []

@@ -34,7 +34,7 @@ from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E40
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence,
                                      ranked_for_another_arch, read_rankings, recorded_scores)
-from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates, control_rows,  # noqa: E402
+from utils_pickaback.selection_quality import (CONTROL_HEADER, arch_picks, compared_candidates, control_rows,  # noqa: E402
                                                control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
 
@@ -109,23 +109,25 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
     run.compared_as = {pair: how for pair, how in read_compared_as(paths.pickaback_table_csv(cfg.name, seed)).items()
                        if pair[0] not in run.other_arch}
     run.cl_table = read_cl_table(paths.cl_table_csv(cfg.name, seed))
-    # a row of an earlier selection (step 3-1 re-run since) describes another backbone: left out
-    results = {target_id: row for target_id, row in read_results(paths.results_csv(cfg.name, seed), arch).items()
-               if run.selections.get(target_id) == row["backbone_id"]}
-    run.outdated = outdated_results(cfg, arch, seed, results)
-    run.results = {target_id: row for target_id, row in results.items() if target_id not in run.outdated}
+    results = read_results(paths.results_csv(cfg.name, seed), arch)
+    run.outdated = outdated_results(cfg, arch, seed, results, run.selections)
+    run.results = {target_id: row for target_id, row in results.items()
+                   if target_id in run.selections and target_id not in run.outdated}
     return run
 
 
-def outdated_results(cfg, arch, seed, results):
+def outdated_results(cfg, arch, seed, results, picks):
     """{target id: why} of the rows of results_<cfg>.csv (`results`) that no longer describe the runs there: rows
-    written for another list of the config's tasks (the ids name other tasks now), or before step 1 or step 3-2
-    trained the target again (their accuracies are not those of the runs there now)."""
+    of another backbone than step 3-1's pick now (`picks`; step 3-1 re-run since), written for another list of the
+    config's tasks (the ids name other tasks now), or before step 1 or step 3-2 trained the target again (their
+    accuracies are not those of the runs there now)."""
     names = {task.task_id: task.name for task in cfg.tasks}
     baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     why = {}
     for target_id, row in results.items():
-        if (names.get(target_id), names.get(row["backbone_id"])) != (row["target_name"], row["backbone_name"]):
+        if picks.get(target_id, row["backbone_id"]) != row["backbone_id"]:
+            why[target_id] = "written for another pick of step 3-1 than its pick now"
+        elif (names.get(target_id), names.get(row["backbone_id"])) != (row["target_name"], row["backbone_name"]):
             why[target_id] = "written for another list of the config's tasks"
         elif not same_figure(baselines.get(row["target_name"]), row["scratch_val_acc"]):
             why[target_id] = "written before step 1 trained the target again"
@@ -816,7 +818,7 @@ def finished_results(cfg, arch, seed):
     out; UserError naming the tool that writes them when no row is left."""
     path = paths.results_csv(cfg.name, seed)
     results = read_results(path, arch)
-    outdated = outdated_results(cfg, arch, seed, results)
+    outdated = outdated_results(cfg, arch, seed, results, arch_picks(cfg, arch, seed))
     results = {target_id: row for target_id, row in results.items() if target_id not in outdated}
     if not results:
         what = "no rows that describe the runs there now" if outdated else "no results"
