@@ -98,6 +98,14 @@ def test_summary_gains_and_related_picks():
     assert (s["related_picks"], s["related_targets"]) == (1, 2)
 
 
+def test_a_related_task_step_3_1_did_not_rank_is_no_miss():
+    """TASKS without target 1's related task 5: the control's 'designed related' is n/a, as the report's (before,
+    'no', and a count of 2 of 3 where the report said 2 of 2)."""
+    unranked = {c: d for c, d in DISTANCES.items() if c != 5}
+    assert target_figures(1, 2, RUNS, unranked, related=5).picked_related is None
+    assert target_figures(1, 2, RUNS, {**unranked, 5: 0.9}, related=5).picked_related is False
+
+
 def test_designed_related_pick_counts_only_where_the_related_task_was_a_candidate():
     demo, cifar = get_config("demo"), get_config("cifar100")
     assert designed_related_pick(demo, 1, 2, [2, 3]) is True            # shapes_clean's related task: shapes_noisy

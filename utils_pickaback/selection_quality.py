@@ -269,7 +269,8 @@ def target_figures(target_id, selected, runs, distances, *, scratch=None, relate
     """Figures of one target; `runs` maps backbone labels to accuracies, `distances` candidate ids to
     step 3-1's distance. The candidates are the task ids the control trained the target on, so a selector
     that ranked fewer (e.g. the same modality only) is judged against the best of all of them; the
-    correlation is over those it ranked. None when the selected backbone has no run or is the only
+    correlation is over those it ranked, and the designed related task counts where it was one of them. None
+    when the selected backbone has no run or is the only
     candidate that has one (step 3-2's run alone, the control not yet run for the target): there is
     nothing to compare it with."""
     candidates = sorted(c for c in runs if isinstance(c, int))
@@ -291,7 +292,7 @@ def target_figures(target_id, selected, runs, distances, *, scratch=None, relate
         regret=accs[oracle] - accs[selected], rank=1 + sum(a - accs[selected] > ROUNDING for a in accs.values()),
         n_candidates=len(candidates), scratch=scratch, matched_scratch=matched[0] if matched else None,
         untrained=runs.get(UNTRAINED), spearman=rho, weighted_tau=tau, free_spearman=free_rho, related=related,
-        picked_related=None if related is None else selected == related, candidate_accuracies=accs)
+        picked_related=selected == related if related in distances else None, candidate_accuracies=accs)
 
 
 def interval95(values):
