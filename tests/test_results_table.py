@@ -16,9 +16,11 @@ from models.cpg import CPGModel
 from utils import paths
 from utils.checkpoint import load_model, save_model
 from utils.data import task_loaders
+from utils.dataset_config import DATA_ROOT_ENV
 from utils.errors import UserError
 from utils.results import RESULT_FIELDS, read_results
 from utils.train import evaluate
+from tools import results_table
 from tools.results_table import write_results
 
 ARCH, SEED = "perceiver_io", paths.DEFAULT_SEED
@@ -144,6 +146,22 @@ def test_every_column_of_the_results_table(fabricated_run):
         "backward_transfer_test": round(changed["test"] - CONSTANT_ACCURACY, 4),
         "backbone_outputs_identical": False, "final_width": 1.0, "shared_ratio": results[7]["shared_ratio"],
         "regret_val": None, "regret_test": None}          # the control never ran target 7
+
+
+def test_regret_is_left_empty_and_said_where_step_3_2_trained_the_selected_pair_again(fabricated_run, capsys,
+                                                                                       monkeypatch, small_demo_root):
+    """The control's row of target 1 on its pick (0.80 / 0.78 at width 1.5) is not step 3-2's run there now
+    (0.8123 / 0.7912): its other runs were set against a run that no longer stands."""
+    cfg, _, _ = fabricated_run
+    monkeypatch.setenv(DATA_ROOT_ENV, str(small_demo_root))
+    outcome = paths.target_dir(ARCH, cfg.name, "shapes_noisy", "shapes_clean") / "scratch" / "outcome.json"
+    args = results_table.get_args_parser().parse_args([])
+    for (val, test), regret in (((0.8, 0.78), 0.0), ((0.8123, 0.7912), None)):
+        outcome.write_text(json.dumps({"width": 1.5, "val_accuracy": val, "test_accuracy": test}))
+        assert results_table.main(args) == 0
+        assert read_results(paths.results_csv(cfg.name), ARCH)[1]["regret_test"] == regret
+    assert ("The transfer control of targets 1 was run beside an earlier step 3-2 run of their selected backbone"
+            in capsys.readouterr().out.split("Wrote")[-1])
 
 
 def test_rewriting_replaces_the_rows(fabricated_run):

@@ -24,7 +24,7 @@ from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
-                                               selection_figures)
+                                               outdated_control_sentences, selection_figures)
 
 SPLITS = ("val", "test")
 
@@ -200,10 +200,13 @@ def get_args_parser():
 
 
 def main(args):
-    path, rows, missing = write_results(get_config(args.config), args.arch, args.seed)
+    cfg = get_config(args.config)
+    path, rows, missing = write_results(cfg, args.arch, args.seed)
     print(f"Wrote {path} ({len(rows)} targets).")
     if missing:
         print(f"Step 3-2 has not trained targets {' '.join(map(str, missing))} yet: they have no row.")
+    for line in outdated_control_sentences(selection_figures(cfg, args.arch, args.seed)[1]):
+        print(f"{line} Their regret is left empty.")
     return 0
 
 
