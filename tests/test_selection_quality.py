@@ -306,22 +306,38 @@ def test_the_controls_of_an_earlier_pick_do_not_stand_for_the_current_picks(tmp_
     assert (figure.selected, figure.matched_scratch, figure.untrained) == (5, None, None)
 
 
-def test_a_control_beside_an_earlier_step_3_2_run_of_the_pick_is_left_out(tmp_path, monkeypatch):
-    """Step 3-2 trained target 1 on its pick (4) again since the control ran (EPOCHS changed): its control's other
-    runs were set against a run no longer there, so target 1 has no figures and a sentence says why."""
+def write_run(cfg, backbone_folder, test_accuracy, **settings):
+    """A run of target 1 (step 3-2's or the control's) in `backbone_folder`, as its outcome.json says."""
+    folder = paths.target_dir("perceiver_io", "demo", backbone_folder, cfg.task(1).name) / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.5, "test_accuracy": test_accuracy,
+                                                     "settings": {"epochs": 4, "lr": 0.01, **settings}}))
+
+
+@pytest.mark.parametrize("since", ["step 3-2 trained the pick again", "the same accuracy by another recipe",
+                                   "the twin trained again", "a candidate's run of another recipe"])
+def test_a_control_that_no_longer_stands_is_left_out(tmp_path, monkeypatch, since):
+    """The control ran target 1 (4 epochs); since then a run changed, or stands beside runs of another recipe: its
+    figures would set runs that were never trained together against each other (before: regret with exit 0)."""
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
     write_step_3_1_and_control(tmp_path)
+    transfer = tmp_path / "pickaback_demo_transfer.csv"
+    transfer.write_text(transfer.read_text() + "1,untrained@4,1,0.5,0.55,2\n")
     cfg = get_config("demo")
-    folder = paths.target_dir("perceiver_io", "demo", cfg.task(4).name, cfg.task(1).name) / "scratch"
-    folder.mkdir(parents=True)
-    (folder / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.8}))
+    for candidate, accuracy in {2: 0.6, 3: 0.7, 4: 0.8, 5: 0.9}.items():
+        write_run(cfg, cfg.task(candidate).name, accuracy)
+    write_run(cfg, "untrained", 0.55, untrained_backbone=True)
     figures, summary = selection_figures(cfg, "perceiver_io")
-    assert [f.target_id for f in figures] == [1] and summary["outdated_control"] == []      # the control's own run
-    (folder / "outcome.json").write_text(json.dumps({"width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.7533}))
+    assert [f.target_id for f in figures] == [1] and summary["outdated_control"] == []      # the control's own runs
+    change = {"step 3-2 trained the pick again": (cfg.task(4).name, 0.7533, {}),
+              "the same accuracy by another recipe": (cfg.task(4).name, 0.8, {"epochs": 3}),
+              "the twin trained again": ("untrained", 0.5, {"untrained_backbone": True}),
+              "a candidate's run of another recipe": (cfg.task(2).name, 0.6, {"lr": 0.1})}[since]
+    write_run(cfg, change[0], change[1], **change[2])
     figures, summary = selection_figures(cfg, "perceiver_io")
     assert figures == [] and summary["outdated_control"] == [1]
-    assert control_sentences(cfg, summary)[0].startswith("The transfer control of targets 1 was run beside an earlier "
-                                                         "step 3-2 run of their selected backbone")
+    assert control_sentences(cfg, summary)[0].startswith("The transfer control of target 1 holds runs trained again "
+                                                         "since it was collected, or with other settings")
 
 
 def test_the_control_judges_the_picks_its_archs_step_3_1_made(tmp_path, monkeypatch):

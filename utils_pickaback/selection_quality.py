@@ -19,6 +19,7 @@ import numpy as np
 
 from utils import paths
 from utils.paths import UNTRAINED
+from utils.provenance import same_recipe
 from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections
 from utils.text_tables import figure
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
@@ -254,9 +255,10 @@ def outdated_control_sentences(summary):
     outdated = summary.get("outdated_control")
     if not outdated:
         return []
-    return [f"The transfer control of targets {', '.join(map(str, outdated))} was run beside an earlier step 3-2 run "
-            f"of their selected backbone (step 3-2 trained again since), so they are left out of these figures; bash "
-            f"run_pickaback/transfer_matrix.sh brings their control up to date (reusing its runs that still hold)."]
+    targets = f"target{'s' if len(outdated) > 1 else ''} {', '.join(map(str, outdated))}"
+    return [f"The transfer control of {targets} holds runs trained again since it was collected, or with other "
+            f"settings than step 3-2's run of the selected backbone, so it is left out of these figures; bash "
+            f"run_pickaback/transfer_matrix.sh brings it up to date (reusing its runs that still hold)."]
 
 
 # outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
@@ -408,24 +410,38 @@ def arch_picks(cfg, arch, seed):
     return {target: backbone for target, backbone in picks.items() if target not in other}
 
 
+def control_run_folder(cfg, arch, seed, target, label, training_seed):
+    """The folder of the control's run `label` (a task id, 'scratch@<w>' or 'untrained@<b>', as its CSV names it) of
+    `target`, at `training_seed` (the pipeline's `seed`: the run itself; another: its repeat)."""
+    name = cfg.task(int(label)).name if label.isdigit() else UNTRAINED if label.startswith(f"{UNTRAINED}@") else label
+    folder = paths.target_dir(arch, cfg.name, name, target.name, seed)
+    return folder if training_seed == seed else paths.repeat_dir(folder, training_seed)
+
+
 def outdated_controls(cfg, arch, seed, rows, picks):
-    """The targets whose control (`rows`, the transfer CSV's) holds another run of their selected backbone (`picks`)
-    than step 3-2's there now: step 3-2 trained it again since (other settings, or a backbone trained again), so the
-    control's other runs were set against a run that no longer stands. A target whose step 3-2 run is not there (its
-    CSV copied elsewhere to be read) is judged as it is."""
-    recorded = {(int(row["target_id"]), row["backbone"]): row for row in rows if int(row["seed"]) == seed}
+    """The targets whose control (`rows`, the transfer CSV's) no longer stands: a row whose run has been trained
+    again since (its outcome.json now says other accuracies: step 3-2's own run of the pick, or the untrained twin),
+    or a run trained with other settings than step 3-2's run of the target's pick (`picks`) now. A run whose folder
+    is not there (a CSV copied elsewhere to be read) is judged as it is."""
+    rows_of = {}
+    for row in rows:
+        rows_of.setdefault(int(row["target_id"]), []).append(row)
     outdated = []
-    for target_id, pick in sorted(picks.items()):
-        row = recorded.get((target_id, str(pick)))
-        if row is None:
-            continue
-        folder = paths.target_dir(arch, cfg.name, cfg.task(pick).name, cfg.task(target_id).name, seed) / "scratch"
-        outcome = read_outcome(folder)
-        if outcome is None:
-            continue
-        keys = ("width", "val_accuracy", "test_accuracy")
-        if any(round(float(row[key]), 4) != round(outcome[key], 4) for key in keys):
-            outdated.append(target_id)
+    for target_id, target_rows in sorted(rows_of.items()):
+        target = cfg.task(target_id)
+        pick = picks.get(target_id)
+        reference = pick and read_outcome(paths.target_dir(arch, cfg.name, cfg.task(pick).name, target.name, seed)
+                                          / "scratch")
+        for row in target_rows:
+            folder = control_run_folder(cfg, arch, seed, target, row["backbone"], int(row["seed"]))
+            outcome = read_outcome(folder / "scratch")
+            if outcome is None:
+                continue
+            trained_again = any(round(float(row[key]), 4) != round(outcome[key], 4)
+                                for key in ("width", "val_accuracy", "test_accuracy"))
+            if trained_again or (reference and not same_recipe(outcome.get("settings"), reference.get("settings"))):
+                outdated.append(target_id)
+                break
     return outdated
 
 
