@@ -278,8 +278,8 @@ def test_picks_step_3_1_made_with_another_archs_models_are_left_out_and_named(ou
     assert sorted(run.selections) == [3, 7, 8] and sorted(run.results) == [3, 7, 8]
     assert not any(target == 1 for target, _ in run.scores) and any(target == 3 for target, _ in run.scores)
     md = (folder / "report.md").read_text()
-    assert ("Left out: targets 1, whose pick in pickaback_demo_result.csv step 3-1 made with another arch's models "
-            "since; run step 3-1 (run_pickaback/find_backbone.sh) with ARCH=perceiver_io to pick for them again.") in md
+    assert ("Left out: target 1, whose pick in pickaback_demo_result.csv step 3-1 made with another arch's models "
+            "since; run step 3-1 (run_pickaback/find_backbone.sh) with ARCH=perceiver_io to pick again.") in md
     with pytest.raises(AssertionError):
         table_row(md, f"1 {name(1)}", "Targets")
     assert sorted(report.load_run(CFG, "lenet5").selections) == [1, 7, 8]    # 7, 8 recorded no arch: either's
@@ -408,19 +408,29 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
     for target, (val, test) in ((1, (0.7913, 0.7813)), (7, (0.5, 0.49))):
         write_json(paths.target_dir(ARCH, "demo", name(SELECTIONS[target]), name(target)) / "scratch" / "outcome.json",
                    {"width": 1.0, "val_accuracy": val, "test_accuracy": test})
-    sentences = ["Left out of the results: the rows of targets 3 of results_demo.csv, written before step 1 trained "
-                 "the target again; run python -m tools.results_table demo to write them again "
-                 "(run_pickaback/w_backbone.sh runs it).",
-                 "the rows of targets 7 of results_demo.csv, written before step 3-2 trained the target again;",
-                 "the rows of targets 8 of results_demo.csv, written for another list of the config's tasks;"]
     summary = run_tool(out_root, "--summary")
-    assert summary.returncode == 0 and all(sentence in summary.stdout for sentence in sentences), summary.stderr
+    assert "Left out of the results: the row of target 3 of" in summary.stdout
+    assert "earlier model of its backbone" not in summary.stdout
     targets = summary.stdout.split("\nBackbones before and after")[0]
     assert [line.split()[0] for line in targets.splitlines() if line[:1].isdigit()] == ["1"]
+    # target 1's run started from step 4's file of its backbone, since trained again (the file is gone)
+    write_json(paths.target_dir(ARCH, "demo", name(SELECTIONS[1]), name(1)) / "scratch" / "outcome.json",
+               {"width": 1.0, "val_accuracy": 0.7913, "test_accuracy": 0.7813,
+                "start": {"path": "gone.pth.tar", "fingerprint": "0" * 16}})
+    sentences = ["Left out of the results: the row of target 3 of results_demo.csv, written before step 1 trained "
+                 "the target again; run python -m tools.results_table demo to write it again "
+                 "(run_pickaback/w_backbone.sh runs it).",
+                 "the row of target 7 of results_demo.csv, written before step 3-2 trained the target again;",
+                 "the row of target 8 of results_demo.csv, written for another list of the config's tasks;",
+                 "the row of target 1 of results_demo.csv, of a run on an earlier model of its backbone (trained "
+                 "again since);"]
+    summary = run_tool(out_root, "--summary")     # no row left: each named, then one error sentence
+    assert all(sentence in summary.stdout for sentence in sentences), summary.stderr
+    assert summary.returncode == 1 and "has no rows that describe the runs there now" in summary.stderr
     report = run_tool(out_root)
     assert report.returncode == 0 and all(sentence in report.stdout for sentence in sentences), report.stderr
     md = (report_dir() / "report.md").read_text()
-    assert "step 3-2: results of 1 of 4 targets" in md and all(sentence in md for sentence in sentences)
+    assert "step 3-2 has not run: no target results" in md and all(sentence in md for sentence in sentences)
 
 
 def test_the_summary_leaves_out_a_row_of_an_earlier_pick(out_root):
@@ -431,7 +441,7 @@ def test_the_summary_leaves_out_a_row_of_an_earlier_pick(out_root):
     with open(paths.pickaback_result_csv("demo"), "w", newline="") as f:
         csv.writer(f).writerows([["target_id", "task_id"], *[[t, 4 if t == 3 else c] for t, c in SELECTIONS.items()]])
     summary = run_tool(out_root, "--summary")
-    assert summary.returncode == 0 and ("Left out of the results: the rows of targets 3 of results_demo.csv, written "
+    assert summary.returncode == 0 and ("Left out of the results: the row of target 3 of results_demo.csv, written "
                                         "for another pick of step 3-1 than its pick now;") in summary.stdout
     targets = summary.stdout.split("\nBackbones before and after")[0]
     assert [line.split()[0] for line in targets.splitlines() if line[:1].isdigit()] == ["1", "7", "8"]

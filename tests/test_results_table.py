@@ -18,6 +18,7 @@ from utils.checkpoint import load_model, save_model
 from utils.data import task_loaders
 from utils.dataset_config import DATA_ROOT_ENV
 from utils.errors import UserError
+from utils.provenance import fingerprint
 from utils.results import RESULT_FIELDS, read_results
 from utils.train import evaluate
 from tools import results_table
@@ -162,6 +163,27 @@ def test_regret_is_left_empty_and_said_where_step_3_2_trained_the_selected_pair_
         assert read_results(paths.results_csv(cfg.name), ARCH)[1]["regret_test"] == regret
     assert ("The transfer control of target 1 holds runs trained again since it was collected, or with other settings"
             in capsys.readouterr().out.split("Wrote")[-1])
+
+
+def test_a_target_trained_on_an_earlier_model_of_its_backbone_has_no_row(fabricated_run, capsys, monkeypatch,
+                                                                          small_demo_root):
+    """Backbone 2 trained again since step 3-2 ran target 1 on it (step 4's transfer file it started from changed):
+    its row would set the new backbone's 'before' against the old one inside the target's checkpoint, a backward
+    transfer no run had, and call CPG's guarantee broken (before: written with exit 0)."""
+    cfg, _, _ = fabricated_run
+    monkeypatch.setenv(DATA_ROOT_ENV, str(small_demo_root))
+    start = paths.output_root() / "checkpoint-2_kv_transfer_1.pth.tar"
+    start.write_bytes(b"step 4's file of the backbone target 1 trained on")
+    outcome = paths.target_dir(ARCH, cfg.name, "shapes_noisy", "shapes_clean") / "scratch" / "outcome.json"
+    outcome.write_text(json.dumps({"width": 1.5, "val_accuracy": 0.8123, "test_accuracy": 0.7912,
+                                   "start": {"path": start.name, "fingerprint": fingerprint(start)}}))
+    assert [row["target_id"] for row in write_results(cfg, ARCH)[1]] == [1, 7]
+    start.write_bytes(b"step 4's file of the backbone trained again")
+    _, rows, missing = write_results(cfg, ARCH)
+    assert [row["target_id"] for row in rows] == [7] and missing == [1, 3]
+    assert results_table.main(results_table.get_args_parser().parse_args([])) == 0
+    assert ("Step 3-2 has not trained targets 1 3 on their backbone as it is now (not yet, or before the backbone "
+            "was trained again)") in capsys.readouterr().out
 
 
 def test_rewriting_replaces_the_rows(fabricated_run):

@@ -28,6 +28,7 @@ from utils import paths  # noqa: E402
 from utils.cli import ArgumentParser, add_arch_arg, seed_int  # noqa: E402
 from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
+from utils.provenance import started_from_what_is_there_now  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_outcome, read_prune_record, read_results, read_selections, read_table)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
@@ -119,8 +120,8 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
 def outdated_results(cfg, arch, seed, results, picks):
     """{target id: why} of the rows of results_<cfg>.csv (`results`) that no longer describe the runs there: rows
     of another backbone than step 3-1's pick now (`picks`; step 3-1 re-run since), written for another list of the
-    config's tasks (the ids name other tasks now), or before step 1 or step 3-2 trained the target again (their
-    accuracies are not those of the runs there now)."""
+    config's tasks (the ids name other tasks now), before step 1 or step 3-2 trained the target again (their
+    accuracies are not those of the runs there now), or of a run on a backbone trained again since."""
     names = {task.task_id: task.name for task in cfg.tasks}
     baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
     why = {}
@@ -137,6 +138,8 @@ def outdated_results(cfg, arch, seed, results, picks):
             if not (same_figure(outcome.get("val_accuracy"), row["on_backbone_val_acc"])
                     and same_figure(outcome.get("test_accuracy"), row["on_backbone_test_acc"])):
                 why[target_id] = "written before step 3-2 trained the target again"
+            elif not started_from_what_is_there_now(outcome, paths.output_root()):
+                why[target_id] = "of a run on an earlier model of its backbone (trained again since)"
     return why
 
 
@@ -168,9 +171,10 @@ def left_out_sentences(run):
 def other_arch_sentences(run):
     if not run.other_arch:
         return []
-    return [f"Left out: targets {', '.join(map(str, run.other_arch))}, whose pick in "
+    targets = ", ".join(map(str, run.other_arch))
+    return [f"Left out: target{'s' if len(run.other_arch) > 1 else ''} {targets}, whose pick in "
             f"pickaback_{run.cfg.name}_result.csv step 3-1 made with another arch's models since; run step 3-1 "
-            f"(run_pickaback/find_backbone.sh) with ARCH={run.arch} to pick for them again."]
+            f"(run_pickaback/find_backbone.sh) with ARCH={run.arch} to pick again."]
 
 
 def outdated_sentences(cfg, outdated):
@@ -178,9 +182,14 @@ def outdated_sentences(cfg, outdated):
     targets_of = {}
     for target_id, why in sorted(outdated.items()):
         targets_of.setdefault(why, []).append(str(target_id))
-    return [f"Left out of the results: the rows of targets {', '.join(targets)} of results_{cfg.name}.csv, {why}; "
-            f"run python -m tools.results_table {cfg.name} to write them again (run_pickaback/w_backbone.sh runs it)."
+    return [f"Left out of the results: {plural_rows(targets)} of results_{cfg.name}.csv, {why}; run python -m "
+            f"tools.results_table {cfg.name} to write it again (run_pickaback/w_backbone.sh runs it)."
             for why, targets in targets_of.items()]
+
+
+def plural_rows(targets):
+    return (f"the row of target {targets[0]}" if len(targets) == 1 else
+            f"the rows of targets {', '.join(targets)}")
 
 
 def ranked_scores(table, rankings, left_out=()):
@@ -814,17 +823,19 @@ def write_seeds_report(cfg, arch, rows_by_seed):
 
 # ------------------------------------------------------------------------------- the console summary
 def finished_results(cfg, arch, seed):
-    """The rows of results_<cfg>.csv of a finished run that still describe its runs, and sentences naming those left
-    out; UserError naming the tool that writes them when no row is left."""
+    """The rows of results_<cfg>.csv of a finished run that still describe its runs, after a sentence naming those
+    left out; UserError naming the tool that writes them when no row is left."""
     path = paths.results_csv(cfg.name, seed)
     results = read_results(path, arch)
     outdated = outdated_results(cfg, arch, seed, results, arch_picks(cfg, arch, seed))
+    for line in outdated_sentences(cfg, outdated):
+        print(line)
     results = {target_id: row for target_id, row in results.items() if target_id not in outdated}
     if not results:
         what = "no rows that describe the runs there now" if outdated else "no results"
         raise UserError(f"{path} has {what} of arch {arch}; run .venv/bin/python -m tools.results_table "
                         f"{cfg.name} --arch {arch} --seed {seed} first (run_pickaback/quickstart.sh runs it).")
-    return results, outdated_sentences(cfg, outdated)
+    return results
 
 
 def summary_target_rows(cfg, results):
@@ -852,9 +863,7 @@ def print_columns(rows):
 
 def print_summary(cfg, arch, seed):
     """The closing tables of one finished run; 1 if a backbone's outputs changed, else 0."""
-    results, left_out = finished_results(cfg, arch, seed)
-    for line in left_out:
-        print(line)
+    results = finished_results(cfg, arch, seed)
     print("\nTargets (test accuracy; scratch = the target trained alone from scratch, on untrained = on the "
           "backbone's untrained twin; forward transfer = on backbone - scratch, knowledge transfer = on backbone - "
           "on untrained)")

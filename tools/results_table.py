@@ -19,9 +19,9 @@ from utils.cli import ArgumentParser, add_arch_arg, arch_reads, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
-from utils.provenance import same_recipe
+from utils.provenance import same_recipe, started_from_what_is_there_now
 from utils.records import write_csv_atomic
-from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances
+from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances, read_outcome
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                outdated_control_sentences, selection_figures)
@@ -136,7 +136,7 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator, baseline
 
 def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
     """(rows of results_<cfg>.csv as dicts, ids of the selected targets `arch` reads that step 3-2 has not trained
-    yet)."""
+    on their backbone as it is now: not yet, or before the backbone was trained again)."""
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
     readable = {task.task_id for task in cfg.tasks if arch_reads(arch, task)}
     selections = picks_for(result_csv, arch, readable) if result_csv.exists() else {}
@@ -152,8 +152,9 @@ def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
     evaluator, befores, rows, missing = TaskEvaluator(cfg, seed), {}, [], []
     for target_id, backbone_id in sorted(selections.items()):
         target, backbone = cfg.task(target_id), cfg.task(backbone_id)
-        if not (paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch").is_dir():
-            missing.append(target_id)
+        run = paths.target_dir(arch, cfg.name, backbone.name, target.name, seed) / "scratch"
+        if not run.is_dir() or not started_from_what_is_there_now(read_outcome(run) or {}, paths.output_root()):
+            missing.append(target_id)      # not trained yet, or trained on its backbone before it was trained again
             continue
         if backbone.name not in befores:
             befores[backbone.name] = backbone_before(cfg, arch, backbone, seed, evaluator)
@@ -204,7 +205,9 @@ def main(args):
     path, rows, missing = write_results(cfg, args.arch, args.seed)
     print(f"Wrote {path} ({len(rows)} targets).")
     if missing:
-        print(f"Step 3-2 has not trained targets {' '.join(map(str, missing))} yet: they have no row.")
+        print(f"Step 3-2 has not trained targets {' '.join(map(str, missing))} on their backbone as it is now (not "
+              f"yet, or before the backbone was trained again): they have no row; run_pickaback/w_backbone.sh trains "
+              f"them.")
     for line in outdated_control_sentences(selection_figures(cfg, args.arch, args.seed)[1]):
         print(f"{line} Their regret is left empty.")
     return 0

@@ -22,7 +22,7 @@ from utils import paths
 from utils.cli import ArgumentParser, add_arch_arg, positive_float, seed_int
 from utils.dataset_config import CONFIG_HELP, get_config
 from utils.errors import ExitStatus, UserError, run_main
-from utils.provenance import fingerprint, same_recipe
+from utils.provenance import same_recipe, started_from_what_is_there_now
 from utils.records import locked, write_csv_atomic
 from utils.results import (OUTCOME_FILE, decided_against_another_baseline, read_baselines, read_outcome,
                            read_selections)
@@ -145,17 +145,6 @@ def backbone_label(cfg, folder_name):
     return names.get(folder_name)
 
 
-def started_from_what_is_there_now(outcome):
-    """False when the checkpoint the run started from (a backbone's transfer file, the untrained backbone) has
-    changed since or is gone: the run trained on an earlier backbone. Runs from a fresh model, and runs of
-    versions that did not record their start, count as current."""
-    start = outcome.get("start")
-    if not start:
-        return True
-    path = paths.output_root() / start["path"]      # an absolute path stays as it is
-    return path.is_file() and fingerprint(path) == start["fingerprint"]
-
-
 def collect(args):
     cfg = get_config(args.config)
     root = paths.targets_root(args.arch, cfg.name, args.seed)
@@ -174,7 +163,7 @@ def collect(args):
                     continue
                 if asked_to_grow(outcome):
                     unfinished.append(run)
-                elif not started_from_what_is_there_now(outcome) or \
+                elif not started_from_what_is_there_now(outcome, paths.output_root()) or \
                         decided_against_another_baseline(outcome, baselines.get(task.name)):
                     stale.append(run)
                 else:

@@ -33,6 +33,17 @@ def values_fingerprint(values) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def started_from_what_is_there_now(outcome, output_root) -> bool:
+    """False when the checkpoint a run started from (its outcome.json's "start": a path inside `output_root` and the
+    file's fingerprint) has changed since or is gone: the run trained on an earlier backbone. Runs from a fresh
+    model, and runs of versions that did not record their start, count as current."""
+    start = outcome.get("start")
+    if not start:
+        return True
+    path = Path(output_root) / start["path"]      # an absolute path stays as it is
+    return path.is_file() and fingerprint(path) == start["fingerprint"]
+
+
 def plain(value):
     """A value as JSON and torch's weights-only loader both keep it (paths and tuples become str/list)."""
     if isinstance(value, Path):
