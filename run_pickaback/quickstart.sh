@@ -27,7 +27,8 @@ echo
 # shellcheck disable=SC2086  # one argument per seed
 "$PY" -m tools.report "$cfg" --arch "$arch" --seeds $seeds
 echo
-n=$("$PY" -m tools.task_info "$cfg" --list | wc -l)
+# shellcheck disable=SC2086  # one argument per task
+n=$("$PY" -m tools.task_info "$cfg" --list ${TASKS:-} | wc -l)   # the tasks this run trained
 echo "Is the selected backbone the one that helps most? The transfer control trains every target on every"
 echo "candidate, ${n} x $(( n - 1 )) runs, again at a second training seed to tell real differences from noise:"
 echo "  CONTROL_SEEDS=\"3\" bash run_pickaback/transfer_matrix.sh ${cfg}"
