@@ -186,6 +186,29 @@ def test_a_target_trained_on_an_earlier_model_of_its_backbone_has_no_row(fabrica
             "was trained again)") in capsys.readouterr().out
 
 
+def test_forward_transfer_of_another_recipe_than_step_1s_is_said(fabricated_run, capsys, monkeypatch,
+                                                                  small_demo_root):
+    """EPOCHS=2 bash run_pickaback/w_backbone.sh after a step 1 of 4 epochs: on backbone - scratch then compares
+    two recipes (before: no word of it)."""
+    cfg, _, _ = fabricated_run
+    monkeypatch.setenv(DATA_ROOT_ENV, str(small_demo_root))
+    recipe = {"epochs": 4, "lr": 0.01, "batch_size": 32, "profile": "demo"}
+    step_1 = paths.baseline_dir(ARCH, cfg.name, "shapes_clean") / "checkpoint-4.pth.tar"
+    model = CPGModel.create(ARCH, "demo")
+    model.add_task(cfg.task(1), cfg)
+    save_model(step_1, model, cfg.name, provenance={"settings": {**recipe, "seed": 2}, "inputs": {}})
+    checkpoint = paths.target_dir(ARCH, cfg.name, "shapes_noisy", "shapes_clean") / "scratch" / "checkpoint-2.pth.tar"
+    model, payload = load_model(checkpoint)
+    for epochs, says in ((4, False), (2, True)):
+        save_model(checkpoint, model, cfg.name, accuracy=payload["accuracy"], test_accuracy=payload["test_accuracy"],
+                   provenance={"settings": {**recipe, "epochs": epochs, "network_width_multiplier": 1.5},
+                               "inputs": {}})
+        assert results_table.main(results_table.get_args_parser().parse_args([])) == 0
+        out = capsys.readouterr().out
+        assert ("Step 3-2 trained target 1 with other settings than step 1 did: epochs (step 1: 4, step 3-2: 2); "
+                "their forward transfer compares two recipes" in out) == says, out
+
+
 def test_rewriting_replaces_the_rows(fabricated_run):
     cfg, _, _ = fabricated_run
     write_results(cfg, ARCH)

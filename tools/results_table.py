@@ -14,7 +14,7 @@ utils.results.read_results reads it.
 import torch
 
 from utils import paths
-from utils.checkpoint import load_model
+from utils.checkpoint import load_checkpoint, load_model
 from utils.cli import ArgumentParser, add_arch_arg, arch_reads, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
@@ -108,6 +108,37 @@ def refuse_a_run_of_another_baseline(checkpoint, payload, target, baseline):
                         f"for it first.")
 
 
+# What makes step 1's run of a target and its step 3-2 run one recipe, so that forward transfer sets a backbone
+# against none and nothing else
+FORWARD_RECIPE = ("profile", "profile_sizes", "dataset_config", "epochs", "optimizer", "lr", "weight_decay",
+                  "batch_size", "val_fraction")
+
+
+def recipe_differences(cfg, arch, seed, target, payload):
+    """{setting: (step 1's value, step 3-2's)} of the FORWARD_RECIPE settings in which the target's step-1 run and
+    its step 3-2 run (`payload`) differ (another EPOCHS for one of them); {} when step 1's model is not there."""
+    if not paths.baseline_dir(arch, cfg.name, target.name, seed).is_dir():
+        return {}
+    step_1 = (load_checkpoint(paths.baseline_checkpoint(arch, cfg.name, target.name, seed)).get("provenance")
+              or {}).get("settings", {})
+    step_3_2 = settings(payload) or {}
+    return {key: (step_1[key], step_3_2[key]) for key in FORWARD_RECIPE
+            if key in step_1 and key in step_3_2 and step_1[key] != step_3_2[key]}
+
+
+def other_recipe_sentence(rows):
+    """One sentence naming the targets whose forward transfer compares two recipes (rows' "recipe_differences")."""
+    differ = {row["target_id"]: row["recipe_differences"] for row in rows if row["recipe_differences"]}
+    if not differ:
+        return []
+    settings_named = sorted({f"{key} (step 1: {a}, step 3-2: {b})" for d in differ.values()
+                             for key, (a, b) in d.items()})
+    targets = f"target{'s' if len(differ) > 1 else ''} {', '.join(map(str, differ))}"
+    return [f"Step 3-2 trained {targets} with other settings than step 1 did: "
+            f"{'; '.join(settings_named)}; their forward transfer compares two recipes, not a backbone against "
+            f"none."]
+
+
 def target_result(cfg, arch, seed, target, backbone, before, evaluator, baseline):
     """The measured columns of one target: its accuracy on the backbone, width, shared ratio, the backbone after
     (on the same samples as `before`, (outputs, validation share)); `baseline`: step 1's validation accuracy now."""
@@ -122,7 +153,8 @@ def target_result(cfg, arch, seed, target, backbone, before, evaluator, baseline
               "shared_ratio": rounded(model.stats()["shared_ratio"]),
               "on_backbone_val_acc": rounded(payload["accuracy"]),
               "on_backbone_test_acc": rounded(payload["test_accuracy"]),
-              "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS)}
+              "backbone_outputs_identical": all(torch.equal(before[s][1], after[s][1]) for s in SPLITS),
+              "recipe_differences": recipe_differences(cfg, arch, seed, target, payload)}
     untrained = untrained_result(cfg, arch, seed, target, payload) or {}
     for split in SPLITS:
         result[f"on_untrained_{split}_acc"] = untrained.get(split)
@@ -208,6 +240,8 @@ def main(args):
         print(f"Step 3-2 has not trained targets {' '.join(map(str, missing))} on their backbone as it is now (not "
               f"yet, or before the backbone was trained again): they have no row; run_pickaback/w_backbone.sh trains "
               f"them.")
+    for line in other_recipe_sentence(rows):
+        print(line)
     for line in outdated_control_sentences(selection_figures(cfg, args.arch, args.seed)[1]):
         print(f"{line} Their regret is left empty.")
     return 0
