@@ -14,7 +14,7 @@ import pytest
 
 from conftest import python
 from tools import report
-from utils import paths
+from utils import paths, text_tables
 from utils.dataset_config import get_config
 from utils.results import RESULT_FIELDS
 from utils_pickaback import ranking
@@ -501,6 +501,13 @@ def test_summary_says_when_the_backbones_add_nothing_beyond_the_recipe(out_root,
     rows = {line.split()[0]: line.split() for line in targets.splitlines() if line[:1].isdigit()}
     on_backbone, forward = "0.7813", f"{0.7813 - SCRATCH_TEST[1]:+.4f}"
     assert rows["1"][8:12] == [on_backbone, f"{0.7813 - gains[0]:.4f}", forward, f"{gains[0]:+.4f}"]
+
+
+def test_a_figure_that_rounds_to_zero_reads_as_zero():
+    """A mean of -0.00001 is no loss: '+0.0000', not '-0.0000' (the summary printed that)."""
+    cases = ((-0.00001, "+.4f"), (-0.00004, ".3f"), (-0.5, "+.4f"), (None, ".4f"))
+    assert [text_tables.figure(v, spec) for v, spec in cases] == ["+0.0000", "0.000", "-0.5000", "-"]
+    assert report.mean_interval([-0.00002, 0.00001], "+.4f").startswith("+0.0000 ± ")
 
 
 def test_summary_fails_when_a_backbone_changed(out_root):

@@ -35,8 +35,8 @@ from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E40
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence,
                                      ranked_for_another_arch, read_rankings, recorded_scores)
-from utils_pickaback.selection_quality import (CONTROL_HEADER, arch_picks, compared_candidates, control_rows,  # noqa: E402
-                                               control_sentences, designed_related_pick, hub_traits,
+from utils_pickaback.selection_quality import (CONTROL_HEADER, arch_picks, compared_candidates,  # noqa: E402
+                                               control_rows, control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
 
 SHORT_MODALITY = {"image": "img", "text": "txt"}
@@ -493,14 +493,14 @@ def summary_lines(rows, related):
     lines = []
     gain, n = mean_over_targets(rows, "gain")
     if gain is not None:
-        lines.append(f"Mean forward transfer (test accuracy on the backbone - scratch): {gain:+.4f} "
+        lines.append(f"Mean forward transfer (test accuracy on the backbone - scratch): {figure(gain, '+.4f')} "
                      f"(over {n} targets).")
     lines += knowledge_sentences([row["knowledge"] for row in rows], [row["gain"] for row in rows])
     backward, n = mean_over_targets(rows, "backward")
     if backward is not None:
         kept = sum(bool(row["identical"]) for row in rows)
         lines.append(f"Mean backward transfer (the backbone's test accuracy after - before its targets): "
-                     f"{backward:+.4f} (over {n} targets; the backbone's outputs bit-identical for {kept}).")
+                     f"{figure(backward, '+.4f')} (over {n} targets; the backbone's outputs bit-identical for {kept}).")
     hits, judged, chances = related_summary(rows)
     if judged:
         chance = " or ".join(f"1/{round(1 / c)} = {c:.3f}" for c in chances)
@@ -540,11 +540,11 @@ def knowledge_sentences(knowledge, forward):
     mean, half = interval95([k for _, k in pairs])
     if mean is None:
         return []
-    figure = f"{mean:+.4f}" + ("" if half is None else f" ± {half:.4f}")
+    shown = figure(mean, "+.4f") + ("" if half is None else f" ± {half:.4f}")
     forward_mean, recipe = mean_of([f for f, _ in pairs]), mean_of([f - k for f, k in pairs])
-    lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {figure} (95% "
-             f"interval over {len(pairs)} targets); of the mean forward transfer {forward_mean:+.4f}, the recipe "
-             f"alone (on the untrained twin - scratch) gives {recipe:+.4f}."]
+    lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {shown} (95% "
+             f"interval over {len(pairs)} targets); of the mean forward transfer {figure(forward_mean, '+.4f')}, the "
+             f"recipe alone (on the untrained twin - scratch) gives {figure(recipe, '+.4f')}."]
     if half is not None and mean + half < 0:
         lines.append("The selected backbones cost their targets accuracy against their untrained twins (the interval "
                      "lies below 0): in this run the selection did worse than the training recipe alone.")
@@ -734,8 +734,8 @@ def mean_interval(values, spec):
     if mean is None:
         return "-"
     if half is None:
-        return f"{mean:{spec}} (one seed: no interval)"
-    return f"{mean:{spec}} ± {half:.4f}"
+        return f"{figure(mean, spec)} (one seed: no interval)"
+    return f"{figure(mean, spec)} ± {half:.4f}"
 
 
 def headline_figures(cfg, figures_by_seed):

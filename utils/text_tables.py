@@ -2,8 +2,11 @@
 
 
 def figure(value, spec=".4f"):
-    """A figure as text; '-' where it does not apply."""
-    return "-" if value is None else format(value, spec)
+    """A figure as text; '-' where it does not apply. A value that rounds to zero reads as zero, never '-0.0000'."""
+    if value is None:
+        return "-"
+    text = format(value, spec)
+    return format(0.0, spec) if text.startswith("-") and not text.strip("-+0.") else text
 
 
 def markdown_table(header, rows):
