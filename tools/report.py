@@ -30,7 +30,8 @@ from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.provenance import started_from_what_is_there_now  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
-                           read_outcome, read_prune_record, read_results, read_selections, read_table)
+                           read_outcome, read_prune_record, read_results, read_selections, read_table,
+                           same_to_the_record)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence,
@@ -146,7 +147,7 @@ def outdated_results(cfg, arch, seed, results, picks):
 def same_figure(now, recorded):
     """Whether an accuracy there now and one a results row recorded agree to the row's 4 decimals; a figure missing
     on either side (not recorded, or its run's file gone) cannot be told apart."""
-    return now is None or recorded is None or round(now, 4) == round(recorded, 4)
+    return now is None or recorded is None or same_to_the_record(now, recorded)
 
 
 def mixed_rules_sentences(run):

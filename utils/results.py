@@ -28,6 +28,11 @@ def as_float(value, path, recover="fix or delete it and re-run the step that wri
         raise UserError(f"{path} holds {value!r} where a number belongs; {recover}.")
 
 
+def same_to_the_record(a, b) -> bool:
+    """Whether two figures agree to the 4 decimals the records keep (outcome.json, the result CSVs)."""
+    return round(float(a), 4) == round(float(b), 4)
+
+
 def as_accuracy(value, path, recover):
     """An accuracy (a fraction between 0 and 1) read from `path`."""
     number = as_float(value, path, recover)

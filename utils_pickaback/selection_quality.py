@@ -20,7 +20,8 @@ import numpy as np
 from utils import paths
 from utils.paths import UNTRAINED
 from utils.provenance import same_recipe
-from utils.results import read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections
+from utils.results import (read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections,
+                           same_to_the_record)
 from utils.text_tables import figure
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
                                     ranked_for_another_arch, ranking_values, read_rankings, recorded_scores)
@@ -437,8 +438,8 @@ def outdated_controls(cfg, arch, seed, rows, picks):
             outcome = read_outcome(folder / "scratch")
             if outcome is None:
                 continue
-            trained_again = any(round(float(row[key]), 4) != round(outcome[key], 4)
-                                for key in ("width", "val_accuracy", "test_accuracy"))
+            trained_again = not all(same_to_the_record(row[key], outcome[key])
+                                    for key in ("width", "val_accuracy", "test_accuracy"))
             if trained_again or (reference and not same_recipe(outcome.get("settings"), reference.get("settings"))):
                 outdated.append(target_id)
                 break
