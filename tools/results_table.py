@@ -22,6 +22,7 @@ from utils.errors import UserError, run_main
 from utils.provenance import same_recipe, started_from_what_is_there_now
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances, read_outcome
+from utils.train import SAME_RUN_SETTINGS
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                outdated_control_sentences, selection_figures)
@@ -63,7 +64,7 @@ def accuracy_and_logits(view, loader):
 
 def recorded_val_fraction(payload):
     """The validation share a checkpoint's run decided by (its provenance); None (the config's) when unrecorded."""
-    return payload.get("provenance", {}).get("settings", {}).get("val_fraction")
+    return (settings(payload) or {}).get("val_fraction")
 
 
 def backbone_before(cfg, arch, backbone, seed, evaluator):
@@ -101,28 +102,24 @@ def untrained_result(cfg, arch, seed, target, on_backbone):
 def refuse_a_run_of_another_baseline(checkpoint, payload, target, baseline):
     """Step 3-2's run decided by an earlier step-1 baseline of its target (step 1 re-run since, step 3-2 not) would
     stand beside the new scratch accuracy in one row: refused, naming what to re-run."""
-    recorded = payload.get("provenance", {}).get("settings", {}).get("baseline_accuracy")
+    recorded = (settings(payload) or {}).get("baseline_accuracy")
     if recorded is not None and baseline is not None and recorded != baseline:
         raise UserError(f"{checkpoint} was trained against step 1's earlier baseline of {target.name} ({recorded:.4f}; "
                         f"now {baseline:.4f}); re-run run_pickaback/transfer_kv.sh and run_pickaback/w_backbone.sh "
                         f"for it first.")
 
 
-# What makes step 1's run of a target and its step 3-2 run one recipe, so that forward transfer sets a backbone
-# against none and nothing else
-FORWARD_RECIPE = ("profile", "profile_sizes", "dataset_config", "epochs", "optimizer", "lr", "weight_decay",
-                  "batch_size", "val_fraction")
-
-
 def recipe_differences(cfg, arch, seed, target, payload):
-    """{setting: (step 1's value, step 3-2's)} of the FORWARD_RECIPE settings in which the target's step-1 run and
-    its step 3-2 run (`payload`) differ (another EPOCHS for one of them); {} when step 1's model is not there."""
+    """{setting: (step 1's value, step 3-2's)} of the settings that make step 1's run and a CPG finetune one recipe
+    (SAME_RUN_SETTINGS) in which the target's step-1 run and its step 3-2 run (`payload`) differ (another EPOCHS
+    for one of them), so that forward transfer sets more than a backbone against none; {} when step 1's model is
+    not there."""
     if not paths.baseline_dir(arch, cfg.name, target.name, seed).is_dir():
         return {}
     step_1 = (load_checkpoint(paths.baseline_checkpoint(arch, cfg.name, target.name, seed)).get("provenance")
               or {}).get("settings", {})
     step_3_2 = settings(payload) or {}
-    return {key: (step_1[key], step_3_2[key]) for key in FORWARD_RECIPE
+    return {key: (step_1[key], step_3_2[key]) for key in SAME_RUN_SETTINGS
             if key in step_1 and key in step_3_2 and step_1[key] != step_3_2[key]}
 
 

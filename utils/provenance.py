@@ -66,8 +66,7 @@ def same_recipe(settings_a, settings_b) -> bool:
     settings (a version before they were recorded beside the run)."""
     if not isinstance(settings_a, dict) or not isinstance(settings_b, dict):
         return True
-    keys = (set(settings_a) | set(settings_b)) - RUN_OWN_SETTINGS
-    return all(settings_a.get(key) == settings_b.get(key) for key in keys)
+    return _changed_setting(settings_a, settings_b, ignore=RUN_OWN_SETTINGS) is None
 
 
 def settings_of(args, **overrides) -> dict:
