@@ -28,7 +28,8 @@ from utils.records import read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results
 from utils.text_tables import aligned_table
 from utils.train import evaluate
-from utils_pickaback.selection_quality import arch_picks, interval95, mean_of, selection_figures
+from utils_pickaback.ranking import picks_of_arch
+from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
 
 SEQUENCE_METHODS = ("cpg", "packnet")
 
@@ -157,7 +158,7 @@ def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
 
 def pickaback_rows(cfg, arch, seed, evaluator, scratch):
     """{method: figures} of the selected backbones, and of the control's oracle and random picks where it ran."""
-    selections = arch_picks(cfg, arch, seed)
+    selections = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)[0]
     trained = read_results(paths.results_csv(cfg.name, seed), arch)
     if not trained:
         return {}

@@ -30,13 +30,13 @@ from utils.dataset_config import get_config  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.provenance import started_from_what_is_there_now  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
-                           read_outcome, read_prune_record, read_results, read_selections, read_table,
+                           read_outcome, read_prune_record, read_results, read_table,
                            same_to_the_record)
 from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence,
-                                     ranked_for_another_arch, read_rankings, recorded_scores)
-from utils_pickaback.selection_quality import (CONTROL_HEADER, arch_picks, compared_candidates,  # noqa: E402
+                                     picks_of_arch, read_rankings, recorded_scores)
+from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates,  # noqa: E402
                                                control_rows, control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
 
@@ -101,9 +101,7 @@ def load_run(cfg, arch, seed=paths.DEFAULT_SEED):
             run.chosen[task.name] = chosen
     # step 3-1's files are one per config: picks (and their distances) another arch's step 3-1 made are left out
     rankings = read_rankings(paths.pickaback_result_csv(cfg.name, seed))
-    selections = read_selections(paths.pickaback_result_csv(cfg.name, seed))
-    run.other_arch = ranked_for_another_arch(rankings, selections, arch)
-    run.selections = {t: b for t, b in selections.items() if t not in run.other_arch}
+    run.selections, run.other_arch = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)
     run.rules = {t: (rankings.get(t, DEFAULT_RANKING)["score"], rankings.get(t, DEFAULT_RANKING)["select"])
                  for t in run.selections}
     run.scores, run.score = ranked_scores(paths.pickaback_table_csv(cfg.name, seed), rankings, run.other_arch)
@@ -828,7 +826,8 @@ def finished_results(cfg, arch, seed):
     left out; UserError naming the tool that writes them when no row is left."""
     path = paths.results_csv(cfg.name, seed)
     results = read_results(path, arch)
-    outdated = outdated_results(cfg, arch, seed, results, arch_picks(cfg, arch, seed))
+    outdated = outdated_results(cfg, arch, seed, results, picks_of_arch(paths.pickaback_result_csv(cfg.name, seed),
+                                                                        arch)[0])
     for line in outdated_sentences(cfg, outdated):
         print(line)
     results = {target_id: row for target_id, row in results.items() if target_id not in outdated}

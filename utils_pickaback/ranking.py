@@ -17,7 +17,7 @@ from utils.dataset_config import MODALITIES
 from utils.errors import UserError
 from utils.provenance import fingerprint
 from utils.records import read_json_record
-from utils.results import STEP_3_1, read_distances, require_selections
+from utils.results import STEP_3_1, read_distances, read_selections, require_selections
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -95,6 +95,14 @@ def picks_for(result_csv, arch, targets):
         raise UserError(f"{result_csv} holds {archs}'s picks for targets {' '.join(map(str, other))}, not {arch}'s: "
                         f"run step 3-1 ({STEP_3_1}) with ARCH={arch} first.")
     return picks
+
+
+def picks_of_arch(result_csv, arch):
+    """({target id: backbone id} of step 3-1's picks made with `arch`'s models, [the targets whose pick another arch's
+    models made]): the result file is one per config, as in the original ({} when it is not there yet)."""
+    picks = read_selections(result_csv)
+    other = ranked_for_another_arch(read_rankings(result_csv), picks, arch)
+    return {target: backbone for target, backbone in picks.items() if target not in other}, other
 
 
 def ranked_for_another_arch(rankings, targets, arch):

@@ -20,11 +20,11 @@ import numpy as np
 from utils import paths
 from utils.paths import UNTRAINED
 from utils.provenance import same_recipe
-from utils.results import (read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome, read_selections,
+from utils.results import (read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome,
                            same_to_the_record)
 from utils.text_tables import figure
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
-                                    ranked_for_another_arch, ranking_values, read_rankings, recorded_scores)
+                                    picks_of_arch, ranking_values, read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 SCRATCH_PREFIX = "scratch@"
@@ -403,14 +403,6 @@ def hub_sentence(cfg, hub):
             + (" " + traits if traits else ""))
 
 
-def arch_picks(cfg, arch, seed):
-    """Step 3-1's picks {target id: backbone id} made with `arch`'s models (its files are one per config)."""
-    result_csv = paths.pickaback_result_csv(cfg.name, seed)
-    picks = read_selections(result_csv)
-    other = ranked_for_another_arch(read_rankings(result_csv), picks, arch)
-    return {target: backbone for target, backbone in picks.items() if target not in other}
-
-
 def control_run_folder(cfg, arch, seed, target, label, training_seed):
     """The folder of the control's run `label` (a task id, 'scratch@<w>' or 'untrained@<b>', as its CSV names it) of
     `target`, at `training_seed` (the pipeline's `seed`: the run itself; another: its repeat)."""
@@ -456,7 +448,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
-    pipeline_picks = arch_picks(cfg, arch, seed)                                    # step 3-2 trained these
+    pipeline_picks = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)[0]   # step 3-2 trained these
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
     outdated = outdated_controls(cfg, arch, seed, rows, pipeline_picks)
     rows = [row for row in rows if int(row["target_id"]) not in outdated]
