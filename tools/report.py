@@ -32,7 +32,7 @@ from utils.provenance import started_from_what_is_there_now  # noqa: E402
 from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table, read_compared_as,  # noqa: E402
                            read_outcome, read_prune_record, read_results, read_table,
                            same_to_the_record)
-from utils.text_tables import aligned_table, figure, markdown_table  # noqa: E402
+from utils.text_tables import aligned_table, figure, markdown_table, targets_named  # noqa: E402
 from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
                                      hub_corrected_targets, picked_for_most, picked_for_most_sentence,
                                      picks_of_arch, read_rankings, recorded_scores)
@@ -170,8 +170,7 @@ def left_out_sentences(run):
 def other_arch_sentences(run):
     if not run.other_arch:
         return []
-    targets = ", ".join(map(str, run.other_arch))
-    return [f"Left out: target{'s' if len(run.other_arch) > 1 else ''} {targets}, whose pick in "
+    return [f"Left out: {targets_named(run.other_arch)}, whose pick in "
             f"pickaback_{run.cfg.name}_result.csv step 3-1 made with another arch's models since; run step 3-1 "
             f"(run_pickaback/find_backbone.sh) with ARCH={run.arch} to pick again."]
 
@@ -181,14 +180,9 @@ def outdated_sentences(cfg, outdated):
     targets_of = {}
     for target_id, why in sorted(outdated.items()):
         targets_of.setdefault(why, []).append(str(target_id))
-    return [f"Left out of the results: {plural_rows(targets)} of results_{cfg.name}.csv, {why}; run python -m "
-            f"tools.results_table {cfg.name} to write it again (run_pickaback/w_backbone.sh runs it)."
-            for why, targets in targets_of.items()]
-
-
-def plural_rows(targets):
-    return (f"the row of target {targets[0]}" if len(targets) == 1 else
-            f"the rows of targets {', '.join(targets)}")
+    return [f"Left out of the results: the row{'s' if len(targets) > 1 else ''} of {targets_named(targets)} of "
+            f"results_{cfg.name}.csv, {why}; run python -m tools.results_table {cfg.name} to write it again "
+            f"(run_pickaback/w_backbone.sh runs it)." for why, targets in targets_of.items()]
 
 
 def ranked_scores(table, rankings, left_out=()):

@@ -22,6 +22,7 @@ from utils.errors import UserError, run_main
 from utils.provenance import same_recipe, started_from_what_is_there_now
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances, read_outcome
+from utils.text_tables import targets_named
 from utils.train import SAME_RUN_SETTINGS
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
@@ -130,8 +131,7 @@ def other_recipe_sentence(rows):
         return []
     settings_named = sorted({f"{key} (step 1: {a}, step 3-2: {b})" for d in differ.values()
                              for key, (a, b) in d.items()})
-    targets = f"target{'s' if len(differ) > 1 else ''} {', '.join(map(str, differ))}"
-    return [f"Step 3-2 trained {targets} with other settings than step 1 did: "
+    return [f"Step 3-2 trained {targets_named(list(differ))} with other settings than step 1 did: "
             f"{'; '.join(settings_named)}; their forward transfer compares two recipes, not a backbone against "
             f"none."]
 

@@ -9,6 +9,11 @@ def figure(value, spec=".4f"):
     return format(0.0, spec) if text.startswith("-") and not text.strip("-+0.") else text
 
 
+def targets_named(ids):
+    """'target 3', or 'targets 1, 3' for several."""
+    return f"target{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+
+
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

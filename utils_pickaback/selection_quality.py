@@ -22,7 +22,7 @@ from utils.paths import UNTRAINED
 from utils.provenance import same_recipe
 from utils.results import (read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome,
                            same_to_the_record)
-from utils.text_tables import figure
+from utils.text_tables import figure, targets_named
 from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
                                     picks_of_arch, ranking_values, read_rankings, recorded_scores)
 
@@ -256,8 +256,7 @@ def outdated_control_sentences(summary):
     outdated = summary.get("outdated_control")
     if not outdated:
         return []
-    targets = f"target{'s' if len(outdated) > 1 else ''} {', '.join(map(str, outdated))}"
-    return [f"The transfer control of {targets} holds runs trained again since it was collected, or with other "
+    return [f"The transfer control of {targets_named(outdated)} holds runs trained again since it was collected, or with other "
             f"settings than step 3-2's run of the selected backbone, so it is left out of these figures; bash "
             f"run_pickaback/transfer_matrix.sh brings it up to date (reusing its runs that still hold)."]
 
