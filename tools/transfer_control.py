@@ -28,9 +28,9 @@ from utils.results import (OUTCOME_FILE, decided_against_another_baseline, read_
                            read_selections)
 from utils_pickaback.ranking import SCORES
 from utils.text_tables import aligned_table, figure
-from utils_pickaback.selection_quality import (CONTROL_HEADER, SCRATCH_PREFIX, TRANSFER_FIELDS, UNTRAINED,
-                                               control_rows, control_sentences, gain_text, pooled_summary,
-                                               selection_figures, twin_label)
+from utils_pickaback.selection_quality import (CONTROL_HEADER, TRANSFER_FIELDS, UNTRAINED,
+                                               backbone_label, control_rows, control_sentences, gain_text,
+                                               pooled_summary, selection_figures, twin_label)
 
 
 
@@ -135,14 +135,6 @@ def width(args):
         raise UserError(f"{args.folder} holds no finished run: its last attempt, at width {outcome['width']:g}, "
                         f"asked to grow (exit 2) and the grow loop stopped there; run it again.")
     print(f"{outcome['width']:g}")
-
-
-def backbone_label(cfg, folder_name):
-    """A run folder's backbone column: the task id, 'untrained' or 'scratch@<width>'; None if not a control run."""
-    if folder_name == UNTRAINED or folder_name.startswith(SCRATCH_PREFIX):
-        return folder_name
-    names = {task.name: task.task_id for task in cfg.tasks}
-    return names.get(folder_name)
 
 
 def collect(args):

@@ -402,6 +402,14 @@ def hub_sentence(cfg, hub):
             + (" " + traits if traits else ""))
 
 
+def backbone_label(cfg, folder_name):
+    """A run folder's backbone column: the task id, 'untrained' or 'scratch@<width>'; None if not a control run."""
+    if folder_name == UNTRAINED or folder_name.startswith(SCRATCH_PREFIX):
+        return folder_name
+    names = {task.name: task.task_id for task in cfg.tasks}
+    return names.get(folder_name)
+
+
 def control_run_folder(cfg, arch, seed, target, label, training_seed):
     """The folder of the control's run `label` (a task id, 'scratch@<w>' or 'untrained@<b>', as its CSV names it) of
     `target`, at `training_seed` (the pipeline's `seed`: the run itself; another: its repeat)."""
