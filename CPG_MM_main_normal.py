@@ -1,4 +1,4 @@
-"""Steps 2-1 and 3-2: CPG training of one task (compact, pick, grow), any arch, any modality.
+"""Steps 1, 2-1 and 3-2: CPG training of one task (compact, pick, grow), any arch, any modality.
 
     --mode finetune   train the task on the free weights (+ a piggyback mask over earlier tasks')
     --mode prune      gradually prune the task's own weights from --initial_sparsity to --target_sparsity
@@ -7,6 +7,8 @@
                       --max_allowed_network_width_multiplier while under the baseline, then the pruning stages of
                       --prune_stages (into gradual_prune/ beside --save_folder), each kept while at the baseline
 
+Step 1 (packnet_cifar100_main_normal.py) is this finetune of a fresh model at width 1.0 with no baseline to reach
+(its accuracy becomes the baseline); step 2-1's finetune of the task alone is then the very same stage, taken from it.
 The exit status tells the bash loop what to do next: utils.errors.ExitStatus, the protocol's one definition.
 """
 import argparse
@@ -30,11 +32,14 @@ from utils.errors import ExitStatus, UserError, run_main
 from utils.paths import folder_checkpoint
 from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv, remove_train_csv_rows,
                         setup_logging, stage_line, validate_line)
-from utils.provenance import provenance, settings_of, why_stale
+from utils.provenance import DECISION_SETTINGS, provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import remove_json_keys, update_json_record, write_json_atomic
 from utils.results import STEP_1, read_chosen, read_prune_record
-from utils.train import SAME_RUN_SETTINGS, Recipe, StageState, evaluate, fit, resolve_device, seed_everything
+from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
+
+STEP_1_STAGE = "baseline"     # step 1's stage: its name in train.csv and on the console
+
 
 def get_args_parser():
     p = ArgumentParser(description="CPG training of one task: finetune, prune or inference.")
@@ -61,8 +66,6 @@ def get_args_parser():
                    help="--mode cpg: the pruning stages' target sparsities, increasing (none: no pruning)")
     p.add_argument("--prune_epochs", type=positive_int, help="--mode cpg: epochs per pruning stage (default --epochs)")
     p.add_argument("--prune_lr", type=positive_float, help="--mode cpg: lr of the pruning stages (default --lr)")
-    p.add_argument("--train_acc_gate", action="store_true",
-                   help="also require train accuracy > 0.95 before accepting a width (the original's rule)")
     p.add_argument("--allow_acc_loss", type=fraction, default=None,
                    help="accuracy a run may fall short of its baseline and still count as reaching it (growing "
                         "and pruning; step 2-2 uses the same); default: one standard error of the baseline on the "
@@ -109,7 +112,7 @@ def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
         "max_width": run.args.max_allowed_network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
         "val_samples": run.val_samples, "tolerance": run.tolerance,
-        "reached_baseline": reaches_baseline(accuracy, run.baseline, run.tolerance),
+        "reached_baseline": None if run.sets_baseline else reaches_baseline(accuracy, run.baseline, run.tolerance),
         "status": int(status), "start": start_record(run), "settings": run.provenance["settings"]})
 
 
@@ -166,10 +169,12 @@ def owns_weights(model):
     return model.stats()["task_ratio"] > 0
 
 
-def finetune_decision(args, model, val_acc, train_acc, baseline, tolerance):
-    """The original's end-of-finetune rule, with growth decided by validation accuracy vs baseline."""
-    good_enough = (reaches_baseline(val_acc, baseline, tolerance)
-                   and (train_acc > 0.95 or not args.train_acc_gate))
+def finetune_decision(args, model, val_acc, baseline, tolerance):
+    """The original's end-of-finetune rule, with growth decided by validation accuracy vs baseline (without the
+    original's second gate, train accuracy > 0.95: docs/decisions.md)."""
+    if baseline is None:
+        return ExitStatus.DONE      # step 1: its accuracy is the baseline
+    good_enough = reaches_baseline(val_acc, baseline, tolerance)
     at_max_width = args.network_width_multiplier >= args.max_allowed_network_width_multiplier
     if good_enough or at_max_width:
         if not owns_weights(model):
@@ -215,22 +220,20 @@ def train_stage(run, model, loaders, device, recipe, make_pruner=None):
 
 
 def reuse_baseline(run, model, loaders, device):
-    """Step 1's run of this task, taken as this finetune's result; returns (val acc, train acc)."""
-    payload = load_checkpoint(run.reuse)
+    """Step 1's run of this task, taken as this finetune's result; returns its validation accuracy."""
     console_info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
                  f"checkpoint {run.reuse} is taken instead of training again.")
     csv_log = TrainCsv(run.csv_path, stage=run.stage)
     for epoch, val_acc, train_acc, *_ in read_train_csv(run.reuse.parent / "train.csv"):
         csv_log.append(epoch, val_acc, train_acc, 0.0)     # their time is step 1's: counted once, in its train.csv
-    val_acc = log_validation(model, loaders[1], device, run.args.epochs)
-    return val_acc, float(payload["train_accuracy"])
+    return log_validation(model, loaders[1], device, run.args.epochs)
 
 
 def finetune(run, cfg, task, device, loaders):
     args = run.args
     if run.reuse:
         model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg)[0].to(device)
-        val_acc, train_acc = reuse_baseline(run, model, loaders, device)
+        val_acc = reuse_baseline(run, model, loaders, device)
     else:
         model = prepare_model(args, cfg, task, run.start).to(device)
         logging.info("Finetune stage...")
@@ -241,10 +244,10 @@ def finetune(run, cfg, task, device, loaders):
         recipe = Recipe(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
                         lr_mask=args.lr_mask, mask_lr_factor=partial(mask_lr_factor, epochs=args.epochs,
                                                                      task_owns_weights=owns))
-        model, val_acc, train_acc = train_stage(run, model, loaders, device, recipe)
+        model, val_acc, _ = train_stage(run, model, loaders, device, recipe)
     if args.pruning_ratio_to_acc_record_file:
         update_json_record(args.pruning_ratio_to_acc_record_file, "0.0", round(val_acc, 4))
-    return model, val_acc, finetune_decision(args, model, val_acc, train_acc, run.baseline, run.tolerance)
+    return model, val_acc, finetune_decision(args, model, val_acc, run.baseline, run.tolerance)
 
 
 def prune(run, cfg, task, device, loaders):
@@ -310,7 +313,7 @@ def inference(args, cfg, task, device, loaders):
 class StageRun:
     """One finetune or prune stage: its arguments, the baseline it must reach, the files it reads."""
     args: argparse.Namespace
-    baseline: float
+    baseline: float | None    # None: step 1, whose accuracy becomes the baseline
     start: Path | None        # the checkpoint it starts from (None: a fresh model)
     reuse: Path | None        # step 1's checkpoint when this finetune is the very same run
     provenance: dict
@@ -320,6 +323,10 @@ class StageRun:
     tensorboard_dir: Path | None = None
     val_samples: int = 0      # how many samples the decisions' validation accuracy is measured on
     tolerance: float = 0.0    # how far under its baseline the stage may end and still reach it (utils.baseline)
+
+    @property
+    def sets_baseline(self):
+        return self.baseline is None
 
 
 def start_checkpoint(args):
@@ -331,22 +338,16 @@ def start_checkpoint(args):
     return folder_checkpoint(args.load_folder) if args.load_folder else None
 
 
-def same_run_baseline(args, cfg, task, settings, data):
-    """Step 1's checkpoint of `task` when this finetune would repeat that run (task alone, width 1.0,
-    the same training settings, the same data fingerprint `data`); None otherwise. Both runs are seeded alike,
-    so the result is the same."""
+def step_1_run(args, cfg, task, wanted):
+    """Step 1's checkpoint of `task` when this finetune is the stage step 1 ran (a fresh model at width 1.0, the
+    same settings but for the decisions after it, the same data: `wanted`, this stage's provenance); else None."""
     if args.mode != "finetune" or args.load_checkpoint or args.load_folder or args.network_width_multiplier != 1.0:
         return None
     path = paths.checkpoint_file(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed), args.epochs)
     if not path.is_file():
         return None
-    payload = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg)
-    made_by = payload.get("provenance", {}).get("settings", {})
-    if "train_accuracy" not in payload or any(made_by.get(k) != settings[k] for k in SAME_RUN_SETTINGS):
-        return None
-    if payload.get("provenance", {}).get("inputs", {}).get("data") != data:
-        return None     # step 1's model does not record its data (an older version): train this run instead
-    return path
+    made = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg).get("provenance")
+    return path if why_stale(made, wanted, ignore=DECISION_SETTINGS) is None else None
 
 
 def refuse_a_baseline_of_other_data(args, cfg, task, data):
@@ -361,14 +362,16 @@ def refuse_a_baseline_of_other_data(args, cfg, task, data):
                         f"re-run step 1 ({STEP_1} {cfg.name}) and the steps after it for this data first.")
 
 
-def plan_run(args, cfg, task):
-    baseline = read_baseline(args.jsonfile, task.name)
+def plan_run(args, cfg, task, sets_baseline):
+    baseline = None if sets_baseline else read_baseline(args.jsonfile, task.name)
     settings = settings_of(args, dataset=task.name, baseline_accuracy=baseline, dataset_config=cfg.provenance_id,
                            val_fraction=cfg.val_share(args.val_fraction))
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
+    if sets_baseline:
+        return StageRun(args, baseline, start, None, provenance(settings, {"start": start} if start else {}, data))
     refuse_a_baseline_of_other_data(args, cfg, task, data)
-    reuse = same_run_baseline(args, cfg, task, settings, data)
+    reuse = step_1_run(args, cfg, task, provenance(settings, {}, data=data))
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
     return StageRun(args, baseline, start, reuse, provenance(settings, inputs, data=data))
 
@@ -380,7 +383,7 @@ def output_checkpoint(args):
     return folder / f"checkpoint-{args.epochs}.pth.tar"
 
 
-def finished_status(run, checkpoint):
+def finished_status(run, task, checkpoint):
     """The stored exit status when this very run already finished (so a re-run resumes), else None.
 
     A grow loop re-run fast-forwards: a finetune already saved at a wider width (same settings
@@ -393,7 +396,8 @@ def finished_status(run, checkpoint):
     saved = payload.get("provenance")
     reason = why_stale(saved, run.provenance, ignore=("network_width_multiplier",))
     if reason is not None:
-        console_info(f"Redoing {checkpoint}: {reason}.")
+        console_info(f"Retraining the baseline of {task.name}: {reason}." if run.sets_baseline
+                     else f"Redoing {checkpoint}: {reason}.")
         return None
     saved_width = saved["settings"]["network_width_multiplier"]
     if args.mode == "finetune" and saved_width > args.network_width_multiplier:
@@ -469,8 +473,9 @@ def run_cpg(args):
     return ExitStatus.DONE
 
 
-def run_stage(args):
-    """The stage the arguments ask for (or its stored result, when it is done already); (exit status, task)."""
+def run_stage(args, sets_baseline=False):
+    """The stage the arguments ask for (or its stored result, when it is done already); (exit status, task).
+    `sets_baseline`: step 1's finetune, which has no baseline to reach (its accuracy becomes the baseline)."""
     check_args(args)
     cfg = get_config(args.dataset_config)
     task = resolve_task(cfg, args.dataset, args)
@@ -482,15 +487,18 @@ def run_stage(args):
         return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device)), task
 
     checkpoint = output_checkpoint(args)
-    run = with_stage_files(plan_run(args, cfg, task), cfg, checkpoint, log_path)
-    status = finished_status(run, checkpoint)
+    run = with_stage_files(plan_run(args, cfg, task, sets_baseline), cfg, checkpoint, log_path)
+    status = finished_status(run, task, checkpoint)
     if status is not None:
-        console_info(f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
+        console_info(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain."
+                     if run.sets_baseline else
+                     f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
         return status, task
     seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
     val_samples = loaders[1].num_samples
-    run = replace(run, val_samples=val_samples, tolerance=tolerance(run.baseline, val_samples, args.allow_acc_loss))
+    allowed = 0.0 if run.sets_baseline else tolerance(run.baseline, val_samples, args.allow_acc_loss)
+    run = replace(run, val_samples=val_samples, tolerance=allowed)
     started = time.time()
     step = finetune if args.mode == "finetune" else prune
     model, val_acc, status = step(run, cfg, task, device, loaders)
@@ -564,7 +572,8 @@ def pruning_ratio_of(name):
 def with_stage_files(run, cfg, checkpoint, log_path):
     """The run with its stage's name, train.csv, per-epoch state file and TensorBoard folder."""
     args = run.args
-    stage = f"finetune@{args.network_width_multiplier}" if args.mode == "finetune" else f"prune{args.target_sparsity}"
+    stage = (STEP_1_STAGE if run.sets_baseline else f"finetune@{args.network_width_multiplier}"
+             if args.mode == "finetune" else f"prune{args.target_sparsity}")
     state = StageState(paths.stage_state_file(checkpoint), cfg.name, run.provenance)
     if args.force:
         state.remove()
@@ -575,7 +584,7 @@ def with_stage_files(run, cfg, checkpoint, log_path):
 
 def under_baseline_note(run, val_acc, status):
     """What the stage line adds when a finished task is kept under its baseline (at the widest network)."""
-    if status == ExitStatus.DONE and not reaches_baseline(val_acc, run.baseline, run.tolerance):
+    if status == ExitStatus.DONE and not run.sets_baseline and not reaches_baseline(val_acc, run.baseline, run.tolerance):
         return (f"stayed under its baseline {run.baseline:.4f} at the widest network allowed "
                 f"({run.args.network_width_multiplier}); kept as it is")
     return ""

@@ -6,31 +6,24 @@
     python packnet_cifar100_main_normal.py --mode prune --dataset 2 --load_folder G --save_folder H \
         --one_shot_prune_perc 0.5         PackNet: free half of task 2's weights at once, retrain the rest
 
+Step 1's stage is CPG's finetune of a fresh model holding the task alone (CPG_MM_main_normal.run_stage), so
+step 2-1's finetune of the task at width 1.0 is the same stage and takes step 1's checkpoint instead of training.
 A PackNet stage is a CPG stage (CPG_MM_main_normal.run_stage, the same model and ownership) whose piggyback
 selection stays all ones (its mask lr is 0: every earlier task's weight is used, frozen), that never grows,
 and whose pruning is one shot with no accuracy goal.
 """
 import argparse
-import logging
-import time
 from pathlib import Path
 
 import CPG_MM_main_normal
 
-from packnet_models.baseline import build_baseline
 from utils import paths
-from utils.data import data_fingerprint, task_loaders
-from utils.checkpoint import NOT_MADE, remove_other_checkpoints, save_model, why_redo
 from utils.cli import ArgumentParser, add_common_args, fraction, resolve_task
 from utils.dataset_config import get_config
 from utils.errors import ExitStatus, UserError, run_main
-from utils.logs import commit_train_csv, console_info, setup_logging, stage_line
-from utils.provenance import provenance, settings_of
+from utils.logs import console_info
 from utils.records import update_json_record
-from utils.results import read_baselines
-from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
-
-STAGE = "baseline"    # the stage column of train.csv
+from utils.results import read_outcome
 
 
 def get_args_parser():
@@ -51,66 +44,28 @@ def get_args_parser():
     return p
 
 
-def run_provenance(args, cfg, task):
-    """What shapes this task's baseline: the settings (one task, the config's validation share resolved, the
-    config as its provenance_id: a config file's values, not the path it was given by) and the task's data."""
-    return provenance(settings_of(args, dataset=task.name, val_fraction=cfg.val_share(args.val_fraction),
-                                  dataset_config=cfg.provenance_id), inputs={}, data=data_fingerprint(cfg, task))
-
-
-def why_retrain(checkpoint, logfile, task, wanted):
-    """None when this task's baseline is done with the same settings, else the reason to train it."""
-    if task.name not in read_baselines(logfile):
-        return NOT_MADE
-    return why_redo(checkpoint, wanted)
-
-
-def train(args, cfg, task, model, device, save_folder, state):
-    """Step 1's stage, resumable after its last finished epoch; returns (model, val, train, test accuracy)."""
-    loaders = task_loaders(cfg, task, batch_size=args.batch_size, val_batch_size=args.val_batch_size,
-                           val_fraction=args.val_fraction, seed=args.seed, device=device)
-    recipe = Recipe(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay)
-    model, val_acc, train_acc = fit(model, loaders, device, recipe, stage=STAGE,
-                                    csv_path=save_folder / "train.csv", state=state,
-                                    tensorboard_dir=save_folder / "tensorboard" if args.tensorboard else None)
-    _, test_acc = evaluate(model, loaders[2], device)
-    return model, val_acc, train_acc, test_acc
+def step_1_stage_args(args, cfg, task):
+    """Step 1's stage: CPG's finetune of a fresh model holding `task` alone, at width 1.0, logged in its folder."""
+    folder = Path(args.save_folder) if args.save_folder else paths.baseline_dir(args.arch, cfg.name, task.name,
+                                                                                 args.seed)
+    return cpg_stage_args(args, dataset=task.name, mode="finetune", save_folder=str(folder), load_folder="",
+                          log_path=str(folder / "train.log"))
 
 
 def run_task(args, cfg, task):
-    """Train and record one task (or say that it is done already)."""
-    save_folder = (Path(args.save_folder) if args.save_folder
-                   else paths.baseline_dir(args.arch, cfg.name, task.name, args.seed))
+    """Train one task and record its accuracies as its baseline (or say that it is done already)."""
+    stage = step_1_stage_args(args, cfg, task)
+    CPG_MM_main_normal.run_stage(stage, sets_baseline=True)
+    outcome = read_outcome(Path(stage.save_folder))
     logfile = Path(args.logfile) if args.logfile else paths.baseline_acc_file(args.arch, cfg.name, args.seed)
-    test_logfile = paths.test_acc_file_of(logfile)
-    checkpoint = paths.checkpoint_file(save_folder, args.epochs)
-    wanted = run_provenance(args, cfg, task)
-    reason = "--force" if args.force else why_retrain(checkpoint, logfile, task, wanted)
-    setup_logging(save_folder / "train.log", args.verbose)
-    if reason is None:
-        console_info(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain.")
-        return
+    update_json_record(logfile, task.name, f"{outcome['val_accuracy']:.4f}")
+    update_json_record(paths.test_acc_file_of(logfile), task.name, f"{outcome['test_accuracy']:.4f}")
 
-    if reason != NOT_MADE:
-        console_info(f"Retraining the baseline of {task.name}: {reason}.")
-    seed_everything(args.seed)
-    device = resolve_device(args.device)
-    model = build_baseline(args.arch, args.profile, cfg, task).to(device)
-    state = StageState(paths.stage_state_file(checkpoint), cfg.name, wanted)
-    if args.force:
-        state.remove()
-    started = time.time()
-    model, val_acc, train_acc, test_acc = train(args, cfg, task, model, device, save_folder, state)
-    save_model(checkpoint, model, cfg.name, epoch=args.epochs, accuracy=val_acc, train_accuracy=train_acc,
-               test_accuracy=test_acc, args=settings_of(args), provenance=wanted)
-    state.remove()
-    commit_train_csv(save_folder / "train.csv", STAGE)
-    remove_other_checkpoints(checkpoint)
-    update_json_record(logfile, task.name, f"{val_acc:.4f}")
-    update_json_record(test_logfile, task.name, f"{test_acc:.4f}")
-    seconds = time.time() - started
-    logging.info(f"Baseline {task.name}: saved {checkpoint}")
-    console_info(stage_line(task.name, "baseline", val_acc, test_acc, seconds))
+
+def cpg_stage_args(args, **stage):
+    """CPG's arguments for a stage of this script: each CPG flag at this run's value or its default, and `stage`."""
+    cpg = CPG_MM_main_normal.stage_defaults()
+    return argparse.Namespace(**{**cpg, **{k: v for k, v in vars(args).items() if k in cpg}, **stage})
 
 
 def packnet_stage_args(args, cfg):
@@ -122,9 +77,7 @@ def packnet_stage_args(args, cfg):
              "jsonfile": str(args.logfile or paths.baseline_acc_file(args.arch, cfg.name, args.seed)),
              "pruning_ratio_to_acc_record_file": str(folder / "record.txt") if args.mode == "prune" else None,
              "initial_sparsity": 0.0, "target_sparsity": args.one_shot_prune_perc, "pruning_interval": 0}
-    cpg = CPG_MM_main_normal.stage_defaults()
-    settings = {**cpg, **{k: v for k, v in vars(args).items() if k in cpg}, **stage}
-    return argparse.Namespace(**settings)
+    return cpg_stage_args(args, **stage)
 
 
 def run_packnet_stage(args):

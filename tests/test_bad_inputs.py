@@ -208,7 +208,7 @@ FAULTS = [
           words="baseline"),
     Fault("baseline file not JSON", step("baseline"), plant=write(World.baseline_file, "{"), words="baseline"),
     Fault("outcome.json without its keys", [sys.executable, "-m", "tools.transfer_control", "collect", CFG],
-          plant=lambda world: [write(lambda w: next(w.out.rglob("outcome.json")), "{}")(world)][0],
+          plant=write(lambda w: next(w.out.rglob("CPG_fromsingle_scratch_woexp_target/**/outcome.json")), "{}"),
           words="outcome.json"),
     Fault("step 3-1's table with a repeated header", step("find_backbone"),
           plant=rewrite(lambda world: world.root_file("pickaback_demo_table.csv"),

@@ -38,7 +38,7 @@ def test_verbose_echoes_every_epoch_line_on_the_console(tmp_path, small_demo_roo
 
 def test_tensorboard_gets_loss_and_accuracy_per_epoch(tmp_path, small_demo_root, folder):
     step_1(tmp_path, small_demo_root, folder, "--tensorboard")
-    events = EventAccumulator(str(folder / "tensorboard"))
+    events = EventAccumulator(str(folder / "tensorboard" / "baseline"))     # one folder per stage, step 1's one
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"loss/train", "loss/val", "accuracy/train", "accuracy/val"}
     with open(folder / "train.csv", newline="") as f:

@@ -285,8 +285,7 @@ def recorded_configs(cfg_path, tmp_path, monkeypatch):
     import packnet_cifar100_main_normal
     import pickaback_perceiverIO
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path / "out"))    # no step 1 output to reuse
-    for step in (CPG_MM_main_normal, packnet_cifar100_main_normal):   # the config has no data to fingerprint
-        monkeypatch.setattr(step, "data_fingerprint", lambda cfg, task: "no data")
+    monkeypatch.setattr(CPG_MM_main_normal, "data_fingerprint", lambda cfg, task: "no data")    # the config has none
     cfg = get_config(cfg_path)
     jsonfile = tmp_path / "baseline.json"
     jsonfile.write_text(json.dumps({"a": "0.5"}))
@@ -296,8 +295,9 @@ def recorded_configs(cfg_path, tmp_path, monkeypatch):
         ["--dataset", "a", "--dataset_config", cfg_path, "--mode", "finetune", "--save_folder", str(tmp_path),
          "--jsonfile", str(jsonfile)])
     select = pickaback_perceiverIO.get_args_parser().parse_args(["--dataset_config", cfg_path])
-    return (packnet_cifar100_main_normal.run_provenance(step1, cfg, cfg.task("a"))["settings"]["dataset_config"],
-            CPG_MM_main_normal.plan_run(cpg, cfg, cfg.task("a")).provenance["settings"]["dataset_config"],
+    step1_stage = packnet_cifar100_main_normal.step_1_stage_args(step1, cfg, cfg.task("a"))
+    return (CPG_MM_main_normal.plan_run(step1_stage, cfg, cfg.task("a"), True).provenance["settings"]["dataset_config"],
+            CPG_MM_main_normal.plan_run(cpg, cfg, cfg.task("a"), False).provenance["settings"]["dataset_config"],
             pickaback_perceiverIO.distance_settings(cfg, select)["dataset_config"])
 
 

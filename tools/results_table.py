@@ -19,11 +19,10 @@ from utils.cli import ArgumentParser, add_arch_arg, arch_reads, seed_int
 from utils.data import task_loaders
 from utils.dataset_config import get_config
 from utils.errors import UserError, run_main
-from utils.provenance import same_recipe, started_from_what_is_there_now
+from utils.provenance import DECISION_SETTINGS, RUN_OWN_SETTINGS, same_recipe, started_from_what_is_there_now
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances, read_outcome
 from utils.text_tables import targets_named
-from utils.train import SAME_RUN_SETTINGS
 from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                outdated_control_sentences, selection_figures)
@@ -111,17 +110,18 @@ def refuse_a_run_of_another_baseline(checkpoint, payload, target, baseline):
 
 
 def recipe_differences(cfg, arch, seed, target, payload):
-    """{setting: (step 1's value, step 3-2's)} of the settings that make step 1's run and a CPG finetune one recipe
-    (SAME_RUN_SETTINGS) in which the target's step-1 run and its step 3-2 run (`payload`) differ (another EPOCHS
-    for one of them), so that forward transfer sets more than a backbone against none; {} when step 1's model is
-    not there."""
+    """{setting: (step 1's value, step 3-2's)} of the training settings (not those a run of a target has of its own,
+    nor the decisions after its finetune) in which the target's step-1 run and its step 3-2 run (`payload`) differ
+    (another EPOCHS for one of them), so that forward transfer sets more than a backbone against none; {} when step
+    1's model is not there."""
     if not paths.baseline_dir(arch, cfg.name, target.name, seed).is_dir():
         return {}
     step_1 = (load_checkpoint(paths.baseline_checkpoint(arch, cfg.name, target.name, seed)).get("provenance")
               or {}).get("settings", {})
     step_3_2 = settings(payload) or {}
-    return {key: (step_1[key], step_3_2[key]) for key in SAME_RUN_SETTINGS
-            if key in step_1 and key in step_3_2 and step_1[key] != step_3_2[key]}
+    ignore = RUN_OWN_SETTINGS | DECISION_SETTINGS
+    return {key: (step_1[key], step_3_2[key]) for key in sorted(step_1.keys() & step_3_2.keys())
+            if key not in ignore and step_1[key] != step_3_2[key]}
 
 
 def other_recipe_sentence(rows):

@@ -101,14 +101,11 @@ def remove_other_checkpoints(keep):
             old.unlink()
 
 
-NOT_MADE = "not made yet"
-
-
 def why_redo(path, wanted):
     """None when the checkpoint at `path` was made with the provenance `wanted` (utils/provenance.py), else
     the reason to make it again, in words."""
     if not Path(path).is_file():
-        return NOT_MADE
+        return "not made yet"
     return why_stale(load_checkpoint(path).get("provenance"), wanted)
 
 

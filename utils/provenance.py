@@ -60,6 +60,11 @@ def plain(value):
 RUN_OWN_SETTINGS = frozenset({"network_width_multiplier", "max_allowed_network_width_multiplier",
                               "untrained_backbone", "training_seed"})
 
+# A finetune's settings that decide only what follows it (whether to grow, how far the task's pruning must go), not
+# how it trains: step 1's run of a task, which has no baseline yet, is step 2-1's finetune of it when the rest agree.
+DECISION_SETTINGS = frozenset({"baseline_accuracy", "max_allowed_network_width_multiplier", "total_num_tasks",
+                               "allow_acc_loss"})
+
 
 def same_recipe(settings_a, settings_b) -> bool:
     """Whether two runs of a target were trained alike but for RUN_OWN_SETTINGS; True when either records no

@@ -19,11 +19,6 @@ from utils.errors import UserError
 from utils.logs import TrainCsv, console_info, train_line, validate_line
 from utils.provenance import why_stale
 
-# The settings that make two from-scratch runs of one task the same run (step 1 and step 2-1's finetune
-# of a task alone at width 1.0 share these; the piggymask lr does not matter for a first task).
-SAME_RUN_SETTINGS = ("arch", "profile", "profile_sizes", "dataset_config", "dataset", "epochs", "optimizer", "lr",
-                     "weight_decay", "batch_size", "seed", "training_seed", "val_fraction")
-
 
 def resolve_device(name):
     if name == "auto":
