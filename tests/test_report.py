@@ -507,7 +507,15 @@ def test_a_figure_that_rounds_to_zero_reads_as_zero():
     """A mean of -0.00001 is no loss: '+0.0000', not '-0.0000' (the summary printed that)."""
     cases = ((-0.00001, "+.4f"), (-0.00004, ".3f"), (-0.5, "+.4f"), (None, ".4f"))
     assert [text_tables.figure(v, spec) for v, spec in cases] == ["+0.0000", "0.000", "-0.5000", "-"]
-    assert report.mean_interval([-0.00002, 0.00001], "+.4f").startswith("+0.0000 ± ")
+    assert report.mean_interval([-0.00002, 0.00001], "+.4f", "gain").startswith("+0.0000 ± ")
+
+
+def test_an_interval_over_few_seeds_is_held_to_the_range_its_figure_can_take():
+    """Two seeds' shares 0.25 and 0.75 gave '0.500 ± 3.1766': a share interval far outside 0 to 1."""
+    assert report.mean_interval([0.25, 0.75], ".3f", "related") == "0.500 (0.000 to 1.000)"
+    assert report.mean_interval([0.9, 0.99], ".4f", "accuracy") == "0.9450 (0.3732 to 1.0000)"
+    assert report.mean_interval([-0.5, 0.9], "+.4f", "gain") == "+0.2000 (-1.0000 to +1.0000)"
+    assert report.mean_interval([0.5, 0.6, 0.7], ".4f", "accuracy") == "0.6000 ± 0.2484"     # inside: as before
 
 
 def test_summary_fails_when_a_backbone_changed(out_root):

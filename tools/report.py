@@ -649,6 +649,9 @@ SEED_FIGURES = (
     ("regret", "regret against the transfer control", ".4f"),
 )
 RELATED_FIGURE = ("related", "designed related task picked (share of targets)", ".3f")
+# Every figure is a fraction (an accuracy, a share, a regret) or, for these, a difference of two fractions: the
+# range a figure's interval is held to (with two or three seeds, a Student-t interval runs far outside it).
+DIFFERENCES = frozenset({"gain", "knowledge", "backward"})
 
 
 def has_figure(key):
@@ -721,24 +724,28 @@ def mixed_settings_sentences(differ):
             f"{named}."]
 
 
-def mean_interval(values, spec):
-    """`mean ± half-width` of the 95% Student-t interval over the values present; one value has no interval."""
+def mean_interval(values, spec, key):
+    """`mean ± half-width` of the 95% Student-t interval over the values present, or `mean (low to high)` when that
+    interval leaves the range figure `key` can take (DIFFERENCES) and is cut to it; one value has no interval."""
     mean, half = interval95(values)
     if mean is None:
         return "-"
     if half is None:
         return f"{figure(mean, spec)} (one seed: no interval)"
+    low, high = (-1.0, 1.0) if key in DIFFERENCES else (0.0, 1.0)
+    if mean - half < low or mean + half > high:
+        return f"{figure(mean, spec)} ({figure(max(low, mean - half), spec)} to {figure(min(high, mean + half), spec)})"
     return f"{figure(mean, spec)} ± {half:.4f}"
 
 
 def headline_figures(cfg, figures_by_seed):
-    """([(label, values per seed, format)] of the figures some seed has, labels of those no seed has)."""
+    """([(key, label, values per seed, format)] of the figures some seed has, labels of those no seed has)."""
     figures = SEED_FIGURES + ((RELATED_FIGURE,) if cfg.related else ())
     present, absent = [], []
     for key, label, spec in figures:
         values = [f[key] for f in figures_by_seed.values()]
         if any(v is not None for v in values):
-            present.append((label, values, spec))
+            present.append((key, label, values, spec))
         else:
             absent.append(label)
     return present, absent
@@ -751,8 +758,8 @@ def absent_sentence(absent):
 def headline_section(cfg, figures_by_seed, notes):
     """The headline figures' table, then `notes`, the sentences about it (headline_notes')."""
     present, _ = headline_figures(cfg, figures_by_seed)
-    rows = [[label, mean_interval(values, spec), sum(v is not None for v in values),
-             " / ".join(figure(v, spec) for v in values)] for label, values, spec in present]
+    rows = [[label, mean_interval(values, spec, key), sum(v is not None for v in values),
+             " / ".join(figure(v, spec) for v in values)] for key, label, values, spec in present]
     seeds = ", ".join(map(str, figures_by_seed))
     table = markdown_table(["figure", "mean ± 95% interval", "seeds", f"per seed ({seeds})"], rows)
     return [table, ""] + [line for note in notes for line in (note, "")]
@@ -778,7 +785,7 @@ def targets_across_seeds_table(rows_by_seed):
         target = next(iter(per_seed.values()))["target"]
         picks = " / ".join(str(per_seed[s]["backbone"].task_id) if s in per_seed else "-" for s in rows_by_seed)
         table.append([f"{target_id} {target.name}", picks,
-                      *[mean_interval([row[key] for row in per_seed.values()], spec) for key, spec in columns],
+                      *[mean_interval([row[key] for row in per_seed.values()], spec, key) for key, spec in columns],
                       sum(row["accuracy"] is not None for row in per_seed.values())])
     return markdown_table(["target", f"backbone per seed ({' / '.join(map(str, rows_by_seed))})", "scratch test acc",
                      "test acc on backbone", "forward transfer", "knowledge transfer", "backward transfer", "regret",
@@ -791,7 +798,9 @@ def seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, notes):
                       for seed in rows_by_seed)
     out = [f"# Pipeline report over seeds {', '.join(map(str, rows_by_seed))}: config `{cfg.name}`, arch `{arch}`", "",
            "Every figure is the mean over seeds ± the half-width of its 95% Student-t interval, "
-           "t(0.975, n-1) · s / √n over the n seeds that have the figure; a figure only one seed has gets no "
+           "t(0.975, n-1) · s / √n over the n seeds that have the figure, or, where that interval leaves the range "
+           "the figure can take (0 to 1 for an accuracy, a share or a regret, -1 to 1 for a transfer), the mean "
+           "(the interval's ends cut to that range); a figure only one seed has gets no "
            f"interval. Test accuracies (fractions): {test_split_note(cfg)}. Regret exists "
            "for the seeds where the transfer control ran (bash run_pickaback/transfer_matrix.sh). "
            f"Each seed's own report: {links}.",
@@ -811,7 +820,7 @@ def write_seeds_report(cfg, arch, rows_by_seed):
     (folder / "report.md").write_text(seeds_markdown(cfg, arch, rows_by_seed, figures_by_seed, notes),
                                       encoding="utf-8")
     present, _ = headline_figures(cfg, figures_by_seed)
-    return folder, [f"{label}: {mean_interval(values, spec)}" for label, values, spec in present] + notes
+    return folder, [f"{label}: {mean_interval(values, spec, key)}" for key, label, values, spec in present] + notes
 
 
 # ------------------------------------------------------------------------------- the console summary
