@@ -34,7 +34,7 @@ from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv
                         setup_logging, stage_line, validate_line)
 from utils.provenance import DECISION_SETTINGS, provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
-from utils.records import remove_json_keys, update_json_record, write_json_atomic
+from utils.records import locked, remove_json_keys, update_json_record, write_json_atomic
 from utils.results import STEP_1, read_chosen, read_prune_record
 from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
@@ -486,6 +486,16 @@ def run_stage(args, sets_baseline=False):
         seed_everything(args.seed)
         return inference(args, cfg, task, device, task_loaders_of(args, cfg, task, device)), task
 
+    # one process at a time per task folder: a second one (a run of a script killed while its jobs went on) would
+    # write the same checkpoints, train.log and train.csv at once
+    with locked(log_path, busy=f"Another process is training {task.name} in {log_path.parent} right now (a run still "
+                              f"going, or one a killed script left behind); let it end or stop it, then run this "
+                              f"again."):
+        return train_or_resume(args, cfg, task, device, log_path, sets_baseline), task
+
+
+def train_or_resume(args, cfg, task, device, log_path, sets_baseline):
+    """The training stage the arguments ask for, or its stored result when it is done already; its exit status."""
     checkpoint = output_checkpoint(args)
     run = with_stage_files(plan_run(args, cfg, task, sets_baseline), cfg, checkpoint, log_path)
     status = finished_status(run, task, checkpoint)
@@ -493,7 +503,7 @@ def run_stage(args, sets_baseline=False):
         console_info(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain."
                      if run.sets_baseline else
                      f"{checkpoint} is already done (exit status {int(status)}); pass --force to redo it.")
-        return status, task
+        return status
     seed_everything(training_seed(args))
     loaders = task_loaders_of(args, cfg, task, device)
     val_samples = loaders[1].num_samples
@@ -511,7 +521,7 @@ def run_stage(args, sets_baseline=False):
         write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
                                 under_baseline_note(run, val_acc, status)))
-    return status, task
+    return status
 
 
 def log_path_of(args):

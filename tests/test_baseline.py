@@ -11,7 +11,7 @@ from conftest import BASELINE_EPOCHS, python, script_env
 from utils import paths
 from utils.checkpoint import load_model
 from utils.data import task_loaders
-from utils.records import read_json_record, update_json_record
+from utils.records import locked, read_json_record, update_json_record
 from utils.train import evaluate
 
 SCRIPT = "packnet_cifar100_main_normal.py"
@@ -128,3 +128,17 @@ def test_a_logfile_of_any_name_keeps_the_validation_baseline_apart_from_the_test
     assert test_file != tmp_path / logfile
     assert read_json_record(tmp_path / logfile) == {"shapes_captions": f"{payload['accuracy']:.4f}"}
     assert read_json_record(test_file) == {"shapes_captions": f"{payload['test_accuracy']:.4f}"}
+
+
+def test_a_task_another_process_is_training_is_refused_not_trained_twice_at_once(small_demo_root, tmp_path):
+    """After a kill -9 of a pipeline script its jobs run on; a re-run meanwhile would train their stages a second
+    time into the same files."""
+    out = tmp_path / "out"
+    folder = baseline_ckpt(out, "shapes_clean", epochs=1).parent
+    with locked(folder / "train.log"):      # held the way a running stage holds it
+        line = assert_one_error_line(python(SCRIPT, "--dataset", "1", "--epochs", "1", "--device", "cpu",
+                                            env=script_env(out, small_demo_root), timeout=60))    # not a wait
+        assert "Another process is training shapes_clean" in line and str(folder) in line
+        assert not list(folder.glob("checkpoint-*"))
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", "1", "--device", "cpu")
+    assert proc.returncode == 0 and baseline_ckpt(out, "shapes_clean", epochs=1).is_file(), proc.stderr

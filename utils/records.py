@@ -28,8 +28,9 @@ def read_json_record(path, recover="fix or delete it and re-run the step that wr
 
 
 @contextmanager
-def locked(path):
-    """An exclusive lock on `path`.lock while the body runs (concurrent writers of one file wait in turn). Where
+def locked(path, busy=None):
+    """An exclusive lock on `path`.lock while the body runs (concurrent writers of one file wait in turn; with
+    `busy`, a sentence, another holder is that UserError instead of a wait). Where
     the lock cannot be made (a read-only or unwritable folder) this process cannot write either: the body runs
     unlocked, reading what is there, and a write in it fails with its own error (the writers here skip a write
     whose content is already there, so a step with nothing to do succeeds on a read-only output root)."""
@@ -45,7 +46,10 @@ def locked(path):
         yield
         return
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise UserError(busy) from None
         try:
             yield
         finally:
