@@ -368,10 +368,10 @@ def plan_run(args, cfg, task, sets_baseline):
                            val_fraction=cfg.val_share(args.val_fraction))
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
-    if sets_baseline:
-        return StageRun(args, baseline, start, None, provenance(settings, {"start": start} if start else {}, data))
-    refuse_a_baseline_of_other_data(args, cfg, task, data)
-    reuse = step_1_run(args, cfg, task, provenance(settings, {}, data=data))
+    reuse = None
+    if not sets_baseline:
+        refuse_a_baseline_of_other_data(args, cfg, task, data)
+        reuse = step_1_run(args, cfg, task, provenance(settings, {}, data=data))
     inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
     return StageRun(args, baseline, start, reuse, provenance(settings, inputs, data=data))
 
