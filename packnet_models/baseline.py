@@ -1,4 +1,4 @@
-"""Step 1's model: a single-task model trained from scratch, saved in the project's checkpoint format.
+"""Step 1's model: a single-task model trained from scratch (by CPG's finetune stage), in the project's format.
 
 It is the same `CPGModel` every step uses (defined once in `models/`), holding one task that owns
 every weight, so a baseline checkpoint can be compared (step 3-1) or transferred (step 4) directly.
