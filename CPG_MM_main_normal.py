@@ -368,12 +368,12 @@ def plan_run(args, cfg, task, sets_baseline):
                            val_fraction=cfg.val_share(args.val_fraction))
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
+    wanted = provenance(settings, {"start": start} if start else {}, data=data)
     reuse = None
     if not sets_baseline:
         refuse_a_baseline_of_other_data(args, cfg, task, data)
-        reuse = step_1_run(args, cfg, task, provenance(settings, {}, data=data))
-    inputs = {name: path for name, path in (("start", start), ("step 1 checkpoint", reuse)) if path}
-    return StageRun(args, baseline, start, reuse, provenance(settings, inputs, data=data))
+        reuse = step_1_run(args, cfg, task, wanted)     # no input of this stage: its very result, made by step 1
+    return StageRun(args, baseline, start, reuse, wanted)
 
 
 def output_checkpoint(args):

@@ -114,6 +114,18 @@ def test_step_2_1_takes_step_1s_run_and_it_is_the_same_model(out, small_demo_roo
     assert record("reused") == record("trained")
 
 
+def test_a_finetune_that_took_step_1s_run_stays_done_when_step_1s_checkpoint_goes_or_is_made_again(
+        out, small_demo_root, tmp_path):
+    """Step 1's checkpoint is this finetune's own result, not an input: deleting it (or step 1 making it again)
+    redid the finetune and every pruning stage after it, twice, for bit-identical results."""
+    env = script_env(out, small_demo_root)
+    assert "the same run as step 1" in finetune(env, tmp_path / "t").stdout
+    baseline_checkpoint(out).unlink()
+    assert "is already done" in finetune(env, tmp_path / "t").stdout
+    step1(env)
+    assert "is already done" in finetune(env, tmp_path / "t").stdout and epochs_trained(tmp_path / "t") == 0
+
+
 def test_step_2_1_trains_when_its_settings_differ_from_step_1(out, small_demo_root, tmp_path):
     proc = finetune(script_env(out, small_demo_root), tmp_path / "t", "--lr", "0.05")
     assert "the same run as step 1" not in proc.stdout and epochs_trained(tmp_path / "t") == BASELINE_EPOCHS
