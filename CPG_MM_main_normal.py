@@ -12,6 +12,7 @@ Step 1 (packnet_cifar100_main_normal.py) is this finetune of a fresh model at wi
 The exit status tells the bash loop what to do next: utils.errors.ExitStatus, the protocol's one definition.
 """
 import argparse
+import json
 import logging
 import shutil
 import time
@@ -35,7 +36,7 @@ from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv
 from utils.provenance import DECISION_SETTINGS, provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
 from utils.records import locked, remove_json_keys, update_json_record, write_json_atomic
-from utils.results import STEP_1, read_chosen, read_prune_record
+from utils.results import OUTCOME_FILE, STEP_1, read_chosen, read_prune_record
 from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
 STEP_1_STAGE = "baseline"     # step 1's stage: its name in train.csv and on the console
@@ -96,24 +97,41 @@ def check_args(args):
 
 # ---------------------------------------------------------------- loading and saving
 
-def save_run(path, model, cfg, run, *, accuracy, test_accuracy, status):
-    """The stage's checkpoint, with what produced it (settings, inputs' fingerprints, start file)."""
+def save_run(path, model, cfg, run, outcome, *, accuracy, test_accuracy, status):
+    """The stage's checkpoint, with what produced it (settings, inputs' fingerprints, start file) and its
+    `outcome` (outcome_record's), then that outcome in outcome.json beside it."""
     save_model(path, model, cfg.name, epoch=run.args.epochs, accuracy=accuracy, test_accuracy=test_accuracy,
                status=int(status), args=settings_of(run.args), provenance=run.provenance,
-               started_from=str(run.start) if run.start else None)
+               started_from=str(run.start) if run.start else None, outcome=outcome)
+    write_json_atomic(Path(path).parent / OUTCOME_FILE, outcome)
 
 
-def write_outcome(folder, task, run, *, accuracy, test_accuracy, status):
-    """`outcome.json` beside the checkpoint: the stage's result and settings for readers without torch (the bash
-    summary; the transfer control's collector, which checks that the checkpoint the run started from is still the
-    same; the report over seeds, which compares the seeds' settings)."""
-    write_json_atomic(Path(folder) / "outcome.json", {
+def restore_outcome(checkpoint, payload):
+    """Write outcome.json again from the checkpoint's copy when the file is missing or is not the checkpoint's (a
+    run killed between writing the two, a file edited or copied by hand): step 1's record is read from it. A
+    checkpoint of a version that did not hold its outcome leaves the file as it is."""
+    if "outcome" not in payload:
+        return
+    path = Path(checkpoint).parent / OUTCOME_FILE
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = None
+    if written != payload["outcome"]:
+        write_json_atomic(path, payload["outcome"])
+
+
+def outcome_record(task, run, *, accuracy, test_accuracy, status):
+    """The stage's result and settings, for readers without torch (the bash summary; step 1's record; the
+    transfer control's collector, which checks that the checkpoint the run started from is still the same; the
+    report over seeds, which compares the seeds' settings)."""
+    return {
         "task": task.name, "mode": run.args.mode, "width": run.args.network_width_multiplier,
         "max_width": run.args.max_allowed_network_width_multiplier,
         "val_accuracy": round(accuracy, 4), "test_accuracy": round(test_accuracy, 4), "baseline": run.baseline,
         "val_samples": run.val_samples, "tolerance": run.tolerance,
         "reached_baseline": None if run.sets_baseline else reaches_baseline(accuracy, run.baseline, run.tolerance),
-        "status": int(status), "start": start_record(run), "settings": run.provenance["settings"]})
+        "status": int(status), "start": start_record(run), "settings": run.provenance["settings"]}
 
 
 def start_record(run):
@@ -399,6 +417,8 @@ def finished_status(run, task, checkpoint):
         console_info(f"Retraining the baseline of {task.name}: {reason}." if run.sets_baseline
                      else f"Redoing {checkpoint}: {reason}.")
         return None
+    restore_outcome(checkpoint, payload)
+    run.state.remove()      # left by a redo (FORCE) killed mid-way: the stage is done with these settings
     saved_width = saved["settings"]["network_width_multiplier"]
     if args.mode == "finetune" and saved_width > args.network_width_multiplier:
         return ExitStatus.GROW
@@ -515,10 +535,10 @@ def train_or_resume(args, cfg, task, device, log_path, sets_baseline):
     if val_acc is not None:
         _, test_acc = evaluate(model, loaders[2], device)
         drop_what_the_old_stage_made(args, checkpoint, run.csv_path)
-        save_run(checkpoint, model, cfg, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        outcome = outcome_record(task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
+        save_run(checkpoint, model, cfg, run, outcome, accuracy=val_acc, test_accuracy=test_acc, status=status)
         run.state.remove()
         commit_train_csv(run.csv_path, run.stage)
-        write_outcome(checkpoint.parent, task, run, accuracy=val_acc, test_accuracy=test_acc, status=status)
         console_info(stage_line(task.name, run.stage, val_acc, test_acc, time.time() - started,
                                 under_baseline_note(run, val_acc, status)))
     return status
@@ -594,10 +614,10 @@ def with_stage_files(run, cfg, checkpoint, log_path):
 
 def under_baseline_note(run, val_acc, status):
     """What the stage line adds when a finished task is kept under its baseline (at the widest network)."""
-    if status == ExitStatus.DONE and not run.sets_baseline and not reaches_baseline(val_acc, run.baseline, run.tolerance):
-        return (f"stayed under its baseline {run.baseline:.4f} at the widest network allowed "
-                f"({run.args.network_width_multiplier}); kept as it is")
-    return ""
+    if status != ExitStatus.DONE or run.sets_baseline or reaches_baseline(val_acc, run.baseline, run.tolerance):
+        return ""
+    return (f"stayed under its baseline {run.baseline:.4f} at the widest network allowed "
+            f"({run.args.network_width_multiplier}); kept as it is")
 
 
 def training_seed(args):

@@ -142,3 +142,43 @@ def test_a_task_another_process_is_training_is_refused_not_trained_twice_at_once
         assert not list(folder.glob("checkpoint-*"))
     proc = run(out, small_demo_root, "--dataset", "1", "--epochs", "1", "--device", "cpu")
     assert proc.returncode == 0 and baseline_ckpt(out, "shapes_clean", epochs=1).is_file(), proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["deleted", "another task's", "not JSON"])
+def test_a_damaged_outcome_beside_a_finished_baseline_is_written_again_from_its_checkpoint(
+        baseline_outputs, small_demo_root, tmp_path, damage):
+    """Step 1's record is read from outcome.json: a stale one (a run killed between writing the checkpoint and it,
+    or a copy) became the baseline with exit 0, and a missing one ended in a traceback."""
+    out = tmp_path / "out"
+    shutil.copytree(baseline_outputs, out)
+    outcome = baseline_ckpt(out, "shapes_clean").parent / "outcome.json"
+    kept = outcome.read_text()
+    if damage == "deleted":
+        outcome.unlink()
+    else:
+        outcome.write_text((baseline_ckpt(out, "shapes_captions").parent / "outcome.json").read_text()
+                           if damage == "another task's" else "{")
+    acc_file = out / "logs_perceiver_io" / "baseline_demo_acc.txt"
+    update_json_record(acc_file, "shapes_clean", "0.9999")
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", str(BASELINE_EPOCHS), "--device", "cpu")
+    assert proc.returncode == 0 and "already done" in proc.stdout, proc.stderr
+    assert json.loads(outcome.read_text()) == json.loads(kept)
+    accuracy = load_model(baseline_ckpt(out, "shapes_clean"))[1]["accuracy"]
+    assert read_json_record(acc_file)["shapes_clean"] == f"{accuracy:.4f}"
+
+
+def test_a_finished_stage_leaves_no_state_to_resume_from_beside_it(baseline_outputs, small_demo_root, tmp_path):
+    """A run of 30 epochs killed mid-way, then one of 10 finished: a later run of 30 resumed the first one's state
+    and its train.csv mixed the two runs' epochs. And a FORCE redo killed mid-way left its state behind a done
+    stage."""
+    out = tmp_path / "out"
+    shutil.copytree(baseline_outputs, out)
+    folder = baseline_ckpt(out, "shapes_clean").parent
+    own, older = (folder / f"checkpoint-{epochs}.pth.tar.partial" for epochs in (BASELINE_EPOCHS, 30))
+    for state in (own, older):
+        state.write_bytes(b"a state of an unfinished run")
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", str(BASELINE_EPOCHS), "--device", "cpu")
+    assert proc.returncode == 0 and "already done" in proc.stdout and not own.exists() and older.exists()
+    proc = run(out, small_demo_root, "--dataset", "1", "--epochs", "1", "--device", "cpu")
+    assert proc.returncode == 0 and not older.exists(), proc.stderr
+    assert sorted(p.name for p in folder.glob("checkpoint-*")) == ["checkpoint-1.pth.tar"]

@@ -21,6 +21,7 @@ from torch import nn
 from models.cpg import CPGModel, TaskInfo
 from models.masking import OWNER_DTYPE, raw_weight
 from utils.errors import UserError
+from utils.paths import stage_state_file
 from utils.provenance import why_stale
 from utils.records import atomic_file
 
@@ -94,10 +95,12 @@ def _check_made_with(path, payload, cfg):
 
 
 def remove_other_checkpoints(keep):
-    """Delete the other checkpoint-*.pth.tar of `keep`'s folder: a stage's folder holds one checkpoint, so no later
-    step has to guess which one is current."""
-    for old in Path(keep).parent.glob("checkpoint-*.pth.tar"):
-        if old != keep:
+    """Delete the other checkpoint-*.pth.tar of `keep`'s folder, and the per-epoch states of their unfinished runs
+    (`.partial`): a stage's folder holds one checkpoint, so no later step has to guess which one is current, and
+    no later run resumes a state older than it (its train.csv rows would mix two runs)."""
+    folder, own = Path(keep).parent, (Path(keep), stage_state_file(keep))
+    for old in [*folder.glob("checkpoint-*.pth.tar"), *folder.glob("checkpoint-*.pth.tar.partial")]:
+        if old not in own:
             old.unlink()
 
 
