@@ -294,10 +294,24 @@ lock_tasks() {
   for id in "$@"; do
     file="${dir}/${CFG_NAME}_${step}_task${id//[^A-Za-z0-9_.@-]/_}.lock"
     exec {fd}>>"$file"
-    flock -n "$fd" || refuse "Task ${id} of config ${CFG_NAME} is already in a run of this step on these outputs" \
-      "($(cat "$file" 2>/dev/null || true)); wait for it to end, or run other tasks (lock: ${file})."
+    if ! flock -n "$fd"; then
+      exec {fd}>&-      # closed, so that only the lock's holders have the file open while lock_holder looks
+      refuse "Task ${id} of config ${CFG_NAME} is already in a run of this step on these outputs" \
+        "($(lock_holder "$file")); wait for it to end, or run other tasks (lock: ${file})."
+    fi
     echo "pid $$ ($0 ${CFG}, since $(date '+%F %T'))" > "$file"
   done
+}
+
+# (lock_tasks) who holds lock file $1: the run that took it, or, when that run has ended (killed while its jobs went
+# on: they hold every lock it took), the processes holding it now (Linux's /proc) and how to stop them
+lock_holder() {
+  local file pid holders
+  file=$(realpath "$1")
+  read -r _ pid _ < "$file" || true     # "pid <N> (<script> <cfg>, since <time>)"
+  if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then cat "$file"; return; fi
+  holders=$(find /proc/[0-9]*/fd -lname "$file" 2>/dev/null | cut -d/ -f3 | sort -un | tr '\n' ' ')
+  echo "$(cat "$file"), which has ended; processes it started still hold the lock${holders:+: kill ${holders% }}"
 }
 if [ -n "${BASH_SOURCE[1]:-}" ]; then
   case "$(basename "${BASH_SOURCE[1]}" .sh)" in

@@ -1,5 +1,6 @@
-"""run_pickaback/common.sh's run_jobs: the steps' tasks one after another or JOBS at a time, a log per job."""
+"""run_pickaback/common.sh's run_jobs (the steps' tasks one after another or JOBS at a time, a log per job) and task locks."""
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +58,31 @@ def test_the_paper_profile_on_a_cpu_is_said_before_any_work(tmp_path):
     said = sourced_stderr(tmp_path, "cifar100", DEVICE="cpu")
     assert "paper profile" in said and "PROFILE=demo" in said and len(said.strip().splitlines()) == 1
     assert sourced_stderr(tmp_path, "cifar100", DEVICE="cpu", PROFILE="demo", JOBS="1") == ""
+
+
+def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead_run(tmp_path):
+    """After `kill -9` of a step script, its jobs go on holding every lock it took: the refusal named the killed
+    script's pid, which no longer exists, and not the processes to wait for or stop."""
+    step = tmp_path / "baseline.sh"          # a step script: common.sh locks its tasks
+    step.write_text(f'source "{ROOT}/run_pickaback/common.sh" "$@"\necho "working on the tasks"\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MMPAB_OUTPUT_ROOT": str(tmp_path / "out"), "TASKS": "1",
+           "JOBS": "1", "PROFILE": "demo"}
+    first = subprocess.run(["bash", str(step), "cifar100"], env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "working on the tasks" in first.stdout, first.stderr
+    lock = tmp_path / "out" / "logs_perceiver_io" / "locks" / "cifar100_baseline_task1.lock"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    lock.write_text(f"pid {ended.pid} (run_pickaback/baseline.sh cifar100, since today)\n")
+    job = subprocess.Popen(["flock", "-x", str(lock), "sleep", "30"])     # a job of that run, holding its lock
+    try:
+        for _ in range(50):
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            time.sleep(0.1)
+        second = subprocess.run(["bash", str(step), "cifar100"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        job.kill()
+        job.wait()
+    assert second.returncode == 1 and "working" not in second.stdout
+    assert f"pid {ended.pid} (run_pickaback/baseline.sh cifar100, since today), which has ended; processes it " \
+           f"started still hold the lock: kill " in second.stderr and str(job.pid) in second.stderr, second.stderr
