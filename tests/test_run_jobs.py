@@ -1,4 +1,5 @@
-"""run_pickaback/common.sh's run_jobs (the steps' tasks one after another or JOBS at a time, a log per job) and task locks."""
+"""run_pickaback/common.sh's run_jobs (the steps' tasks one after another or JOBS at a time, a log per job)
+and its task locks."""
 import subprocess
 import time
 from pathlib import Path
