@@ -587,6 +587,16 @@ def test_seeds_whose_runs_reached_other_targets_are_compared_on_the_targets_they
     assert "over the targets every seed with it has (1, 3, 7), leaving out 8." in result.stdout
 
 
+def test_seeds_naming_one_seed_say_there_is_no_report_over_seeds(out_root):
+    write_step1(2), write_step3_1(2)
+    write_results([results_row(t, 2, on_backbone=0.6) for t in TARGET_RESULTS], 2)
+    for seeds in (["2", "2"], ["2"]):
+        result = run_tool(out_root, "--seeds", *seeds)
+        assert result.returncode == 0 and ("No report over seeds: --seeds named one seed (2); a report over seeds "
+                                           "takes two or more different seeds.") in result.stdout, result.stderr
+    assert not paths.seeds_report_dir(ARCH, "demo").exists()
+
+
 def write_outcome(target, run_seed, **settings):
     """Step 3-2's outcome.json of `target` in `run_seed`, recording `settings` (none: an older version's file)."""
     folder = paths.target_dir(ARCH, "demo", name(SELECTIONS[target]), name(target), run_seed) / "scratch"

@@ -922,6 +922,9 @@ def main(args):
               f"written to {folder}")
         for line in lines:
             print(f"  {line}")
+    elif args.seeds:
+        print(f"No report over seeds: --seeds named one seed ({seeds[0]}); a report over seeds takes two or more "
+              f"different seeds.")
     return 0
 
 
