@@ -10,7 +10,7 @@ import torch
 
 from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
-from tools.continual import cl_figures, pair_row
+from tools.continual import cl_figures, format_table, pair_row
 from utils import paths
 from utils.checkpoint import load_model
 from utils.dataset_config import REPO_ROOT, get_config
@@ -182,3 +182,11 @@ def test_an_earlier_row_written_anew_drops_the_rows_learned_after_it(sequences, 
     assert list(matrix(folder)["rows"]) == [first]
     assert f"Left out {folder.name}: it has not learned" in python("-m", "tools.continual", "table", "demo",
                                                                     env=env).stdout
+
+
+def test_a_transfer_that_rounds_to_zero_reads_as_zero_in_the_cl_table():
+    line = {"method": "pickaback", "tasks": 3, "acc": 0.5, "acc_ci95": None, "bwt": 0.0, "fwt": -0.00001,
+            "learned_vs_scratch": -0.00002, "learned_vs_scratch_ci95": 0.001, "models": 1, "width": 1.0,
+            "parameters": 1000, "train_seconds": 10.0}
+    table = format_table([line])
+    assert "-0.0000" not in table and "+0.0000 ± 0.0010" in table, table

@@ -26,7 +26,7 @@ from utils.logs import training_seconds
 from utils.provenance import fingerprint
 from utils.records import read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results
-from utils.text_tables import aligned_table
+from utils.text_tables import aligned_table, figure
 from utils.train import evaluate
 from utils_pickaback.ranking import picks_of_arch
 from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
@@ -252,14 +252,14 @@ def cell(value):
 
 def format_table(lines):
     """The CL table as aligned text: mean (± 95% interval over seeds when several ran)."""
-    def figure(line, key):
+    def signed(line, key):
         value, half = line[key], line.get(f"{key}_ci95")
-        return "" if value is None else f"{value:+.4f}" + (f" ± {half:.4f}" if half is not None else "")
+        return "" if value is None else figure(value, "+.4f") + (f" ± {half:.4f}" if half is not None else "")
     header = ["method", "tasks", "ACC", "BWT", "FWT", "learned - scratch", "models", "width", "parameters",
               "training (s)"]
     body = [[ln["method"], str(ln["tasks"]), f"{ln['acc']:.4f}" + (f" ± {ln['acc_ci95']:.4f}" if ln["acc_ci95"]
                                                                   is not None else ""),
-             figure(ln, "bwt"), figure(ln, "fwt"), figure(ln, "learned_vs_scratch"), f"{ln['models']:g}",
+             signed(ln, "bwt"), signed(ln, "fwt"), signed(ln, "learned_vs_scratch"), f"{ln['models']:g}",
              f"{ln['width']:g}", f"{ln['parameters']:,.0f}", f"{ln['train_seconds']:.0f}"] for ln in lines]
     return aligned_table(header, body)
 
