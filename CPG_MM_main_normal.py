@@ -254,7 +254,7 @@ def finetune(run, cfg, task, device, loaders):
         val_acc = reuse_baseline(run, model, loaders, device)
     else:
         model = prepare_model(args, cfg, task, run.start).to(device)
-        logging.info("Finetune stage...")
+        logging.info("Baseline stage (step 1)..." if run.sets_baseline else "Finetune stage...")
         owns = owns_weights(model)
         if len(model.task_names) > 1 and args.lr_mask > 0 and not owns:
             logging.info("There is no left space in convolutional layer for curr task, we will try to use prior "
