@@ -9,7 +9,6 @@ import torch
 
 from utils.errors import UserError
 
-PAD_ID = 0
 _WORD = re.compile(r"\w+")
 
 

@@ -51,9 +51,6 @@ def step_decay_factor(epoch, epochs):
     return factor
 
 
-OPTIMIZERS = ("sgd", "adam")
-
-
 def build_optimizers(model, lr, lr_mask, weight_decay, optimizer="sgd"):
     """A fresh optimizer over the trainable groups, SGD (Nesterov, momentum 0.9; the original's) or Adam
     (L2 decay in the gradient, as SGD's), and, for task >= 2, Adam over its piggymasks (None when lr_mask
