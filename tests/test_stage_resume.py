@@ -110,6 +110,22 @@ def test_a_stage_killed_mid_way_resumes_to_the_uninterrupted_checkpoint(stage, t
     assert rows[0] == rows[1] and len(rows[0]) == EPOCHS
 
 
+def test_a_stage_resumed_after_a_killed_run_of_other_epochs_keeps_its_own_train_csv_rows(tmp_path, small_demo_root):
+    """12 epochs killed after 3, then 6 epochs killed after 2 in the same folder, then 12 again: the resumed run
+    kept the 6-epoch run's rows of the one train.csv.partial as its own first epochs."""
+    env = single_threaded(script_env(tmp_path / "out", small_demo_root))
+    argv, whole = command("baseline", tmp_path / "whole", None)
+    ok(python(*argv[1:], env=env, timeout=600))
+    argv, resumed = command("baseline", tmp_path / "killed", None)
+    kill_after_saved_epochs(argv, env, paths.stage_state_file(resumed), KILL_AFTER)
+    shorter = [str(a) for a in argv]
+    shorter[shorter.index("--epochs") + 1] = "6"
+    kill_after_saved_epochs(shorter, env, paths.stage_state_file(resumed.with_name("checkpoint-6.pth.tar")), 2)
+    assert "Resuming baseline after epoch 3 of 12" in ok(python(*argv[1:], env=env, timeout=600)).stdout
+    rows = [[row[:4] for row in read_train_csv(tmp_path / run / "train.csv")] for run in ("whole", "killed")]
+    assert rows[0] == rows[1] and len(rows[0]) == EPOCHS
+
+
 def test_a_long_stage_gives_its_estimate_after_the_first_epoch(monkeypatch, caplog):
     from models.cpg import CPGModel
     from utils import train

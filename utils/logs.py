@@ -74,22 +74,28 @@ class TrainCsv:
     wall time, training and validation: what the continual-learning table sums as a method's training time).
 
     The original appended every run's rows, so a re-run duplicated them; here a running stage writes its rows
-    to `train.csv.partial` (keeping those of the `done_epochs` epochs a resumed stage keeps), and `commit_train_csv`
-    puts them in place of the stage's earlier rows once its checkpoint is written: a run killed before that leaves
-    the finished history as it was.
+    to `train.csv.partial`, and `commit_train_csv` puts them in place of the stage's earlier rows once its
+    checkpoint is written: a run killed before that leaves the finished history as it was. A resumed stage starts
+    from `rows`, the rows of its finished epochs that its state saved: the folder's one `.partial` file may hold
+    another run's by then (another EPOCHS, killed too). A state of a version that saved none keeps the file's rows
+    of its `done_epochs` epochs.
     """
 
-    def __init__(self, path, stage, done_epochs=0):
+    def __init__(self, path, stage, done_epochs=0, rows=None):
         self.path, self.stage = Path(path), stage
         self.pending = pending_rows_file(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        source = self.pending if self.pending.exists() else self.path   # resumed from a version without it
-        kept = [row for row in read_train_csv(source) if row[3:4] == [stage] and int(row[0]) < done_epochs]
-        _write_rows(self.pending, kept)
+        if rows is None:
+            source = self.pending if self.pending.exists() else self.path   # resumed from a version without it
+            rows = [row for row in read_train_csv(source) if row[3:4] == [stage] and int(row[0]) < done_epochs]
+        self.rows = [list(row) for row in rows]
+        _write_rows(self.pending, self.rows)
 
     def append(self, epoch_idx, val_acc, train_acc, seconds):
+        row = [str(epoch_idx), str(val_acc), str(train_acc), self.stage, f"{seconds:.2f}"]    # as csv reads it back
+        self.rows.append(row)
         with open(self.pending, "a", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerow([epoch_idx, val_acc, train_acc, self.stage, f"{seconds:.2f}"])
+            csv.writer(f).writerow(row)
 
 
 def training_seconds(path):

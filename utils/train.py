@@ -168,10 +168,12 @@ class StageState:
             return None
         return model, payload
 
-    def save(self, model, epoch, loops, results):
-        """After `epoch` (1-based count of finished epochs): the model and the state of every loop part."""
+    def save(self, model, epoch, loops, results, csv_rows):
+        """After `epoch` (1-based count of finished epochs): the model, the state of every loop part and the
+        train.csv rows of the epochs so far."""
         save_model(self.path, model, self.config_name, epoch=epoch, provenance=self.provenance,
                    loops={name: part for name, part in loops.items() if part is not None}, results=results,
+                   csv_rows=csv_rows,
                    torch_rng=torch.get_rng_state(),
                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
@@ -230,7 +232,7 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
     pruner = make_pruner(model) if make_pruner else None
     if resumed is not None:
         restore_loop_state(saved["loops"], optimizer, mask_optimizer, schedules, pruner, train_loader)
-    csv_log = TrainCsv(csv_path, stage=stage, done_epochs=start)
+    csv_log = TrainCsv(csv_path, stage=stage, done_epochs=start, rows=saved.get("csv_rows") if resumed else None)
     scalars = _tensorboard_writer(tensorboard_dir, start)
     started = epoch_started = time.time()
     for epoch in tqdm(range(start, recipe.epochs), desc=f"{stage} {model.active_task}", initial=start,
@@ -254,7 +256,7 @@ def fit(model, loaders, device, recipe, *, stage, csv_path, state=None, make_pru
             _write_scalars(scalars, epoch + 1, train_loss, train_acc, val_loss, val_acc)
         if state is not None:
             state.save(model, epoch + 1, loop_state(optimizer, mask_optimizer, schedules, pruner, train_loader),
-                       [val_acc, train_acc])
+                       [val_acc, train_acc], csv_log.rows)
         if epoch == start:
             announce_long_stage(stage, model, time.time() - started, recipe.epochs - start - 1)
     if scalars is not None:
