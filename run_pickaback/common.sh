@@ -309,7 +309,10 @@ lock_holder() {
   local file pid holders
   file=$(realpath "$1")
   read -r _ pid _ < "$file" || true     # "pid <N> (<script> <cfg>, since <time>)"
-  if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then cat "$file"; return; fi
+  # running, not a zombie (killed, its parent not having collected it yet), which kill -0 would count as alive
+  if [ -n "${pid:-}" ] && [[ "$(sed 's/.*) //' "/proc/${pid}/stat" 2>/dev/null)" =~ ^[^Z] ]]; then
+    cat "$file"; return
+  fi
   holders=$(find /proc/[0-9]*/fd -lname "$file" 2>/dev/null | cut -d/ -f3 | sort -un | tr '\n' ' ')
   echo "$(cat "$file"), which has ended; processes it started still hold the lock${holders:+: kill ${holders% }}"
 }

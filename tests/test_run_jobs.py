@@ -4,6 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 JOB = """
 job() {  # <name> <seconds> <exit status>
@@ -61,7 +63,8 @@ def test_the_paper_profile_on_a_cpu_is_said_before_any_work(tmp_path):
     assert sourced_stderr(tmp_path, "cifar100", DEVICE="cpu", PROFILE="demo", JOBS="1") == ""
 
 
-def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead_run(tmp_path):
+@pytest.mark.parametrize("collected", [True, False])      # False: a zombie, its parent not having waited for it
+def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead_run(tmp_path, collected):
     """After `kill -9` of a step script, its jobs go on holding every lock it took: the refusal named the killed
     script's pid, which no longer exists, and not the processes to wait for or stop."""
     step = tmp_path / "baseline.sh"          # a step script: common.sh locks its tasks
@@ -71,8 +74,10 @@ def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead
     first = subprocess.run(["bash", str(step), "cifar100"], env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and "working on the tasks" in first.stdout, first.stderr
     lock = tmp_path / "out" / "logs_perceiver_io" / "locks" / "cifar100_baseline_task1.lock"
-    ended = subprocess.Popen(["true"])
-    ended.wait()
+    ended = subprocess.Popen(["sleep", "30"])
+    ended.kill()
+    if collected:
+        ended.wait()
     lock.write_text(f"pid {ended.pid} (run_pickaback/baseline.sh cifar100, since today)\n")
     job = subprocess.Popen(["flock", "-x", str(lock), "sleep", "30"])     # a job of that run, holding its lock
     try:
@@ -82,8 +87,9 @@ def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead
             time.sleep(0.1)
         second = subprocess.run(["bash", str(step), "cifar100"], env=env, capture_output=True, text=True, timeout=60)
     finally:
-        job.kill()
-        job.wait()
+        for process in (job, ended):
+            process.kill()
+            process.wait()
     assert second.returncode == 1 and "working" not in second.stdout
     assert f"pid {ended.pid} (run_pickaback/baseline.sh cifar100, since today), which has ended; processes it " \
            f"started still hold the lock: kill " in second.stderr and str(job.pid) in second.stderr, second.stderr
