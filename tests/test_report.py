@@ -418,8 +418,8 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
                {"width": 1.0, "val_accuracy": 0.7913, "test_accuracy": 0.7813,
                 "start": {"path": "gone.pth.tar", "fingerprint": "0" * 16}})
     sentences = ["Left out of the results: the row of target 3 of results_demo.csv, written before step 1 trained "
-                 "the target again; run python -m tools.results_table demo to write it again "
-                 "(run_pickaback/w_backbone.sh runs it).",
+                 "the target again; run bash run_pickaback/w_backbone.sh demo to write it again (it trains only "
+                 "what changed, and puts back a damaged outcome.json from its checkpoint).",
                  "the row of target 7 of results_demo.csv, written before step 3-2 trained the target again;",
                  "the row of target 8 of results_demo.csv, written for another list of the config's tasks;",
                  "the row of target 1 of results_demo.csv, of a run on an earlier model of its backbone (trained "
@@ -478,6 +478,13 @@ def test_a_backbone_picked_for_most_of_three_or_more_targets_of_a_modality_is_na
                          f"(docs/transfer-control.md), it is a text model, compared through the targets' own adapters; "
                          f"there, such candidates looked close to targets they helped no more than the others did."]
     assert report.shared_pick_sentences(CFG, {1: 7, 2: 7, 8: 7}, {}) == []     # 2 of 2: too few to tell
+
+
+def test_knowledge_transfer_of_one_target_says_it_has_no_interval():
+    """It read '(95% interval over 1 targets)' with no interval."""
+    line = report.knowledge_sentences([0.02], [0.05])[0]
+    assert line.startswith("Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): "
+                           "+0.0200 (one target: no interval); of the mean forward transfer +0.0500"), line
 
 
 @pytest.mark.parametrize("gains, says", [((0.02, -0.01, 0.0, -0.005), "nothing"),     # the recipe's gain

@@ -181,8 +181,9 @@ def outdated_sentences(cfg, outdated):
     for target_id, why in sorted(outdated.items()):
         targets_of.setdefault(why, []).append(str(target_id))
     return [f"Left out of the results: the row{'s' if len(targets) > 1 else ''} of {targets_named(targets)} of "
-            f"results_{cfg.name}.csv, {why}; run python -m tools.results_table {cfg.name} to write it again "
-            f"(run_pickaback/w_backbone.sh runs it)." for why, targets in targets_of.items()]
+            f"results_{cfg.name}.csv, {why}; run bash run_pickaback/w_backbone.sh {cfg.name} to write it again "
+            f"(it trains only what changed, and puts back a damaged outcome.json from its checkpoint)."
+            for why, targets in targets_of.items()]
 
 
 def ranked_scores(table, rankings, left_out=()):
@@ -533,11 +534,12 @@ def knowledge_sentences(knowledge, forward):
     mean, half = interval95([k for _, k in pairs])
     if mean is None:
         return []
-    shown = figure(mean, "+.4f") + ("" if half is None else f" ± {half:.4f}")
+    shown = (figure(mean, "+.4f") + " (one target: no interval)" if half is None
+             else f"{figure(mean, '+.4f')} ± {half:.4f} (95% interval over {len(pairs)} targets)")
     forward_mean, recipe = mean_of([f for f, _ in pairs]), mean_of([f - k for f, k in pairs])
-    lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {shown} (95% "
-             f"interval over {len(pairs)} targets); of the mean forward transfer {figure(forward_mean, '+.4f')}, the "
-             f"recipe alone (on the untrained twin - scratch) gives {figure(recipe, '+.4f')}."]
+    lines = [f"Mean knowledge transfer (test accuracy on the backbone - on its untrained twin): {shown}; of the mean "
+             f"forward transfer {figure(forward_mean, '+.4f')}, the recipe alone (on the untrained twin - scratch) "
+             f"gives {figure(recipe, '+.4f')}."]
     if half is not None and mean + half < 0:
         lines.append("The selected backbones cost their targets accuracy against their untrained twins (the interval "
                      "lies below 0): in this run the selection did worse than the training recipe alone.")
