@@ -924,7 +924,7 @@ def main(args):
               f"written to {folder}")
         for line in lines:
             print(f"  {line}")
-    elif args.seeds:
+    elif args.seeds and len(args.seeds) > 1:    # one seed named more than once (one alone: that seed's report)
         print(f"No report over seeds: --seeds named one seed ({seeds[0]}); a report over seeds takes two or more "
               f"different seeds.")
     return 0
