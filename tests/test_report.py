@@ -599,7 +599,8 @@ def test_seeds_naming_one_seed_twice_say_there_is_no_report_over_seeds(out_root)
     is that seed's report and says nothing of seeds."""
     write_step1(2), write_step3_1(2)
     write_results([results_row(t, 2, on_backbone=0.6) for t in TARGET_RESULTS], 2)
-    sentence = "No report over seeds: --seeds named one seed (2); a report over seeds takes two or more different seeds."
+    sentence = ("No report over seeds: --seeds named one seed (2); a report over seeds takes two or more different "
+                "seeds.")
     for seeds, said in ((["2", "2"], True), (["2"], False)):
         result = run_tool(out_root, "--seeds", *seeds)
         assert result.returncode == 0 and (sentence in result.stdout) == said, result.stdout + result.stderr
