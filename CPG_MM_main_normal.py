@@ -12,7 +12,6 @@ Step 1 (packnet_cifar100_main_normal.py) is this finetune of a fresh model at wi
 The exit status tells the bash loop what to do next: utils.errors.ExitStatus, the protocol's one definition.
 """
 import argparse
-import json
 import logging
 import shutil
 import time
@@ -35,7 +34,7 @@ from utils.logs import (TrainCsv, commit_train_csv, console_info, read_train_csv
                         setup_logging, stage_line, validate_line)
 from utils.provenance import DECISION_SETTINGS, provenance, settings_of, why_stale
 from utils.pruner import GradualPruner
-from utils.records import locked, remove_json_keys, update_json_record, write_json_atomic
+from utils.records import locked, read_json_record, remove_json_keys, update_json_record, write_json_atomic
 from utils.results import OUTCOME_FILE, STEP_1, read_chosen, read_prune_record
 from utils.train import Recipe, StageState, evaluate, fit, resolve_device, seed_everything
 
@@ -114,8 +113,8 @@ def restore_outcome(checkpoint, payload):
         return
     path = Path(checkpoint).parent / OUTCOME_FILE
     try:
-        written = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        written = read_json_record(path)
+    except UserError:       # not JSON, or not an object
         written = None
     if written != payload["outcome"]:
         write_json_atomic(path, payload["outcome"])

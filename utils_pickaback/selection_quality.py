@@ -256,9 +256,9 @@ def outdated_control_sentences(summary):
     outdated = summary.get("outdated_control")
     if not outdated:
         return []
-    return [f"The transfer control of {targets_named(outdated)} holds runs trained again since it was collected, or with other "
-            f"settings than step 3-2's run of the selected backbone, so it is left out of these figures; bash "
-            f"run_pickaback/transfer_matrix.sh brings it up to date (reusing its runs that still hold)."]
+    return [f"The transfer control of {targets_named(outdated)} holds runs trained again since it was collected, or "
+            f"with other settings than step 3-2's run of the selected backbone, so it is left out of these figures; "
+            f"bash run_pickaback/transfer_matrix.sh brings it up to date (reusing its runs that still hold)."]
 
 
 # outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
