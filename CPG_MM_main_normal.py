@@ -355,28 +355,39 @@ def start_checkpoint(args):
     return folder_checkpoint(args.load_folder) if args.load_folder else None
 
 
-def step_1_run(args, cfg, task, wanted):
+def step_1_checkpoint(args, cfg, task):
+    """The one step-1 checkpoint of `task` in this run's output root, as (path, payload); None when there is none
+    (a baseline file of one's own)."""
+    found = sorted(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed).glob("checkpoint-*.pth.tar"))
+    return (found[0], load_checkpoint(found[0])) if len(found) == 1 else None
+
+
+def step_1_run(args, cfg, task, wanted, step_1):
     """Step 1's checkpoint of `task` when this finetune is the stage step 1 ran (a fresh model at width 1.0, the
     same settings but for the decisions after it, the same data: `wanted`, this stage's provenance); else None."""
     if args.mode != "finetune" or args.load_checkpoint or args.load_folder or args.network_width_multiplier != 1.0:
         return None
-    path = paths.checkpoint_file(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed), args.epochs)
-    if not path.is_file():
+    path, payload = step_1
+    if path != paths.checkpoint_file(path.parent, args.epochs):
         return None
-    made = load_checkpoint(path, expect_arch=args.arch, expect_config=cfg).get("provenance")
-    return path if why_stale(made, wanted, ignore=DECISION_SETTINGS) is None else None
+    return path if why_stale(payload.get("provenance"), wanted, ignore=DECISION_SETTINGS) is None else None
 
 
-def refuse_a_baseline_of_other_data(args, cfg, task, data):
-    """A stage is judged against its task's step-1 baseline: one trained on other data (the task's files changed
-    since step 1) would set accuracies on two datasets against each other."""
-    found = sorted(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed).glob("checkpoint-*.pth.tar"))
-    if len(found) != 1:
-        return      # no step-1 model of this run (a baseline file of one's own): nothing to compare
-    trained_on = (load_checkpoint(found[0]).get("provenance") or {}).get("inputs", {}).get("data")
+def refuse_a_baseline_step_1_did_not_make(args, cfg, task, data, baseline, step_1):
+    """A stage is judged against its task's step-1 baseline: not one of a model trained on other data (the task's
+    files changed since step 1), which would set accuracies on two datasets against each other, nor a value of this
+    run's baseline file that its step-1 model did not reach (the file edited, or left by an earlier step 1)."""
+    path, payload = step_1
+    trained_on = (payload.get("provenance") or {}).get("inputs", {}).get("data")
     if trained_on not in (None, data):
-        raise UserError(f"The data of task {task.name} changed after its step-1 baseline {found[0]} was trained; "
+        raise UserError(f"The data of task {task.name} changed after its step-1 baseline {path} was trained; "
                         f"re-run step 1 ({STEP_1} {cfg.name}) and the steps after it for this data first.")
+    own_file = paths.baseline_acc_file(args.arch, cfg.name, args.seed)
+    reached = (payload.get("outcome") or {}).get("val_accuracy")      # None: a checkpoint of an older version
+    if reached is not None and Path(args.jsonfile).resolve() == own_file.resolve() and round(reached, 4) != baseline:
+        raise UserError(f"{args.jsonfile} gives task {task.name} the baseline {baseline:.4f}, but its step-1 model "
+                        f"{path} reached {reached:.4f}; re-run step 1 ({STEP_1} {cfg.name}), which writes the "
+                        f"file from its models.")
 
 
 def plan_run(args, cfg, task, sets_baseline):
@@ -386,10 +397,11 @@ def plan_run(args, cfg, task, sets_baseline):
     start = start_checkpoint(args)
     data = data_fingerprint(cfg, task)
     wanted = provenance(settings, {"start": start} if start else {}, data=data)
+    step_1 = None if sets_baseline else step_1_checkpoint(args, cfg, task)
     reuse = None
-    if not sets_baseline:
-        refuse_a_baseline_of_other_data(args, cfg, task, data)
-        reuse = step_1_run(args, cfg, task, wanted)     # no input of this stage: its very result, made by step 1
+    if step_1 is not None:
+        refuse_a_baseline_step_1_did_not_make(args, cfg, task, data, baseline, step_1)
+        reuse = step_1_run(args, cfg, task, wanted, step_1)     # no input of this stage: its very result
     return StageRun(args, baseline, start, reuse, wanted)
 
 

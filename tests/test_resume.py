@@ -149,6 +149,21 @@ def test_step_2_1_refuses_a_task_whose_step_1_model_is_of_other_data(out, small_
     assert not (tmp_path / "t" / "scratch").exists()
 
 
+def test_step_2_1_refuses_a_baseline_file_its_step_1_model_did_not_reach(out, small_demo_root, tmp_path):
+    """An edited (or stale) baseline_<cfg>_acc.txt would set the stage's goal; re-running step 1 writes it again."""
+    env = script_env(out, small_demo_root)
+    own = out / paths.baseline_acc_file("perceiver_io", "demo").relative_to(paths.output_root())
+    reached = json.loads(own.read_text())
+    own.write_text(json.dumps({**reached, TASK: "0.1234"}))
+    proc = finetune(env, tmp_path / "t", "--jsonfile", own, check=False)
+    assert proc.returncode == 1 and not (tmp_path / "t" / "scratch").exists()
+    assert f"gives task {TASK} the baseline 0.1234, but its step-1 model" in proc.stderr
+    assert "re-run step 1" in proc.stderr
+    step1(env)
+    assert json.loads(own.read_text()) == reached
+    assert "the same run as step 1" in finetune(env, tmp_path / "t", "--jsonfile", own).stdout
+
+
 # ---------------------------------------------------------------- steps 2-1 / 3-2 resume
 
 def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_path):
