@@ -37,8 +37,9 @@ def get_args_parser():
     p.add_argument("--save_folder", help="default: checkpoints_<arch>/baseline_scratch/<arch>/<cfg>/<task>")
     p.add_argument("--load_folder", help="PackNet: the model holding the earlier tasks (finetune), or the task to "
                                          "prune (prune)")
-    p.add_argument("--one_shot_prune_perc", type=fraction, default=0.5,
-                   help="PackNet's pruning: the share of the task's own weights freed for later tasks")
+    p.add_argument("--one_shot_prune_perc", type=fraction, default=None,
+                   help="PackNet's pruning (--mode prune only): the share of the task's own weights freed for later "
+                        "tasks; default 0.5")
     p.add_argument("--logfile", help="baseline accuracy JSON; default: logs_<arch>/baseline_<cfg>_acc.txt "
                                      "(PackNet reads it: its stages record whether they stayed at the baseline)")
     return p
@@ -87,6 +88,7 @@ def run_packnet_stage(args):
     if args.mode == "prune" and args.one_shot_prune_perc == 0:
         raise UserError("--one_shot_prune_perc must be greater than 0 with --mode prune (the share of the task's "
                         "weights to free).")
+    args.one_shot_prune_perc = 0.5 if args.one_shot_prune_perc is None else args.one_shot_prune_perc
     status, task = CPG_MM_main_normal.run_stage(packnet_stage_args(args, get_config(args.dataset_config)))
     if status == ExitStatus.PRUNE_FAILED:
         console_info(f"PackNet keeps {task.name} with {args.one_shot_prune_perc:g} of its weights freed, under its "
@@ -98,6 +100,9 @@ def run_packnet_stage(args):
 
 
 def main(args):
+    if args.mode != "prune" and args.one_shot_prune_perc is not None:
+        raise UserError("--one_shot_prune_perc is the share PackNet's --mode prune frees; --mode finetune prunes "
+                        "nothing.")
     if args.mode == "prune" or args.load_folder:
         return run_packnet_stage(args)
     cfg = get_config(args.dataset_config)

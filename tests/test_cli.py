@@ -167,6 +167,7 @@ SUBPROCESS_CASES = [
     (BASELINE, ["--batch_size", "0"], ["argument --batch_size:", "at least 1", "0"]),
     (BASELINE, ["--val_fraction", "1"], ["argument --val_fraction:", "from 0 up to"]),
     (BASELINE, ["--lr", "-0.1"], ["argument --lr:", "greater than 0"]),
+    (BASELINE, ["--one_shot_prune_perc", "0.3"], ["--one_shot_prune_perc", "--mode prune", "prunes nothing"]),
     (CPG + ["--mode", "prune"], ["--target_sparsity", "1.5"], ["argument --target_sparsity:", "1.5"]),
     (CPG + ["--mode", "finetune"], ["--network_width_multiplier", "0"],
      ["argument --network_width_multiplier:", "greater than 0"]),
