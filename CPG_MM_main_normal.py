@@ -236,13 +236,19 @@ def train_stage(run, model, loaders, device, recipe, make_pruner=None):
     return model, val_acc, train_acc
 
 
-def reuse_baseline(run, model, loaders, device):
-    """Step 1's run of this task, taken as this finetune's result; returns its validation accuracy."""
-    console_info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
-                 f"checkpoint {run.reuse} is taken instead of training again.")
-    csv_log = TrainCsv(run.csv_path, stage=run.stage)
-    for epoch, val_acc, train_acc, *_ in read_train_csv(run.reuse.parent / "train.csv"):
-        csv_log.append(epoch, val_acc, train_acc, 0.0)     # their time is step 1's: counted once, in its train.csv
+def take_finished_run(run, model, loaders, device):
+    """A finished run of this very training taken as this finetune's result: step 1's, or this stage's own one made
+    under other decisions (it kept its train.csv rows); returns its validation accuracy, on which the stage decides."""
+    if run.reuse == output_checkpoint(run.args):
+        logging.info(f"Finetune stage: {run.reuse} decided again on its weights (only the decisions after it changed).")
+        rows = [row for row in read_train_csv(run.csv_path) if row[3:4] == [run.stage]]
+    else:
+        console_info(f"Finetune stage: the same run as step 1 (same task, width 1.0 and settings), so its "
+                     f"checkpoint {run.reuse} is taken instead of training again.")
+        # their time is step 1's: counted once, in its train.csv
+        rows = [[epoch, val_acc, train_acc, run.stage, "0.00"]
+                for epoch, val_acc, train_acc, *_ in read_train_csv(run.reuse.parent / "train.csv")]
+    TrainCsv(run.csv_path, stage=run.stage, rows=rows)
     return log_validation(model, loaders[1], device, run.args.epochs)
 
 
@@ -250,7 +256,7 @@ def finetune(run, cfg, task, device, loaders):
     args = run.args
     if run.reuse:
         model = load_model(run.reuse, expect_arch=args.arch, expect_config=cfg)[0].to(device)
-        val_acc = reuse_baseline(run, model, loaders, device)
+        val_acc = take_finished_run(run, model, loaders, device)
     else:
         model = prepare_model(args, cfg, task, run.start).to(device)
         logging.info("Baseline stage (step 1)..." if run.sets_baseline else "Finetune stage...")
@@ -332,7 +338,7 @@ class StageRun:
     args: argparse.Namespace
     baseline: float | None    # None: step 1, whose accuracy becomes the baseline
     start: Path | None        # the checkpoint it starts from (None: a fresh model)
-    reuse: Path | None        # step 1's checkpoint when this finetune is the very same run
+    reuse: Path | None        # a finished run of this very finetune's training (take_finished_run)
     provenance: dict
     stage: str = ""           # its name in train.csv and on the console: finetune@<width> | prune<sparsity>
     csv_path: Path | None = None
@@ -413,29 +419,41 @@ def output_checkpoint(args):
 
 
 def finished_status(run, task, checkpoint):
-    """The stored exit status when this very run already finished (so a re-run resumes), else None.
+    """(the stored exit status when this very run already finished, so a re-run resumes, else None; the run).
 
     A grow loop re-run fast-forwards: a finetune already saved at a wider width (same settings
-    otherwise) answers "grow" for the narrower widths it went through.
+    otherwise) answers "grow" for the narrower widths it went through. A finetune saved with other decision
+    settings only is not trained again: the run returned takes its weights and decides on them again.
     """
     args = run.args
     if args.force or not checkpoint.exists():
-        return None
+        return None, run
     payload = load_checkpoint(checkpoint)
     saved = payload.get("provenance")
     reason = why_stale(saved, run.provenance, ignore=("network_width_multiplier",))
     if reason is not None:
+        run = run if run.reuse else with_own_run_to_decide_again(run, checkpoint, saved)
         console_info(f"Retraining the baseline of {task.name}: {reason}." if run.sets_baseline
-                     else f"Redoing {checkpoint}: {reason}.")
-        return None
+                     else f"Deciding {checkpoint} again: {reason}; its training would be the same, so its "
+                          f"weights are kept." if run.reuse == checkpoint else f"Redoing {checkpoint}: {reason}.")
+        return None, run
     restore_outcome(checkpoint, payload)
     run.state.remove()      # left by a redo (FORCE) killed mid-way: the stage is done with these settings
     saved_width = saved["settings"]["network_width_multiplier"]
     if args.mode == "finetune" and saved_width > args.network_width_multiplier:
-        return ExitStatus.GROW
+        return ExitStatus.GROW, run
     if saved_width == args.network_width_multiplier:
-        return ExitStatus(payload.get("status", 0))
-    return None
+        return ExitStatus(payload.get("status", 0)), run
+    return None, run
+
+
+def with_own_run_to_decide_again(run, checkpoint, saved):
+    """The run, told to take `checkpoint`'s weights when that finetune differs from it only in DECISION_SETTINGS
+    (the baseline, MAX_WIDTH, ALLOW_ACC_LOSS, the tasks to leave room for): its training would be the same."""
+    same_training = why_stale(saved, run.provenance, ignore=DECISION_SETTINGS) is None
+    if run.args.mode != "finetune" or run.sets_baseline or not same_training:
+        return run
+    return replace(run, reuse=checkpoint)
 
 
 def main(args):
@@ -529,7 +547,7 @@ def train_or_resume(args, cfg, task, device, log_path, sets_baseline):
     """The training stage the arguments ask for, or its stored result when it is done already; its exit status."""
     checkpoint = output_checkpoint(args)
     run = with_stage_files(plan_run(args, cfg, task, sets_baseline), cfg, checkpoint, log_path)
-    status = finished_status(run, task, checkpoint)
+    status, run = finished_status(run, task, checkpoint)
     if status is not None:
         console_info(f"Baseline of {task.name} already done ({checkpoint}); pass --force to retrain."
                      if run.sets_baseline else

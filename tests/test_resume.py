@@ -166,6 +166,23 @@ def test_step_2_1_refuses_a_baseline_file_its_step_1_model_did_not_reach(out, sm
 
 # ---------------------------------------------------------------- steps 2-1 / 3-2 resume
 
+def test_finetune_is_decided_again_not_trained_when_only_a_decision_setting_changed(small_demo_root, tmp_path):
+    """ALLOW_ACC_LOSS (like the baseline or MAX_WIDTH) decides what follows a finetune, not its training."""
+    env = script_env(tmp_path / "empty", small_demo_root)
+    finetune(env, tmp_path / "t", "--epochs", 1)
+    checkpoint = tmp_path / "t" / "scratch" / "checkpoint-1.pth.tar"
+    before, rows = load_model(checkpoint)[0].state_dict(), (tmp_path / "t" / "train.csv").read_text()
+    tolerance = load_checkpoint(checkpoint)["outcome"]["tolerance"]
+    proc = finetune(env, tmp_path / "t", "--epochs", 1, "--allow_acc_loss", "0.05")
+    assert "again: allow_acc_loss changed" in proc.stdout and "so its weights are kept" in proc.stdout
+    after, outcome = load_model(checkpoint)[0].state_dict(), load_checkpoint(checkpoint)["outcome"]
+    assert epochs_trained(tmp_path / "t") == 1 and (tmp_path / "t" / "train.csv").read_text() == rows
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert tolerance != 0.05 and outcome["tolerance"] == 0.05
+    assert json.loads((tmp_path / "t" / "scratch" / "outcome.json").read_text()) == outcome
+    assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1, "--allow_acc_loss", "0.05").stdout
+
+
 def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_path):
     env = script_env(tmp_path / "empty", small_demo_root)
     finetune(env, tmp_path / "t", "--epochs", 1)
