@@ -363,9 +363,12 @@ def start_checkpoint(args):
 
 def step_1_checkpoint(args, cfg, task):
     """The one step-1 checkpoint of `task` in this run's output root, as (path, payload); None when there is none
-    (a baseline file of one's own)."""
+    (a baseline file of one's own). One of another version of the config (a validation share, a normalisation
+    edited since) is refused: its accuracy, the baseline, was measured on other samples or inputs."""
     found = sorted(paths.baseline_dir(args.arch, cfg.name, task.name, args.seed).glob("checkpoint-*.pth.tar"))
-    return (found[0], load_checkpoint(found[0])) if len(found) == 1 else None
+    if len(found) != 1:
+        return None
+    return found[0], load_checkpoint(found[0], expect_arch=args.arch, expect_config=cfg)
 
 
 def step_1_run(args, cfg, task, wanted, step_1):

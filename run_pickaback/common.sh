@@ -253,7 +253,8 @@ run_jobs() {
     log_of[$!]=$log
     echo "${name} ${item%% *}: started (log: ${log})"
   done
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do reap_one; done
+  # every job started, reaped: one that ended before this loop (a fast failure) is no longer running but failed
+  while [ ${#log_of[@]} -gt 0 ]; do reap_one; done
   if [ ${#failed[@]} -gt 0 ]; then
     echo "Stopped: $(printf '%s; ' "${failed[@]}" | sed 's/; $//')." >&2
     exit 1
@@ -264,14 +265,19 @@ run_jobs() {
 reap_one() {
   local pid status=0
   wait -n -p pid || status=$?
-  [ -n "${pid:-}" ] || return 0
+  if [ -z "${pid:-}" ]; then log_of=(); return 0; fi     # no job left to wait for
   if [ "$status" = 0 ]; then
     echo "$(basename "${log_of[$pid]}" .log): done"
   else
-    # the job's last line (its one sentence) on the console: the user need not open the log to know why
-    # (without its full stop: the "Stopped: ..." line ends with one of its own)
-    failed+=("${log_of[$pid]} (exit ${status}) says: $(tail -n 1 "${log_of[$pid]}" | sed 's/\.$//')")
+    # the job's one sentence on the console, so the user need not open the log to know why: its last error line
+    # (a step's "... stopped" line follows it), else its last line; without its full stop, as the "Stopped: ..."
+    # line ends with one of its own
+    local said
+    said=$(grep '^error: ' "${log_of[$pid]}" | tail -n 1 | sed 's/^error: //' || true)    # none: grep fails
+    [ -n "$said" ] || said=$(tail -n 1 "${log_of[$pid]}")
+    failed+=("${log_of[$pid]} (exit ${status}) says: ${said%.}")
   fi
+  unset "log_of[$pid]"
 }
 
 # One tolerance for every "reached its baseline?" decision (steps 2-1, 2-2, 3-2); the Python default otherwise.

@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import json
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -344,3 +346,17 @@ def test_the_pipeline_runs_on_a_dataset_described_only_by_a_config_file(config_f
     # the same dataset by its name, under the data root
     assert ok(python("-m", "tools.task_info", "mydata", "--config_name", env=env)).stdout.strip() == "mydata"
     assert ok(python("-m", "tools.task_info", "mydata", "--list", env=env)).stdout.split() == ["1", "2", "3", "4"]
+
+
+def test_a_stage_refuses_a_step_1_baseline_of_an_earlier_version_of_the_config(config_file_pipeline, tmp_path):
+    """A validation share edited after step 1: the baseline was measured on other validation samples."""
+    out, root = tmp_path / "out", tmp_path / "root"
+    shutil.copytree(config_file_pipeline["out"], out)
+    shutil.copytree(config_file_pipeline["root"], root)
+    toml = root / "mydata" / "dataset.toml"
+    toml.write_text(toml.read_text().replace("val_fraction = 0.2", "val_fraction = 0.3"))
+    env = dict(config_file_pipeline["env"], MMPAB_OUTPUT_ROOT=str(out), MMPAB_DATA_ROOT=str(root), TASKS="1")
+    result = subprocess.run(["bash", str(REPO_ROOT / "run_pickaback" / "wo_backbone.sh"), "mydata/dataset.toml"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "baseline_scratch" in result.stderr and "another version of dataset config 'mydata'" in result.stderr

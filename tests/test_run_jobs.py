@@ -1,5 +1,6 @@
 """run_pickaback/common.sh's run_jobs (the steps' tasks one after another or JOBS at a time, a log per job)
 and its task locks."""
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -41,6 +42,16 @@ def test_a_failed_job_stops_new_ones_and_the_step_names_its_log(tmp_path):
     assert f"{tmp_path}/logs/work_bad.log (exit 3) says: job bad says hello." in proc.stderr   # its last line
     assert "hello.." not in proc.stderr     # the job's own full stop ends the sentence
     assert done == {"slow", "bad"}        # the running job finishes; none starts after the failure
+
+
+def test_failed_jobs_say_their_error_sentence_not_the_line_after_it_however_fast_they_end(tmp_path):
+    proc = subprocess.run(["bash", "-c", f'source run_pickaback/common.sh cifar100\njob() {{ echo "error: the '
+                           f'reason."; echo "job $1 stopped (exit 1)."; return 1; }}\nrun_jobs "{tmp_path}/logs" work '
+                           f'job a b'], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "JOBS": "2", "HOME": str(tmp_path)})
+    # both jobs end at once, before the step waits for them: their failures still count
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"work_[ab]\.log \(exit 1\) says: the reason\.\n", proc.stderr), proc.stderr
 
 
 def test_one_job_at_a_time_runs_on_the_console_in_order(tmp_path):
