@@ -81,6 +81,19 @@ def test_a_tolerance_other_than_step_2_1s_is_refused(tmp_path):
     assert "We choose pruning ratio 0.0" in run_tool(task_dir, baseline).stdout
 
 
+def test_a_finetune_decided_against_an_earlier_baseline_is_said_so_not_blamed_on_allow_acc_loss(tmp_path):
+    """Step 1 re-run since step 2-1 (baseline 0.5850 then, 0.7180 now): the default tolerance follows the baseline,
+    so it differs from the one step 2-1 decided with; the cause to name is the earlier baseline."""
+    task_dir, baseline = make_task_dir(tmp_path, {"0.0": 0.59, "0.3": 0.58})
+    (task_dir / "scratch" / "outcome.json").write_text(json.dumps(
+        {"width": 1.0, "val_accuracy": 0.59, "test_accuracy": 0.6, "val_samples": 200, "tolerance": 0.0348,
+         "baseline": 0.585}))
+    refused = run_tool(task_dir, baseline, rule=())
+    assert refused.returncode == 1 and "ALLOW_ACC_LOSS" not in refused.stderr
+    assert f"Step 2-1's run {task_dir / 'scratch'} of food_containers was decided against step 1's earlier " \
+           f"baseline (0.5850; now 0.7180)" in refused.stderr
+
+
 def test_tool_installs_the_chosen_checkpoint_and_says_so(tmp_path):
     task_dir, baseline = make_task_dir(tmp_path, ORIGINAL_RECORD)
     result = run_tool(task_dir, baseline)

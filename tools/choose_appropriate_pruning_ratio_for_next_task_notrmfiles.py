@@ -88,12 +88,12 @@ def tolerance_of_step_2_1(prune_dir, baseline, allow_acc_loss, task_name):
     return wanted
 
 
-def refuse_a_stage_of_another_baseline(source, task_name, baseline):
+def refuse_a_stage_of_another_baseline(folder, task_name, baseline):
     """A stage of step 2-1 decided against an earlier step-1 baseline (step 1 re-run since, step 2-1 not) is of the
     old model: installing it would hand targets a backbone step 1 no longer stands behind."""
-    outcome = read_outcome(source.parent)
+    outcome = read_outcome(folder)
     if decided_against_another_baseline(outcome, baseline):
-        raise UserError(f"Step 2-1's run {source.parent} of {task_name} was decided against step 1's earlier "
+        raise UserError(f"Step 2-1's run {folder} of {task_name} was decided against step 1's earlier "
                         f"baseline ({outcome['baseline']:.4f}; now {baseline:.4f}); re-run "
                         f"run_pickaback/wo_backbone.sh for it first.")
 
@@ -109,6 +109,8 @@ def main(args):
                         f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
     baseline = baselines[args.dataset]
+    # before the tolerance, which follows the baseline: step 1 re-run since is what to say, not ALLOW_ACC_LOSS
+    refuse_a_stage_of_another_baseline(prune_dir.parent / "scratch", args.dataset, baseline)
     ratio = choose_ratio(record, baseline, tolerance_of_step_2_1(prune_dir, baseline, args.allow_acc_loss,
                                                                  args.dataset))
     scratch = ratio is None
@@ -116,7 +118,7 @@ def main(args):
         source, ratio = folder_checkpoint(prune_dir.parent / "scratch"), 0.0
     else:
         source = folder_checkpoint(prune_dir / str(ratio))
-    refuse_a_stage_of_another_baseline(source, args.dataset, baseline)
+    refuse_a_stage_of_another_baseline(source.parent, args.dataset, baseline)
     unchanged = already_installed(prune_dir, source, ratio, record[ratio])
     setup_logging(None if unchanged else args.log_path)   # nothing to do writes nothing, not even train.log
     if scratch:
