@@ -10,7 +10,7 @@ import torch
 
 from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
-from tools.continual import best_runs, cl_figures, format_table, pair_row
+from tools.continual import best_runs, cell, cl_figures, format_table, pair_row
 from utils import paths
 from utils.checkpoint import load_model
 from utils.dataset_config import REPO_ROOT, get_config
@@ -190,6 +190,7 @@ def test_a_transfer_that_rounds_to_zero_reads_as_zero_in_the_cl_table():
             "parameters": 1000, "train_seconds": 10.0}
     table = format_table([line])
     assert "-0.0000" not in table and "+0.0000 ± 0.0010" in table, table
+    assert cell(line["learned_vs_scratch"]) == "0.0000" and cell(-0.00006) == "-0.0001"     # cl_<cfg>.csv
 
 
 def test_the_oracle_row_takes_each_targets_best_run_of_the_seed_the_table_scores():

@@ -255,7 +255,7 @@ def table(args):
 def cell(value):
     if value is None:
         return ""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return figure(value) if isinstance(value, float) else str(value)
 
 
 def format_table(lines):
