@@ -433,6 +433,19 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
     assert "step 3-2 has not run: no target results" in md and all(sentence in md for sentence in sentences)
 
 
+def test_a_row_of_another_scratch_test_accuracy_than_step_1s_record_is_left_out(out_root):
+    """baseline_demo_test_acc.txt edited, results_table run, the file put back: the row kept the edited figure (before:
+    shown with exit 0, while `quality` and the CL table read the file's)."""
+    write_step1(), write_step3_1()
+    write_json(paths.baseline_test_acc_file(ARCH, "demo"), {name(t): f"{a:.4f}" for t, a in SCRATCH_TEST.items()})
+    rows = [results_row(t) for t in TARGET_RESULTS]
+    rows[list(TARGET_RESULTS).index(3)][RESULT_FIELDS.index("scratch_test_acc")] = 0.9267
+    write_results(rows)
+    summary = run_tool(out_root, "--summary")
+    assert ("the row of target 3 of results_demo.csv, written with another scratch test accuracy than "
+            "baseline_demo_test_acc.txt holds now" in summary.stdout), summary.stdout
+
+
 def test_the_summary_leaves_out_a_row_of_an_earlier_pick(out_root):
     """TARGETS=3 SELECT=dissimilar step 3-1 since results_demo.csv was written: target 3's row is of backbone 1, its
     pick now 4 (before, the summary showed it, and the report did not)."""

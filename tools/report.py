@@ -123,14 +123,19 @@ def outdated_results(cfg, arch, seed, results, picks):
     accuracies are not those of the runs there now), or of a run on a backbone trained again since."""
     names = {task.task_id: task.name for task in cfg.tasks}
     baselines = read_baselines(paths.baseline_acc_file(arch, cfg.name, seed))
+    test_file = paths.baseline_test_acc_file(arch, cfg.name, seed)
+    test_baselines = read_baselines(test_file) if test_file.is_file() else {}
     why = {}
     for target_id, row in results.items():
+        scratch = (baselines.get(row["target_name"]), test_baselines.get(row["target_name"]))
         if picks.get(target_id, row["backbone_id"]) != row["backbone_id"]:
             why[target_id] = "written for another pick of step 3-1 than its pick now"
         elif (names.get(target_id), names.get(row["backbone_id"])) != (row["target_name"], row["backbone_name"]):
             why[target_id] = "written for another list of the config's tasks"
-        elif not same_figure(baselines.get(row["target_name"]), row["scratch_val_acc"]):
+        elif not same_figure(scratch[0], row["scratch_val_acc"]):
             why[target_id] = "written before step 1 trained the target again"
+        elif not same_figure(scratch[1], row["scratch_test_acc"]):
+            why[target_id] = f"written with another scratch test accuracy than {test_file.name} holds now"
         else:
             folder = paths.target_dir(arch, cfg.name, row["backbone_name"], row["target_name"], seed) / "scratch"
             outcome = read_outcome(folder) or {}
