@@ -10,7 +10,7 @@ import torch
 
 from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
-from tools.continual import best_runs, cell, cl_figures, format_table, pair_row
+from tools.continual import best_runs, cell, cl_figures, format_table, pair_row, same_tasks_at_every_seed
 from utils import paths
 from utils.checkpoint import load_model
 from utils.dataset_config import REPO_ROOT, get_config
@@ -198,3 +198,13 @@ def test_the_oracle_row_takes_each_targets_best_run_of_the_seed_the_table_scores
     pick's, which made the oracle row score under Pick-a-back's."""
     runs = {7: [{"learned": 0.30, "acc": 0.4}, {"learned": 0.52, "acc": 0.5}, {"learned": 0.41, "acc": 0.6}]}
     assert best_runs(runs) == {7: [{"learned": 0.52, "acc": 0.5}]}
+
+
+def test_a_method_whose_seeds_cover_other_tasks_is_left_out_of_the_mean_and_said(capsys):
+    """Seed 2 ran TASKS="1 2 7", seed 3 TASKS="1 2": their scratch rows were averaged as one figure of 3 tasks."""
+    by_seed = {2: {"scratch": {"task_names": frozenset({"a", "b", "c"})}, "pickaback": {"task_names": frozenset("a")}},
+               3: {"scratch": {"task_names": frozenset({"a", "b"})}, "pickaback": {"task_names": frozenset("a")}}}
+    assert same_tasks_at_every_seed("pickaback", by_seed) and capsys.readouterr().out == ""
+    assert not same_tasks_at_every_seed("scratch", by_seed)
+    assert "Left out scratch: its runs cover other tasks at different seeds (seed 2: a, b, c; seed 3: a, b)" in \
+        capsys.readouterr().out

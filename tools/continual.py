@@ -129,7 +129,7 @@ def sequence_row(folder, scratch):
     acc, bwt, fwt = cl_figures(R, b)
     last = record["rows"][names[-1]]
     trained_in = {f for row in record["rows"].values() for f in row["trained_in"]}
-    return {"acc": acc, "bwt": bwt, "fwt": fwt, "tasks": len(names),
+    return {"acc": acc, "bwt": bwt, "fwt": fwt, "tasks": len(names), "task_names": frozenset(names),
             "learned_vs_scratch": mean_of([R[i][i] - scratch[n] for i, n in enumerate(names) if n in scratch]),
             "models": 1, "width": last["width"], "parameters": last["parameters"],
             "train_seconds": sum(training_seconds(paths.output_root() / f / "train.csv") for f in trained_in)}
@@ -176,6 +176,7 @@ def pickaback_rows(cfg, arch, seed, evaluator, scratch):
                       for target_id, runs in runs_by_target.items()]
         return {"acc": mean_of([r["acc"] for r in per_target]), "bwt": mean_of([r["bwt"] for r in per_target]),
                 "fwt": mean_of([r["fwt"] for r in per_target]), "tasks": len(per_target),
+                "task_names": frozenset(r["target"] for r in per_target),
                 "learned_vs_scratch": mean_of([r["learned"] - scratch[r["target"]] for r in per_target
                                                if r["target"] in scratch]),
                 "models": len(per_target), "width": max(r["width"] for r in per_target),
@@ -204,6 +205,7 @@ def scratch_row(cfg, arch, seed, scratch):
     """Every task alone (step 1): T one-task models."""
     models = [load_model(paths.baseline_checkpoint(arch, cfg.name, n, seed), expect_arch=arch)[0] for n in scratch]
     return {"acc": mean_of(list(scratch.values())), "bwt": None, "fwt": None, "tasks": len(scratch),
+            "task_names": frozenset(scratch),
             "learned_vs_scratch": 0.0, "models": len(models), "width": 1.0,
             "parameters": sum(stored_parameters(m) for m in models),
             "train_seconds": sum(training_seconds(paths.baseline_dir(arch, cfg.name, n, seed) / "train.csv")
@@ -233,7 +235,8 @@ def seed_rows(cfg, arch, seed):
 def table(args):
     cfg = get_config(args.dataset_config)
     by_seed = {seed: seed_rows(cfg, args.arch, seed) for seed in args.seeds}
-    methods = [m for m in by_seed[args.seeds[0]] if all(m in rows for rows in by_seed.values())]
+    methods = [m for m in by_seed[args.seeds[0]] if all(m in rows for rows in by_seed.values())
+               and same_tasks_at_every_seed(m, by_seed)]
     out = []
     for method in methods:
         runs = [rows[method] for rows in by_seed.values()]
@@ -250,6 +253,18 @@ def table(args):
     print(format_table(out))
     print(f"Wrote {path}.")
     return 0
+
+
+def same_tasks_at_every_seed(method, by_seed):
+    """Whether `method`'s runs at the seeds cover the same tasks (targets); if not, says so: a mean over seeds of
+    figures over different tasks would mix what is compared."""
+    covered = {seed: rows[method]["task_names"] for seed, rows in by_seed.items()}
+    if len(set(covered.values())) == 1:
+        return True
+    print(f"Left out {method}: its runs cover other tasks at different seeds ("
+          + "; ".join(f"seed {seed}: {', '.join(sorted(names))}" for seed, names in covered.items())
+          + "); run the same TASKS at every seed to average them.")
+    return False
 
 
 def cell(value):
