@@ -12,6 +12,7 @@ from utils.errors import UserError
 from utils_pickaback.selection_quality import (accuracies_by_target, compared_candidates, control_sentences, correlation,
                                                designed_related_pick, expected_best_of, held_out_oracle, hub_figures,
                                                hub_sentence, hub_traits, interval95, noise_regret, noise_sentences,
+                                               outdated_control_sentences,
                                                runs_by_target, seed_spread, selection_figures, summarise,
                                                target_figures)
 
@@ -345,8 +346,12 @@ def test_the_control_judges_the_picks_its_archs_step_3_1_made(tmp_path, monkeypa
     monkeypatch.setenv("MMPAB_OUTPUT_ROOT", str(tmp_path))
     write_step_3_1_and_control(tmp_path, {"score": "modeldiff", "select": "similar", "candidates": [2, 3, 4],
                                           "arch": "lenet5"})
-    assert selection_figures(get_config("demo"), "perceiver_io")[0] == []
-    assert [f.target_id for f in selection_figures(get_config("demo"), "lenet5")[0]] == [1]
+    figures, summary = selection_figures(get_config("demo"), "perceiver_io")
+    assert figures == [] and outdated_control_sentences(summary) == [
+        "Left out: target 1, whose pick in pickaback_demo_result.csv step 3-1 made with another arch's models since; "
+        "run step 3-1 (run_pickaback/find_backbone.sh) with ARCH=perceiver_io to pick again."]    # before: silent
+    figures, summary = selection_figures(get_config("demo"), "lenet5")
+    assert [f.target_id for f in figures] == [1] and outdated_control_sentences(summary) == []
 
 
 def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, capsys):

@@ -28,7 +28,7 @@ from utils.records import read_json_record, write_csv_atomic, write_json_atomic
 from utils.results import CL_FIELDS, read_baselines, read_outcome, read_results
 from utils.text_tables import aligned_table, figure
 from utils.train import evaluate
-from utils_pickaback.ranking import picks_of_arch
+from utils_pickaback.ranking import another_arch_sentences, picks_of_arch
 from utils_pickaback.selection_quality import interval95, mean_of, selection_figures
 
 SEQUENCE_METHODS = ("cpg", "packnet")
@@ -158,10 +158,12 @@ def pair_row(cfg, arch, seed, evaluator, target, backbone, run_folder):
 
 def pickaback_rows(cfg, arch, seed, evaluator, scratch):
     """{method: figures} of the selected backbones, and of the control's oracle and random picks where it ran."""
-    selections = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)[0]
+    selections, other_arch = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)
     trained = read_results(paths.results_csv(cfg.name, seed), arch)
     if not trained:
         return {}
+    for sentence in another_arch_sentences(cfg.name, arch, other_arch):
+        print(sentence)
     everyone = sum(training_seconds(folder / "train.csv") for task in cfg.tasks
                    for folder in (paths.baseline_dir(arch, cfg.name, task.name, seed),
                                   paths.backbone_dir(arch, cfg.name, task.name, seed)))   # steps 1 and 2-1

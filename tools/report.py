@@ -33,9 +33,9 @@ from utils.results import (CL_FIELDS, read_baselines, read_chosen, read_cl_table
                            read_outcome, read_prune_record, read_results, read_table,
                            same_to_the_record)
 from utils.text_tables import aligned_table, figure, markdown_table, targets_named  # noqa: E402
-from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, hub_correction_sentence,  # noqa: E402
-                                     hub_corrected_targets, picked_for_most, picked_for_most_sentence,
-                                     picks_of_arch, read_rankings, recorded_scores)
+from utils_pickaback.ranking import (DEFAULT_RANKING, SCORES, another_arch_sentences,  # noqa: E402
+                                     hub_correction_sentence, hub_corrected_targets, picked_for_most,
+                                     picked_for_most_sentence, picks_of_arch, read_rankings, recorded_scores)
 from utils_pickaback.selection_quality import (CONTROL_HEADER, compared_candidates,  # noqa: E402
                                                control_rows, control_sentences, designed_related_pick, hub_traits,
                                                hub_traits_sentence, interval95, mean_of, selection_figures)
@@ -169,15 +169,8 @@ def mixed_rules_sentences(run):
 def left_out_sentences(run):
     """Why some of step 3-1's picks or results rows are not in the report, and whether its targets were ranked
     alike."""
-    return other_arch_sentences(run) + outdated_sentences(run.cfg, run.outdated) + mixed_rules_sentences(run)
-
-
-def other_arch_sentences(run):
-    if not run.other_arch:
-        return []
-    return [f"Left out: {targets_named(run.other_arch)}, whose pick in "
-            f"pickaback_{run.cfg.name}_result.csv step 3-1 made with another arch's models since; run step 3-1 "
-            f"(run_pickaback/find_backbone.sh) with ARCH={run.arch} to pick again."]
+    return (another_arch_sentences(run.cfg.name, run.arch, run.other_arch) + outdated_sentences(run.cfg, run.outdated)
+            + mixed_rules_sentences(run))
 
 
 def outdated_sentences(cfg, outdated):

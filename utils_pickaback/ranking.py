@@ -18,6 +18,7 @@ from utils.errors import UserError
 from utils.provenance import fingerprint
 from utils.records import read_json_record
 from utils.results import STEP_3_1, read_distances, read_selections, require_selections
+from utils.text_tables import targets_named
 
 SELECT_RULES = ("similar", "dissimilar")
 # score name -> (its column in pickaback_<cfg>_table.csv, whether larger values are better). ModelDiff ranks by the
@@ -103,6 +104,16 @@ def picks_of_arch(result_csv, arch):
     picks = read_selections(result_csv)
     other = ranked_for_another_arch(read_rankings(result_csv), picks, arch)
     return {target: backbone for target, backbone in picks.items() if target not in other}, other
+
+
+def another_arch_sentences(cfg_name, arch, targets):
+    """The sentence that says `targets` are left out of figures of `arch`'s runs: their pick in step 3-1's result file
+    (one per config) was made with another arch's models since."""
+    if not targets:
+        return []
+    return [f"Left out: {targets_named(targets)}, whose pick in pickaback_{cfg_name}_result.csv step 3-1 made with "
+            f"another arch's models since; run step 3-1 (run_pickaback/find_backbone.sh) with ARCH={arch} to pick "
+            f"again."]
 
 
 def ranked_for_another_arch(rankings, targets, arch):

@@ -23,8 +23,8 @@ from utils.provenance import same_recipe
 from utils.results import (read_baselines, read_chosen, read_csv_rows, read_distances, read_outcome,
                            same_to_the_record)
 from utils.text_tables import figure, targets_named
-from utils_pickaback.ranking import (SCORES, picked_for_most, picked_for_most_sentence, rank_candidates,
-                                    picks_of_arch, ranking_values, read_rankings, recorded_scores)
+from utils_pickaback.ranking import (SCORES, another_arch_sentences, picked_for_most, picked_for_most_sentence,
+                                    picks_of_arch, rank_candidates, ranking_values, read_rankings, recorded_scores)
 
 TRANSFER_FIELDS = ["target_id", "backbone", "width", "val_accuracy", "test_accuracy", "seed"]
 SCRATCH_PREFIX = "scratch@"
@@ -253,12 +253,16 @@ def control_sentences(cfg, summary):
 
 
 def outdated_control_sentences(summary):
+    """What the control's figures leave out, and why: targets whose pick another arch made, outdated controls."""
+    other = summary.get("picked_by_another_arch") or {}
+    left_out = another_arch_sentences(other.get("config"), other.get("arch"), other.get("targets"))
     outdated = summary.get("outdated_control")
-    if not outdated:
-        return []
-    return [f"The transfer control of {targets_named(outdated)} holds runs trained again since it was collected, or "
-            f"with other settings than step 3-2's run of the selected backbone, so it is left out of these figures; "
-            f"bash run_pickaback/transfer_matrix.sh brings it up to date (reusing its runs that still hold)."]
+    if outdated:
+        left_out.append(f"The transfer control of {targets_named(outdated)} holds runs trained again since it "
+                        f"was collected, or with other settings than step 3-2's run of the selected backbone, so it is "
+                        f"left out of these figures; bash run_pickaback/transfer_matrix.sh brings it up to date "
+                        f"(reusing its runs that still hold).")
+    return left_out
 
 
 # outcome.json records accuracies to 4 decimals, so two means of rounded accuracies this close may be the same count of
@@ -455,7 +459,7 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
     of the same models) by that score and `rule` (default "similar"): the control judges any selector whose
     scores the table holds, without training again.
     """
-    pipeline_picks = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)[0]   # step 3-2 trained these
+    pipeline_picks, other_arch = picks_of_arch(paths.pickaback_result_csv(cfg.name, seed), arch)   # step 3-2's
     rows = read_transfer_csv(paths.transfer_csv(cfg.name, seed))
     outdated = outdated_controls(cfg, arch, seed, rows, pipeline_picks)
     rows = [row for row in rows if int(row["target_id"]) not in outdated]
@@ -494,4 +498,5 @@ def selection_figures(cfg, arch, seed=paths.DEFAULT_SEED, split="test", rule=Non
                      "noise_regret": noise_regret(control, figures),
                      "held_out_oracle": held_out_oracle(control, figures),
                      "hubs": hub_figures(cfg, figures, validation),
-                     "untrained_of_another_pick": twin_of_another, "outdated_control": outdated}
+                     "untrained_of_another_pick": twin_of_another, "outdated_control": outdated,
+                     "picked_by_another_arch": {"config": cfg.name, "arch": arch, "targets": other_arch}}
