@@ -22,7 +22,7 @@ from utils.provenance import fingerprint
 from utils.results import RESULT_FIELDS, read_results
 from utils.train import evaluate
 from tools import results_table
-from tools.results_table import write_results
+from tools.results_table import other_recipe_sentence, write_results
 
 ARCH, SEED = "perceiver_io", paths.DEFAULT_SEED
 SELECTIONS = {1: 2, 3: 2, 7: 2}
@@ -305,3 +305,15 @@ def test_a_step_3_2_run_decided_by_an_earlier_baseline_of_its_target_is_refused(
     save_model(checkpoint, model, cfg.name, accuracy=payload["accuracy"], test_accuracy=payload["test_accuracy"],
                provenance={"settings": {"baseline_accuracy": 0.70}, "inputs": {}})
     assert 1 in read_results(write_results(cfg, ARCH)[0], ARCH)
+
+
+def test_settings_that_differ_for_some_targets_name_them():
+    """Step 1 re-run for target 1 at EPOCHS=6 and for target 2 at EPOCHS=5 (before: "epochs (step 1: 5, ...); epochs
+    (step 1: 6, ...)" after "targets 1, 2", which pairs target 1 with 5)."""
+    rows = [{"target_id": 1, "recipe_differences": {"epochs": (6, 4), "lr": (0.1, 0.2)}},
+            {"target_id": 2, "recipe_differences": {"epochs": (5, 4), "lr": (0.1, 0.2)}},
+            {"target_id": 3, "recipe_differences": {}}]
+    assert other_recipe_sentence(rows) == [
+        "Step 3-2 trained targets 1, 2 with other settings than step 1 did: epochs (step 1: 5, step 3-2: 4) for "
+        "target 2; epochs (step 1: 6, step 3-2: 4) for target 1; lr (step 1: 0.1, step 3-2: 0.2); their forward "
+        "transfer compares two recipes, not a backbone against none."]

@@ -129,8 +129,13 @@ def other_recipe_sentence(rows):
     differ = {row["target_id"]: row["recipe_differences"] for row in rows if row["recipe_differences"]}
     if not differ:
         return []
-    settings_named = sorted({f"{key} (step 1: {a}, step 3-2: {b})" for d in differ.values()
-                             for key, (a, b) in d.items()})
+    targets_of = {}
+    for target, differences in differ.items():
+        for key, (a, b) in differences.items():
+            targets_of.setdefault(f"{key} (step 1: {a}, step 3-2: {b})", []).append(target)
+    # a difference not every one of these targets has names its own, so no value is read as another target's
+    settings_named = [text if targets == list(differ) else f"{text} for {targets_named(targets)}"
+                      for text, targets in sorted(targets_of.items())]
     return [f"Step 3-2 trained {targets_named(list(differ))} with other settings than step 1 did: "
             f"{'; '.join(settings_named)}; their forward transfer compares two recipes, not a backbone against "
             f"none."]
