@@ -82,6 +82,8 @@ def tolerance_of_step_2_1(prune_dir, baseline, allow_acc_loss, task_name):
     wanted = tolerance(baseline, finetune.get("val_samples"), allow_acc_loss)
     decided = finetune.get("tolerance")
     if isinstance(decided, (int, float)) and abs(decided - wanted) > 1e-9:
+        # the default tolerance follows the baseline: after step 1 re-ran, that is the cause to name
+        refuse_a_stage_of_another_baseline(prune_dir.parent / "scratch", task_name, baseline)
         raise UserError(f"Step 2-1 of {task_name} decided with a tolerance of {decided:.4f} below its baseline and "
                         f"step 2-2 would choose with {wanted:.4f}, so it could install a stage step 2-1 judged a "
                         f"miss; run both with the same ALLOW_ACC_LOSS (unset: one standard error).")
@@ -109,8 +111,6 @@ def main(args):
                         f"run run_pickaback/wo_backbone.sh for {args.dataset} first.")
     prune_dir = Path(args.pruning_ratio_to_acc_record_file).parent
     baseline = baselines[args.dataset]
-    # before the tolerance, which follows the baseline: step 1 re-run since is what to say, not ALLOW_ACC_LOSS
-    refuse_a_stage_of_another_baseline(prune_dir.parent / "scratch", args.dataset, baseline)
     ratio = choose_ratio(record, baseline, tolerance_of_step_2_1(prune_dir, baseline, args.allow_acc_loss,
                                                                  args.dataset))
     scratch = ratio is None
