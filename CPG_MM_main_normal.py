@@ -77,6 +77,9 @@ def get_args_parser():
     p.add_argument("--untrained_backbone", action="store_true",
                    help="re-initialise the start checkpoint's earlier tasks' weights before training (the "
                         "transfer control's untrained backbone: same structure and recipe, no knowledge)")
+    p.add_argument("--keep_finished", action="store_true",
+                   help="refuse to train a finished stage again under other settings (the transfer control's run of "
+                        "a selected pair, which is step 3-2's own)")
     return p
 
 
@@ -146,7 +149,7 @@ def prepare_model(args, cfg, task, start):
     width = args.network_width_multiplier
     if start:
         model, payload = load_model(start, expect_arch=args.arch, expect_config=cfg)
-        refuse_an_outdated_transfer(start, payload, cfg, args)
+        refuse_an_outdated_transfer(start, payload, cfg, args, task)
     else:
         model = CPGModel.create(args.arch, args.profile, width)
     if model.width_mult < width:
@@ -165,13 +168,17 @@ def prepare_model(args, cfg, task, start):
     return model
 
 
-def refuse_an_outdated_transfer(start, payload, cfg, args):
+def refuse_an_outdated_transfer(start, payload, cfg, args, task):
     """Step 4's transfer of a target onto a backbone is made from the target's step-1 model and the backbone's
     chosen checkpoint; made from earlier versions of them (a step re-run since, step 4 not), it would train the
-    target with an adapter or on a backbone the pipeline no longer has."""
+    target with an adapter or on a backbone the pipeline no longer has; made for another target (a file copied or
+    renamed), `task` would train through that target's adapter."""
     if "target" not in payload or "backbone" not in payload:
         return      # not step 4's output (LeNet-5 starts from the chosen checkpoint itself)
     target, backbone = cfg.task(payload["target"]), cfg.task(payload["backbone"])
+    if target.name != task.name:
+        raise UserError(f"{start} is step 4's transfer for target {target.name}, not {task.name}; re-run step 4 "
+                        f"(bash run_pickaback/transfer_kv.sh {cfg.name}) for target {task.name}.")
     chosen = paths.chosen_backbone(args.arch, cfg.name, backbone.name, args.seed)
     reason = why_stale(payload.get("provenance"), transfer_provenance(cfg, args.arch, target, backbone, args.seed,
                                                                       chosen))
@@ -429,13 +436,19 @@ def finished_status(run, task, checkpoint):
     settings only is not trained again: the run returned takes its weights and decides on them again.
     """
     args = run.args
-    if args.force or not checkpoint.exists():
+    if args.force:
+        return None, run
+    if not checkpoint.exists():
+        if any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
+            refuse_to_replace(args, checkpoint, "a checkpoint of another number of epochs is there")
         return None, run
     payload = load_checkpoint(checkpoint)
     saved = payload.get("provenance")
     reason = why_stale(saved, run.provenance, ignore=("network_width_multiplier",))
     if reason is not None:
         run = run if run.reuse else with_own_run_to_decide_again(run, checkpoint, saved)
+        if run.reuse != checkpoint:
+            refuse_to_replace(args, checkpoint, reason)
         console_info(f"Retraining the baseline of {task.name}: {reason}." if run.sets_baseline
                      else f"Deciding {checkpoint} again: {reason}; its training would be the same, so its "
                           f"weights are kept." if run.reuse == checkpoint else f"Redoing {checkpoint}: {reason}.")
@@ -448,6 +461,16 @@ def finished_status(run, task, checkpoint):
     if saved_width == args.network_width_multiplier:
         return ExitStatus(payload.get("status", 0)), run
     return None, run
+
+
+def refuse_to_replace(args, checkpoint, reason):
+    """With --keep_finished (the transfer control's run of a selected pair, which is step 3-2's own), a finished run
+    that would be trained again in its place, for `reason`, is refused instead."""
+    if args.keep_finished:
+        raise UserError(f"{checkpoint.parent} holds step 3-2's run, which the control would train again in its place "
+                        f"({reason}): bring step 3-2 up to date first (run_pickaback/w_backbone.sh) or run the "
+                        f"control with its settings; REPLACE_STEP_3_2=1 lets the control replace it, in a copy of "
+                        f"the outputs (docs/transfer-control.md).")
 
 
 def with_own_run_to_decide_again(run, checkpoint, saved):

@@ -9,8 +9,8 @@
 # backbones and transfer files; a run of seed S in <run folder>/training_seed<S>/), so that the figures are
 # means over seeds and the spread between seeds says how large a difference the control can resolve;
 # CONTROL_TARGETS="1 4" runs the control for these targets only (the candidates stay every task of TASKS).
-# A MAX_WIDTH other than step 3-2's is refused, as the selected pairs' runs would be trained again in their
-# place; REPLACE_STEP_3_2=1 allows it (in a copy of the outputs: docs/transfer-control.md).
+# A MAX_WIDTH (or EPOCHS, LR, ...) other than step 3-2's is refused, as the selected pairs' runs would be trained
+# again in their place; REPLACE_STEP_3_2=1 allows it (in a copy of the outputs: docs/transfer-control.md).
 # Usage: [CONTROL_BACKBONES=all|related|random:K] [CONTROL_SEEDS=...] [CONTROL_TARGETS=...] [JOBS=2]
 #        [MAX_WIDTH=...] [REPLACE_STEP_3_2=1]
 #        bash run_pickaback/transfer_matrix.sh [cfg]
@@ -33,6 +33,11 @@ if [ "$ARCH" = perceiver_io ]; then   # step 4 for every (target, backbone) pair
     $FORCE_FLAG
 fi
 
+# The selected pair's runs (on the backbone, on its twin) are step 3-2's own: trained again under other settings
+# they would be replaced, so they are refused unless REPLACE_STEP_3_2=1.
+keep_step_3_2=(--keep_finished)
+[ "${REPLACE_STEP_3_2:-0}" != 1 ] || keep_step_3_2=()
+
 # One target: its selected backbone first (the width that run ends at sizes the scratch control), then
 # scratch at that width, the untrained backbone (the selected one's structure, re-initialised, at that width), and
 # the other candidates; then all of them again for each training seed of CONTROL_SEEDS.
@@ -41,10 +46,10 @@ control_target() {
   local target matched training_seed backbone_id
   target=$(task_name "$target_id")
   echo "=== control of target ${target_id} (${target}): backbones ${selected} (selected) $*, scratch, untrained"
-  train_on_backbone "$target_id" "$selected" ""
+  train_on_backbone "$target_id" "$selected" "" "${keep_step_3_2[@]}"
   matched=$(final_width "$target_id" "$selected")
   train_target "$target" "$(path_of target_dir "$target" "scratch@${matched}")" "$matched" "$matched"
-  train_on_untrained_twin "$target_id" "$selected" "$matched" ""
+  train_on_untrained_twin "$target_id" "$selected" "$matched" "" "${keep_step_3_2[@]}"
   for backbone_id in "$@"; do train_on_backbone "$target_id" "$backbone_id" ""; done
   for training_seed in ${CONTROL_SEEDS:-}; do
     [ "$training_seed" != "$SEED" ] || continue

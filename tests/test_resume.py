@@ -183,6 +183,20 @@ def test_finetune_is_decided_again_not_trained_when_only_a_decision_setting_chan
     assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1, "--allow_acc_loss", "0.05").stdout
 
 
+def test_keep_finished_refuses_to_train_a_finished_run_again_under_other_settings(small_demo_root, tmp_path):
+    """The transfer control's run of a selected pair is step 3-2's own: another EPOCHS or LR replaced it (exit 0)."""
+    env = script_env(tmp_path / "empty", small_demo_root)
+    finetune(env, tmp_path / "t", "--epochs", 1)
+    for extra, reason in ((("--epochs", 1, "--lr", "0.05"), "(lr changed (0.01 -> 0.05))"),
+                          (("--epochs", 2), "(a checkpoint of another number of epochs is there)")):
+        proc = finetune(env, tmp_path / "t", *extra, "--keep_finished", check=False)
+        assert proc.returncode == 1 and "which the control would train again in its place " + reason in proc.stderr
+    assert epochs_trained(tmp_path / "t") == 1
+    assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1, "--keep_finished").stdout
+    assert "so its weights are kept" in finetune(env, tmp_path / "t", "--epochs", 1, "--allow_acc_loss", "0.05",
+                                                 "--keep_finished").stdout
+
+
 def test_finetune_rerun_skips_only_with_the_same_settings(small_demo_root, tmp_path):
     env = script_env(tmp_path / "empty", small_demo_root)
     finetune(env, tmp_path / "t", "--epochs", 1)

@@ -225,6 +225,19 @@ def test_step_3_2_refuses_a_transfer_made_from_an_earlier_step_1_model_of_its_ta
             "demo) before training target shapes_captions on it." in proc.stderr)
 
 
+def test_step_3_2_refuses_a_transfer_step_4_made_for_another_target(pipeline, tmp_path):
+    """Target 7's transfer copied to target 1's name: before, target 1 trained through target 7's adapter, exit 0."""
+    tdir = tmp_path / "target"
+    (tmp_path / "base0.json").write_text(json.dumps({"shapes_clean": "0.0000"}))
+    proc = python("CPG_MM_main_normal.py", *COMMON, "--dataset", "shapes_clean", "--mode", "finetune",
+                  "--load_checkpoint", kv_path(pipeline, 7), "--save_folder", tdir / "scratch", "--epochs", 1,
+                  "--jsonfile", tmp_path / "base0.json", "--log_path", tdir / "train.log",
+                  env=script_env(pipeline["out"], pipeline["env"]["MMPAB_DATA_ROOT"]))
+    assert proc.returncode == 1 and not (tdir / "scratch").exists()
+    assert (f"is step 4's transfer for target {TEXT_TARGET}, not shapes_clean; re-run step 4 (bash "
+            f"run_pickaback/transfer_kv.sh demo) for target shapes_clean." in proc.stderr), proc.stderr
+
+
 def test_step_3_2_refuses_a_target_whose_data_changed_after_its_step_1_baseline(pipeline, small_demo_root, tmp_path):
     """A caption edited after step 1: the run would be judged against (and its results paired with) a baseline of
     other data (before, step 3-2 trained on the new data with exit 0)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 # Arguments that say where to read or write, or how to run, but not what the result is: paths of
 # inputs are replaced by their fingerprints, and an output's own path is where it is stored.
 NOT_SETTINGS = frozenset({
-    "force", "device", "verbose", "tensorboard", "save_folder", "load_folder", "load_checkpoint", "jsonfile", "logfile",
-    "log_path", "pruning_ratio_to_acc_record_file", "csv_path", "baseline_acc_file",
+    "force", "keep_finished", "device", "verbose", "tensorboard", "save_folder", "load_folder", "load_checkpoint",
+    "jsonfile", "logfile", "log_path", "pruning_ratio_to_acc_record_file", "csv_path", "baseline_acc_file",
 })
 
 
