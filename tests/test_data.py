@@ -345,6 +345,8 @@ def test_task_info_gives_the_bash_steps_utils_paths_layout(tmp_path):
     assert missing.returncode == 1 and "find_backbone.sh" in missing.stderr
     (tmp_path / "pickaback_demo_result.csv").write_text("target_id,task_id\n7,8\n1,2\n")
     assert run("--selections").stdout == "1 2\n7 8\n"
+    unpicked = run("--selections", "1", "3")      # step 3-2's TASKS name target 3, step 3-1 has no pick of it
+    assert unpicked.returncode == 1 and "No backbone for target 3 in" in unpicked.stderr, unpicked.stderr
     assert run("--path", "target_dir").returncode == 1
 
 

@@ -17,6 +17,7 @@ from utils.cli import ArgumentParser, arch_reads, seed_int
 from utils.dataset_config import CONFIG_HELP, MODALITIES, get_config
 from utils.errors import UserError, run_main
 from utils import paths
+from utils.results import STEP_3_1
 from utils_pickaback.ranking import picks_for, refuse_outdated_picks
 
 FIELDS = ("name", "modality", "num_classes", "task_id", "related")
@@ -83,7 +84,12 @@ def main(args):
     if args.selections is not None:
         wanted = [cfg.task(key) for key in args.selections] if args.selections else cfg.tasks
         targets = {task.task_id for task in wanted if arch_reads(args.arch, task)}
-        selections = picks_for(paths.pickaback_result_csv(cfg.name, args.seed), args.arch, targets)
+        result_csv = paths.pickaback_result_csv(cfg.name, args.seed)
+        selections = picks_for(result_csv, args.arch, targets)
+        unpicked = sorted(targets - set(selections)) if args.selections else []
+        if unpicked:        # targets named (step 3-2's TASKS) that step 3-1 has not picked for: said, not skipped
+            raise UserError(f"No backbone for target {', '.join(map(str, unpicked))} in {result_csv}; run "
+                            f"{STEP_3_1} for it first, or leave it out of TASKS.")
         refuse_outdated_picks(cfg, args.arch, args.seed, selections)
         print("\n".join(f"{target} {backbone}" for target, backbone in sorted(selections.items())))
         return 0
