@@ -103,6 +103,11 @@ check_choice FORCE 0 1
 check_choice VERBOSE 0 1
 check_choice TENSORBOARD 0 1
 check_choice UNTRAINED 0 1
+# step 3-1's choices, checked before step 1 rather than after step 2 (tests/test_run_jobs.py holds them to its parser)
+check_choice SCORE modeldiff modeldiff_cos logme leep cka modeldiff_untrained
+check_choice SELECT similar dissimilar
+check_choice CANDIDATES all same-modality
+check_choice CROSS_MODAL_PROBES paired target_adapter
 # the task lists as ids, each once and in their order ("01" and a task's name are its id): an unknown task stops here
 for list in TASKS TARGETS CONTROL_TARGETS; do
   [ -n "${!list:-}" ] || continue

@@ -104,3 +104,18 @@ def test_a_task_locked_by_the_jobs_of_a_killed_run_names_those_jobs_not_the_dead
     assert second.returncode == 1 and "working" not in second.stdout
     assert f"pid {ended.pid} (run_pickaback/baseline.sh cifar100, since today), which has ended; processes it " \
            f"started still hold the lock: kill " in second.stderr and str(job.pid) in second.stderr, second.stderr
+
+
+def test_step_3_1s_settings_are_checked_before_any_step_and_as_its_parser_allows(tmp_path):
+    """SCORE=bogus ran steps 1 to 2-2 (hours at the paper profile) before step 3-1's parser refused it."""
+    import pickaback_perceiverIO
+    common = (ROOT / "run_pickaback" / "common.sh").read_text()
+    flags = {"SCORE": "--score", "SELECT": "--select", "CANDIDATES": "--candidates",
+             "CROSS_MODAL_PROBES": "--cross_modal_probes"}
+    actions = {a.option_strings[0]: a for a in pickaback_perceiverIO.get_args_parser()._actions if a.option_strings}
+    for name, flag in flags.items():
+        (line,) = [line for line in common.splitlines() if line.startswith(f"check_choice {name} ")]
+        assert line.split()[2:] == list(actions[flag].choices), name
+    proc = subprocess.run(["bash", "-c", "source run_pickaback/common.sh demo"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SCORE": "bogus"})
+    assert proc.returncode == 1 and "SCORE must be one of: modeldiff, modeldiff_cos" in proc.stderr, proc.stderr
