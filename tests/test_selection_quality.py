@@ -375,3 +375,16 @@ def test_quality_of_several_configs_pools_their_targets(tmp_path, monkeypatch, c
         transfer_control.main(parser.parse_args(["quality", "demo", str(mine), "--score", "cka", "--table", str(mine)]))
     with pytest.raises(UserError, match="--select needs --score"):    # it would change no pick, only signs
         transfer_control.main(parser.parse_args(["quality", "demo", "--select", "dissimilar"]))
+
+
+def test_a_gain_measured_on_fewer_targets_says_which_it_leaves_out():
+    """Step 3-1 re-ran with another score: target 3's untrained twin is of its earlier pick, so it has none; the
+    gain over the untrained backbone was over 1 of 2 targets without a word (before)."""
+    no_twin = {k: v for k, v in RUNS.items() if k != "untrained"}
+    figures = [target_figures(1, 2, RUNS, DISTANCES), target_figures(3, 2, no_twin, DISTANCES)]
+    summary = {**summarise(figures), "seed_spread": {"runs": 0}, "noise_regret": None, "held_out_oracle": None,
+               "hubs": []}
+    assert summary["gain_over_untrained"]["without"] == [3] and summary["gain_over_matched_scratch"]["without"] == []
+    lines = control_sentences(get_config("demo"), summary)
+    assert "The gain over the untrained backbone leaves out target 3, with no such run." in lines
+    assert not any("capacity-matched scratch leaves out" in line for line in lines)

@@ -240,6 +240,10 @@ def control_sentences(cfg, summary):
              f"Selector score vs transfer accuracy, mean per target: Spearman {figure(s['spearman'], '+.2f')}, "
              f"weighted Kendall tau {figure(s['weighted_tau'], '+.2f')}; the candidate's free share (its pruning "
              f"ratio) vs transfer accuracy: Spearman {figure(s['free_spearman'], '+.2f')}."]
+    lines += [f"The gain over {what} leaves out {targets_named(s[key]['without'])}, with no such run."
+              for key, what in (("gain_over_untrained", "the untrained backbone"),
+                                ("gain_over_matched_scratch", "capacity-matched scratch"))
+              if 0 < len(s[key].get("without", [])) < s["targets"]]
     if s["related_targets"]:
         lines.append(f"The designed related task was picked for {s['related_picks']} of {s['related_targets']} "
                      f"targets.")
@@ -321,10 +325,10 @@ def mean_of(values):
 
 def summarise(figures):
     """Overall figures over targets (dict of plain values, for JSON)."""
-    def gain(attr):
+    def gain(attr):     # with the targets it cannot be measured on (no such run), so that figures say so
         mean, half = interval95([f.selected_acc - getattr(f, attr) for f in figures
                                  if getattr(f, attr) is not None])
-        return {"mean": mean, "ci95": half}
+        return {"mean": mean, "ci95": half, "without": [f.target_id for f in figures if getattr(f, attr) is None]}
     related = [f for f in figures if f.picked_related is not None]
     return {
         "targets": len(figures),
