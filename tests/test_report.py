@@ -410,7 +410,7 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
                    {"width": 1.0, "val_accuracy": val, "test_accuracy": test})
     summary = run_tool(out_root, "--summary")
     assert "Left out of the results: the row of target 3 of" in summary.stdout
-    assert "earlier model of its backbone" not in summary.stdout
+    assert "step 4's file, changed" not in summary.stdout
     targets = summary.stdout.split("\nBackbones before and after")[0]
     assert [line.split()[0] for line in targets.splitlines() if line[:1].isdigit()] == ["1"]
     # target 1's run started from step 4's file of its backbone, since trained again (the file is gone)
@@ -418,12 +418,12 @@ def test_rows_that_no_longer_describe_the_runs_are_left_out_and_named(out_root):
                {"width": 1.0, "val_accuracy": 0.7913, "test_accuracy": 0.7813,
                 "start": {"path": "gone.pth.tar", "fingerprint": "0" * 16}})
     sentences = ["Left out of the results: the row of target 3 of results_demo.csv, written before step 1 trained "
-                 "the target again; run bash run_pickaback/w_backbone.sh demo to write it again (it trains only "
-                 "what changed, and puts back a damaged outcome.json from its checkpoint).",
+                 "the target again; run bash run_pickaback/transfer_kv.sh demo, then w_backbone.sh demo, to write it "
+                 "again (they redo only what changed, and put back a damaged outcome.json from its checkpoint).",
                  "the row of target 7 of results_demo.csv, written before step 3-2 trained the target again;",
                  "the row of target 8 of results_demo.csv, written for another list of the config's tasks;",
-                 "the row of target 1 of results_demo.csv, of a run on an earlier model of its backbone (trained "
-                 "again since);"]
+                 "the row of target 1 of results_demo.csv, of a run whose start, step 4's file, changed or is gone "
+                 "since;"]
     summary = run_tool(out_root, "--summary")     # no row left: each named, then one error sentence
     assert all(sentence in summary.stdout for sentence in sentences), summary.stderr
     assert summary.returncode == 1 and "has no rows that describe the runs there now" in summary.stderr

@@ -143,7 +143,7 @@ def outdated_results(cfg, arch, seed, results, picks):
                     and same_figure(outcome.get("test_accuracy"), row["on_backbone_test_acc"])):
                 why[target_id] = "written before step 3-2 trained the target again"
             elif not started_from_what_is_there_now(outcome, paths.output_root()):
-                why[target_id] = "of a run on an earlier model of its backbone (trained again since)"
+                why[target_id] = "of a run whose start, step 4's file, changed or is gone since"
     return why
 
 
@@ -179,8 +179,9 @@ def outdated_sentences(cfg, outdated):
     for target_id, why in sorted(outdated.items()):
         targets_of.setdefault(why, []).append(str(target_id))
     return [f"Left out of the results: the row{'s' if len(targets) > 1 else ''} of {targets_named(targets)} of "
-            f"results_{cfg.name}.csv, {why}; run bash run_pickaback/w_backbone.sh {cfg.name} to write it again "
-            f"(it trains only what changed, and puts back a damaged outcome.json from its checkpoint)."
+            f"results_{cfg.name}.csv, {why}; run bash run_pickaback/transfer_kv.sh {cfg.name}, then "
+            f"w_backbone.sh {cfg.name}, to write it again (they redo only what changed, and put back a damaged "
+            f"outcome.json from its checkpoint)."
             for why, targets in targets_of.items()]
 
 
