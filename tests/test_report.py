@@ -662,3 +662,18 @@ def test_targets_step_3_1_corrected_for_a_hub_are_shown_by_the_values_they_were_
     assert run_tool(out_root).returncode == 0
     assert ("ranked targets 1, 3 again with each candidate's closeness to targets in general subtracted"
             in (report_dir() / "report.md").read_text())
+
+
+def test_report_md_names_the_score_and_rule_step_3_1_ranked_by():
+    """After SCORE=leep SELECT=dissimilar, report.md said "distances are ddv_euc (smaller = more similar)"."""
+    from types import SimpleNamespace
+    from tools.report import ranking_words
+    run = SimpleNamespace(score="leep", rules={1: ("leep", "dissimilar"), 3: ("leep", "dissimilar")})
+    assert ranking_words(run) == "by leep (leep), dissimilar: the smallest value first"
+    run = SimpleNamespace(score="modeldiff", rules={1: ("modeldiff", "similar")})
+    assert ranking_words(run) == "by modeldiff (ddv_euc), similar: the smallest value first"
+    run = SimpleNamespace(score="modeldiff", rules={1: ("modeldiff", "dissimilar")})    # the original's rule
+    assert ranking_words(run) == "by modeldiff (ddv_euc), dissimilar: the largest value first"
+    run = SimpleNamespace(score="modeldiff", rules={1: ("modeldiff", "dissimilar"), 3: ("modeldiff", "similar")})
+    assert ranking_words(run) == "by scores or rules that differ between targets (below)"
+    assert ranking_words(SimpleNamespace(score=None, rules={})) == "no target yet"

@@ -381,16 +381,36 @@ def plot_grid(run, values, path, *, cmap, colorbar_label, title, low_is_dark, or
 def plot_similarity(run, path):
     """Every pair's value of the score step 3-1 ranked by, turned so that smaller ranks first (LEEP, LogME and
     CKA negated): dark = ranks first, so the selected backbone should sit on a dark cell."""
+    dissimilar = picks_dissimilar(run)
     if run.score is None:
-        label = "each target's score (smaller ranks first)"
+        label = "each target's score (smaller = more similar)"
     else:
         column, larger_is_better = SCORES[run.score]
-        label = f"{'-' if larger_is_better else ''}{column} (smaller ranks first)"
+        label = f"{'-' if larger_is_better else ''}{column} (smaller = more similar)"
+    if dissimilar:
+        label += "; dissimilar: the largest is picked"
     if run.hub_corrected:
         label += f"; targets {', '.join(map(str, run.hub_corrected))} hub-corrected"
-    plot_grid(run, run.scores, path, cmap="Blues_r", colorbar_label=label,
-              title=f"Step 3-1's ranking ({run.score or 'mixed'}), config {run.cfg.name}", low_is_dark=True,
+    plot_grid(run, run.scores, path, cmap="Blues" if dissimilar else "Blues_r", colorbar_label=label,
+              title=f"Step 3-1's ranking ({run.score or 'mixed'}), config {run.cfg.name}", low_is_dark=not dissimilar,
               crossed=[pair for pair, how in run.compared_as.items() if how == "target adapter"])
+
+
+def picks_dissimilar(run):
+    """Whether step 3-1 ranked every target by the dissimilar rule (the largest distance first)."""
+    return bool(run.rules) and {select for _, select in run.rules.values()} == {"dissimilar"}
+
+
+def ranking_words(run):
+    """How step 3-1 ranked the targets, for report.md's first lines."""
+    if not run.rules:
+        return "no target yet"
+    if run.score is None or len({select for _, select in run.rules.values()}) > 1:
+        return "by scores or rules that differ between targets (below)"
+    column, larger_is_better = SCORES[run.score]
+    dissimilar = picks_dissimilar(run)
+    first = "largest" if larger_is_better != dissimilar else "smallest"
+    return f"by {run.score} ({column}), {'dissimilar' if dissimilar else 'similar'}: the {first} value first"
 
 
 def plot_transfer(run, path):
@@ -576,7 +596,7 @@ def build_markdown(run, t_rows, k_rows, written, skipped):
     out = [f"# Pipeline report: config `{run.cfg.name}`, arch `{run.arch}`", "",
            f"Targets, their backbones and the transfer control: test accuracies ({test_split_note(run.cfg)}). "
            "Backbone tasks and their pruning: validation accuracies (what steps 2-1 and 2-2 decided by). "
-           "Accuracies are fractions; distances are ddv_euc (smaller = more similar).",
+           f"Accuracies are fractions; step 3-1 ranked {ranking_words(run)}.",
            "", "## Steps", ""]
     out += [f"- {sentence}" for sentence in step_status(run) + left_out_sentences(run)]
     out += [f"- {name} skipped ({reason})" for name, reason in skipped]
