@@ -23,7 +23,7 @@ from utils.provenance import DECISION_SETTINGS, RUN_OWN_SETTINGS, same_recipe, s
 from utils.records import write_csv_atomic
 from utils.results import RESULT_FIELDS, RESULTS_TABLE, read_baselines, read_csv_rows, read_distances, read_outcome
 from utils.text_tables import targets_named
-from utils_pickaback.ranking import picks_for, ranked_pairs, read_rankings
+from utils_pickaback.ranking import another_arch_sentences, picks_of_arch, ranked_pairs, read_rankings
 from utils_pickaback.selection_quality import (UNTRAINED, compared_candidates, designed_related_pick,
                                                outdated_control_sentences, selection_figures)
 
@@ -173,9 +173,12 @@ def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
     on their backbone as it is now: not yet, or before the backbone was trained again)."""
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
     readable = {task.task_id for task in cfg.tasks if arch_reads(arch, task)}
-    selections = picks_for(result_csv, arch, readable) if result_csv.exists() else {}
+    selections, other_arch = picks_of_arch(result_csv, arch)     # others: left out, said (not all refused)
+    selections = {target: backbone for target, backbone in selections.items() if target in readable}
+    for sentence in another_arch_sentences(cfg.name, arch, other_arch):
+        print(sentence)
     if not selections:
-        raise UserError(f"{result_csv} holds no selection; run the pipeline "
+        raise UserError(f"{result_csv} holds no selection {arch} reads; run the pipeline "
                         f"(run_pickaback/quickstart.sh) first.")
     scratch = {"val": read_baselines(paths.baseline_acc_file(arch, cfg.name, seed)),
                "test": read_baselines(paths.baseline_test_acc_file(arch, cfg.name, seed))}
