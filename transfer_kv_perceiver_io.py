@@ -65,7 +65,8 @@ def transfer(cfg, arch, target, backbone, seed, force=False, picked=False):
         return out, "unchanged, kept"
     model, payload = load_model(chosen, expect_arch=arch, expect_config=cfg)
     if model.task_names[-1] != backbone.name:
-        raise UserError(f"{chosen} is not a backbone checkpoint of {backbone.name}.")
+        raise UserError(f"{chosen} is not a backbone checkpoint of {backbone.name} (it was replaced); re-run step "
+                        f"2-2 (run_pickaback/select_pruning_ratio_of_backbone.sh {cfg.name}) to install it again.")
     if target.name in model.task_names:
         raise UserError(f"{chosen} already holds task {target.name}; it cannot be its own backbone.")
     target_model = load_task_model(cfg, target, arch, seed)

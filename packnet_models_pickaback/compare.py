@@ -32,7 +32,8 @@ def load_candidate_model(cfg, task, arch, seed, compared):
     path = paths.candidate_checkpoint(arch, cfg.name, task.name, seed, compared)
     model, _ = load_model(path, expect_arch=arch, expect_config=cfg)
     if model.task_names[-1] != task.name:
-        raise UserError(f"{path} is not a backbone checkpoint of {task.name}.")
+        raise UserError(f"{path} is not a backbone checkpoint of {task.name} (it was replaced); re-run step 2-2 "
+                        f"(run_pickaback/select_pruning_ratio_of_backbone.sh {cfg.name}) to install it again.")
     return model
 
 

@@ -188,6 +188,18 @@ def test_a_changed_backbone_redoes_its_transfer(pipeline, tmp_path):
     assert "written (its input 'backbone' changed)" in proc.stdout
 
 
+def test_step_4_names_step_2_2_when_the_chosen_checkpoint_is_another_tasks(pipeline, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(pipeline["out"], out)
+    chosen = out / pipeline["chosen"].relative_to(pipeline["out"])
+    (other,) = (out / "checkpoints_perceiver_io" / "baseline_scratch" / ARCH / "demo" / TEXT_TARGET).glob("*.pth.tar")
+    shutil.copyfile(other, chosen)
+    proc = python("transfer_kv_perceiver_io.py", "--dataset_config", "demo", "--target_id", "7",
+                  env=script_env(out, pipeline["env"]["MMPAB_DATA_ROOT"]))
+    assert proc.returncode == 1 and f"is not a backbone checkpoint of {BACKBONE} (it was replaced); re-run step 2-2 " \
+        "(run_pickaback/select_pruning_ratio_of_backbone.sh demo)" in proc.stderr, proc.stderr
+
+
 def test_step_3_2_starts_from_the_transfer_step_4_named(pipeline, tmp_path):
     """A stale transfer of an earlier choice (checkpoint-30_... sorts before checkpoint-1_...) is never taken."""
     out = tmp_path / "out"
