@@ -116,6 +116,6 @@ def test_step_3_1s_settings_are_checked_before_any_step_and_as_its_parser_allows
     for name, flag in flags.items():
         (line,) = [line for line in common.splitlines() if line.startswith(f"check_choice {name} ")]
         assert line.split()[2:] == list(actions[flag].choices), name
-    proc = subprocess.run(["bash", "-c", "source run_pickaback/common.sh demo"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run(["bash", "-c", "source run_pickaback/common.sh cifar100"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SCORE": "bogus"})
     assert proc.returncode == 1 and "SCORE must be one of: modeldiff, modeldiff_cos" in proc.stderr, proc.stderr
