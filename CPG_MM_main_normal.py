@@ -437,6 +437,8 @@ def finished_status(run, task, checkpoint):
     """
     args = run.args
     if args.force:
+        if args.keep_finished:      # FORCE trains it again, but as it was trained (at any width of its grow loop)
+            refuse_to_force_another_run(args, run, checkpoint)
         return None, run
     if not checkpoint.exists():
         if any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
@@ -471,6 +473,17 @@ def refuse_to_replace(args, checkpoint, reason):
                         f"({reason}): bring step 3-2 up to date first (run_pickaback/w_backbone.sh) or run the "
                         f"control with its settings; REPLACE_STEP_3_2=1 lets the control replace it, in a copy of "
                         f"the outputs (docs/transfer-control.md).")
+
+
+def refuse_to_force_another_run(args, run, checkpoint):
+    """refuse_to_replace, under FORCE: the finished run trained again under other settings than it was."""
+    if checkpoint.exists():
+        reason = why_stale(load_checkpoint(checkpoint).get("provenance"), run.provenance,
+                           ignore=DECISION_SETTINGS | {"network_width_multiplier"})
+        if reason is not None:
+            refuse_to_replace(args, checkpoint, reason)
+    elif any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
+        refuse_to_replace(args, checkpoint, "a checkpoint of another number of epochs is there")
 
 
 def with_own_run_to_decide_again(run, checkpoint, saved):

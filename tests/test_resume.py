@@ -191,8 +191,12 @@ def test_keep_finished_refuses_to_train_a_finished_run_again_under_other_setting
                           (("--epochs", 2), "(a checkpoint of another number of epochs is there)")):
         proc = finetune(env, tmp_path / "t", *extra, "--keep_finished", check=False)
         assert proc.returncode == 1 and "which the control would train again in its place " + reason in proc.stderr
+    forced = finetune(env, tmp_path / "t", "--epochs", 1, "--lr", "0.05", "--keep_finished", "--force", check=False)
+    assert forced.returncode == 1 and "(lr changed (0.01 -> 0.05))" in forced.stderr     # FORCE: as it was only
     assert epochs_trained(tmp_path / "t") == 1
     assert "is already done" in finetune(env, tmp_path / "t", "--epochs", 1, "--keep_finished").stdout
+    finetune(env, tmp_path / "t", "--epochs", 1, "--keep_finished", "--force")
+    assert epochs_trained(tmp_path / "t") == 2
     assert "so its weights are kept" in finetune(env, tmp_path / "t", "--epochs", 1, "--allow_acc_loss", "0.05",
                                                  "--keep_finished").stdout
 
