@@ -10,7 +10,8 @@ import torch
 
 from conftest import BASELINE_TASK_IDS, python, sha256, steps_python
 from models.cpg import CPGModel
-from tools.continual import best_runs, cell, cl_figures, format_table, pair_row, same_tasks_at_every_seed
+from tools.continual import (best_runs, cell, cl_figures, format_table, pair_row, ran_at_every_seed,
+                             same_tasks_at_every_seed)
 from utils import paths
 from utils.checkpoint import load_model
 from utils.dataset_config import REPO_ROOT, get_config
@@ -208,3 +209,11 @@ def test_a_method_whose_seeds_cover_other_tasks_is_left_out_of_the_mean_and_said
     assert not same_tasks_at_every_seed("scratch", by_seed)
     assert "Left out scratch: its runs cover other tasks at different seeds (seed 2: a, b, c; seed 3: a, b)" in \
         capsys.readouterr().out
+
+
+def test_a_method_run_at_some_seeds_only_is_left_out_and_said(capsys):
+    """The transfer control ran at seed 2 only: its oracle and random rows vanished from --seeds 2 3 (before)."""
+    by_seed = {2: {"scratch": {}, "pickaback_oracle": {}}, 3: {"scratch": {}}}
+    assert ran_at_every_seed("scratch", by_seed) and capsys.readouterr().out == ""
+    assert not ran_at_every_seed("pickaback_oracle", by_seed)
+    assert capsys.readouterr().out == "Left out pickaback_oracle: it has no runs at seed 3.\n"

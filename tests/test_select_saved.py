@@ -123,7 +123,7 @@ def test_steps_4_and_3_2_refuse_picks_that_step_3_1_made_with_another_arch(root)
     # the results table leaves such a target out, saying so, rather than refusing the others' rows with it
     table = python("-m", "tools.results_table", "demo", env=dict(os.environ))
     assert ("Left out: target 1, whose pick in pickaback_demo_result.csv step 3-1 made with another arch's models "
-            "since" in table.stdout and "holds no selection perceiver_io reads" in table.stderr), table.stderr
+            "since" in table.stderr and "holds no selection perceiver_io reads" in table.stderr), table.stderr
 
 
 # Candidate 4 is the closest to each of the image targets 1-3; each target also has a candidate close to it alone

@@ -237,8 +237,8 @@ def seed_rows(cfg, arch, seed):
 def table(args):
     cfg = get_config(args.dataset_config)
     by_seed = {seed: seed_rows(cfg, args.arch, seed) for seed in args.seeds}
-    methods = [m for m in by_seed[args.seeds[0]] if all(m in rows for rows in by_seed.values())
-               and same_tasks_at_every_seed(m, by_seed)]
+    methods = [m for m in by_seed[args.seeds[0]]
+               if ran_at_every_seed(m, by_seed) and same_tasks_at_every_seed(m, by_seed)]
     out = []
     for method in methods:
         runs = [rows[method] for rows in by_seed.values()]
@@ -255,6 +255,15 @@ def table(args):
     print(format_table(out))
     print(f"Wrote {path}.")
     return 0
+
+
+def ran_at_every_seed(method, by_seed):
+    """Whether `method` has runs at every seed; if not, says so (e.g. a transfer control run at one seed only)."""
+    missing = [seed for seed, rows in by_seed.items() if method not in rows]
+    if missing:
+        print(f"Left out {method}: it has no runs at seed{'s' if len(missing) > 1 else ''} "
+              f"{', '.join(map(str, missing))}.")
+    return not missing
 
 
 def same_tasks_at_every_seed(method, by_seed):

@@ -173,13 +173,13 @@ def result_rows(cfg, arch, seed=paths.DEFAULT_SEED):
     on their backbone as it is now: not yet, or before the backbone was trained again)."""
     result_csv = paths.pickaback_result_csv(cfg.name, seed)
     readable = {task.task_id for task in cfg.tasks if arch_reads(arch, task)}
-    selections, other_arch = picks_of_arch(result_csv, arch)     # others: left out, said (not all refused)
-    selections = {target: backbone for target, backbone in selections.items() if target in readable}
-    for sentence in another_arch_sentences(cfg.name, arch, other_arch):
-        print(sentence)
+    # another arch's picks: left out (and said, with the control's sentences, by main), not every row refused
+    picks, other_arch = picks_of_arch(result_csv, arch)
+    selections = {target: backbone for target, backbone in picks.items() if target in readable}
     if not selections:
-        raise UserError(f"{result_csv} holds no selection {arch} reads; run the pipeline "
-                        f"(run_pickaback/quickstart.sh) first.")
+        raise UserError(" ".join([f"{result_csv} holds no selection {arch} reads; run the pipeline "
+                                  f"(run_pickaback/quickstart.sh) first.",
+                                  *another_arch_sentences(cfg.name, arch, other_arch)]))
     scratch = {"val": read_baselines(paths.baseline_acc_file(arch, cfg.name, seed)),
                "test": read_baselines(paths.baseline_test_acc_file(arch, cfg.name, seed))}
     regret = {split: {f.target_id: f.regret for f in selection_figures(cfg, arch, seed, split=split)[0]}
