@@ -9,9 +9,9 @@
 # backbones and transfer files; a run of seed S in <run folder>/training_seed<S>/), so that the figures are
 # means over seeds and the spread between seeds says how large a difference the control can resolve;
 # CONTROL_TARGETS="1 4" runs the control for these targets only (the candidates stay every task of TASKS).
-# A MAX_WIDTH under which a selected pair's run would grow otherwise, and an EPOCHS, LR, ... other than step
-# 3-2's, are refused (FORCE=1 too), as those runs would be trained again in their place; REPLACE_STEP_3_2=1 allows
-# it (in a copy of the outputs: docs/transfer-control.md).
+# A MAX_WIDTH, EPOCHS, LR, ... other than step 3-2's is refused (FORCE=1 too), as the selected pairs' runs would be
+# trained (or decided) again in their place; REPLACE_STEP_3_2=1 allows it (in a copy of the outputs:
+# docs/transfer-control.md).
 # Usage: [CONTROL_BACKBONES=all|related|random:K] [CONTROL_SEEDS=...] [CONTROL_TARGETS=...] [JOBS=2]
 #        [MAX_WIDTH=...] [REPLACE_STEP_3_2=1]
 #        bash run_pickaback/transfer_matrix.sh [cfg]

@@ -142,19 +142,6 @@ def test_plan_refuses_to_train_step_3_2s_run_again_under_another_max_width(outpu
     assert capsys.readouterr().out.splitlines() == ["1 2 3", "2 1 3", "3 1 2"] * 2
 
 
-def test_plan_lets_another_max_width_decide_again_a_run_that_reached_its_baseline_at_width_1(output_root, capsys):
-    """Such a run is only decided again (0adc23a), so the refusal protected nothing; one that stayed under its
-    baseline at its limit would grow under a larger one, and is refused."""
-    write_selections({1: 2})
-    finished_run(run_dir("shapes_noisy", "shapes_clean"), 0.9, width=1.0, max_width=2.0, reached_baseline=True)
-    control_plan("--only", "1", "--max_width", "1.0")
-    assert capsys.readouterr().out.splitlines() == ["1 2 3"]
-    (run_dir("shapes_noisy", "shapes_clean") / "scratch" / "outcome.json").write_text(json.dumps(
-        {"width": 1.0, "val_accuracy": 0.5, "test_accuracy": 0.9, "max_width": 1.0, "reached_baseline": False}))
-    with pytest.raises(UserError, match="would train that run again in its place"):
-        control_plan("--only", "1", "--max_width", "2.0")
-
-
 def test_collect_leaves_out_runs_of_other_settings_than_step_3_2s_run_of_the_selected_backbone(output_root, capsys):
     """EPOCHS=3 after a control at 4 epochs: step 3-2's run of the selected backbone (2) is trained again, the other
     runs kept their starts; one control must not set runs of two recipes against each other. What a run has of its

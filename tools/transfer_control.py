@@ -108,9 +108,9 @@ def refuse_to_replace_step_3_2(cfg, target_id, selected, args):
     target, backbone = cfg.task(target_id).name, cfg.task(selected).name
     outcome = read_run_outcome(paths.target_dir(args.arch, cfg.name, backbone, target, args.seed))
     grown_to = (outcome or {}).get("max_width")     # (outcomes before 2026-12-04 do not say)
-    # a run that reached its baseline at width 1.0 is decided again under another limit, not trained again
-    kept = bool(outcome) and outcome.get("width") == 1.0 and outcome.get("reached_baseline") is True
-    if isinstance(grown_to, (int, float)) and grown_to != args.max_width and not kept:
+    # (a run that reached its baseline at width 1.0 would only be decided again, but that rewrites step 3-2's
+    # checkpoint and outcome in place with the control's limit: refused too)
+    if isinstance(grown_to, (int, float)) and grown_to != args.max_width:
         raise UserError(f"Step 3-2 trained target {target_id} ({target}) on backbone {selected} with MAX_WIDTH="
                         f"{grown_to:g}, and the control at MAX_WIDTH={args.max_width:g} would train that run again "
                         f"in its place: run the control with MAX_WIDTH={grown_to:g}, or in a copy of the outputs "
