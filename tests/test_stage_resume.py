@@ -122,8 +122,8 @@ def test_a_stage_resumed_after_a_killed_run_of_other_epochs_keeps_its_own_train_
     shorter = [str(a) for a in argv]
     shorter[shorter.index("--epochs") + 1] = "6"
     kill_after_saved_epochs(shorter, env, paths.stage_state_file(resumed.with_name("checkpoint-6.pth.tar")), 2)
-    resumed = ok(python(*argv[1:], env=env, timeout=600)).stdout
-    resumed_at = re.search(r"Resuming baseline after epoch (\d+) of 12", resumed)
+    console = ok(python(*argv[1:], env=env, timeout=600)).stdout
+    resumed_at = re.search(r"Resuming baseline after epoch (\d+) of 12", console)
     assert resumed_at and KILL_AFTER <= int(resumed_at[1]) < 12     # the kill may land an epoch after the state it saw
     rows = [[row[:4] for row in read_train_csv(tmp_path / run / "train.csv")] for run in ("whole", "killed")]
     assert rows[0] == rows[1] and len(rows[0]) == EPOCHS
