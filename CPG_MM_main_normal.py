@@ -436,13 +436,9 @@ def finished_status(run, task, checkpoint):
     settings only is not trained again: the run returned takes its weights and decides on them again.
     """
     args = run.args
-    if args.force:
-        if args.keep_finished:      # FORCE trains it again, but as it was trained (at any width of its grow loop)
-            refuse_to_force_another_run(args, run, checkpoint)
-        return None, run
-    if not checkpoint.exists():
-        if any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
-            refuse_to_replace(args, checkpoint, "a checkpoint of another number of epochs is there")
+    if args.force or not checkpoint.exists():
+        if args.keep_finished:
+            refuse_to_replace(args, checkpoint, why_trained_otherwise(run, checkpoint))
         return None, run
     payload = load_checkpoint(checkpoint)
     saved = payload.get("provenance")
@@ -467,23 +463,23 @@ def finished_status(run, task, checkpoint):
 
 def refuse_to_replace(args, checkpoint, reason):
     """With --keep_finished (the transfer control's run of a selected pair, which is step 3-2's own), a finished run
-    that would be trained again in its place, for `reason`, is refused instead."""
-    if args.keep_finished:
+    that would be trained again in its place, for `reason` (None: it would not), is refused instead."""
+    if args.keep_finished and reason is not None:
         raise UserError(f"{checkpoint.parent} holds step 3-2's run, which the control would train again in its place "
                         f"({reason}): bring step 3-2 up to date first (run_pickaback/w_backbone.sh) or run the "
                         f"control with its settings; REPLACE_STEP_3_2=1 lets the control replace it, in a copy of "
                         f"the outputs (docs/transfer-control.md).")
 
 
-def refuse_to_force_another_run(args, run, checkpoint):
-    """refuse_to_replace, under FORCE: the finished run trained again under other settings than it was."""
+def why_trained_otherwise(run, checkpoint):
+    """Why training the stage (under FORCE, at any width of its grow loop) would not remake its finished run in the
+    folder; None when it would, or when there is none."""
     if checkpoint.exists():
-        reason = why_stale(load_checkpoint(checkpoint).get("provenance"), run.provenance,
-                           ignore=DECISION_SETTINGS | {"network_width_multiplier"})
-        if reason is not None:
-            refuse_to_replace(args, checkpoint, reason)
-    elif any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
-        refuse_to_replace(args, checkpoint, "a checkpoint of another number of epochs is there")
+        return why_stale(load_checkpoint(checkpoint).get("provenance"), run.provenance,
+                         ignore=DECISION_SETTINGS | {"network_width_multiplier"})
+    if any(checkpoint.parent.glob("checkpoint-*.pth.tar")):
+        return "a checkpoint of another number of epochs is there"
+    return None
 
 
 def with_own_run_to_decide_again(run, checkpoint, saved):
